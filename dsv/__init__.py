@@ -1,0 +1,35 @@
+"""dsv: git-style version control for machine-learning datasets.
+
+Quick use::
+
+    import dsv
+    repo = dsv.Repo.init("data")        # or dsv.Repo("data") for an existing one
+    repo.commit("first snapshot")
+    for entry in repo.log():
+        print(entry.id[:10], entry.commit.message)
+
+Imports are lazy so that ``dsv --help`` and ``dsv status`` start fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["DsvError", "Repo", "__version__"]
+
+if TYPE_CHECKING:
+    from dsv.api import Repo
+    from dsv.base.errors import DsvError
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Repo":
+        from dsv.api import Repo
+
+        return Repo
+    if name == "DsvError":
+        from dsv.base.errors import DsvError
+
+        return DsvError
+    raise AttributeError(f"module 'dsv' has no attribute {name!r}")

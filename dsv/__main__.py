@@ -1,0 +1,5 @@
+"""``python -m dsv`` runs the CLI."""
+
+from dsv.cli import main
+
+main()

@@ -1,0 +1,173 @@
+"""Deciding what a checkout writes, removes, and refuses (pure planning, no writes).
+
+Git's rule: a local change blocks a checkout only where the target differs from
+HEAD (or where an untracked file would be overwritten); other local changes are
+carried over. ``force`` discards the blocking changes instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from dsv.base.errors import WorktreeError
+from dsv.manifest import ChangeKind, Manifest, diff_manifests
+from dsv.worktree.checkout import FileWrite
+from dsv.worktree.content import hash_path
+from dsv.worktree.scan import dsv_mode
+from dsv.worktree.status import WorktreeStatus
+from dsv.worktree.statcache import StatCache, StatKey
+
+
+@dataclass
+class CheckoutPlan:
+    """Files to write and remove, conflicts, and what the new stat cache keeps."""
+
+    writes: list[FileWrite] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)
+    conflicts: set[str] = field(default_factory=set)
+    target_rows: tuple[list[str], list[bytes], list[int], list[int]] = ([], [], [], [])
+    kept_keys: dict[str, StatKey | None] = field(default_factory=dict)
+    same_as_head: set[str] = field(default_factory=set)
+
+    def new_cache(self, written: dict[str, StatKey], commit: str, manifest: str) -> StatCache:
+        """The stat cache mirroring the target after a full checkout."""
+        paths, oids, sizes, modes = self.target_rows
+        keys = [written.get(p, self.kept_keys.get(p)) for p in paths]
+        return StatCache(commit, manifest, paths, oids, sizes, modes, keys)
+
+    def refresh_cache(self, cache: StatCache, written: dict[str, StatKey]) -> None:
+        """After a path checkout: files restored to HEAD's content get fresh stat keys."""
+        for p, key in written.items():
+            row = cache.index.get(p)
+            if row is not None and p in self.same_as_head:
+                cache.keys[row] = key
+
+
+def _worktree_oid(root: str, path: str) -> bytes | None:
+    full = os.path.join(root, *path.split("/"))
+    try:
+        st = os.lstat(full)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    mode = dsv_mode(st.st_mode)
+    if mode is None:
+        return None
+    h = hash_path(full, st, mode)
+    return None if h.vanished else h.raw_oid
+
+
+def _untracked(status: WorktreeStatus) -> set[str]:
+    return set(status.added) | {new for _, new in status.moved}
+
+
+def _blocked_folders(writes: list[FileWrite], untracked: set[str]) -> set[str]:
+    """Untracked files sitting where a written file needs a folder."""
+    blocked = set()
+    for w in writes:
+        parts = w.path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d in untracked:
+                blocked.add(d)
+    return blocked
+
+
+def plan_full(
+    root: str, cache: StatCache, status: WorktreeStatus, head: Manifest | None, target: Manifest, *, force: bool
+) -> CheckoutPlan:
+    """Plan a checkout that moves HEAD from ``head`` to ``target``."""
+    plan = CheckoutPlan()
+    diff = diff_manifests(head, target, detect_moves=False)
+    to_write: dict[str, FileWrite] = {}
+    to_remove: set[str] = set()
+    for c in diff.changes:
+        if c.kind in (ChangeKind.ADDED, ChangeKind.MODIFIED):
+            to_write[c.path] = FileWrite(c.path, c.new_oid or "", c.new_size or 0, c.new_mode or 0)
+        elif c.kind is ChangeKind.REMOVED:
+            to_remove.add(c.path)
+    local = status.changed_paths()
+    untracked = _untracked(status)
+    table = target.table()
+    t_paths = table.column("path").to_pylist()
+    t_oids = table.column("oid").to_pylist()
+    t_sizes = table.column("size").to_pylist()
+    t_modes = table.column("mode").to_pylist()
+    plan.target_rows = (t_paths, t_oids, t_sizes, t_modes)
+    for p in local:
+        if p in to_write:
+            if _worktree_oid(root, p) == bytes.fromhex(to_write[p].oid):
+                del to_write[p]  # already what the target wants
+            elif not force:
+                plan.conflicts.add(p)
+        elif p in to_remove:
+            if not os.path.lexists(os.path.join(root, *p.split("/"))):
+                to_remove.discard(p)
+            elif not force:
+                plan.conflicts.add(p)
+    if force:
+        # Restore every locally changed tracked file the target has.
+        target_index = {p: i for i, p in enumerate(t_paths)} if local else {}
+        for p in local - untracked:
+            i = target_index.get(p)
+            if i is not None and p not in to_write:
+                to_write[p] = FileWrite(p, t_oids[i].hex(), t_sizes[i], t_modes[i])
+    else:
+        plan.conflicts |= _blocked_folders(list(to_write.values()), untracked)
+    plan.writes = sorted(to_write.values(), key=lambda w: w.path)
+    plan.removals = sorted(to_remove)
+    changed = set(to_write) | to_remove | local
+    for row, p in enumerate(cache.paths):
+        if p not in changed:
+            plan.kept_keys[p] = cache.keys[row]
+    return plan
+
+
+def plan_paths(root: str, cache: StatCache, status: WorktreeStatus, target: Manifest, paths: list[str], *, force: bool) -> CheckoutPlan:
+    """Plan restoring only ``paths`` (files or folders) to ``target``; HEAD does not move."""
+    plan = CheckoutPlan()
+    wanted: dict[str, FileWrite] = {}
+    tracked: set[str] = set()
+    for rel in paths:
+        part = target.under(rel)
+        for p, o, s, m in zip(part.column("path").to_pylist(), part.column("oid").to_pylist(), part.column("size").to_pylist(), part.column("mode").to_pylist()):
+            wanted[p] = FileWrite(p, o.hex(), s, m)
+        prefix = rel + "/" if rel else ""
+        here = {p for p in cache.paths if not rel or p == rel or p.startswith(prefix)}
+        if part.num_rows == 0 and not here:
+            raise WorktreeError(f"path '{rel or '.'}' matches no file in that revision or in HEAD")
+        tracked |= here
+    local = status.changed_paths()
+    for p, w in list(wanted.items()):
+        row = cache.index.get(p)
+        same_as_head = row is not None and cache.oids[row].hex() == w.oid and cache.modes[row] == w.mode
+        if same_as_head:
+            plan.same_as_head.add(p)
+        if same_as_head and p not in local:
+            del wanted[p]  # the working tree already has it
+            continue
+        if p in local or (row is None and os.path.lexists(os.path.join(root, *p.split("/")))):
+            if _worktree_oid(root, p) == bytes.fromhex(w.oid):
+                del wanted[p]
+                continue
+            if not force:
+                plan.conflicts.add(p)
+    in_target = target_paths(target, tracked)
+    for p in sorted(tracked - in_target):
+        if p in local and p not in status.removed and not force:
+            plan.conflicts.add(p)
+        plan.removals.append(p)
+    plan.writes = sorted(wanted.values(), key=lambda w: w.path)
+    return plan
+
+
+def target_paths(target: Manifest, candidates: set[str]) -> set[str]:
+    """Which of ``candidates`` exist in ``target``."""
+    if not candidates:
+        return set()
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = target.table()
+    mask = pc.is_in(table.column("path"), pa.array(sorted(candidates), pa.string()))
+    return set(table.filter(mask).column("path").to_pylist())

@@ -1,0 +1,414 @@
+"""``dsv.Repo``: the porcelain. Every CLI command is one method here returning a typed result.
+
+The methods never print; warnings travel in the results and progress through the
+``progress`` callback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from dsv.api.results import (
+    BranchInfo,
+    CheckoutResult,
+    CommitResult,
+    FileInfo,
+    LogEntry,
+    ShowResult,
+    StatusResult,
+    TagInfo,
+    Warnings,
+)
+from dsv.base.errors import (
+    DsvError,
+    NothingToCommitError,
+    RefConflictError,
+    RefNotFoundError,
+    UncommittedChangesError,
+    UsageError,
+    WorktreeError,
+)
+from dsv.base.progress import Progress
+from dsv.history.refs import HEADS, TAGS, check_ref_name
+from dsv.repository import Repository
+from dsv.worktree.paths import to_repo_path
+from dsv.worktree.status import worktree_status
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dsv.history.objects import Commit
+    from dsv.history.revisions import Resolved
+
+    from dsv.maintenance import FsckReport, GcReport
+    from dsv.manifest import FileDiff, Manifest
+
+
+class Repo:
+    """A dsv repository, opened at ``path`` or any parent of it."""
+
+    def __init__(self, path: str | os.PathLike[str] = ".") -> None:
+        self._repo = Repository.open(os.fspath(path))
+        self.root = self._repo.root
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str] = ".") -> "Repo":
+        """Create a repository in ``path`` and open it."""
+        Repository.init(os.fspath(path))
+        return cls(path)
+
+    @property
+    def repository(self) -> Repository:
+        """The underlying repository (store, refs, history)."""
+        return self._repo
+
+    # -- helpers -------------------------------------------------------------------
+
+    def resolve(self, rev: str = "HEAD") -> Resolved:
+        """Resolve a revision expression."""
+        return self._repo.history.resolve(rev)
+
+    def _manifest(self, commit: Commit) -> "Manifest":
+        from dsv.manifest import read_manifest
+
+        return read_manifest(self._repo.store, commit.manifest)
+
+    def _refs_by_commit(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        head = self._repo.refs.head()
+        if head.commit:
+            out.setdefault(head.commit, []).append("HEAD" if head.detached else f"HEAD -> {head.branch}")
+        for name, oid in self._repo.refs.list(HEADS).items():
+            if name != head.branch:
+                out.setdefault(oid, []).append(name)
+        for name, oid in self._repo.refs.list(TAGS).items():
+            target = self._peel_tag(oid)
+            out.setdefault(target, []).append(f"tag: {name}")
+        return out
+
+    def _peel_tag(self, oid: str) -> str:
+        from dsv.history.objects import document_type, read_tag
+
+        try:
+            data = self._repo.store.read(oid)
+        except DsvError:
+            return oid
+        return read_tag(self._repo.store, oid).object if document_type(data) == "tag" else oid
+
+    def repo_path(self, user_path: str) -> str:
+        """A command-line path as a path relative to the working-tree root."""
+        return to_repo_path(self.root, user_path)
+
+    # -- status and commit ---------------------------------------------------------
+
+    def status(self, progress: Progress | None = None) -> StatusResult:
+        """The working tree against HEAD."""
+        head = self._repo.refs.head()
+        cache = self._repo.load_statcache(head.commit)
+        warn = Warnings()
+        st = worktree_status(self.root, cache, self._repo.ignore_rules(), warn, progress)
+        if st.refreshed or cache.commit != head.commit or not os.path.exists(self._repo.layout.statcache):
+            if head.commit is not None:
+                self._repo.save_statcache(cache)
+        for p in st.changed_while_reading:
+            warn(f"{p} changed while it was being read")
+        return StatusResult(head.branch, head.commit, tuple(st.added), tuple(st.removed), tuple(st.modified), tuple(st.moved), tuple(warn.items))
+
+    def commit(self, message: str, *, allow_empty: bool = False, progress: Progress | None = None) -> CommitResult:
+        """Snapshot the whole working tree (respecting ``.dsvignore``) as a new commit on HEAD."""
+        import pyarrow.compute as pc
+
+        from dsv.history.objects import Commit, CommitSummary, now
+        from dsv.manifest import write_manifest
+        from dsv.worktree.snapshot import take_snapshot
+
+        if not message.strip():
+            raise UsageError("empty commit message", hint="pass -m 'what changed and why'")
+        repo = self._repo
+        warn = Warnings()
+        with repo.write_lock():
+            repo.store.refresh()
+            head = repo.refs.head()
+            parent = head.commit
+            cache = repo.load_statcache(parent)
+            writer = repo.store.begin_write()
+            try:
+                snap = take_snapshot(self.root, cache, repo.ignore_rules(), writer, warn, progress)
+                if not allow_empty and (not snap.changed if parent else snap.table.num_rows == 0):
+                    raise NothingToCommitError()
+                manifest_id = write_manifest(snap.table, writer)
+                name, email = repo.author()
+                total = pc.sum(snap.table.column("size")).as_py() or 0
+                commit = Commit(
+                    manifest=manifest_id,
+                    parents=(parent,) if parent else (),
+                    author=name,
+                    email=email,
+                    time=now(),
+                    message=message,
+                    summary=CommitSummary(
+                        files=snap.table.num_rows, bytes=total, added=snap.added, removed=snap.removed, modified=snap.modified, moved=snap.moved
+                    ),
+                )
+                cid = writer.add_bytes(commit.to_json_bytes())
+                writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+            # Everything the commit reaches is durable: now move the ref (compare-and-swap).
+            if head.branch is not None:
+                repo.refs.update(f"{HEADS}/{head.branch}", cid, expected=parent)
+            else:
+                if repo.refs.head().commit != parent:
+                    raise RefConflictError("HEAD", parent, repo.refs.head().commit)
+                repo.refs.set_head(commit=cid)
+            snap.cache.commit = cid
+            snap.cache.manifest = manifest_id
+            repo.save_statcache(snap.cache)
+        for p in snap.changed_while_reading:
+            warn(f"{p} changed while it was being committed; the version read was stored")
+        return CommitResult(
+            cid, head.branch, commit, tuple(warn.items), tuple(snap.changed_while_reading), snap.files_read, snap.bytes_read
+        )
+
+    # -- history -------------------------------------------------------------------
+
+    def log(self, rev: str = "HEAD", *, limit: int | None = None) -> list[LogEntry]:
+        """Commits reachable from ``rev``, newest first."""
+        head = self._repo.refs.head()
+        if rev == "HEAD" and head.commit is None:
+            return []
+        start = self.resolve(rev).commit_id
+        refs = self._refs_by_commit()
+        return [LogEntry(oid, c, tuple(refs.get(oid, ()))) for oid, c in self._repo.history.walk(start, limit=limit)]
+
+    def show(self, rev: str = "HEAD") -> ShowResult:
+        """One commit, or the commit a tag names plus the tag's message and metadata."""
+        r = self.resolve(rev)
+        tag_name = r.tag_name
+        tag = r.tag
+        if tag_name is None and self._repo.refs.read(f"{TAGS}/{rev}") is not None:
+            tag_name = rev
+        refs = self._refs_by_commit()
+        return ShowResult(r.commit_id, r.commit, tag_name, tag, tuple(refs.get(r.commit_id, ())))
+
+    # -- reading snapshots ---------------------------------------------------------
+
+    def ls(self, rev: str = "HEAD", path: str = "") -> list[FileInfo]:
+        """Files at ``rev``, optionally only at or under ``path``."""
+        r = self.resolve(rev)
+        table = self._manifest(r.commit).under(path)
+        return [
+            FileInfo(p, o.hex(), s, m)
+            for p, o, s, m in zip(
+                table.column("path").to_pylist(), table.column("oid").to_pylist(), table.column("size").to_pylist(), table.column("mode").to_pylist()
+            )
+        ]
+
+    def manifest_table(self, rev: str = "HEAD") -> "pa.Table":
+        """The manifest of ``rev`` as an Arrow table ``(path, oid, size, mode)``."""
+        return self._manifest(self.resolve(rev).commit).table()
+
+    def open_file(self, rev: str, path: str) -> Iterator[bytes]:
+        """Stream the bytes of ``path`` at ``rev`` (verified)."""
+        path = path.strip("/")
+        r = self.resolve(rev)
+        table = self._manifest(r.commit).under(path)
+        rows = [i for i, p in enumerate(table.column("path").to_pylist()) if p == path]
+        if not rows:
+            if table.num_rows:
+                raise WorktreeError(f"'{path}' is a folder at {rev}", hint=f"use 'dsv ls {rev} {path}'")
+            raise WorktreeError(f"'{path}' does not exist at {rev}", hint=f"see 'dsv ls {rev}'")
+        oid = table.column("oid")[rows[0]].as_py().hex()
+        return self._repo.store.iter_chunks(oid)
+
+    def read_file(self, rev: str, path: str) -> bytes:
+        """The bytes of ``path`` at ``rev``."""
+        return b"".join(self.open_file(rev, path))
+
+    # -- diff ----------------------------------------------------------------------
+
+    def worktree_table(self, progress: Progress | None = None) -> "pa.Table":
+        """The working tree as a manifest table (hashing changed files, storing nothing)."""
+        from dsv.manifest import entries_table
+        from dsv.worktree.content import hash_path
+        from dsv.worktree.scan import scan
+
+        head = self._repo.refs.head()
+        cache = self._repo.load_statcache(head.commit)
+        res = scan(self.root, cache, self._repo.ignore_rules(), Warnings())
+        paths, oids, sizes, modes = [], [], [], []
+        for row, _key in res.clean:
+            paths.append(cache.paths[row])
+            oids.append(cache.oids[row])
+            sizes.append(cache.sizes[row])
+            modes.append(cache.modes[row])
+        todo = [(cache.paths[r], st, m) for r, st, m in res.suspect] + list(res.new)
+        for p, st, m in todo:
+            h = hash_path(os.path.join(self.root, *p.split("/")), st, m)
+            if h.vanished:
+                continue
+            paths.append(p)
+            oids.append(h.raw_oid)
+            sizes.append(h.size)
+            modes.append(m)
+        return entries_table(paths, oids, sizes, modes)
+
+    def diff(self, old: str | None = None, new: str | None = None) -> "FileDiff":
+        """File-level diff: ``old`` vs ``new``; a missing side is the working tree (default HEAD vs working tree)."""
+        from dsv.manifest import diff_manifests, diff_tables, empty_entries
+
+        if new is not None:
+            a = self._manifest(self.resolve(old or "HEAD").commit)
+            b = self._manifest(self.resolve(new).commit)
+            return diff_manifests(a, b)
+        head = self._repo.refs.head()
+        if old is None and head.commit is None:
+            return diff_tables(empty_entries(), self.worktree_table())
+        base = self._manifest(self.resolve(old or "HEAD").commit).table()
+        return diff_tables(base, self.worktree_table())
+
+    # -- checkout ------------------------------------------------------------------
+
+    def checkout(self, rev: str, paths: Sequence[str] | None = None, *, force: bool = False, progress: Progress | None = None) -> CheckoutResult:
+        """Restore the working tree (or only ``paths``) to ``rev``.
+
+        Without paths HEAD moves to ``rev`` (a branch name keeps HEAD on that branch;
+        anything else detaches it). Local changes to files that differ between HEAD
+        and ``rev`` stop the checkout unless ``force``; other local changes are kept.
+        """
+        from dsv.api.checkout_plan import plan_full, plan_paths
+        from dsv.worktree.checkout import materialize
+
+        repo = self._repo
+        warn = Warnings()
+        with repo.write_lock():
+            repo.store.refresh()
+            target = self.resolve(rev)
+            head = repo.refs.head()
+            cache = repo.load_statcache(head.commit)
+            status = worktree_status(self.root, cache, repo.ignore_rules(), warn)
+            target_manifest = self._manifest(target.commit)
+            if paths:
+                rel = [self.repo_path(p) for p in paths]
+                plan = plan_paths(self.root, cache, status, target_manifest, rel, force=force)
+            else:
+                head_manifest = self._manifest(self._repo.history.commit(head.commit)) if head.commit else None
+                plan = plan_full(self.root, cache, status, head_manifest, target_manifest, force=force)
+            if plan.conflicts:
+                raise UncommittedChangesError(sorted(plan.conflicts))
+            keys = materialize(self.root, repo.store, plan.writes, plan.removals, progress)
+            branch = None
+            if not paths:
+                is_branch = repo.refs.read(f"{HEADS}/{rev}") is not None and re.fullmatch(r"[^~^]+", rev) is not None
+                if is_branch:
+                    repo.refs.set_head(branch=rev)
+                    branch = rev
+                else:
+                    repo.refs.set_head(commit=target.commit_id)
+                new_cache = plan.new_cache(keys, target.commit_id, target.commit.manifest)
+                repo.save_statcache(new_cache)
+            else:
+                plan.refresh_cache(cache, keys)
+                if head.commit is not None:
+                    repo.save_statcache(cache)
+                branch = head.branch
+        return CheckoutResult(
+            target.commit_id,
+            branch,
+            len(plan.writes),
+            len(plan.removals),
+            sum(w.size for w in plan.writes),
+            tuple(paths or ()),
+            tuple(warn.items),
+        )
+
+    # -- branches and tags ---------------------------------------------------------
+
+    def branches(self) -> list[BranchInfo]:
+        """Every branch; ``current`` marks HEAD's."""
+        head = self._repo.refs.head()
+        return [BranchInfo(n, c, n == head.branch) for n, c in self._repo.refs.list(HEADS).items()]
+
+    def create_branch(self, name: str, rev: str = "HEAD", *, force: bool = False) -> BranchInfo:
+        """Create branch ``name`` at ``rev``."""
+        check_ref_name(name)
+        head = self._repo.refs.head()
+        if force and head.branch == name:
+            raise UsageError(f"cannot force-move the current branch '{name}'", hint="use 'dsv checkout' to move it")
+        oid = self.resolve(rev).commit_id
+        self._repo.refs.create(HEADS, name, oid, force=force)
+        return BranchInfo(name, oid, head.branch == name)
+
+    def delete_branch(self, name: str) -> str:
+        """Delete branch ``name``; refuse the current branch."""
+        if self._repo.refs.head().branch == name:
+            raise UsageError(f"cannot delete the current branch '{name}'", hint="check out another branch first")
+        if self._repo.refs.read(f"{HEADS}/{name}") is None:
+            raise RefNotFoundError(name)
+        return self._repo.refs.delete(HEADS, name)
+
+    def tags(self) -> list[TagInfo]:
+        """Every tag, with its annotation when it has one."""
+        from dsv.history.objects import document_type, read_tag
+
+        out = []
+        for name, oid in self._repo.refs.list(TAGS).items():
+            tag = None
+            commit = oid
+            try:
+                if document_type(self._repo.store.read(oid)) == "tag":
+                    tag = read_tag(self._repo.store, oid)
+                    commit = tag.object
+            except DsvError:
+                pass
+            out.append(TagInfo(name, oid, commit, tag))
+        return out
+
+    def create_tag(
+        self, name: str, rev: str = "HEAD", *, message: str | None = None, meta: dict[str, str] | None = None, force: bool = False
+    ) -> TagInfo:
+        """Tag ``rev`` as ``name``: annotated (a stored tag object) when a message or metadata is given."""
+        from dsv.history.objects import Tag, now
+
+        check_ref_name(name)
+        commit_id = self.resolve(rev).commit_id
+        tag = None
+        oid = commit_id
+        if message is not None or meta:
+            tagger, email = self._repo.author()
+            tag = Tag(object=commit_id, name=name, tagger=tagger, email=email, time=now(), message=message or "", meta=dict(meta or {}))
+            writer = self._repo.store.begin_write()
+            try:
+                oid = writer.add_bytes(tag.to_json_bytes())
+                writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+        self._repo.refs.create(TAGS, name, oid, force=force)
+        return TagInfo(name, oid, commit_id, tag)
+
+    def delete_tag(self, name: str) -> str:
+        """Delete tag ``name``."""
+        if self._repo.refs.read(f"{TAGS}/{name}") is None:
+            raise RefNotFoundError(name)
+        return self._repo.refs.delete(TAGS, name)
+
+    # -- maintenance ---------------------------------------------------------------
+
+    def fsck(self, progress: Progress | None = None) -> "FsckReport":
+        """Re-hash every object and check every reference."""
+        from dsv.maintenance import fsck
+
+        return fsck(self._repo, progress)
+
+    def gc(self, grace_seconds: float = 14 * 86400) -> "GcReport":
+        """Delete unreachable objects older than the grace period."""
+        from dsv.maintenance import gc
+
+        if grace_seconds < 0:
+            raise UsageError("grace period must not be negative")
+        return gc(self._repo, grace_seconds)

@@ -1,0 +1,206 @@
+"""Typed results of the porcelain operations; each has ``to_dict()`` for ``--json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dsv.history.objects import Commit, Tag
+
+
+def commit_dict(oid: str, c: Commit) -> dict[str, Any]:
+    """The JSON shape of a commit (docs/cli.md)."""
+    return {
+        "id": oid,
+        "parents": list(c.parents),
+        "author": c.author,
+        "email": c.email,
+        "time": c.time.isoformat(),
+        "message": c.message,
+        "manifest": c.manifest,
+        "files": c.summary.files,
+        "bytes": c.summary.bytes,
+        "changes": {"added": c.summary.added, "removed": c.summary.removed, "modified": c.summary.modified, "moved": c.summary.moved},
+    }
+
+
+def tag_dict(name: str, oid: str, tag: Tag | None, commit_id: str) -> dict[str, Any]:
+    """The JSON shape of a tag."""
+    return {
+        "name": name,
+        "commit": commit_id,
+        "annotated": tag is not None,
+        "object": oid,
+        "message": tag.message if tag else None,
+        "tagger": tag.tagger if tag else None,
+        "time": tag.time.isoformat() if tag else None,
+        "meta": dict(tag.meta) if tag else {},
+    }
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """A new commit."""
+
+    id: str
+    branch: str | None
+    commit: Commit
+    warnings: tuple[str, ...] = ()
+    changed_while_reading: tuple[str, ...] = ()
+    files_read: int = 0
+    bytes_read: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        d = commit_dict(self.id, self.commit)
+        d.update(
+            branch=self.branch,
+            warnings=list(self.warnings),
+            changed_while_reading=list(self.changed_while_reading),
+            files_read=self.files_read,
+            bytes_read=self.bytes_read,
+        )
+        return d
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One commit in ``log``, with the refs pointing at it."""
+
+    id: str
+    commit: Commit
+    refs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        d = commit_dict(self.id, self.commit)
+        d["refs"] = list(self.refs)
+        return d
+
+
+@dataclass(frozen=True)
+class ShowResult:
+    """A commit, and the tag it was named through (if any)."""
+
+    id: str
+    commit: Commit
+    tag_name: str | None = None
+    tag: Tag | None = None
+    refs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        d = commit_dict(self.id, self.commit)
+        d["refs"] = list(self.refs)
+        d["tag"] = tag_dict(self.tag_name, "", self.tag, self.id) if self.tag_name else None
+        if d["tag"] is not None:
+            d["tag"].pop("object")
+        return d
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    """The working tree against HEAD."""
+
+    branch: str | None
+    head: str | None
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    modified: tuple[str, ...]
+    moved: tuple[tuple[str, str], ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        """Whether nothing changed."""
+        return not (self.added or self.removed or self.modified or self.moved)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "branch": self.branch,
+            "head": self.head,
+            "clean": self.clean,
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "modified": list(self.modified),
+            "moved": [{"from": a, "to": b} for a, b in self.moved],
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One file of a snapshot."""
+
+    path: str
+    oid: str
+    size: int
+    mode: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"path": self.path, "oid": self.oid, "size": self.size, "mode": f"{self.mode:o}"}
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    """What a checkout did."""
+
+    commit: str
+    branch: str | None
+    written: int
+    removed: int
+    bytes_written: int
+    paths: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "commit": self.commit,
+            "branch": self.branch,
+            "written": self.written,
+            "removed": self.removed,
+            "bytes_written": self.bytes_written,
+            "paths": list(self.paths),
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class BranchInfo:
+    """A branch."""
+
+    name: str
+    commit: str
+    current: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"name": self.name, "commit": self.commit, "current": self.current}
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """A tag (annotated or lightweight)."""
+
+    name: str
+    object: str
+    commit: str
+    tag: Tag | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return tag_dict(self.name, self.object, self.tag, self.commit)
+
+
+@dataclass
+class Warnings:
+    """Collects warnings raised deep in a service, for the result."""
+
+    items: list[str] = field(default_factory=list)
+
+    def __call__(self, message: str) -> None:
+        self.items.append(message)

@@ -1,0 +1,277 @@
+"""The one exception tree of dsv.
+
+Every error a user can cause or meet derives from :class:`DsvError`, carries the
+data a user needs (paths, ids, revisions) and a ``hint`` saying what to do. The CLI
+maps the tree to a one-line message and an exit code in a single place
+(``dsv.cli.errors``); the library never prints.
+
+::
+
+    DsvError
+    ├── NotARepositoryError           no .dsv/ here or above
+    ├── RepositoryExistsError         dsv init where a repository already is
+    ├── FormatVersionError            on-disk data written by a newer dsv
+    ├── CorruptMetadataError          malformed config, commit, tag, manifest, cache
+    ├── ObjectError
+    │   ├── ObjectNotFoundError       an id the store does not hold
+    │   └── CorruptObjectError        stored bytes do not hash to their id
+    ├── RevisionError
+    │   ├── UnknownRevisionError      no commit, branch or tag of that name
+    │   └── AmbiguousRevisionError    an id prefix matching several commits
+    ├── RefError
+    │   ├── InvalidRefNameError
+    │   ├── RefExistsError
+    │   ├── RefNotFoundError
+    │   └── RefConflictError          compare-and-swap lost a race
+    ├── LockError                     another dsv process holds a lock
+    ├── WorktreeError
+    │   ├── UnsafePathError           a path that would leave the working tree
+    │   ├── UncommittedChangesError   checkout would clobber local changes
+    │   └── NothingToCommitError
+    ├── UsageError                    a bad argument value (durations, key=value)
+    └── StorageError                  the filesystem refused a read or write
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class DsvError(Exception):
+    """Root of all dsv errors.
+
+    Attributes:
+        message: what went wrong, one line.
+        hint: what the user can do about it, or ``None``.
+    """
+
+    exit_code = 1
+    default_hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotARepositoryError(DsvError):
+    """The folder (or any parent) holds no ``.dsv`` repository."""
+
+    exit_code = 128
+    default_hint = "run 'dsv init' in the dataset folder first"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"not a dsv repository (or any parent): {path}")
+        self.path = path
+
+
+class RepositoryExistsError(DsvError):
+    """``dsv init`` where a repository already exists."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"a dsv repository already exists at {path}")
+        self.path = path
+
+
+class FormatVersionError(DsvError):
+    """Data on disk carries a format version this dsv does not understand."""
+
+    exit_code = 3
+    default_hint = "upgrade dsv to read this repository"
+
+    def __init__(self, what: str, found: object, supported: object) -> None:
+        super().__init__(f"{what} has format version {found}; this dsv supports {supported}")
+        self.what = what
+        self.found = found
+        self.supported = supported
+
+
+class CorruptMetadataError(DsvError):
+    """A config, ref, commit, tag, manifest or cache file does not parse or validate."""
+
+    exit_code = 3
+    default_hint = "run 'dsv fsck' to see what else is damaged"
+
+    def __init__(self, what: str, detail: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{what} is malformed: {detail}", hint=hint)
+        self.what = what
+        self.detail = detail
+
+
+class ObjectError(DsvError):
+    """A problem with one stored object."""
+
+    exit_code = 3
+
+
+class ObjectNotFoundError(ObjectError):
+    """The store does not hold an object the caller asked for."""
+
+    default_hint = "the repository is missing data; run 'dsv fsck', or fetch it from a remote"
+
+    def __init__(self, oid: str, *, context: str | None = None) -> None:
+        where = f" (needed by {context})" if context else ""
+        super().__init__(f"object {oid} is missing{where}")
+        self.oid = oid
+        self.context = context
+
+
+class CorruptObjectError(ObjectError):
+    """Stored bytes do not hash to the id they are stored under."""
+
+    default_hint = "run 'dsv fsck' to list every damaged object and what uses it"
+
+    def __init__(self, oid: str, actual: str, *, location: str | None = None) -> None:
+        where = f" at {location}" if location else ""
+        super().__init__(f"object {oid} is corrupt{where}: its bytes hash to {actual}")
+        self.oid = oid
+        self.expected = oid
+        self.actual = actual
+        self.location = location
+
+
+class RevisionError(DsvError):
+    """A revision expression that cannot be resolved."""
+
+    exit_code = 2
+
+
+class UnknownRevisionError(RevisionError):
+    """No commit, branch or tag matches the revision."""
+
+    default_hint = "see 'dsv log', 'dsv branch --list' and 'dsv tag --list' for what exists"
+
+    def __init__(self, rev: str, *, detail: str | None = None) -> None:
+        extra = f": {detail}" if detail else ""
+        super().__init__(f"unknown revision '{rev}'{extra}")
+        self.rev = rev
+
+
+class AmbiguousRevisionError(RevisionError):
+    """A commit-id prefix matches more than one commit."""
+
+    default_hint = "type more characters of the id"
+
+    def __init__(self, rev: str, candidates: Sequence[str]) -> None:
+        shown = ", ".join(c[:12] for c in list(candidates)[:5])
+        super().__init__(f"revision '{rev}' is ambiguous: matches {shown}")
+        self.rev = rev
+        self.candidates = list(candidates)
+
+
+class RefError(DsvError):
+    """A problem with a branch or tag reference."""
+
+
+class InvalidRefNameError(RefError):
+    """A branch or tag name that is not allowed."""
+
+    exit_code = 2
+    default_hint = "use letters, digits, '.', '_', '-' and '/' (no '..', no leading '-' or '.')"
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"invalid name '{name}': {why}")
+        self.name = name
+
+
+class RefExistsError(RefError):
+    """Creating a branch or tag whose name is taken."""
+
+    default_hint = "choose another name, or pass --force to move it"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"'{name}' already exists")
+        self.name = name
+
+
+class RefNotFoundError(RefError):
+    """A branch or tag that does not exist."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"'{name}' does not exist")
+        self.name = name
+
+
+class RefConflictError(RefError):
+    """A compare-and-swap ref update found another value than expected."""
+
+    default_hint = "another dsv process changed it at the same time; check 'dsv log' and retry"
+
+    def __init__(self, name: str, expected: str | None, found: str | None) -> None:
+        super().__init__(f"ref {name} moved concurrently: expected {expected or 'none'}, found {found or 'none'}")
+        self.name = name
+        self.expected = expected
+        self.found = found
+
+
+class LockError(DsvError):
+    """Another dsv process holds a lock we need."""
+
+    exit_code = 4
+
+    def __init__(self, path: str, holder: str) -> None:
+        super().__init__(
+            f"{path} is locked by {holder}",
+            hint="wait for that dsv process to finish; if it died, delete the lock file",
+        )
+        self.path = path
+        self.holder = holder
+
+
+class WorktreeError(DsvError):
+    """A problem with the working tree."""
+
+
+class UnsafePathError(WorktreeError):
+    """A path that would read or write outside the working tree (or inside .dsv)."""
+
+    exit_code = 3
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"unsafe path {path!r}: {why}", hint="the manifest or argument is malformed or malicious; nothing was written")
+        self.path = path
+        self.why = why
+
+
+class UncommittedChangesError(WorktreeError):
+    """A checkout that would overwrite or delete uncommitted changes."""
+
+    default_hint = "commit them first, or pass --force to discard them"
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        shown = ", ".join(list(paths)[:5])
+        more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+        super().__init__(f"checkout would overwrite uncommitted changes in {shown}{more}")
+        self.paths = list(paths)
+
+
+class NothingToCommitError(WorktreeError):
+    """``dsv commit`` with a working tree equal to HEAD."""
+
+    default_hint = "change some files first, or pass --allow-empty"
+
+    def __init__(self) -> None:
+        super().__init__("nothing to commit, working tree clean")
+
+
+class UsageError(DsvError):
+    """An argument value that cannot be understood."""
+
+    exit_code = 2
+
+
+class StorageError(DsvError):
+    """The filesystem refused an operation (disk full, permission, file-size limit...)."""
+
+    def __init__(self, action: str, path: str, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(
+            f"cannot {action} {path}: {reason}",
+            hint="free space or fix permissions; the repository was left as it was",
+        )
+        self.action = action
+        self.path = path
+        self.errno = error.errno

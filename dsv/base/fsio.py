@@ -1,0 +1,191 @@
+"""Crash-safe file publication and inter-process locks.
+
+Every file dsv publishes goes through :func:`atomic_write_bytes` (or the same
+temp-file, fsync, rename, fsync-directory sequence done by hand for streams): a
+reader sees the old file or the new one, never a torn one. fsspec's local
+filesystem gives no such guarantee, so this module uses ``os`` directly.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+
+from dsv.base.errors import LockError, StorageError
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a directory's entries (creations, renames, deletions) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_name(path: str | os.PathLike[str]) -> str:
+    """A unique temporary name in the same directory as ``path`` (so rename is atomic)."""
+    p = os.fspath(path)
+    head, tail = os.path.split(p)
+    return os.path.join(head, f".{tail}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte of ``data`` to ``fd`` (os.write may write less)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
+    """Publish ``data`` at ``path`` atomically.
+
+    Writes a temp file in the same directory, fsyncs it, renames it over ``path``
+    and fsyncs the directory (when ``durable``). On any failure the temp file is
+    removed and ``path`` is untouched; the ``OSError`` becomes a :class:`StorageError`.
+    """
+    tmp = temp_name(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        if durable:
+            fsync_dir(os.path.dirname(os.fspath(path)) or ".")
+    except OSError as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise StorageError("write", os.fspath(path), err) from err
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """Read a whole (small) file."""
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FileLock:
+    """An exclusive lock held by creating ``path`` with ``O_EXCL``.
+
+    The lock file records the holder's pid, host and start time. A lock whose holder
+    ran on this host and is no longer alive is stale and is broken automatically;
+    any other held lock makes :meth:`acquire` wait up to ``timeout`` seconds, then
+    raise :class:`LockError` naming the holder.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 0.0, poll: float = 0.05) -> None:
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self.poll = poll
+        self._held = False
+
+    def _describe_holder(self) -> tuple[str, bool]:
+        """Return (description, stale) of the current holder."""
+        try:
+            raw = Path(self.path).read_text()
+            info = json.loads(raw)
+            pid = int(info["pid"])
+            host = str(info["host"])
+        except FileNotFoundError:
+            return "nobody", True
+        except (OSError, ValueError, KeyError, TypeError):
+            # A half-written lock file: its writer is mid-way or crashed; judge by age.
+            try:
+                age = time.time() - os.stat(self.path).st_mtime
+            except FileNotFoundError:
+                return "nobody", True
+            return "an unknown process", age > 10
+        stale = host == socket.gethostname() and not _pid_alive(pid)
+        return f"pid {pid} on {host}", stale
+
+    def acquire(self) -> "FileLock":
+        """Take the lock, waiting up to ``timeout`` seconds."""
+        deadline = time.monotonic() + self.timeout
+        payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}).encode()
+        while True:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder, stale = self._describe_holder()
+                if stale:
+                    self._break_stale()
+                    continue
+                if time.monotonic() >= deadline:
+                    raise LockError(self.path, holder) from None
+                time.sleep(self.poll)
+                continue
+            except OSError as err:
+                raise StorageError("create lock", self.path, err) from err
+            try:
+                write_all(fd, payload)
+            finally:
+                os.close(fd)
+            self._held = True
+            return self
+
+    def _break_stale(self) -> None:
+        # Rename first so that two processes breaking the same stale lock cannot
+        # both delete a lock the other has just taken.
+        grave = f"{self.path}.stale-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        try:
+            os.rename(self.path, grave)
+        except FileNotFoundError:
+            return
+        holder_ok = False
+        try:
+            info = json.loads(Path(grave).read_text())
+            holder_ok = info.get("host") == socket.gethostname() and _pid_alive(int(info["pid"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if holder_ok:
+            # We raced with a live holder that took the lock in between: put it back.
+            try:
+                os.link(grave, self.path)
+            except OSError:
+                pass
+        try:
+            os.unlink(grave)
+        except OSError:
+            pass
+
+    def release(self) -> None:
+        """Give the lock up (idempotent)."""
+        if self._held:
+            self._held = False
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> "FileLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def is_disk_full(err: OSError) -> bool:
+    """Whether an OSError means the disk (or a quota or size limit) is full."""
+    return err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)

@@ -1,0 +1,56 @@
+"""Base of every JSON document dsv writes: frozen, strict pydantic models.
+
+A document is written as canonical JSON (sorted keys, no spaces, UTF-8) so that the
+same content always gives the same bytes and so the same object id. Each document
+carries ``format``; :meth:`OnDiskModel.from_json_bytes` refuses versions newer than
+:data:`FORMAT_VERSION` before validating anything else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from dsv.base.errors import CorruptMetadataError, FormatVersionError
+
+from dsv.base.formats import FORMAT_VERSION
+
+__all__ = ["FORMAT_VERSION", "OnDiskModel", "canonical_json"]
+
+
+def canonical_json(value: Any) -> bytes:
+    """Serialize ``value`` deterministically."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class OnDiskModel(BaseModel):
+    """Frozen, strict base model for documents written to disk."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal[1] = FORMAT_VERSION
+
+    def to_json_bytes(self) -> bytes:
+        """Canonical JSON bytes of this document."""
+        return canonical_json(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes, *, what: str) -> Self:
+        """Parse and validate a document, naming it ``what`` in errors."""
+        try:
+            raw = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CorruptMetadataError(what, f"not valid JSON ({err})") from err
+        if not isinstance(raw, dict):
+            raise CorruptMetadataError(what, "expected a JSON object")
+        version = raw.get("format", None)
+        if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+            raise FormatVersionError(what, version, FORMAT_VERSION)
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "document"
+            raise CorruptMetadataError(what, f"{loc}: {first['msg']}") from err

@@ -1,0 +1,43 @@
+"""CLI layer: click commands over :class:`dsv.Repo`; the only place that prints or exits."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``dsv`` command: runs the CLI and maps errors to one line and an exit code."""
+    import click
+
+    from dsv.cli.app import cli
+    from dsv.cli.errors import report
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("DSV_DEBUG") == "1"
+    try:
+        code = cli.main(args=args, prog_name="dsv", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except click.ClickException as e:
+        e.show()
+        code = e.exit_code
+    except click.exceptions.Abort:
+        code = report(KeyboardInterrupt())
+    except BrokenPipeError:
+        # Output piped into a reader that stopped (dsv log | head): not an error.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        code = 0
+    except BaseException as err:  # noqa: BLE001 - the one place errors become exit codes
+        if isinstance(err, SystemExit):
+            raise
+        if debug:
+            raise
+        code = report(err)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+__all__ = ["main"]

@@ -1,0 +1,410 @@
+"""The click commands: parse arguments, call :class:`dsv.Repo`, render results."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Sequence
+
+import click
+
+from dsv.base.errors import UsageError
+from dsv.cli.progress import TerminalProgress
+from dsv.cli.render import color, emit_json, human_size, quote_path, short, warn
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _repo(ctx: click.Context):  # -> dsv.api.Repo (lazy import keeps --help fast)
+    from dsv.api import Repo
+
+    return Repo(ctx.obj["cwd"])
+
+
+def _progress(ctx: click.Context) -> TerminalProgress:
+    return TerminalProgress(enabled=None if not ctx.obj["quiet"] else False)
+
+
+def _print_warnings(items: Sequence[str]) -> None:
+    for w in items:
+        warn(w)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (shape in docs/cli.md).")
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("-C", "cwd", default=".", metavar="PATH", help="Run as if dsv was started in PATH.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+@click.version_option(package_name="dsv", prog_name="dsv")
+@click.pass_context
+def cli(ctx: click.Context, cwd: str, quiet: bool, debug: bool) -> None:
+    """dsv: git-style version control for machine-learning datasets.
+
+    Snapshots of a data folder live in .dsv/ beside it. Commit after each data
+    edit, diff and check out any version, tag the versions experiments use.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj.update(cwd=cwd, quiet=quiet, debug=debug)
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.pass_context
+def init(ctx: click.Context, path: str) -> None:
+    """Create an empty repository in PATH (default: here)."""
+    from dsv.api import Repo
+
+    repo = Repo.init(os.path.join(ctx.obj["cwd"], path))
+    click.echo(f"Initialized empty dsv repository in {os.path.join(repo.root, '.dsv')}")
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show what changed in the working tree since the last commit."""
+    st = _repo(ctx).status(progress=_progress(ctx))
+    _print_warnings(st.warnings)
+    if as_json:
+        emit_json(st.to_dict())
+        return
+    where = f"On branch {st.branch}" if st.branch else f"HEAD detached at {short(st.head)}"
+    click.echo(where)
+    if st.head is None:
+        click.echo("No commits yet")
+    if st.clean:
+        click.echo("nothing to commit, working tree clean")
+        return
+    for label, items, fg in (("modified", st.modified, "yellow"), ("removed", st.removed, "red"), ("added", st.added, "green")):
+        for p in items:
+            click.echo(color(f"  {label + ':':<10} {quote_path(p)}", fg))
+    for old, new in st.moved:
+        click.echo(color(f"  {'moved:':<10} {quote_path(old)} -> {quote_path(new)}", "cyan"))
+    n = len(st.modified) + len(st.removed) + len(st.added) + len(st.moved)
+    click.echo(f"{n} change(s): {len(st.added)} added, {len(st.removed)} removed, {len(st.modified)} modified, {len(st.moved)} moved")
+
+
+@cli.command()
+@click.option("-m", "--message", required=True, help="Why the data changed.")
+@click.option("--allow-empty", is_flag=True, help="Commit even when nothing changed.")
+@json_option
+@click.pass_context
+def commit(ctx: click.Context, message: str, allow_empty: bool, as_json: bool) -> None:
+    """Snapshot the whole working tree (respecting .dsvignore) as a new commit."""
+    res = _repo(ctx).commit(message, allow_empty=allow_empty, progress=_progress(ctx))
+    _print_warnings(res.warnings)
+    if as_json:
+        emit_json(res.to_dict())
+        return
+    s = res.commit.summary
+    where = res.branch or "detached HEAD"
+    click.echo(f"[{where} {short(res.id)}] {res.commit.message.splitlines()[0]}")
+    click.echo(
+        f" {s.files} files, {human_size(s.bytes)}: {s.added} added, {s.removed} removed, {s.modified} modified, {s.moved} moved"
+    )
+
+
+def _commit_lines(entry_id: str, c, refs: Sequence[str]) -> list[str]:
+    decor = f" ({', '.join(refs)})" if refs else ""
+    lines = [color(f"commit {entry_id}", "yellow") + decor]
+    if len(c.parents) > 1:
+        lines.append("Merge: " + " ".join(short(p) for p in c.parents))
+    lines.append(f"Author: {c.author} <{c.email}>")
+    lines.append(f"Date:   {c.time.isoformat()}")
+    lines.append("")
+    lines.extend("    " + line for line in c.message.splitlines() or [""])
+    s = c.summary
+    lines.append("")
+    lines.append(f"    {s.files} files, {human_size(s.bytes)} ({s.added} added, {s.removed} removed, {s.modified} modified, {s.moved} moved)")
+    return lines
+
+
+@cli.command()
+@click.argument("rev", default="HEAD")
+@click.option("-n", "--max-count", type=click.IntRange(min=0), default=None, help="Show at most N commits.")
+@click.option("--oneline", is_flag=True, help="One line per commit.")
+@json_option
+@click.pass_context
+def log(ctx: click.Context, rev: str, max_count: int | None, oneline: bool, as_json: bool) -> None:
+    """Show the history from REV (default HEAD), newest first."""
+    entries = _repo(ctx).log(rev, limit=max_count)
+    if as_json:
+        emit_json([e.to_dict() for e in entries])
+        return
+    for i, e in enumerate(entries):
+        if oneline:
+            decor = f" ({', '.join(e.refs)})" if e.refs else ""
+            click.echo(f"{color(short(e.id), 'yellow')}{decor} {e.commit.message.splitlines()[0] if e.commit.message else ''}")
+            continue
+        if i:
+            click.echo("")
+        click.echo("\n".join(_commit_lines(e.id, e.commit, e.refs)))
+
+
+@cli.command()
+@click.argument("rev", default="HEAD")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, rev: str, as_json: bool) -> None:
+    """Show one commit or tag: message, author, time, parents, tag metadata, file counts and sizes."""
+    res = _repo(ctx).show(rev)
+    if as_json:
+        emit_json(res.to_dict())
+        return
+    if res.tag_name:
+        click.echo(color(f"tag {res.tag_name}", "yellow"))
+        if res.tag is not None:
+            click.echo(f"Tagger: {res.tag.tagger} <{res.tag.email}>")
+            click.echo(f"Date:   {res.tag.time.isoformat()}")
+            if res.tag.message:
+                click.echo("")
+                click.echo("\n".join("    " + line for line in res.tag.message.splitlines()))
+            for k, v in res.tag.meta.items():
+                click.echo(f"    {k}={v}")
+        click.echo("")
+    click.echo("\n".join(_commit_lines(res.id, res.commit, res.refs)))
+    if res.commit.parents:
+        click.echo("    parents: " + " ".join(res.commit.parents))
+    click.echo(f"    manifest: {res.commit.manifest}")
+
+
+@cli.command()
+@click.argument("old", required=False)
+@click.argument("new", required=False)
+@click.option("--stat", "stat_only", is_flag=True, help="Only the counts.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences.")
+@json_option
+@click.pass_context
+def diff(ctx: click.Context, old: str | None, new: str | None, stat_only: bool, exit_code: bool, as_json: bool) -> None:
+    """Show files added, removed, modified and moved between OLD and NEW.
+
+    No arguments: HEAD against the working tree. One: OLD against the working tree.
+    """
+    d = _repo(ctx).diff(old, new)
+    if as_json:
+        emit_json(d.to_dict())
+    else:
+        if not stat_only:
+            marks = {"added": ("A", "green"), "removed": ("D", "red"), "modified": ("M", "yellow"), "moved": ("R", "cyan")}
+            for c in d.changes:
+                mark, fg = marks[c.kind.value]
+                if c.kind.value == "moved":
+                    click.echo(color(f"{mark}  {quote_path(c.old_path or '')} -> {quote_path(c.path)}", fg))
+                else:
+                    click.echo(color(f"{mark}  {quote_path(c.path)}", fg))
+        counts = d.counts()
+        click.echo(
+            f"{sum(counts.values())} file(s) changed: {counts['added']} added, {counts['removed']} removed, "
+            f"{counts['modified']} modified, {counts['moved']} moved"
+        )
+    if exit_code and d:
+        ctx.exit(1)
+
+
+@cli.command(name="ls")
+@click.argument("rev", default="HEAD")
+@click.argument("path", default="")
+@click.option("-l", "long", is_flag=True, help="Show mode, size and object id.")
+@json_option
+@click.pass_context
+def ls_cmd(ctx: click.Context, rev: str, path: str, long: bool, as_json: bool) -> None:
+    """List the files at REV (default HEAD), optionally under PATH."""
+    repo = _repo(ctx)
+    rel = repo.repo_path(path) if path else ""
+    files = repo.ls(rev, rel)
+    if path and not files:
+        raise UsageError(f"'{path}' matches no file at {rev}")
+    if as_json:
+        emit_json([f.to_dict() for f in files])
+        return
+    for f in files:
+        if long:
+            click.echo(f"{f.mode:o} {f.size:>12} {short(f.oid)}  {quote_path(f.path)}")
+        else:
+            click.echo(quote_path(f.path))
+
+
+@cli.command()
+@click.argument("spec", metavar="REV:PATH")
+@click.pass_context
+def cat(ctx: click.Context, spec: str) -> None:
+    """Write the bytes of a file at a revision to stdout, e.g. dsv cat v1:labels.csv."""
+    rev, sep, path = spec.partition(":")
+    if not sep:
+        rev, path = "HEAD", spec
+    repo = _repo(ctx)
+    out = sys.stdout.buffer
+    for chunk in repo.open_file(rev or "HEAD", repo.repo_path(path) if not path.startswith("/") else path.lstrip("/")):
+        out.write(chunk)
+    out.flush()
+
+
+@cli.command()
+@click.argument("rev")
+@click.argument("paths", nargs=-1)
+@click.option("-f", "--force", is_flag=True, help="Discard uncommitted changes that are in the way.")
+@json_option
+@click.pass_context
+def checkout(ctx: click.Context, rev: str, paths: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Restore the working tree to REV, or only PATHS (dsv checkout v1 -- images/cat)."""
+    res = _repo(ctx).checkout(rev, list(paths) or None, force=force, progress=_progress(ctx))
+    _print_warnings(res.warnings)
+    if as_json:
+        emit_json(res.to_dict())
+        return
+    if paths:
+        click.echo(f"Restored {len(paths)} path(s) from {rev}: {res.written} file(s) written, {res.removed} removed")
+    elif res.branch:
+        click.echo(f"Switched to branch '{res.branch}' ({res.written} written, {res.removed} removed)")
+    else:
+        click.echo(f"HEAD is now at {short(res.commit)} ({res.written} written, {res.removed} removed)")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("rev", default="HEAD")
+@click.option("-l", "--list", "list_", is_flag=True, help="List branches.")
+@click.option("-d", "--delete", is_flag=True, help="Delete branch NAME.")
+@click.option("-f", "--force", is_flag=True, help="Move NAME if it exists.")
+@json_option
+@click.pass_context
+def branch(ctx: click.Context, name: str | None, rev: str, list_: bool, delete: bool, force: bool, as_json: bool) -> None:
+    """Create branch NAME at REV, delete it (-d), or list branches."""
+    repo = _repo(ctx)
+    if delete:
+        if not name:
+            raise UsageError("dsv branch -d needs a branch name")
+        old = repo.delete_branch(name)
+        click.echo(f"Deleted branch {name} (was {short(old)})") if not as_json else emit_json({"deleted": name, "commit": old})
+        return
+    if name and not list_:
+        info = repo.create_branch(name, rev, force=force)
+        click.echo(f"Created branch {name} at {short(info.commit)}") if not as_json else emit_json(info.to_dict())
+        return
+    infos = repo.branches()
+    if as_json:
+        emit_json([b.to_dict() for b in infos])
+        return
+    for b in infos:
+        click.echo(f"{'*' if b.current else ' '} {b.name}  {short(b.commit)}")
+
+
+def _parse_meta(items: Sequence[str]) -> dict[str, str]:
+    meta: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--meta expects KEY=VALUE, got {item!r}")
+        meta[key.strip()] = value
+    return meta
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("rev", default="HEAD")
+@click.option("-m", "--message", default=None, help="Annotation message (makes an annotated tag).")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata to store in the tag; repeatable.")
+@click.option("-l", "--list", "list_", is_flag=True, help="List tags.")
+@click.option("-d", "--delete", is_flag=True, help="Delete tag NAME.")
+@click.option("-f", "--force", is_flag=True, help="Replace NAME if it exists.")
+@json_option
+@click.pass_context
+def tag(ctx: click.Context, name: str | None, rev: str, message: str | None, meta: tuple[str, ...], list_: bool, delete: bool, force: bool, as_json: bool) -> None:
+    """Name REV as NAME (annotated with -m/--meta), delete a tag, or list tags."""
+    repo = _repo(ctx)
+    if delete:
+        if not name:
+            raise UsageError("dsv tag -d needs a tag name")
+        old = repo.delete_tag(name)
+        click.echo(f"Deleted tag {name} (was {short(old)})") if not as_json else emit_json({"deleted": name, "object": old})
+        return
+    if name and not list_:
+        info = repo.create_tag(name, rev, message=message, meta=_parse_meta(meta), force=force)
+        if as_json:
+            emit_json(info.to_dict())
+        else:
+            click.echo(f"Tagged {short(info.commit)} as {name}{' (annotated)' if info.tag else ''}")
+        return
+    infos = repo.tags()
+    if as_json:
+        emit_json([t.to_dict() for t in infos])
+        return
+    for t in infos:
+        note = f"  {t.tag.message.splitlines()[0]}" if t.tag and t.tag.message else ""
+        meta_s = "  " + " ".join(f"{k}={v}" for k, v in t.tag.meta.items()) if t.tag and t.tag.meta else ""
+        click.echo(f"{t.name}  {short(t.commit)}{note}{meta_s}")
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def fsck(ctx: click.Context, as_json: bool) -> None:
+    """Re-hash every object and check every reference; exit 1 on any problem."""
+    report = _repo(ctx).fsck(progress=_progress(ctx))
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for p in report.problems:
+            line = f"{p.kind}: {p.message}"
+            if p.expected and p.actual:
+                line += f" (expected {p.expected}, got {p.actual})"
+            if p.location:
+                line += f" in {p.location}"
+            if p.used_by:
+                line += f"; used by {', '.join(p.used_by)}"
+            click.echo(line)
+        status_line = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        click.echo(f"checked {report.objects_checked} objects ({human_size(report.bytes_checked)}), {report.commits} commits: {status_line}")
+    if not report.ok:
+        ctx.exit(1)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``2w``, ``3d``, ``12h``, ``30m``, ``45s``, ``0`` or ``now`` to seconds."""
+    if text.strip().lower() == "now":
+        return 0.0
+    m = _DURATION.match(text.lower())
+    if not m:
+        raise UsageError(f"cannot read duration {text!r}", hint="use forms like 2w, 3d, 12h, 30m, 45s or 0")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+@cli.command()
+@click.option("--grace", default="2w", show_default=True, help="Keep unreachable objects younger than this (0 prunes at once).")
+@json_option
+@click.pass_context
+def gc(ctx: click.Context, grace: str, as_json: bool) -> None:
+    """Delete objects that no branch, tag or HEAD reaches and that are older than --grace."""
+    report = _repo(ctx).gc(parse_duration(grace))
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    click.echo(
+        f"removed {report.objects_removed} object(s) ({human_size(report.bytes_removed)}), rewrote {report.packs_rewritten} pack(s), "
+        f"kept {report.objects_kept}, cleaned {report.temp_files_removed} temp file(s)"
+    )
+
+
+@cli.command()
+@click.argument("key")
+@click.argument("value", required=False)
+@click.pass_context
+def config(ctx: click.Context, key: str, value: str | None) -> None:
+    """Read or set a repository setting (user.name, user.email, core.lock_timeout)."""
+    repo = _repo(ctx).repository
+    if value is None:
+        section, _, field = key.partition(".")
+        data = repo.config.model_dump()
+        if section not in data or field not in data[section]:
+            raise UsageError(f"unknown setting {key!r}")
+        v = data[section][field]
+        click.echo("" if v is None else str(v))
+        return
+    repo.set_config({key: value})

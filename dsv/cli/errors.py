@@ -1,0 +1,44 @@
+"""The one place where errors become a message on stderr and an exit code.
+
+Every :class:`~dsv.base.errors.DsvError` prints as one line,
+``dsv: error: <what went wrong> (<what to do>)``, and exits with the error's
+``exit_code``. Filesystem errors that escaped a translation print the same way.
+A traceback appears only with ``--debug`` (or ``DSV_DEBUG=1``).
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+
+from dsv.base.errors import DsvError
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+def format_error(err: BaseException) -> tuple[str, int]:
+    """The one-line message and exit code for ``err``."""
+    if isinstance(err, DsvError):
+        msg = err.message.replace("\n", " ")
+        if err.hint:
+            msg += f" ({err.hint})"
+        return f"dsv: error: {msg}", err.exit_code
+    if isinstance(err, OSError):
+        where = f": {err.filename}" if err.filename else ""
+        reason = err.strerror or str(err)
+        hint = " (free some space; nothing was changed)" if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else ""
+        return f"dsv: error: {reason}{where}{hint}", 1
+    if isinstance(err, KeyboardInterrupt):
+        return "dsv: interrupted", EXIT_INTERRUPTED
+    return f"dsv: internal error: {type(err).__name__}: {err} (rerun with --debug for a traceback and report it)", EXIT_INTERNAL
+
+
+def report(err: BaseException) -> int:
+    """Print ``err`` to stderr as one line; return the exit code."""
+    line, code = format_error(err)
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
+    return code

@@ -1,0 +1,46 @@
+"""Human and JSON renderers; the only module (with ``app``) that writes to stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as indented JSON (the documented ``--json`` shape)."""
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr."""
+    click.echo(f"dsv: warning: {message}", err=True)
+
+
+def human_size(n: int) -> str:
+    """``1.5 MiB`` style sizes."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def quote_path(path: str) -> str:
+    """A path as shown to humans: quoted when it has spaces or control characters."""
+    if any(c.isspace() or ord(c) < 32 for c in path) or path.startswith("-"):
+        return json.dumps(path, ensure_ascii=False)
+    return path
+
+
+def short(oid: str | None) -> str:
+    """Abbreviated id."""
+    return (oid or "")[:10]
+
+
+def color(text: str, fg: str) -> str:
+    """Colour ``text`` when stdout is a terminal."""
+    return click.style(text, fg=fg) if sys.stdout.isatty() else text

@@ -1,0 +1,171 @@
+"""Branches, tags and HEAD, kept as small text files under ``.dsv/``.
+
+``refs/heads/<name>`` and ``refs/tags/<name>`` each hold one object id and a
+newline; ``HEAD`` holds ``ref: refs/heads/<name>`` or a detached commit id. A ref
+changes only through :meth:`RefStore.update`, a compare-and-swap under a
+``<ref>.lock`` file: the caller names the value it expects, and a different
+current value raises :class:`RefConflictError` instead of overwriting it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from dsv.base.errors import CorruptMetadataError, InvalidRefNameError, RefConflictError, RefExistsError, RefNotFoundError, StorageError
+from dsv.base.fsio import FileLock, atomic_write_bytes, fsync_dir
+from dsv.base.hashing import is_object_id
+
+HEADS = "refs/heads"
+TAGS = "refs/tags"
+_BAD_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+LOCK_TIMEOUT = 10.0
+
+
+def check_ref_name(name: str) -> str:
+    """Validate a branch or tag name (git's rules, slightly stricter); return it."""
+    why = None
+    if not name:
+        why = "empty"
+    elif name in ("HEAD", "@"):
+        why = "reserved"
+    elif _BAD_CHARS.search(name):
+        why = "contains a space, control character or one of ~^:?*[\\"
+    elif name.startswith(("-", "/", ".")) or name.endswith(("/", ".", ".lock")):
+        why = "starts with '-', '/' or '.', or ends with '/', '.' or '.lock'"
+    elif ".." in name or "//" in name or "/." in name or "@{" in name:
+        why = "contains '..', '//', '/.' or '@{'"
+    elif is_object_id(name):
+        why = "looks like an object id"
+    if why:
+        raise InvalidRefNameError(name, why)
+    return name
+
+
+@dataclass(frozen=True)
+class Head:
+    """What HEAD points at: a branch (which may not exist yet) or a detached commit."""
+
+    branch: str | None
+    commit: str | None
+
+    @property
+    def detached(self) -> bool:
+        """Whether HEAD names a commit rather than a branch."""
+        return self.branch is None
+
+
+class RefStore:
+    """The refs of one repository, rooted at its ``.dsv`` directory."""
+
+    def __init__(self, dsv_dir: str) -> None:
+        self.dsv_dir = dsv_dir
+
+    def _path(self, ref: str) -> str:
+        return os.path.join(self.dsv_dir, *ref.split("/"))
+
+    def read(self, ref: str) -> str | None:
+        """The id a full ref name (``refs/heads/main``) holds, or ``None``."""
+        path = self._path(ref)
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(200)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as err:
+            raise StorageError("read", path, err) from err
+        value = raw.decode("ascii", errors="replace").strip()
+        if not is_object_id(value):
+            raise CorruptMetadataError(f"ref {ref}", "does not hold an object id", hint=f"repair or delete {path}")
+        return value
+
+    def head(self) -> Head:
+        """Read HEAD."""
+        path = os.path.join(self.dsv_dir, "HEAD")
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(1000).decode("utf-8", errors="replace").strip()
+        except FileNotFoundError:
+            raise CorruptMetadataError("HEAD", "missing", hint=f"write 'ref: refs/heads/main' to {path}") from None
+        if raw.startswith("ref: "):
+            ref = raw[5:].strip()
+            if not ref.startswith(HEADS + "/"):
+                raise CorruptMetadataError("HEAD", f"points at {ref!r}, not a branch")
+            return Head(ref[len(HEADS) + 1 :], self.read(ref))
+        if is_object_id(raw):
+            return Head(None, raw)
+        raise CorruptMetadataError("HEAD", "neither 'ref: refs/heads/<branch>' nor a commit id")
+
+    def set_head(self, *, branch: str | None = None, commit: str | None = None) -> None:
+        """Point HEAD at a branch, or detach it at a commit."""
+        if branch is not None:
+            data = f"ref: {HEADS}/{check_ref_name(branch)}\n"
+        elif commit is not None and is_object_id(commit):
+            data = commit + "\n"
+        else:
+            raise ValueError("set_head needs a branch or a commit id")
+        with FileLock(os.path.join(self.dsv_dir, "HEAD.lock"), timeout=LOCK_TIMEOUT):
+            atomic_write_bytes(os.path.join(self.dsv_dir, "HEAD"), data.encode())
+
+    def list(self, namespace: str) -> dict[str, str]:
+        """``{short name: id}`` of every ref under ``refs/heads`` or ``refs/tags``."""
+        base = self._path(namespace)
+        out: dict[str, str] = {}
+        for dirpath, _dirs, files in os.walk(base):
+            for f in files:
+                if f.endswith(".lock") or ".tmp-" in f or ".stale-" in f:
+                    continue
+                full = os.path.join(dirpath, f)
+                short = os.path.relpath(full, base).replace(os.sep, "/")
+                value = self.read(f"{namespace}/{short}")
+                if value:
+                    out[short] = value
+        return dict(sorted(out.items()))
+
+    def update(self, ref: str, new: str | None, *, expected: str | None, check: bool = True) -> None:
+        """Compare-and-swap ``ref`` from ``expected`` to ``new`` (``None`` deletes).
+
+        Raises :class:`RefConflictError` if the ref holds anything but ``expected``
+        (``check=False`` skips the comparison, for forced moves). The new value is
+        published atomically and durably before the lock is released.
+        """
+        path = self._path(ref)
+        parent = os.path.dirname(path)
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as err:
+            raise StorageError("create", parent, err) from err
+        with FileLock(path + ".lock", timeout=LOCK_TIMEOUT):
+            current = self.read(ref)
+            if check and current != expected:
+                raise RefConflictError(ref, expected, current)
+            if new is None:
+                try:
+                    os.unlink(path)
+                    fsync_dir(parent)
+                except FileNotFoundError:
+                    pass
+            else:
+                atomic_write_bytes(path, (new + "\n").encode())
+
+    def create(self, namespace: str, name: str, oid: str, *, force: bool = False) -> None:
+        """Create ``namespace/name`` at ``oid``; refuse an existing name unless ``force``."""
+        check_ref_name(name)
+        ref = f"{namespace}/{name}"
+        if force:
+            self.update(ref, oid, expected=None, check=False)
+            return
+        try:
+            self.update(ref, oid, expected=None)
+        except RefConflictError:
+            raise RefExistsError(name) from None
+
+    def delete(self, namespace: str, name: str) -> str:
+        """Delete ``namespace/name``; return the id it held."""
+        ref = f"{namespace}/{name}"
+        current = self.read(ref)
+        if current is None:
+            raise RefNotFoundError(name)
+        self.update(ref, None, expected=current)
+        return current

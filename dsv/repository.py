@@ -1,0 +1,197 @@
+"""Opening a repository: find ``.dsv``, check its format version, wire store, refs and history.
+
+The config file is the format gate: a repository whose ``config.json`` carries a
+newer ``format`` than this dsv knows is refused before anything else is read.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import json
+import socket
+from typing import TYPE_CHECKING, Any
+
+from dsv.base.errors import CorruptMetadataError, FormatVersionError, NotARepositoryError, RepositoryExistsError, StorageError
+from dsv.base.fsio import FileLock, atomic_write_bytes, fsync_dir, read_bytes
+from dsv.base.layout import DSV_DIR, RepoLayout
+from dsv.base.formats import FORMAT_VERSION
+from dsv.history.refs import HEADS, RefStore
+from dsv.store.local import LocalObjectStore
+from dsv.worktree import statcache
+from dsv.worktree.ignore import IgnoreRules, load_ignore
+from dsv.worktree.statcache import StatCache
+
+if TYPE_CHECKING:
+    from dsv.config import RepoConfig
+    from dsv.history.revisions import History
+
+DEFAULT_BRANCH = "main"
+
+
+def find_root(start: str) -> str:
+    """The nearest folder at or above ``start`` that holds ``.dsv``."""
+    path = os.path.abspath(start)
+    while True:
+        if os.path.isdir(os.path.join(path, DSV_DIR)):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise NotARepositoryError(os.path.abspath(start))
+        path = parent
+
+
+class Repository:
+    """An open repository: layout, config, object store, refs and history."""
+
+    def __init__(self, root: str) -> None:
+        self.layout = RepoLayout(os.path.abspath(root))
+        self.root = self.layout.root
+        try:
+            self._config_bytes = read_bytes(self.layout.config)
+        except FileNotFoundError:
+            raise CorruptMetadataError("config", f"{self.layout.config} is missing", hint="the .dsv folder is damaged; restore it or run 'dsv init' elsewhere") from None
+        except OSError as err:
+            raise StorageError("read", self.layout.config, err) from err
+        self._check_format()
+        self._config: RepoConfig | None = None
+        self._history: History | None = None
+        self.store = LocalObjectStore(self.layout.objects)
+        self.refs = RefStore(self.layout.dsv)
+
+    def _check_format(self) -> None:
+        """The format gate, without pydantic (read-only commands stay fast)."""
+        what = f"repository {self.layout.dsv}"
+        try:
+            version = json.loads(self._config_bytes).get("format")
+        except (ValueError, AttributeError):
+            raise CorruptMetadataError(f"config {self.layout.config}", "not a JSON object") from None
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CorruptMetadataError(f"config {self.layout.config}", "no integer 'format' version")
+        if version > FORMAT_VERSION:
+            raise FormatVersionError(what, version, FORMAT_VERSION)
+
+    @property
+    def config(self) -> "RepoConfig":
+        """The validated config (parsed on first use)."""
+        if self._config is None:
+            from dsv.config import RepoConfig
+
+            self._config = RepoConfig.from_json_bytes(self._config_bytes, what=f"config {self.layout.config}")
+        return self._config
+
+    @property
+    def history(self) -> "History":
+        """Commit reading and revision resolution."""
+        if self._history is None:
+            from dsv.history.revisions import History
+
+            self._history = History(self.store, self.refs)
+        return self._history
+
+    @classmethod
+    def open(cls, path: str = ".") -> "Repository":
+        """Open the repository at or above ``path``."""
+        return cls(find_root(path))
+
+    @classmethod
+    def init(cls, path: str = ".", *, branch: str = DEFAULT_BRANCH) -> "Repository":
+        """Create an empty repository in ``path``."""
+        layout = RepoLayout(os.path.abspath(path))
+        if os.path.exists(layout.dsv):
+            raise RepositoryExistsError(layout.dsv)
+        try:
+            os.makedirs(layout.root, exist_ok=True)
+            tmp = os.path.join(layout.root, f".dsv.init-{os.getpid()}")
+            os.mkdir(tmp)
+            LocalObjectStore.create(os.path.join(tmp, "objects"))
+            os.makedirs(os.path.join(tmp, "refs", "heads"))
+            os.makedirs(os.path.join(tmp, "refs", "tags"))
+            os.makedirs(os.path.join(tmp, "locks"))
+            atomic_write_bytes(os.path.join(tmp, "HEAD"), f"ref: {HEADS}/{branch}\n".encode())
+            from dsv.config import RepoConfig
+
+            atomic_write_bytes(os.path.join(tmp, "config.json"), RepoConfig().to_json_bytes())
+            # The repository appears all at once: a crash leaves no half-made .dsv.
+            os.rename(tmp, layout.dsv)
+            fsync_dir(layout.root)
+        except FileExistsError:
+            raise RepositoryExistsError(layout.dsv) from None
+        except OSError as err:
+            raise StorageError("create repository in", layout.root, err) from err
+        return cls(layout.root)
+
+    # -- settings ------------------------------------------------------------------
+
+    def author(self) -> tuple[str, str]:
+        """``(name, email)`` for new commits: config, then environment, then the login name."""
+        name = self.config.user.name or os.environ.get("DSV_AUTHOR_NAME") or os.environ.get("GIT_AUTHOR_NAME")
+        email = self.config.user.email or os.environ.get("DSV_AUTHOR_EMAIL") or os.environ.get("GIT_AUTHOR_EMAIL")
+        if not name:
+            try:
+                name = getpass.getuser()
+            except (KeyError, OSError):
+                name = "unknown"
+        if not email:
+            email = f"{name}@{socket.gethostname()}"
+        return name, email
+
+    def set_config(self, updates: dict[str, Any]) -> None:
+        """Change config values given as ``{"user.name": "Ada"}`` and save the file."""
+        from pydantic import ValidationError
+
+        from dsv.base.errors import UsageError
+        from dsv.config import SETTINGS, RepoConfig
+
+        data = self.config.model_dump()
+        for key, value in updates.items():
+            if key not in SETTINGS:
+                raise UsageError(f"unknown setting {key!r}", hint="known: " + ", ".join(SETTINGS))
+            section, _, field = key.partition(".")
+            data[section][field] = value
+        try:
+            new = RepoConfig.model_validate(data)
+        except ValidationError as err:
+            raise UsageError(f"invalid value: {err.errors()[0]['msg']}") from err
+        atomic_write_bytes(self.layout.config, new.to_json_bytes())
+        self._config = new
+        self._config_bytes = new.to_json_bytes()
+
+    def write_lock(self) -> FileLock:
+        """The lock every command writing objects or the working tree holds."""
+        return FileLock(self.layout.write_lock, timeout=self.config.core.lock_timeout)
+
+    def ignore_rules(self) -> IgnoreRules | None:
+        """The root ``.dsvignore`` rules."""
+        return load_ignore(self.root)
+
+    # -- stat cache ----------------------------------------------------------------
+
+    def load_statcache(self, head_commit: str | None) -> StatCache:
+        """The stat cache for ``head_commit``, rebuilt from its manifest if stale."""
+        cache = statcache.load(self.layout.statcache)
+        if cache is not None and cache.commit == head_commit:
+            return cache
+        if head_commit is None:
+            return StatCache(None, None)
+        from dsv.manifest import read_manifest  # lazy: pyarrow only when rebuilding
+
+        commit = self.history.commit(head_commit)
+        table = read_manifest(self.store, commit.manifest).table()
+        paths = table.column("path").to_pylist()
+        return StatCache(
+            head_commit,
+            commit.manifest,
+            paths,
+            table.column("oid").to_pylist(),
+            table.column("size").to_pylist(),
+            table.column("mode").to_pylist(),
+            [None] * len(paths),
+        )
+
+    def save_statcache(self, cache: StatCache) -> None:
+        """Write the stat cache (best effort: a failure only costs speed later)."""
+        try:
+            statcache.save(self.layout.statcache, cache)
+        except StorageError:
+            pass

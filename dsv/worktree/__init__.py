@@ -1,0 +1,1 @@
+"""Worktree layer: path safety, ignore rules, scanning with a stat cache, snapshots, checkout."""

@@ -1,0 +1,164 @@
+"""Writing a snapshot into the working tree: only what differs, each file atomically.
+
+Every manifest path is validated before the first filesystem call. Parent
+folders are created component by component with ``lstat`` checks, so nothing is
+ever written through a symlink; each file is written to a temp file in its
+folder, verified against its id while it is written, and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as statmod
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from dsv.base.errors import CorruptObjectError, StorageError, UnsafePathError, WorktreeError
+from dsv.base.fsio import write_all
+from dsv.base.hashing import from_hex
+from dsv.base.progress import NullProgress, Progress
+from dsv.store.base import ObjectStore
+from dsv.worktree.paths import check_manifest_path
+from dsv.worktree.scan import MODE_EXEC, MODE_LINK
+from dsv.worktree.statcache import StatKey, stat_key
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    """One file to write: where, which object, its size and mode."""
+
+    path: str
+    oid: str
+    size: int
+    mode: int
+
+
+class Materializer:
+    """Writes and removes files below ``root`` on behalf of checkout."""
+
+    def __init__(self, root: str, store: ObjectStore, progress: Progress | None = None) -> None:
+        self.root = os.path.abspath(root)
+        self.store = store
+        self.progress = progress or NullProgress()
+        self._dirs_ok: set[str] = {""}
+
+    def _abs(self, path: str) -> str:
+        return os.path.join(self.root, *path.split("/"))
+
+    def _ensure_parent(self, path: str) -> None:
+        parts = path.split("/")[:-1]
+        rel = ""
+        for part in parts:
+            rel = f"{rel}/{part}" if rel else part
+            if rel in self._dirs_ok:
+                continue
+            full = self._abs(rel)
+            try:
+                st = os.lstat(full)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(full, 0o755)
+                except FileExistsError:
+                    st = os.lstat(full)
+                    if not statmod.S_ISDIR(st.st_mode):
+                        raise WorktreeError(f"cannot create folder {rel}: something else appeared there") from None
+                except OSError as err:
+                    raise StorageError("create folder", full, err) from err
+                self._dirs_ok.add(rel)
+                continue
+            if statmod.S_ISLNK(st.st_mode):
+                raise UnsafePathError(path, f"{rel} is a symlink; dsv never writes through symlinks")
+            if not statmod.S_ISDIR(st.st_mode):
+                raise WorktreeError(f"cannot write {path}: {rel} is a file, not a folder", hint="move that file away or use --force")
+            self._dirs_ok.add(rel)
+
+    def write(self, item: FileWrite) -> StatKey:
+        """Write one file atomically; return its stat key."""
+        self._ensure_parent(item.path)
+        target = self._abs(item.path)
+        head, tail = os.path.split(target)
+        tmp = os.path.join(head, f".{tail[:200]}.dsv-{uuid.uuid4().hex[:12]}")
+        try:
+            st0 = os.lstat(target)
+        except FileNotFoundError:
+            st0 = None
+        if st0 is not None and statmod.S_ISDIR(st0.st_mode):
+            raise WorktreeError(f"cannot write {item.path}: a folder is in the way", hint="move that folder away")
+        try:
+            if item.mode == MODE_LINK:
+                link = self.store.read(item.oid)
+                os.symlink(os.fsdecode(link), tmp)
+            else:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o755 if item.mode == MODE_EXEC else 0o644)
+                try:
+                    # iter_chunks verifies the id when the stream ends, before the rename.
+                    for chunk in self.store.iter_chunks(item.oid):
+                        write_all(fd, chunk)
+                finally:
+                    os.close(fd)
+            os.replace(tmp, target)
+            st = os.lstat(target)
+        except (CorruptObjectError, OSError, StorageError) as err:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if isinstance(err, OSError):
+                raise StorageError("write", target, err) from err
+            raise
+        self.progress.advance(1, item.size)
+        return stat_key(st, item.mode)
+
+    def remove(self, path: str) -> None:
+        """Delete a tracked file (not a folder), then any folders it leaves empty."""
+        full = self._abs(path)
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            return
+        if statmod.S_ISDIR(st.st_mode):
+            return
+        try:
+            os.unlink(full)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise StorageError("delete", full, err) from err
+        parts = path.split("/")[:-1]
+        while parts:
+            d = self._abs("/".join(parts))
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+            self._dirs_ok.discard("/".join(parts))
+            parts.pop()
+
+
+def materialize(
+    root: str, store: ObjectStore, writes: Iterable[FileWrite], removals: Iterable[str], progress: Progress | None = None
+) -> dict[str, StatKey]:
+    """Remove ``removals``, write ``writes``; return stat keys of written files.
+
+    All paths are validated first: one unsafe path aborts before anything changes.
+    """
+    writes = list(writes)
+    removals = list(removals)
+    for p in removals:
+        check_manifest_path(p)
+    for w in writes:
+        check_manifest_path(w.path)
+        from_hex(w.oid)
+    progress = progress or NullProgress()
+    m = Materializer(root, store, progress)
+    progress.start("checkout", len(writes), sum(w.size for w in writes))
+    try:
+        for p in sorted(removals, reverse=True):
+            m.remove(p)
+        keys: dict[str, StatKey] = {}
+        for w in writes:
+            keys[w.path] = m.write(w)
+    finally:
+        progress.finish()
+    return keys

@@ -1,0 +1,53 @@
+"""Path safety: every manifest path is checked before any filesystem call.
+
+A manifest path is a relative, ``/``-separated UTF-8 string. It must not be empty,
+absolute, contain empty, ``.`` or ``..`` components, backslashes or NUL, and must
+not lead into ``.dsv``. Paths from the command line are made relative to the
+working-tree root and refused if they leave it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dsv.base.errors import UnsafePathError
+from dsv.base.layout import DSV_DIR
+
+
+def check_manifest_path(path: str) -> str:
+    """Return ``path`` if it is safe to join to the working-tree root, else raise."""
+    if not path:
+        raise UnsafePathError(path, "empty path")
+    if "\x00" in path:
+        raise UnsafePathError(path, "contains NUL")
+    if "\\" in path:
+        raise UnsafePathError(path, "contains a backslash")
+    if path.startswith("/"):
+        raise UnsafePathError(path, "absolute path")
+    parts = path.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise UnsafePathError(path, f"has a {part or 'empty'!r} component")
+    if parts[0] == DSV_DIR:
+        raise UnsafePathError(path, "points inside .dsv")
+    return path
+
+
+def to_repo_path(root: str, user_path: str, cwd: str | None = None) -> str:
+    """Turn a command-line path into a manifest-style path relative to ``root``.
+
+    Returns ``""`` for the root itself. Raises :class:`UnsafePathError` for paths
+    outside the working tree or inside ``.dsv``.
+    """
+    base = cwd if cwd is not None else os.getcwd()
+    absolute = os.path.normpath(os.path.join(base, user_path))
+    root_abs = os.path.normpath(os.path.abspath(root))
+    rel = os.path.relpath(absolute, root_abs)
+    if rel == ".":
+        return ""
+    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
+        raise UnsafePathError(user_path, "outside the working tree")
+    rel = rel.replace(os.sep, "/")
+    if rel.split("/")[0] == DSV_DIR:
+        raise UnsafePathError(user_path, "points inside .dsv")
+    return rel

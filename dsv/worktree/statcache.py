@@ -1,0 +1,194 @@
+"""The stat cache: HEAD's manifest mirrored with each file's last-seen ``lstat``.
+
+``dsv status`` compares every file's ``(size, mtime_ns, ctime_ns, inode, mode)``
+with the cache and re-hashes only files whose stat changed, so an unchanged tree
+is checked without reading a byte or loading pyarrow.
+
+Racy-git rule: a file modified within the same filesystem-clock tick as the
+cache was written could change again without changing its stat. So an entry
+whose mtime or ctime is not older than the cache file's own mtime is never
+trusted; it is re-hashed until a later cache write settles it. Restoring an old
+mtime with ``utime`` still changes ctime, which the comparison includes.
+
+Binary layout (little-endian; docs/format.md)::
+
+    "DSVSTAT\\n" u32 version u32 0
+    u32 n, n bytes of header JSON {"commit": id|null, "manifest": id|null}
+    u64 count
+    u64 m, m bytes: paths, UTF-8, separated by NUL, sorted
+    count x 16  object ids
+    count x i64 size | count x i64 mtime_ns | count x i64 ctime_ns | count x u64 inode
+    count x i32 mode (-1 in size marks "stat unknown": always re-hash)
+    16-byte XXH3-128 of everything before
+
+A cache that is missing, corrupt or of another version is simply rebuilt from
+HEAD (it is a cache, never the source of truth).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from array import array
+from dataclasses import dataclass, field
+
+from dsv.base.fsio import atomic_write_bytes
+from dsv.base.hashing import DIGEST_SIZE, digest_bytes
+
+MAGIC = b"DSVSTAT\n"
+VERSION = 1
+_HEAD = struct.Struct("<8sII")
+UNKNOWN = -1
+
+StatKey = tuple[int, int, int, int, int]
+"""``(size, mtime_ns, ctime_ns, inode, mode)``."""
+
+
+def stat_key(st: os.stat_result, mode: int) -> StatKey:
+    """The comparison key of an ``lstat`` result."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode)
+
+
+@dataclass
+class StatCache:
+    """Paths of HEAD's manifest with ids, modes and stat keys (``None`` = unknown)."""
+
+    commit: str | None
+    manifest: str | None
+    paths: list[str] = field(default_factory=list)
+    oids: list[bytes] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    modes: list[int] = field(default_factory=list)
+    keys: list[StatKey | None] = field(default_factory=list)
+    _index: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def index(self) -> dict[str, int]:
+        """``{path: row}``."""
+        if self._index is None:
+            self._index = dict(zip(self.paths, range(len(self.paths))))
+        return self._index
+
+
+def encode(cache: StatCache) -> bytes:
+    """Serialize a cache (rows in any order; written sorted)."""
+    order = sorted(range(len(cache.paths)), key=cache.paths.__getitem__)
+    paths = [cache.paths[i] for i in order]
+    header = json.dumps({"commit": cache.commit, "manifest": cache.manifest}).encode()
+    n = len(order)
+    sizes = array("q")
+    mtimes = array("q")
+    ctimes = array("q")
+    inos = array("Q")
+    modes = array("i")
+    for i in order:
+        k = cache.keys[i]
+        if k is None:
+            sizes.append(UNKNOWN)
+            mtimes.append(0)
+            ctimes.append(0)
+            inos.append(0)
+        else:
+            sizes.append(k[0])
+            mtimes.append(k[1])
+            ctimes.append(k[2])
+            inos.append(k[3])
+        modes.append(cache.modes[i])
+    file_sizes = array("q", (cache.sizes[i] for i in order))
+    blob = "\0".join(paths).encode("utf-8")
+    body = b"".join(
+        [
+            _HEAD.pack(MAGIC, VERSION, 0),
+            struct.pack("<I", len(header)),
+            header,
+            struct.pack("<Q", n),
+            struct.pack("<Q", len(blob)),
+            blob,
+            b"".join(cache.oids[i] for i in order),
+            file_sizes.tobytes(),
+            sizes.tobytes(),
+            mtimes.tobytes(),
+            ctimes.tobytes(),
+            inos.tobytes(),
+            modes.tobytes(),
+        ]
+    )
+    return body + digest_bytes(body)
+
+
+def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
+    """Parse a cache; ``None`` if it is not a valid cache of this version.
+
+    Entries whose mtime or ctime is at or after ``racy_after_ns`` (the cache file's
+    mtime) get an unknown key, so they are re-hashed.
+    """
+    try:
+        if len(data) < _HEAD.size + DIGEST_SIZE or digest_bytes(data[:-DIGEST_SIZE]) != data[-DIGEST_SIZE:]:
+            return None
+        magic, version, _ = _HEAD.unpack_from(data)
+        if magic != MAGIC or version != VERSION:
+            return None
+        pos = _HEAD.size
+        (hlen,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        header = json.loads(data[pos : pos + hlen])
+        pos += hlen
+        (n,) = struct.unpack_from("<Q", data, pos)
+        pos += 8
+        (blen,) = struct.unpack_from("<Q", data, pos)
+        pos += 8
+        paths = data[pos : pos + blen].decode("utf-8").split("\0") if n else []
+        pos += blen
+        oids = [data[i : i + 16] for i in range(pos, pos + 16 * n, 16)]
+        pos += 16 * n
+
+        def col(code: str) -> list[int]:
+            nonlocal pos
+            a = array(code)
+            a.frombytes(data[pos : pos + a.itemsize * n])
+            pos += a.itemsize * n
+            return a.tolist()
+
+        file_sizes = col("q")
+        sizes = col("q")
+        mtimes = col("q")
+        ctimes = col("q")
+        inos = col("Q")
+        modes = col("i")
+        if len(paths) != n or pos != len(data) - DIGEST_SIZE:
+            return None
+        keys: list[StatKey | None] = list(zip(sizes, mtimes, ctimes, inos, modes))
+        if n and (max(mtimes) >= racy_after_ns or max(ctimes) >= racy_after_ns or min(sizes) < 0):
+            for i in range(n):
+                if sizes[i] < 0 or mtimes[i] >= racy_after_ns or ctimes[i] >= racy_after_ns:
+                    keys[i] = None
+        return StatCache(header.get("commit"), header.get("manifest"), paths, oids, file_sizes, modes, keys)
+    except (ValueError, struct.error, UnicodeDecodeError, KeyError, AttributeError):
+        return None
+
+
+def load(path: str) -> StatCache | None:
+    """Read the cache file at ``path``; ``None`` when missing or invalid."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while c := os.read(fd, 1 << 24):
+            chunks.append(c)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return decode(b"".join(chunks), st.st_mtime_ns)
+
+
+def save(path: str, cache: StatCache) -> None:
+    """Write the cache atomically (not fsynced: losing it costs a re-hash, never data)."""
+    atomic_write_bytes(path, encode(cache), durable=False)
