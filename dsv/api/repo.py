@@ -241,7 +241,7 @@ class Repo:
         cache = self._repo.load_statcache(head.commit)
         res = scan(self.root, cache, self._repo.ignore_rules(), Warnings())
         paths, oids, sizes, modes = [], [], [], []
-        for row, _key in res.clean:
+        for row in res.clean:
             paths.append(cache.paths[row])
             oids.append(cache.oids[row])
             sizes.append(cache.sizes[row])
@@ -276,7 +276,8 @@ class Repo:
     def checkout(self, rev: str, paths: Sequence[str] | None = None, *, force: bool = False, progress: Progress | None = None) -> CheckoutResult:
         """Restore the working tree (or only ``paths``) to ``rev``.
 
-        Without paths HEAD moves to ``rev`` (a branch name keeps HEAD on that branch;
+        ``paths`` are relative to the repository root (the CLI converts paths given
+        relative to the current folder). Without paths HEAD moves to ``rev`` (a branch name keeps HEAD on that branch;
         anything else detaches it). Local changes to files that differ between HEAD
         and ``rev`` stop the checkout unless ``force``; other local changes are kept.
         """
@@ -293,7 +294,7 @@ class Repo:
             status = worktree_status(self.root, cache, repo.ignore_rules(), warn)
             target_manifest = self._manifest(target.commit)
             if paths:
-                rel = [self.repo_path(p) for p in paths]
+                rel = [_repo_relative(p) for p in paths]
                 plan = plan_paths(self.root, cache, status, target_manifest, rel, force=force)
             else:
                 head_manifest = self._manifest(self._repo.history.commit(head.commit)) if head.commit else None
@@ -412,3 +413,11 @@ class Repo:
         if grace_seconds < 0:
             raise UsageError("grace period must not be negative")
         return gc(self._repo, grace_seconds)
+
+
+def _repo_relative(path: str) -> str:
+    """Normalise an API path argument (relative to the root) and check it is safe."""
+    from dsv.worktree.paths import check_manifest_path
+
+    p = path.strip("/")
+    return check_manifest_path(p) if p and p != "." else ""

@@ -231,13 +231,19 @@ def ls_cmd(ctx: click.Context, rev: str, path: str, long: bool, as_json: bool) -
 @click.argument("spec", metavar="REV:PATH")
 @click.pass_context
 def cat(ctx: click.Context, spec: str) -> None:
-    """Write the bytes of a file at a revision to stdout, e.g. dsv cat v1:labels.csv."""
+    """Write the bytes of a file at a revision to stdout, e.g. dsv cat v1:labels.csv.
+
+    PATH is relative to the repository root; start it with ./ to mean the current folder.
+    """
     rev, sep, path = spec.partition(":")
     if not sep:
         rev, path = "HEAD", spec
     repo = _repo(ctx)
-    out = sys.stdout.buffer
-    for chunk in repo.open_file(rev or "HEAD", repo.repo_path(path) if not path.startswith("/") else path.lstrip("/")):
+    # As in git, REV:PATH is relative to the repository root; REV:./PATH to the current folder.
+    rel = repo.repo_path(path) if path.startswith(("./", "../")) else path.strip("/")
+    chunks = repo.open_file(rev or "HEAD", rel)
+    out = click.get_binary_stream("stdout")
+    for chunk in chunks:
         out.write(chunk)
     out.flush()
 
@@ -250,7 +256,9 @@ def cat(ctx: click.Context, spec: str) -> None:
 @click.pass_context
 def checkout(ctx: click.Context, rev: str, paths: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Restore the working tree to REV, or only PATHS (dsv checkout v1 -- images/cat)."""
-    res = _repo(ctx).checkout(rev, list(paths) or None, force=force, progress=_progress(ctx))
+    repo = _repo(ctx)
+    rel = [repo.repo_path(p) for p in paths]
+    res = repo.checkout(rev, rel or None, force=force, progress=_progress(ctx))
     _print_warnings(res.warnings)
     if as_json:
         emit_json(res.to_dict())

@@ -9,14 +9,17 @@ that are not valid UTF-8 (a manifest path is UTF-8).
 
 from __future__ import annotations
 
+import marshal
 import os
 import stat as statmod
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from dsv.base.errors import StorageError
 from dsv.worktree.ignore import ALWAYS_IGNORED, IgnoreRules
-from dsv.worktree.statcache import StatCache, StatKey, stat_key
+from dsv.worktree.statcache import StatCache, StatKey
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
@@ -34,15 +37,61 @@ def dsv_mode(st_mode: int) -> int | None:
     return None
 
 
-def walk(root: str, ignore: IgnoreRules | None, warn: Warn, *, under: str = "") -> Iterator[tuple[str, os.stat_result, int]]:
-    """Yield ``(path, lstat, mode)`` for every tracked-kind file below ``root``.
+@dataclass
+class ScanResult:
+    """The working tree against the stat cache.
 
-    ``under`` limits the walk to one folder (a manifest-style path).
+    ``clean`` are rows of the cache whose stat is unchanged (their cached key
+    stands); ``suspect`` are cached rows whose stat changed (content may or may
+    not differ); ``new`` are paths not in the cache; ``missing`` are cached rows
+    not found.
     """
-    start = os.path.join(root, *under.split("/")) if under else root
-    stack = [(under + "/" if under else "", start)]
+
+    clean: list[int] = field(default_factory=list)
+    suspect: list[tuple[int, os.stat_result, int]] = field(default_factory=list)
+    new: list[tuple[str, os.stat_result, int]] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+
+
+_S_IFMT = 0o170000
+_S_IFREG = 0o100000
+_S_IFLNK = 0o120000
+
+PARALLEL_MIN_FILES = 20_000
+"""Below this many cached files a scan stays in one process (a fork costs more than it saves)."""
+
+
+class FileStat(NamedTuple):
+    """The ``lstat`` fields dsv uses, in a form that crosses a pipe cheaply."""
+
+    st_mode: int
+    st_size: int
+    st_mtime_ns: int
+    st_ctime_ns: int
+    st_ino: int
+
+
+def _scan_dirs(
+    units: list[tuple[str, str]],
+    index_get: Callable[[str], int | None],
+    keys: list[StatKey | None],
+    ignore: IgnoreRules | None,
+    warn: Warn,
+    result: ScanResult,
+    leftover: list[tuple[str, str]] | None = None,
+) -> None:
+    """The hot loop: walk ``units`` (``(rel_dir, abs_dir)``), classifying each file.
+
+    With ``leftover`` given, subfolders are collected there instead of walked.
+    """
+    clean_append = result.clean.append
+    suspect_append = result.suspect.append
+    new_append = result.new.append
+    stack = list(units)
+    pop = stack.pop
+    push = stack.append if leftover is None else leftover.append
     while stack:
-        rel_dir, abs_dir = stack.pop()
+        rel_dir, abs_dir = pop()
         try:
             it = os.scandir(abs_dir)
         except (FileNotFoundError, NotADirectoryError):
@@ -61,11 +110,8 @@ def walk(root: str, ignore: IgnoreRules | None, warn: Warn, *, under: str = "") 
                 rel = rel_dir + name
                 try:
                     if e.is_dir(follow_symlinks=False):
-                        if not rel_dir and name in ALWAYS_IGNORED:
-                            continue
-                        if ignore is not None and ignore.ignores_dir(rel):
-                            continue
-                        stack.append((rel + "/", e.path))
+                        if (rel_dir or name not in ALWAYS_IGNORED) and (ignore is None or not ignore.ignores_dir(rel)):
+                            push((rel + "/", e.path))
                         continue
                     if ignore is not None and ignore.ignores_file(rel):
                         continue
@@ -74,58 +120,127 @@ def walk(root: str, ignore: IgnoreRules | None, warn: Warn, *, under: str = "") 
                     continue
                 except OSError as err:
                     raise StorageError("stat", e.path, err) from err
-                mode = dsv_mode(st.st_mode)
-                if mode is None:
+                fmt = st.st_mode & _S_IFMT
+                if fmt == _S_IFREG:
+                    mode = MODE_EXEC if st.st_mode & 0o100 else MODE_FILE
+                elif fmt == _S_IFLNK:
+                    mode = MODE_LINK
+                else:
                     warn(f"skipped {rel}: not a regular file or symlink")
                     continue
-                yield rel, st, mode
+                row = index_get(rel)
+                if row is None:
+                    new_append((rel, st, mode))
+                elif keys[row] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode):
+                    clean_append(row)
+                else:
+                    suspect_append((row, st, mode))
 
 
-@dataclass
-class ScanResult:
-    """The working tree against the stat cache.
+def _pack_stat(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
-    ``clean`` rows are unchanged (by stat) cached rows; ``suspect`` rows are
-    cached paths whose stat changed (content may or may not differ); ``new``
-    are paths not in the cache; ``missing`` are cached rows not found.
+
+def _scan_forked(
+    units: list[tuple[str, str]], cache: StatCache, ignore: IgnoreRules | None, result: ScanResult, warn: Warn
+) -> None:
+    """Walk ``units`` split between this process and one forked child.
+
+    The child inherits the stat cache copy-on-write and sends back only its
+    classification (marshalled plain tuples), so two cores share the ``lstat``
+    calls and the per-file Python work.
     """
+    mine = units[0::2]
+    theirs = units[1::2]
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 0
+        try:
+            os.close(rfd)
+            part = ScanResult()
+            notes: list[str] = []
+            try:
+                _scan_dirs(theirs, cache.index.get, cache.keys, ignore, notes.append, part)
+                payload = marshal.dumps(
+                    (
+                        "ok",
+                        part.clean,
+                        [(r, _pack_stat(st), m) for r, st, m in part.suspect],
+                        [(p, _pack_stat(st), m) for p, st, m in part.new],
+                        notes,
+                    )
+                )
+            except StorageError as err:
+                payload = marshal.dumps(("err", err.action, err.path, err.errno or 0, err.message))
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(wfd, view) :]
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    try:
+        _scan_dirs(mine, cache.index.get, cache.keys, ignore, warn, result)
+    finally:
+        chunks = []
+        with os.fdopen(rfd, "rb") as f:
+            while c := f.read(1 << 20):
+                chunks.append(c)
+        _, status = os.waitpid(pid, 0)
+    if not chunks or status != 0:
+        # The child died: do its half here.
+        _scan_dirs(theirs, cache.index.get, cache.keys, ignore, warn, result)
+        return
+    msg = marshal.loads(b"".join(chunks))
+    if msg[0] == "err":
+        _, action, path, errno_, text = msg
+        raise StorageError(action, path, OSError(errno_, text.rsplit(": ", 1)[-1]))
+    _, clean, suspect, new, notes = msg
+    result.clean.extend(clean)
+    result.suspect.extend((r, FileStat(*st), m) for r, st, m in suspect)
+    result.new.extend((p, FileStat(*st), m) for p, st, m in new)
+    for n in notes:
+        warn(n)
 
-    clean: list[tuple[int, StatKey]] = field(default_factory=list)
-    suspect: list[tuple[int, os.stat_result, int]] = field(default_factory=list)
-    new: list[tuple[str, os.stat_result, int]] = field(default_factory=list)
-    missing: list[int] = field(default_factory=list)
 
+def scan(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, *, under: str = "", parallel: bool | None = None) -> ScanResult:
+    """Classify every file of the working tree (or of folder ``under``) against ``cache``.
 
-def scan(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, *, under: str = "") -> ScanResult:
-    """Classify every file of the working tree (or of folder ``under``) against ``cache``."""
-    index = cache.index
-    keys = cache.keys
+    Large trees are walked by two processes when the machine has two cores and
+    this process runs no other thread (forking a threaded process is unsafe).
+    """
     result = ScanResult()
-    clean_append = result.clean.append
-    seen = 0
-    seen_rows: set[int] = set()
-    for rel, st, mode in walk(root, ignore, warn, under=under):
-        row = index.get(rel)
-        if row is None:
-            result.new.append((rel, st, mode))
-            continue
-        seen += 1
-        seen_rows.add(row)
-        key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode)
-        if keys[row] == key:
-            clean_append((row, key))
+    start = os.path.join(root, *under.split("/")) if under else root
+    units = [(under + "/" if under else "", start)]
+    if parallel is None:
+        parallel = len(cache) >= PARALLEL_MIN_FILES or not len(cache)
+    parallel = parallel and (os.cpu_count() or 1) >= 2 and hasattr(os, "fork") and threading.active_count() == 1
+    if parallel:
+        # Expand the top levels until there are enough folders to share out.
+        for _ in range(4):
+            leftover: list[tuple[str, str]] = []
+            _scan_dirs(units, cache.index.get, cache.keys, ignore, warn, result, leftover)
+            units = sorted(leftover)
+            if len(units) >= 8 or not units:
+                break
+        if len(units) >= 2:
+            _scan_forked(units, cache, ignore, result, warn)
         else:
-            result.suspect.append((row, st, mode))
+            _scan_dirs(units, cache.index.get, cache.keys, ignore, warn, result)
+    else:
+        _scan_dirs(units, cache.index.get, cache.keys, ignore, warn, result)
     if under:
         prefix = under + "/"
-        expected = [i for i, p in enumerate(cache.paths) if p.startswith(prefix) or p == under]
+        expected: range | list[int] = [i for i, p in enumerate(cache.paths) if p.startswith(prefix) or p == under]
     else:
-        expected = range(len(cache.paths))
-    if seen != len(expected):
-        result.missing = [i for i in expected if i not in seen_rows]
+        expected = range(len(cache))
+    if len(result.clean) + len(result.suspect) != len(expected):
+        seen = bytearray(len(cache))
+        for r in result.clean:
+            seen[r] = 1
+        for r, _, _ in result.suspect:
+            seen[r] = 1
+        result.missing = [i for i in expected if not seen[i]]
     return result
-
-
-def file_stat_key(st: os.stat_result, mode: int) -> StatKey:
-    """Re-export of :func:`stat_key` for callers of this module."""
-    return stat_key(st, mode)

@@ -60,12 +60,13 @@ def take_snapshot(
     sizes: list[int] = []
     modes: list[int] = []
     keys: list[StatKey | None] = []
-    for row, key in result.clean:
-        paths.append(cache.paths[row])
-        oids.append(cache.oids[row])
-        sizes.append(cache.sizes[row])
-        modes.append(cache.modes[row])
-        keys.append(key)
+    cpaths, coids, csizes, cmodes, ckeys = cache.paths, cache.oids, cache.sizes, cache.modes, cache.keys
+    for row in result.clean:
+        paths.append(cpaths[row])
+        oids.append(coids[row])
+        sizes.append(csizes[row])
+        modes.append(cmodes[row])
+        keys.append(ckeys[row])
 
     todo: list[tuple[str, os.stat_result, int, int | None]] = [(cache.paths[r], st, m, r) for r, st, m in result.suspect]
     todo.extend((p, st, m, None) for p, st, m in result.new)

@@ -1,0 +1,70 @@
+"""Shared fixtures: hermetic environment, a fresh repository, helpers to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dsv
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed author, no debug, no leaking of the developer's git identity."""
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "DSV_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DSV_AUTHOR_NAME", "Test Author")
+    monkeypatch.setenv("DSV_AUTHOR_EMAIL", "test@example.com")
+
+
+@pytest.fixture
+def repo_dir(tmp_path: Path) -> Path:
+    """An empty folder for a dataset."""
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def repo(repo_dir: Path) -> dsv.Repo:
+    """A freshly initialised repository."""
+    return dsv.Repo.init(repo_dir)
+
+
+def write_tree(root: Path, files: dict[str, bytes | str]) -> None:
+    """Create ``files`` (path -> content) below ``root``."""
+    for rel, content in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every tracked-kind file below ``root`` (not .dsv) as path -> bytes (symlinks as b'->target')."""
+    out: dict[str, bytes] = {}
+    for dirpath, dirs, files in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir == ".":
+            dirs[:] = [d for d in dirs if d not in (".dsv", ".git")]
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+            full = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name)).replace(os.sep, "/")
+            if os.path.islink(full):
+                out[rel] = b"->" + os.fsencode(os.readlink(full))
+            else:
+                out[rel] = Path(full).read_bytes()
+    return out
+
+
+def run_dsv(*args: str, cwd: Path, check: bool = False, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run the real CLI in a subprocess (``python -m dsv``)."""
+    env = dict(os.environ)
+    env.pop("DSV_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "dsv", *args], cwd=cwd, capture_output=True, env=env, input=input, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dsv {' '.join(args)} failed ({proc.returncode}): {proc.stderr.decode()}")
+    return proc

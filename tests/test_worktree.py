@@ -1,0 +1,171 @@
+"""Worktree layer: ignore rules, path safety, stat cache, scanning."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dsv.base.errors import UnsafePathError
+from dsv.store import MemoryObjectStore
+from dsv.worktree import statcache
+from dsv.worktree.checkout import FileWrite, materialize
+from dsv.worktree.ignore import IgnoreRules, load_ignore
+from dsv.worktree.paths import check_manifest_path, to_repo_path
+from dsv.worktree.scan import MODE_FILE, scan
+from dsv.worktree.statcache import StatCache, stat_key
+
+from conftest import write_tree
+
+
+@pytest.mark.parametrize(
+    "patterns, path, is_dir, ignored",
+    [
+        (["*.tmp"], "x.tmp", False, True),
+        (["*.tmp"], "deep/er/x.tmp", False, True),
+        (["*.tmp", "!keep.tmp"], "keep.tmp", False, False),
+        (["*.tmp", "!keep.tmp"], "d/keep.tmp", False, False),
+        (["build/"], "build", True, True),
+        (["build/"], "build", False, False),
+        (["build/"], "src/build", True, True),
+        (["/top.txt"], "top.txt", False, True),
+        (["/top.txt"], "d/top.txt", False, False),
+        (["a/**/b"], "a/b", False, True),
+        (["a/**/b"], "a/x/y/b", False, True),
+        (["logs/*.log"], "logs/1.log", False, True),
+        (["logs/*.log"], "logs/x/1.log", False, False),
+        (["**/cache"], "x/y/cache", True, True),
+        (["im?.png"], "im1.png", False, True),
+        (["im[0-4].png"], "im7.png", False, False),
+        (["# comment", "", "  "], "anything", False, False),
+        (["\\#literal"], "#literal", False, True),
+        (["with space\\ "], "with space ", False, True),
+    ],
+)
+def test_ignore_rules(patterns: list[str], path: str, is_dir: bool, ignored: bool) -> None:
+    rules = IgnoreRules(patterns)
+    assert (rules.ignores_dir(path) if is_dir else rules.ignores_file(path)) is ignored
+
+
+def test_ignored_files_and_dirs_are_not_scanned(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"a.jpg": "1", "b.tmp": "2", "cache/x": "3", "keep/y": "4", ".dsvignore": "*.tmp\ncache/\n", ".git/HEAD": "g"})
+    res = scan(str(tmp_path), StatCache(None, None), load_ignore(str(tmp_path)), lambda m: None, parallel=False)
+    assert sorted(p for p, _, _ in res.new) == [".dsvignore", "a.jpg", "keep/y"]
+
+
+@pytest.mark.parametrize("bad", ["", "/abs", "../x", "a/../b", "a/./b", "a//b", "a/", ".dsv/config.json", ".dsv", "a\\b", "nul\x00x", "..", "."])
+def test_unsafe_manifest_paths(bad: str) -> None:
+    with pytest.raises(UnsafePathError):
+        check_manifest_path(bad)
+
+
+@pytest.mark.parametrize("good", ["a", "a/b.jpg", "-leading-dash", "sp ace/ü.png", "new\nline", ".hidden", "..dots", "a/.dsv"])
+def test_safe_manifest_paths(good: str) -> None:
+    assert check_manifest_path(good) == good
+
+
+def test_repo_paths_from_the_command_line(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    (tmp_path / "sub").mkdir()
+    assert to_repo_path(root, "x/y", cwd=root) == "x/y"
+    assert to_repo_path(root, "y", cwd=str(tmp_path / "sub")) == "sub/y"
+    assert to_repo_path(root, ".", cwd=root) == ""
+    assert to_repo_path(root, str(tmp_path / "abs"), cwd="/") == "abs"
+    for bad in ("../outside", "/etc/passwd", ".dsv/HEAD"):
+        with pytest.raises(UnsafePathError):
+            to_repo_path(root, bad, cwd=root)
+
+
+def _cache_for(root: Path, rels: list[str]) -> StatCache:
+    keys = []
+    for r in rels:
+        keys.append(stat_key(os.lstat(root / r), MODE_FILE))
+    return StatCache("c" * 32, "m" * 32, rels, [b"\0" * 16] * len(rels), [1] * len(rels), [MODE_FILE] * len(rels), keys)
+
+
+def test_statcache_round_trip(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"b": "x", "a/c": "y", "ü/ñ": "z"})
+    rels = ["b", "a/c", "ü/ñ"]
+    cache = _cache_for(tmp_path, rels)
+    path = str(tmp_path / "cache")
+    statcache.save(path, cache)
+    # Age the cache file so that no entry is racy.
+    os.utime(path, ns=(4_000_000_000_000_000_000, 4_000_000_000_000_000_000))
+    loaded = statcache.load(path)
+    assert loaded is not None
+    assert loaded.commit == "c" * 32 and loaded.manifest == "m" * 32
+    assert sorted(loaded.paths) == sorted(rels)
+    for p in rels:
+        assert loaded.keys[loaded.index[p]] == cache.keys[cache.index[p]]
+
+
+def test_statcache_entries_not_older_than_the_cache_are_racy(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"f": "x"})
+    cache = _cache_for(tmp_path, ["f"])
+    path = str(tmp_path / "cache")
+    statcache.save(path, cache)
+    st = os.lstat(tmp_path / "f")
+    os.utime(path, ns=(st.st_mtime_ns, st.st_mtime_ns))  # cache written in the same tick as the file
+    loaded = statcache.load(path)
+    assert loaded is not None and loaded.keys == [None]
+
+
+def test_corrupt_statcache_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "cache"
+    statcache.save(str(path), StatCache("c" * 32, None, ["a"], [b"\0" * 16], [1], [MODE_FILE], [None]))
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert statcache.load(str(path)) is None
+    assert statcache.load(str(tmp_path / "missing")) is None
+
+
+def test_parallel_scan_equals_sequential(tmp_path: Path) -> None:
+    files = {f"d{i % 13}/s{i % 3}/f{i}": str(i) for i in range(600)}
+    write_tree(tmp_path, files)
+    rels = sorted(files)[:400]
+    cache = _cache_for(tmp_path, rels)
+    (tmp_path / rels[0]).write_text("changed!")  # a suspect
+    os.unlink(tmp_path / rels[1])  # missing
+    results = [scan(str(tmp_path), cache, None, lambda m: None, parallel=p) for p in (False, True)]
+    seq, par = results
+    assert sorted(seq.clean) == sorted(par.clean)
+    assert sorted(r for r, _, _ in seq.suspect) == sorted(r for r, _, _ in par.suspect) == [0]
+    assert sorted(p for p, _, _ in seq.new) == sorted(p for p, _, _ in par.new)
+    assert seq.missing == par.missing == [1]
+    assert len(seq.new) == 200
+
+
+def test_special_files_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"ok": "1"})
+    os.mkfifo(tmp_path / "pipe")
+    warnings: list[str] = []
+    res = scan(str(tmp_path), StatCache(None, None), None, warnings.append, parallel=False)
+    assert [p for p, _, _ in res.new] == ["ok"]
+    assert any("pipe" in w for w in warnings)
+
+
+def test_materialize_never_writes_through_a_symlinked_folder(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "data").symlink_to(outside)
+    store = MemoryObjectStore()
+    w = store.begin_write()
+    oid = w.add_bytes(b"payload")
+    w.commit()
+    with pytest.raises(UnsafePathError):
+        materialize(str(root), store, [FileWrite("data/x", oid, 7, MODE_FILE)], [])
+    assert list(outside.iterdir()) == []
+
+
+def test_materialize_validates_every_path_before_writing(tmp_path: Path) -> None:
+    store = MemoryObjectStore()
+    w = store.begin_write()
+    oid = w.add_bytes(b"payload")
+    w.commit()
+    with pytest.raises(UnsafePathError):
+        materialize(str(tmp_path), store, [FileWrite("fine", oid, 7, MODE_FILE), FileWrite("../evil", oid, 7, MODE_FILE)], [])
+    assert list(tmp_path.iterdir()) == []
