@@ -23,6 +23,10 @@ class ObjectWriter(Protocol):
         """Store ``data``; return its id. Adding an object that exists is a no-op."""
         ...
 
+    def add_raw(self, data: bytes) -> bytes:
+        """:meth:`add_bytes` returning the 16-byte binary id."""
+        ...
+
     def add_fd(self, fd: int) -> tuple[str, int]:
         """Store everything readable from ``fd`` (hashing while copying, one pass).
 

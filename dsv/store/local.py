@@ -143,11 +143,18 @@ class LocalObjectStore:
         """Whether the store holds ``oid`` (in a pack or loose)."""
         return self.has_raw(from_hex(oid))
 
-    def has_raw(self, raw: bytes) -> bool:
-        """:meth:`has` for a 16-byte binary id."""
+    def has_raw(self, raw: bytes, size: int | None = None) -> bool:
+        """:meth:`has` for a 16-byte binary id.
+
+        With ``size`` known and below :data:`LOOSE_THRESHOLD` only packs are
+        searched: small objects are never written loose, so the hot path of a
+        commit costs no ``stat`` per object.
+        """
         self._load_packs()
         if raw in self._where:
             return True
+        if size is not None and size < LOOSE_THRESHOLD:
+            return False
         return os.path.exists(self._loose_path(raw.hex()))
 
     def _packed_bytes(self, oid: str, pack: LoadedPack, off: int, length: int) -> bytes:
@@ -387,18 +394,23 @@ class LocalWriter:
 
     def add_bytes(self, data: bytes) -> str:
         """Store ``data`` and return its hex id (a no-op if already stored)."""
+        return self.add_raw(data).hex()
+
+    def add_raw(self, data: bytes) -> bytes:
+        """Store ``data`` and return its 16-byte binary id (the commit hot path)."""
         try:
-            return self._add_bytes(data)
+            return self._add_raw(data)
         except OSError as err:
             raise StorageError("write objects to", self.store.root, err) from err
 
-    def _add_bytes(self, data: bytes) -> str:
+    def _add_raw(self, data: bytes) -> bytes:
         raw = digest_bytes(data)
-        oid = raw.hex()
-        if len(data) >= LOOSE_THRESHOLD:
+        n = len(data)
+        if n >= LOOSE_THRESHOLD:
+            oid = raw.hex()
             with self._lock:
                 if raw in self._added or self.store.has_raw(raw):
-                    return oid
+                    return raw
                 self._added.add(raw)
             tmp = self._tmp(".obj")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
@@ -409,20 +421,19 @@ class LocalWriter:
                 os.close(fd)
             with self._lock:
                 self._loose[oid] = tmp
-                self.bytes_written += len(data)
+                self.bytes_written += n
                 self.objects_written += 1
-            return oid
+            return raw
         with self._lock:
-            if raw in self._added or self.store.has_raw(raw):
-                return oid
+            if raw in self._added or self.store.has_raw(raw, n):
+                return raw
             self._added.add(raw)
             if self._pack is None or self._pack.size >= PACK_ROLLOVER:
                 self._roll_pack()
-            assert self._pack is not None
-            self._pack.append(raw, data)
-            self.bytes_written += len(data)
+            self._pack.append(raw, data)  # type: ignore[union-attr]
+            self.bytes_written += n
             self.objects_written += 1
-        return oid
+        return raw
 
     def _roll_pack(self) -> None:
         if self._pack is not None:
@@ -451,7 +462,7 @@ class LocalWriter:
                 break
         if not large:
             data = b"".join(chunks)
-            return self._add_bytes(data), len(data)
+            return self._add_raw(data).hex(), len(data)
         # Large: stream to a temp file, hashing exactly the bytes written.
         tmp = self._tmp(".obj")
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
@@ -484,6 +495,36 @@ class LocalWriter:
             self.bytes_written += total
             self.objects_written += 1
         return oid, total
+
+    def sibling(self) -> "LocalWriter":
+        """A new transaction on the same store, for a helper process (see :meth:`detach`)."""
+        return LocalWriter(self.store)
+
+    def detach(self) -> list[tuple[str, bytes]]:
+        """Finish (fsync) this transaction's packs without publishing them.
+
+        Returns ``(temp pack path, index bytes)`` pairs for another writer to
+        :meth:`adopt`. Only packs: used by helper processes that store small files.
+        """
+        try:
+            with self._lock:
+                if self._pack is not None:
+                    if self._pack.entries:
+                        self._finished_packs.append((self._pack.path, self._pack.finish()))
+                    else:
+                        self._pack.discard()
+                    self._pack = None
+                out = list(self._finished_packs)
+                self._finished_packs.clear()
+                return out
+        except OSError as err:
+            self.abort()
+            raise StorageError("write objects to", self.store.root, err) from err
+
+    def adopt(self, packs: list[tuple[str, bytes]]) -> None:
+        """Take over finished packs of a sibling writer; they publish with :meth:`commit`."""
+        with self._lock:
+            self._finished_packs.extend((p, bytes(i)) for p, i in packs)
 
     def commit(self) -> None:
         """Publish everything added, durably: loose objects, then packs, then directory syncs."""

@@ -71,6 +71,10 @@ class MemoryWriter:
         self.pending.setdefault(oid, bytes(data))
         return oid
 
+    def add_raw(self, data: bytes) -> bytes:
+        """Add ``data``; return its binary id."""
+        return bytes.fromhex(self.add_bytes(data))
+
     def add_fd(self, fd: int) -> tuple[str, int]:
         """Add everything readable from ``fd``."""
         import os

@@ -20,7 +20,7 @@ from dsv.worktree.scan import MODE_LINK
 _O_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReadResult:
     """A file's stored or hashed content id, size and whether it changed while read."""
 
@@ -28,6 +28,9 @@ class ReadResult:
     size: int
     changed: bool
     vanished: bool = False
+
+
+_VANISHED = ReadResult(b"", 0, True, vanished=True)
 
 
 def _changed(before: os.stat_result, after: os.stat_result, nread: int) -> bool:
@@ -102,21 +105,21 @@ def store_path(writer: object, abs_path: str, st: os.stat_result, mode: int) -> 
     """Copy a file (or symlink target) into ``writer``, hashing the same bytes once."""
     if mode == MODE_LINK:
         data = read_link(abs_path)
-        oid = writer.add_bytes(data)  # type: ignore[attr-defined]
-        return ReadResult(bytes.fromhex(oid), len(data), False)
+        return ReadResult(writer.add_raw(data), len(data), False)  # type: ignore[attr-defined]
     fd = _open(abs_path)
     if fd is None:
-        return ReadResult(b"", 0, True, vanished=True)
+        return _VANISHED
     try:
         if not is_large(st):
             data = _read_all(fd, st.st_size)
             after = os.fstat(fd)
-            oid = writer.add_bytes(data)  # type: ignore[attr-defined]
-            return ReadResult(bytes.fromhex(oid), len(data), _changed(st, after, len(data)))
-        oid, n = writer.add_fd(fd)  # type: ignore[attr-defined]
-        after = os.fstat(fd)
-        return ReadResult(bytes.fromhex(oid), n, _changed(st, after, n))
+        else:
+            oid, n = writer.add_fd(fd)  # type: ignore[attr-defined]
+            after = os.fstat(fd)
+            return ReadResult(bytes.fromhex(oid), n, _changed(st, after, n))
     except OSError as err:
         raise StorageError("read", abs_path, err) from err
     finally:
         os.close(fd)
+    # Stored after the file is closed: a failure to write is not a failure to read.
+    return ReadResult(writer.add_raw(data), len(data), _changed(st, after, len(data)))  # type: ignore[attr-defined]

@@ -9,15 +9,14 @@ that are not valid UTF-8 (a manifest path is UTF-8).
 
 from __future__ import annotations
 
-import marshal
 import os
 import stat as statmod
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from dsv.base.errors import StorageError
+from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
 from dsv.worktree.ignore import ALWAYS_IGNORED, IgnoreRules
 from dsv.worktree.statcache import StatCache, StatKey
 
@@ -147,57 +146,34 @@ def _scan_forked(
     """Walk ``units`` split between this process and one forked child.
 
     The child inherits the stat cache copy-on-write and sends back only its
-    classification (marshalled plain tuples), so two cores share the ``lstat``
-    calls and the per-file Python work.
+    classification (plain tuples), so two cores share the ``lstat`` calls and
+    the per-file Python work.
     """
     mine = units[0::2]
     theirs = units[1::2]
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        code = 0
-        try:
-            os.close(rfd)
-            part = ScanResult()
-            notes: list[str] = []
-            try:
-                _scan_dirs(theirs, cache.index.get, cache.keys, ignore, notes.append, part)
-                payload = marshal.dumps(
-                    (
-                        "ok",
-                        part.clean,
-                        [(r, _pack_stat(st), m) for r, st, m in part.suspect],
-                        [(p, _pack_stat(st), m) for p, st, m in part.new],
-                        notes,
-                    )
-                )
-            except StorageError as err:
-                payload = marshal.dumps(("err", err.action, err.path, err.errno or 0, err.message))
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(wfd, view) :]
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(wfd)
+
+    def child() -> tuple[list[int], list[Any], list[Any], list[str]]:
+        part = ScanResult()
+        notes: list[str] = []
+        _scan_dirs(theirs, cache.index.get, cache.keys, ignore, notes.append, part)
+        return (
+            part.clean,
+            [(r, _pack_stat(st), m) for r, st, m in part.suspect],
+            [(p, _pack_stat(st), m) for p, st, m in part.new],
+            notes,
+        )
+
+    job = ForkJob(child)
     try:
         _scan_dirs(mine, cache.index.get, cache.keys, ignore, warn, result)
-    finally:
-        chunks = []
-        with os.fdopen(rfd, "rb") as f:
-            while c := f.read(1 << 20):
-                chunks.append(c)
-        _, status = os.waitpid(pid, 0)
-    if not chunks or status != 0:
-        # The child died: do its half here.
+    except BaseException:
+        job.cancel()
+        raise
+    try:
+        clean, suspect, new, notes = job.result()
+    except ChildFailed:
         _scan_dirs(theirs, cache.index.get, cache.keys, ignore, warn, result)
         return
-    msg = marshal.loads(b"".join(chunks))
-    if msg[0] == "err":
-        _, action, path, errno_, text = msg
-        raise StorageError(action, path, OSError(errno_, text.rsplit(": ", 1)[-1]))
-    _, clean, suspect, new, notes = msg
     result.clean.extend(clean)
     result.suspect.extend((r, FileStat(*st), m) for r, st, m in suspect)
     result.new.extend((p, FileStat(*st), m) for p, st, m in new)
@@ -216,7 +192,7 @@ def scan(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, *,
     units = [(under + "/" if under else "", start)]
     if parallel is None:
         parallel = len(cache) >= PARALLEL_MIN_FILES or not len(cache)
-    parallel = parallel and (os.cpu_count() or 1) >= 2 and hasattr(os, "fork") and threading.active_count() == 1
+    parallel = parallel and fork_available()
     if parallel:
         # Expand the top levels until there are enough folders to share out.
         for _ in range(4):

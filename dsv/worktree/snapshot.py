@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
+from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
 from dsv.base.progress import NullProgress, Progress
 from dsv.manifest import entries_table
 from dsv.store.base import ObjectWriter
 from dsv.worktree.content import ReadResult, is_large, store_path
 from dsv.worktree.ignore import IgnoreRules
 from dsv.worktree.scan import Warn, scan
-from dsv.worktree.statcache import StatCache, StatKey, stat_key
+from dsv.worktree.statcache import StatCache, StatKey
 
 
 @dataclass
@@ -74,48 +77,66 @@ def take_snapshot(
     progress.start("hashing", len(todo), total_bytes)
     snap = Snapshot(pa.table({}), cache)
     large_jobs: list[tuple[str, os.stat_result, int, int | None, Future[ReadResult]]] = []
-    join = os.path.join
-    sep_root = root
-
-    def record(path: str, st: os.stat_result, mode: int, row: int | None, res: ReadResult) -> None:
-        if res.vanished:
-            warn(f"{path} disappeared while committing; not included")
-            return
-        snap.files_read += 1
-        snap.bytes_read += res.size
-        if res.changed:
-            snap.changed_while_reading.append(path)
-        paths.append(path)
-        oids.append(res.raw_oid)
-        sizes.append(res.size)
-        modes.append(mode)
-        # A file that changed while read gets no stat key: status will re-hash it.
-        keys.append(None if res.changed else stat_key(st, mode))
-        if row is None:
-            snap.added += 1
-        elif res.raw_oid != cache.oids[row] or mode != cache.modes[row]:
-            snap.modified += 1
-
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    changed_list = snap.changed_while_reading
+    cache_oids, cache_modes = cache.oids, cache.modes
+    added = modified = files_read = bytes_read = 0
     pool: ThreadPoolExecutor | None = None
-    try:
+
+    def results() -> Iterator[tuple[str, os.stat_result, int, int | None, ReadResult]]:
+        nonlocal pool
         for path, st, mode, row in todo:
-            abs_path = join(sep_root, *path.split("/")) if "/" in path else join(sep_root, path)
             if is_large(st):
                 if pool is None:
                     pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="dsv-hash")
-                large_jobs.append((path, st, mode, row, pool.submit(store_path, writer, abs_path, st, mode)))
+                large_jobs.append((path, st, mode, row, pool.submit(store_path, writer, prefix + path, st, mode)))
                 continue
-            res = store_path(writer, abs_path, st, mode)
-            record(path, st, mode, row, res)
-            progress.advance(1, res.size)
+            yield path, st, mode, row, store_path(writer, prefix + path, st, mode)
         for path, st, mode, row, fut in large_jobs:
-            res = fut.result()
-            record(path, st, mode, row, res)
-            progress.advance(1, res.size)
+            yield path, st, mode, row, fut.result()
+
+    # A second process stores half of the small files into its own pack.
+    job: ForkJob | None = None
+    theirs: list[tuple[str, os.stat_result, int, int | None]] = []
+    small = [t for t in todo if not is_large(t[1])]
+    if len(small) >= PARALLEL_MIN_FILES and hasattr(writer, "sibling") and fork_available():
+        theirs = small[len(small) // 2 :]
+        mine_ids = {id(t) for t in theirs}
+        todo = [t for t in todo if id(t) not in mine_ids]
+        job = ForkJob(lambda: _store_in_child(writer, prefix, theirs))
+
+    try:
+        for path, st, mode, row, res in _chain(results(), _child_results(job, theirs, writer, prefix)):
+            if res.vanished:
+                warn(f"{path} disappeared while committing; not included")
+                continue
+            size = res.size
+            files_read += 1
+            bytes_read += size
+            paths.append(path)
+            oids.append(res.raw_oid)
+            sizes.append(size)
+            modes.append(mode)
+            if res.changed:
+                # A file that changed while read gets no stat key: status will re-hash it.
+                changed_list.append(path)
+                keys.append(None)
+            else:
+                keys.append((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode))
+            if row is None:
+                added += 1
+            elif res.raw_oid != cache_oids[row] or mode != cache_modes[row]:
+                modified += 1
+            progress.advance(1, size)
+    except BaseException:
+        if job is not None:
+            job.cancel()
+        raise
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         progress.finish()
+    snap.added, snap.modified, snap.files_read, snap.bytes_read = added, modified, files_read, bytes_read
 
     snap.removed = len(result.missing)
     if result.missing and snap.added:
@@ -133,3 +154,43 @@ def take_snapshot(
     snap.table = entries_table(paths, oids, sizes, modes)
     snap.cache = StatCache(None, None, paths, oids, sizes, modes, keys)
     return snap
+
+
+PARALLEL_MIN_FILES = 4_000
+"""Below this many small files to store, a commit stays in one process."""
+
+
+def _store_in_child(writer: ObjectWriter, prefix: str, items: list[tuple[str, os.stat_result, int, int | None]]) -> tuple[list[Any], list[Any]]:
+    """Runs in the forked child: store ``items`` through a sibling writer, return results and packs."""
+    mine = writer.sibling()  # type: ignore[attr-defined]
+    try:
+        out = []
+        for path, st, mode, _row in items:
+            r = store_path(mine, prefix + path, st, mode)
+            out.append((r.raw_oid, r.size, r.changed, r.vanished))
+        return out, mine.detach()
+    except BaseException:
+        mine.abort()
+        raise
+
+
+def _child_results(
+    job: ForkJob | None, items: list[tuple[str, os.stat_result, int, int | None]], writer: ObjectWriter, prefix: str
+) -> Iterator[tuple[str, os.stat_result, int, int | None, ReadResult]]:
+    """The child's share of the results, once it is done (or redone here if it died)."""
+    if job is None:
+        return
+    try:
+        out, packs = job.result()
+    except ChildFailed:
+        for path, st, mode, row in items:
+            yield path, st, mode, row, store_path(writer, prefix + path, st, mode)
+        return
+    writer.adopt(packs)  # type: ignore[attr-defined]
+    for (path, st, mode, row), (raw, size, changed, vanished) in zip(items, out):
+        yield path, st, mode, row, ReadResult(raw, size, changed, vanished)
+
+
+def _chain(*iterators: Iterator[Any]) -> Iterator[Any]:
+    for it in iterators:
+        yield from it

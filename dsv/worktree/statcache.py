@@ -31,7 +31,6 @@ import json
 import os
 import struct
 from array import array
-from dataclasses import dataclass, field
 
 from dsv.base.fsio import atomic_write_bytes
 from dsv.base.hashing import DIGEST_SIZE, digest_bytes
@@ -50,21 +49,46 @@ def stat_key(st: os.stat_result, mode: int) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode)
 
 
-@dataclass
 class StatCache:
-    """Paths of HEAD's manifest with ids, modes and stat keys (``None`` = unknown)."""
+    """Paths of HEAD's manifest with ids, sizes, modes and stat keys (``None`` = unknown).
 
-    commit: str | None
-    manifest: str | None
-    paths: list[str] = field(default_factory=list)
-    oids: list[bytes] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
-    modes: list[int] = field(default_factory=list)
-    keys: list[StatKey | None] = field(default_factory=list)
-    _index: dict[str, int] | None = None
+    Rows are parallel lists. Object ids are decoded lazily: checking an unchanged
+    tree never needs them.
+    """
+
+    def __init__(
+        self,
+        commit: str | None,
+        manifest: str | None,
+        paths: list[str] | None = None,
+        oids: list[bytes] | None = None,
+        sizes: list[int] | None = None,
+        modes: list[int] | None = None,
+        keys: list[StatKey | None] | None = None,
+        *,
+        oid_blob: bytes | None = None,
+    ) -> None:
+        self.commit = commit
+        self.manifest = manifest
+        self.paths = paths if paths is not None else []
+        self._oids = oids if oids is not None or oid_blob is not None else []
+        self._oid_blob = oid_blob
+        self.sizes = sizes if sizes is not None else []
+        self.modes = modes if modes is not None else []
+        self.keys = keys if keys is not None else []
+        self._index: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def oids(self) -> list[bytes]:
+        """16-byte object ids, one per row."""
+        if self._oids is None:
+            blob = self._oid_blob or b""
+            self._oids = [blob[i : i + 16] for i in range(0, len(blob), 16)]
+            self._oid_blob = None
+        return self._oids
 
     @property
     def index(self) -> dict[str, int]:
@@ -75,31 +99,13 @@ class StatCache:
 
 
 def encode(cache: StatCache) -> bytes:
-    """Serialize a cache (rows in any order; written sorted)."""
-    order = sorted(range(len(cache.paths)), key=cache.paths.__getitem__)
-    paths = [cache.paths[i] for i in order]
+    """Serialize a cache (rows in the order given: readers index by path, not position)."""
     header = json.dumps({"commit": cache.commit, "manifest": cache.manifest}).encode()
-    n = len(order)
-    sizes = array("q")
-    mtimes = array("q")
-    ctimes = array("q")
-    inos = array("Q")
-    modes = array("i")
-    for i in order:
-        k = cache.keys[i]
-        if k is None:
-            sizes.append(UNKNOWN)
-            mtimes.append(0)
-            ctimes.append(0)
-            inos.append(0)
-        else:
-            sizes.append(k[0])
-            mtimes.append(k[1])
-            ctimes.append(k[2])
-            inos.append(k[3])
-        modes.append(cache.modes[i])
-    file_sizes = array("q", (cache.sizes[i] for i in order))
-    blob = "\0".join(paths).encode("utf-8")
+    n = len(cache.paths)
+    keys = cache.keys
+    unknown = (UNKNOWN, 0, 0, 0, 0)
+    known = [unknown if k is None else k for k in keys]
+    blob = "\0".join(cache.paths).encode("utf-8")
     body = b"".join(
         [
             _HEAD.pack(MAGIC, VERSION, 0),
@@ -108,13 +114,13 @@ def encode(cache: StatCache) -> bytes:
             struct.pack("<Q", n),
             struct.pack("<Q", len(blob)),
             blob,
-            b"".join(cache.oids[i] for i in order),
-            file_sizes.tobytes(),
-            sizes.tobytes(),
-            mtimes.tobytes(),
-            ctimes.tobytes(),
-            inos.tobytes(),
-            modes.tobytes(),
+            b"".join(cache.oids),
+            array("q", cache.sizes).tobytes(),
+            array("q", [k[0] for k in known]).tobytes(),
+            array("q", [k[1] for k in known]).tobytes(),
+            array("q", [k[2] for k in known]).tobytes(),
+            array("Q", [k[3] for k in known]).tobytes(),
+            array("i", cache.modes).tobytes(),
         ]
     )
     return body + digest_bytes(body)
@@ -143,7 +149,7 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
         pos += 8
         paths = data[pos : pos + blen].decode("utf-8").split("\0") if n else []
         pos += blen
-        oids = [data[i : i + 16] for i in range(pos, pos + 16 * n, 16)]
+        oid_blob = data[pos : pos + 16 * n]
         pos += 16 * n
 
         def col(code: str) -> list[int]:
@@ -166,7 +172,7 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
             for i in range(n):
                 if sizes[i] < 0 or mtimes[i] >= racy_after_ns or ctimes[i] >= racy_after_ns:
                     keys[i] = None
-        return StatCache(header.get("commit"), header.get("manifest"), paths, oids, file_sizes, modes, keys)
+        return StatCache(header.get("commit"), header.get("manifest"), paths, None, file_sizes, modes, keys, oid_blob=oid_blob)
     except (ValueError, struct.error, UnicodeDecodeError, KeyError, AttributeError):
         return None
 
