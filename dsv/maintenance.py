@@ -11,17 +11,20 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError, UnsafePathError
 from dsv.base.hashing import from_hex
 from dsv.base.progress import NullProgress, Progress
 from dsv.history.objects import document_type, read_commit, read_tag
 from dsv.history.refs import HEADS, TAGS
-from dsv.manifest import ENTRY_SCHEMA, ROOT_SCHEMA, from_ipc_bytes
+from dsv.manifest import ENTRY_SCHEMA, MODES, ROOT_SCHEMA, from_ipc_bytes
 from dsv.repository import Repository
 from dsv.store.pack import decode_index
 from dsv.worktree.paths import check_manifest_path
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Reachable:
 
     objects: set[str] = field(default_factory=set)
     used_by: dict[str, str] = field(default_factory=dict)
+    watched_users: dict[str, tuple[str, ...]] = field(default_factory=dict)
     commits: int = 0
     problems: list[Problem] = field(default_factory=list)
 
@@ -119,8 +123,9 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
         except ObjectNotFoundError:
             out.problems.append(Problem("missing-object", oid, f"{ref} points at missing object {oid}", used_by=(ref,)))
             continue
-        except CorruptObjectError:
-            continue  # reported by the object scan
+        except CorruptObjectError as err:
+            out.problems.append(Problem("corrupt-object", oid, str(err), oid, err.actual, err.location, (ref,)))
+            continue
         out.objects.add(oid)
         if document_type(data) == "tag":
             try:
@@ -143,7 +148,8 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
         except ObjectNotFoundError:
             out.problems.append(Problem("missing-object", cid, f"commit {cid} is missing", used_by=(user,)))
             continue
-        except CorruptObjectError:
+        except CorruptObjectError as err:
+            out.problems.append(Problem("corrupt-object", cid, str(err), cid, err.actual, err.location, (user,)))
             continue
         except DsvError as err:
             out.problems.append(Problem("bad-metadata", cid, str(err), used_by=(user,)))
@@ -162,13 +168,23 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
         except ObjectNotFoundError:
             out.problems.append(Problem("missing-object", commit.manifest, f"manifest {commit.manifest} is missing", used_by=(here,)))
             continue
-        except CorruptObjectError:
+        except CorruptObjectError as err:
+            out.problems.append(Problem("corrupt-object", commit.manifest, str(err), commit.manifest, err.actual, err.location, (here,)))
             continue
         except CorruptMetadataError as err:
             out.problems.append(Problem("bad-metadata", commit.manifest, str(err), used_by=(here,)))
             continue
         out.objects.add(commit.manifest)
-        for raw in root.column("chunk").to_pylist():
+        if check_paths:
+            out.problems.extend(_root_problems(commit.manifest, root, here))
+        rows = zip(
+            root.column("chunk").to_pylist(),
+            root.column("first").to_pylist(),
+            root.column("last").to_pylist(),
+            root.column("files").to_pylist(),
+            root.column("bytes").to_pylist(),
+        )
+        for raw, first, last, nfiles, nbytes in rows:
             chunk = raw.hex()
             note(chunk, here)
             if chunk in seen_chunks:
@@ -179,12 +195,15 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
             except ObjectNotFoundError:
                 out.problems.append(Problem("missing-object", chunk, f"manifest chunk {chunk} is missing", used_by=(here,)))
                 continue
-            except CorruptObjectError:
+            except CorruptObjectError as err:
+                out.problems.append(Problem("corrupt-object", chunk, str(err), chunk, err.actual, err.location, (here,)))
                 continue
             except CorruptMetadataError as err:
                 out.problems.append(Problem("bad-metadata", chunk, str(err), used_by=(here,)))
                 continue
             out.objects.add(chunk)
+            if check_paths:
+                out.problems.extend(_chunk_problems(chunk, table, here, (first, last, nfiles, nbytes)))
             paths = table.column("path").to_pylist()
             oids = [r.hex() for r in table.column("oid").to_pylist()]
             for path, oid in zip(paths, oids):
@@ -198,8 +217,43 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
                         out.problems.append(Problem("unsafe-path", chunk, str(err), used_by=(here,)))
                 if oid not in out.used_by:
                     out.used_by[oid] = f"{here}:{path}"
-    out.used_by.update({k: "; ".join(v[:5]) + (f" (+{len(v) - 5} more)" if len(v) > 5 else "") for k, v in users.items()})
+    out.watched_users = {k: tuple(v[:5]) + ((f"(+{len(v) - 5} more)",) if len(v) > 5 else ()) for k, v in users.items()}
     return out
+
+
+def _chunk_problems(chunk: str, table: "pa.Table", user: str, expected: tuple[str, str, int, int]) -> list[Problem]:
+    """Invariants of one chunk: paths strictly increasing (sorted, unique), known modes,
+    and the first/last path, file count and byte count its root row claims."""
+    import pyarrow.compute as pc
+
+    out = []
+    paths = table.column("path").combine_chunks()
+    n = len(paths)
+    actual = (paths[0].as_py() if n else "", paths[n - 1].as_py() if n else "", n, pc.sum(table.column("size")).as_py() or 0)
+    if actual != expected:
+        out.append(Problem("bad-metadata", chunk, f"manifest chunk {chunk} does not match its root entry {expected} (found {actual})", used_by=(user,)))
+    if n > 1 and not pc.all(pc.less(paths.slice(0, n - 1), paths.slice(1))).as_py():
+        out.append(Problem("bad-metadata", chunk, f"manifest chunk {chunk} is not sorted by path or repeats a path", used_by=(user,)))
+    if n and not pc.all(pc.is_in(table.column("mode"), pa_array(MODES))).as_py():
+        out.append(Problem("bad-metadata", chunk, f"manifest chunk {chunk} has an unknown file mode", used_by=(user,)))
+    return out
+
+
+def _root_problems(oid: str, root: "pa.Table", user: str) -> list[Problem]:
+    """Invariants of a manifest root that need no chunk: chunk ranges in order."""
+    firsts = root.column("first").to_pylist()
+    lasts = root.column("last").to_pylist()
+    for i, (f, last) in enumerate(zip(firsts, lasts)):
+        if f > last or (i and lasts[i - 1] >= f):
+            return [Problem("bad-metadata", oid, f"manifest {oid} has overlapping or unordered chunks", used_by=(user,))]
+    return []
+
+
+def pa_array(values: tuple[int, ...]) -> "pa.Array":
+    """An int32 Arrow array (lazy pyarrow import)."""
+    import pyarrow as pa
+
+    return pa.array(values, pa.int32())
 
 
 def fsck(repo: Repository, progress: Progress | None = None) -> FsckReport:
@@ -241,11 +295,9 @@ def fsck(repo: Repository, progress: Progress | None = None) -> FsckReport:
     reach = walk_reachable(repo, check_paths=True, watch=set(bad))
     report.commits = reach.commits
     for oid, prob in bad.items():
-        users = reach.used_by.get(oid)
-        report.problems.append(
-            Problem(prob.kind, oid, prob.message, prob.expected, prob.actual, prob.location, (users,) if users else ("unreachable",))
-        )
-    report.problems.extend(reach.problems)
+        users = reach.watched_users.get(oid) or ("unreachable",)
+        report.problems.append(Problem(prob.kind, oid, prob.message, prob.expected, prob.actual, prob.location, users))
+    report.problems.extend(p for p in reach.problems if not (p.kind == "corrupt-object" and p.oid in bad))
     # Objects the manifests name but the store does not hold.
     for oid in sorted(reach.objects):
         if oid not in bad and not store.has(oid):

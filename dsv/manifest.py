@@ -70,6 +70,7 @@ _WRITE_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 def to_ipc_bytes(table: pa.Table) -> bytes:
     """Serialize a table with the fixed writer options (canonical bytes)."""
+    table = table.combine_chunks()  # the same rows give the same bytes however they were split
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema, options=_WRITE_OPTIONS) as writer:
         writer.write_table(table, max_chunksize=max(1, table.num_rows))
@@ -195,10 +196,11 @@ class Manifest:
         prefix = prefix.strip("/")
         if not prefix:
             return self.table()
-        lo, hi = prefix, prefix + "/\U0010ffff"
+        # Every path equal to prefix or below prefix/ sorts in [prefix, prefix + "0"): '0' follows '/'.
+        lo, hi = prefix, prefix + "0"
         firsts = self.root.column("first").to_pylist()
         lasts = self.root.column("last").to_pylist()
-        ids = [c for c, f, l in zip(self.chunk_ids(), firsts, lasts) if not (l < lo or f > hi)]
+        ids = [c for c, f, last in zip(self.chunk_ids(), firsts, lasts) if not (last < lo or f >= hi)]
         table = self.table(chunks=ids)
         paths = table.column("path")
         mask = pc.or_(pc.equal(paths, prefix), pc.starts_with(paths, prefix + "/"))
@@ -244,6 +246,8 @@ class FileChange:
             "new_oid": self.new_oid,
             "old_size": self.old_size,
             "new_size": self.new_size,
+            "old_mode": None if self.old_mode is None else f"{self.old_mode:o}",
+            "new_mode": None if self.new_mode is None else f"{self.new_mode:o}",
         }
 
 

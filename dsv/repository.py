@@ -124,9 +124,10 @@ class Repository:
     # -- settings ------------------------------------------------------------------
 
     def author(self) -> tuple[str, str]:
-        """``(name, email)`` for new commits: config, then environment, then the login name."""
-        name = self.config.user.name or os.environ.get("DSV_AUTHOR_NAME") or os.environ.get("GIT_AUTHOR_NAME")
-        email = self.config.user.email or os.environ.get("DSV_AUTHOR_EMAIL") or os.environ.get("GIT_AUTHOR_EMAIL")
+        """``(name, email)`` for new commits: environment, then config, then the login name."""
+        # As in git, the environment overrides the config.
+        name = os.environ.get("DSV_AUTHOR_NAME") or os.environ.get("GIT_AUTHOR_NAME") or self.config.user.name
+        email = os.environ.get("DSV_AUTHOR_EMAIL") or os.environ.get("GIT_AUTHOR_EMAIL") or self.config.user.email
         if not name:
             try:
                 name = getpass.getuser()
@@ -150,10 +151,11 @@ class Repository:
             section, _, field = key.partition(".")
             data[section][field] = value
         try:
-            new = RepoConfig.model_validate(data)
+            new = RepoConfig.model_validate(data, strict=False)
         except ValidationError as err:
             raise UsageError(f"invalid value: {err.errors()[0]['msg']}") from err
-        atomic_write_bytes(self.layout.config, new.to_json_bytes())
+        with FileLock(self.layout.config + ".lock", timeout=self.config.core.lock_timeout):
+            atomic_write_bytes(self.layout.config, new.to_json_bytes())
         self._config = new
         self._config_bytes = new.to_json_bytes()
 

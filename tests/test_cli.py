@@ -150,10 +150,17 @@ def test_malformed_config_is_one_line(data: Path) -> None:
     assert rc == 3 and len(err.strip().splitlines()) == 1 and "malformed" in err
 
 
-def test_config_sets_author(data: Path) -> None:
+def test_config_sets_author_and_environment_overrides_it(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert invoke(data, "config", "user.name", "Ada Lovelace")[0] == 0
     assert invoke(data, "config", "user.name")[1].strip() == "Ada Lovelace"
+    assert invoke(data, "config", "core.lock_timeout", "2.5")[0] == 0
+    assert invoke(data, "config", "core.lock_timeout")[1].strip() == "2.5"
+    rc, _, err = invoke(data, "config", "format")
+    assert rc == 2 and "unknown setting" in err
     _, out, _ = invoke(data, "commit", "-m", "v1", "--json")
+    assert json.loads(out)["author"] == "Test Author"  # DSV_AUTHOR_NAME wins, as GIT_AUTHOR_NAME does in git
+    monkeypatch.delenv("DSV_AUTHOR_NAME")
+    _, out, _ = invoke(data, "commit", "-m", "v2", "--allow-empty", "--json")
     assert json.loads(out)["author"] == "Ada Lovelace"
 
 
@@ -209,3 +216,35 @@ def test_error_formatting_is_one_line() -> None:
     line, code = format_error(RuntimeError("boom"))
     assert code == 70 and "internal error" in line
     assert issubclass(UsageError, DsvError)
+
+
+def test_dash_c_makes_paths_relative_to_that_folder(data: Path) -> None:
+    invoke(data, "commit", "-m", "v1")
+    rc, out, err = invoke(data.parent, "-C", data.name, "ls", "HEAD", "img/cat")
+    assert rc == 0, err
+    assert out.split() == ["img/cat/1.jpg"]
+
+
+def test_debug_keeps_the_exit_code(data: Path) -> None:
+    invoke(data, "commit", "-m", "v1")
+    rc, _, err = invoke(data, "--debug", "show", "nope")
+    assert rc == 2 and "Traceback" in err and "unknown revision" in err
+
+
+def test_show_prefers_the_branch_and_says_so(data: Path) -> None:
+    invoke(data, "commit", "-m", "v1")
+    invoke(data, "tag", "same", "-m", "a tag")
+    (data / "labels.csv").write_text("changed")
+    invoke(data, "commit", "-m", "v2")
+    invoke(data, "branch", "same")
+    _, out, _ = invoke(data, "show", "same", "--json")
+    shown = json.loads(out)
+    assert shown["message"] == "v2" and shown["tag"] is None
+
+
+def test_diff_json_shows_mode_changes(data: Path) -> None:
+    invoke(data, "commit", "-m", "v1")
+    os.chmod(data / "labels.csv", 0o755)
+    _, out, _ = invoke(data, "diff", "--json")
+    [change] = json.loads(out)["changes"]
+    assert change["kind"] == "modified" and change["old_mode"] == "100644" and change["new_mode"] == "100755"

@@ -85,13 +85,13 @@ def test_reading_a_data_blob_as_commit_fails_clearly() -> None:
         read_commit(store, oid)
 
 
-@pytest.mark.parametrize("name", ["", "HEAD", "-x", ".hidden", "a..b", "a b", "x.lock", "a/", "a//b", "a~1", "a^", "a:b", "0" * 32])
+@pytest.mark.parametrize("name", ["", "HEAD", "-x", ".hidden", "a..b", "a b", "x.lock", "a.lock/b", "a/.b", "a/", "a//b", "a~1", "a^", "a:b", "0" * 32])
 def test_bad_ref_names(name: str) -> None:
     with pytest.raises(InvalidRefNameError):
         check_ref_name(name)
 
 
-@pytest.mark.parametrize("name", ["main", "v1.0", "exp/42", "data-2026_01"])
+@pytest.mark.parametrize("name", ["main", "v1.0", "exp/42", "data-2026_01", "x.tmp-1", "a.stale-2"])
 def test_good_ref_names(name: str) -> None:
     assert check_ref_name(name) == name
 
@@ -108,6 +108,12 @@ def test_ref_compare_and_swap(hist: History) -> None:
         refs.create("refs/heads", "main", a)
     refs.create("refs/heads", "main", a, force=True)
     assert refs.read(f"{HEADS}/main") == a
+
+
+def test_listing_shows_every_valid_name(hist: History) -> None:
+    for name in ("main", "x.tmp-1", "a.stale-2", "exp/42"):
+        hist.refs.create("refs/heads", name, "a" * 32)
+    assert list(hist.refs.list("refs/heads")) == ["a.stale-2", "exp/42", "main", "x.tmp-1"]
 
 
 def test_corrupt_ref_is_reported(hist: History, tmp_path: Path) -> None:

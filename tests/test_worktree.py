@@ -54,13 +54,15 @@ def test_ignored_files_and_dirs_are_not_scanned(tmp_path: Path) -> None:
     assert sorted(p for p, _, _ in res.new) == [".dsvignore", "a.jpg", "keep/y"]
 
 
-@pytest.mark.parametrize("bad", ["", "/abs", "../x", "a/../b", "a/./b", "a//b", "a/", ".dsv/config.json", ".dsv", "a\\b", "nul\x00x", "..", "."])
+@pytest.mark.parametrize(
+    "bad", ["", "/abs", "../x", "a/../b", "a/./b", "a//b", "a/", ".dsv/config.json", ".dsv", "a/.dsv", ".DSV/HEAD", ".git/hooks/pre-commit", "x/.Git/config", "a\\b", "nul\x00x", "..", "."]
+)
 def test_unsafe_manifest_paths(bad: str) -> None:
     with pytest.raises(UnsafePathError):
         check_manifest_path(bad)
 
 
-@pytest.mark.parametrize("good", ["a", "a/b.jpg", "-leading-dash", "sp ace/ü.png", "new\nline", ".hidden", "..dots", "a/.dsv"])
+@pytest.mark.parametrize("good", ["a", "a/b.jpg", "-leading-dash", "sp ace/ü.png", "new\nline", ".hidden", "..dots", "a/.dsvx", ".gitignore"])
 def test_safe_manifest_paths(good: str) -> None:
     assert check_manifest_path(good) == good
 
@@ -169,3 +171,20 @@ def test_materialize_validates_every_path_before_writing(tmp_path: Path) -> None
     with pytest.raises(UnsafePathError):
         materialize(str(tmp_path), store, [FileWrite("fine", oid, 7, MODE_FILE), FileWrite("../evil", oid, 7, MODE_FILE)], [])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_git_and_dsv_folders_are_never_tracked_at_any_depth(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"a.txt": "1", "sub/.git/HEAD": "g", "sub/.dsv/x": "d", "sub/ok.txt": "2", ".dsv-tmp-0123": "crash leftover"})
+    res = scan(str(tmp_path), StatCache(None, None), None, lambda m: None, parallel=False)
+    assert sorted(p for p, _, _ in res.new) == ["a.txt", "sub/ok.txt"]
+
+
+def test_removal_never_follows_a_symlinked_folder(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "b").write_text("not yours")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a").symlink_to(outside)  # a tracked folder 'a' was replaced by a link
+    materialize(str(root), MemoryObjectStore(), [], ["a/b"])
+    assert (outside / "b").read_text() == "not yours"

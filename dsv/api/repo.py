@@ -26,6 +26,7 @@ from dsv.base.errors import (
     DsvError,
     NothingToCommitError,
     RefConflictError,
+    RefExistsError,
     RefNotFoundError,
     UncommittedChangesError,
     UsageError,
@@ -179,7 +180,7 @@ class Repo:
     def log(self, rev: str = "HEAD", *, limit: int | None = None) -> list[LogEntry]:
         """Commits reachable from ``rev``, newest first."""
         head = self._repo.refs.head()
-        if rev == "HEAD" and head.commit is None:
+        if rev in ("HEAD", "@") and head.commit is None:
             return []
         start = self.resolve(rev).commit_id
         refs = self._refs_by_commit()
@@ -188,12 +189,8 @@ class Repo:
     def show(self, rev: str = "HEAD") -> ShowResult:
         """One commit, or the commit a tag names plus the tag's message and metadata."""
         r = self.resolve(rev)
-        tag_name = r.tag_name
-        tag = r.tag
-        if tag_name is None and self._repo.refs.read(f"{TAGS}/{rev}") is not None:
-            tag_name = rev
         refs = self._refs_by_commit()
-        return ShowResult(r.commit_id, r.commit, tag_name, tag, tuple(refs.get(r.commit_id, ())))
+        return ShowResult(r.commit_id, r.commit, r.tag_name, r.tag, tuple(refs.get(r.commit_id, ())))
 
     # -- reading snapshots ---------------------------------------------------------
 
@@ -213,7 +210,11 @@ class Repo:
         return self._manifest(self.resolve(rev).commit).table()
 
     def open_file(self, rev: str, path: str) -> Iterator[bytes]:
-        """Stream the bytes of ``path`` at ``rev`` (verified)."""
+        """Stream the bytes of ``path`` at ``rev``, verified before the first byte is yielded.
+
+        Large objects are hashed in a first pass, so a corrupt object yields nothing
+        rather than a prefix of bad bytes.
+        """
         path = path.strip("/")
         r = self.resolve(rev)
         table = self._manifest(r.commit).under(path)
@@ -223,7 +224,12 @@ class Repo:
                 raise WorktreeError(f"'{path}' is a folder at {rev}", hint=f"use 'dsv ls {rev} {path}'")
             raise WorktreeError(f"'{path}' does not exist at {rev}", hint=f"see 'dsv ls {rev}'")
         oid = table.column("oid")[rows[0]].as_py().hex()
-        return self._repo.store.iter_chunks(oid)
+        store = self._repo.store
+        if store.size(oid) > (64 << 20):
+            for _ in store.iter_chunks(oid):  # verify first; raises CorruptObjectError
+                pass
+            return store.iter_chunks(oid)
+        return iter([store.read(oid)])
 
     def read_file(self, rev: str, path: str) -> bytes:
         """The bytes of ``path`` at ``rev``."""
@@ -340,8 +346,10 @@ class Repo:
         head = self._repo.refs.head()
         if force and head.branch == name:
             raise UsageError(f"cannot force-move the current branch '{name}'", hint="use 'dsv checkout' to move it")
-        oid = self.resolve(rev).commit_id
-        self._repo.refs.create(HEADS, name, oid, force=force)
+        # Under the write lock: a concurrent gc must see the new ref before it prunes.
+        with self._repo.write_lock():
+            oid = self.resolve(rev).commit_id
+            self._repo.refs.create(HEADS, name, oid, force=force)
         return BranchInfo(name, oid, head.branch == name)
 
     def delete_branch(self, name: str) -> str:
@@ -376,20 +384,24 @@ class Repo:
         from dsv.history.objects import Tag, now
 
         check_ref_name(name)
-        commit_id = self.resolve(rev).commit_id
-        tag = None
-        oid = commit_id
-        if message is not None or meta:
-            tagger, email = self._repo.author()
-            tag = Tag(object=commit_id, name=name, tagger=tagger, email=email, time=now(), message=message or "", meta=dict(meta or {}))
-            writer = self._repo.store.begin_write()
-            try:
-                oid = writer.add_bytes(tag.to_json_bytes())
-                writer.commit()
-            except BaseException:
-                writer.abort()
-                raise
-        self._repo.refs.create(TAGS, name, oid, force=force)
+        # Under the write lock: a concurrent gc must not prune the tag object before its ref exists.
+        with self._repo.write_lock():
+            commit_id = self.resolve(rev).commit_id
+            if not force and self._repo.refs.read(f"{TAGS}/{name}") is not None:
+                raise RefExistsError(name)
+            tag = None
+            oid = commit_id
+            if message is not None or meta:
+                tagger, email = self._repo.author()
+                tag = Tag(object=commit_id, name=name, tagger=tagger, email=email, time=now(), message=message or "", meta=dict(meta or {}))
+                writer = self._repo.store.begin_write()
+                try:
+                    oid = writer.add_bytes(tag.to_json_bytes())
+                    writer.commit()
+                except BaseException:
+                    writer.abort()
+                    raise
+            self._repo.refs.create(TAGS, name, oid, force=force)
         return TagInfo(name, oid, commit_id, tag)
 
     def delete_tag(self, name: str) -> str:

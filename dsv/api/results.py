@@ -34,6 +34,7 @@ def tag_dict(name: str, oid: str, tag: Tag | None, commit_id: str) -> dict[str, 
         "object": oid,
         "message": tag.message if tag else None,
         "tagger": tag.tagger if tag else None,
+        "email": tag.email if tag else None,
         "time": tag.time.isoformat() if tag else None,
         "meta": dict(tag.meta) if tag else {},
     }

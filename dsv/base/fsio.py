@@ -140,8 +140,15 @@ class FileLock:
                 raise StorageError("create lock", self.path, err) from err
             try:
                 write_all(fd, payload)
-            finally:
+            except OSError as err:
+                # Never leave an empty lock behind: it would block every writer.
                 os.close(fd)
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
+                raise StorageError("write lock", self.path, err) from err
+            os.close(fd)
             self._held = True
             return self
 

@@ -28,7 +28,7 @@ def canonical_json(value: Any) -> bytes:
 class OnDiskModel(BaseModel):
     """Frozen, strict base model for documents written to disk."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     format: Literal[1] = FORMAT_VERSION
 
@@ -46,10 +46,13 @@ class OnDiskModel(BaseModel):
         if not isinstance(raw, dict):
             raise CorruptMetadataError(what, "expected a JSON object")
         version = raw.get("format", None)
-        if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CorruptMetadataError(what, "no integer 'format' version")
+        if version > FORMAT_VERSION:
             raise FormatVersionError(what, version, FORMAT_VERSION)
         try:
-            return cls.model_validate(raw)
+            # Strict, from JSON: no silent coercion (an integer is not a timestamp).
+            return cls.model_validate_json(data, strict=True)
         except ValidationError as err:
             first = err.errors()[0]
             loc = ".".join(str(p) for p in first["loc"]) or "document"

@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(err, SystemExit):
             raise
         if debug:
-            raise
+            import traceback
+
+            traceback.print_exc()
         code = report(err)
     sys.exit(code if isinstance(code, int) else 0)
 

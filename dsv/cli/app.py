@@ -47,7 +47,13 @@ def cli(ctx: click.Context, cwd: str, quiet: bool, debug: bool) -> None:
     edit, diff and check out any version, tag the versions experiments use.
     """
     ctx.ensure_object(dict)
-    ctx.obj.update(cwd=cwd, quiet=quiet, debug=debug)
+    if cwd != ".":
+        # Like git -C: every path argument is then relative to PATH.
+        try:
+            os.chdir(cwd)
+        except OSError as err:
+            raise UsageError(f"cannot change to folder {cwd!r}: {err.strerror}") from err
+    ctx.obj.update(cwd=".", quiet=quiet, debug=debug)
 
 
 @cli.command()
@@ -406,13 +412,14 @@ def gc(ctx: click.Context, grace: str, as_json: bool) -> None:
 @click.pass_context
 def config(ctx: click.Context, key: str, value: str | None) -> None:
     """Read or set a repository setting (user.name, user.email, core.lock_timeout)."""
+    from dsv.config import SETTINGS
+
     repo = _repo(ctx).repository
+    if key not in SETTINGS:
+        raise UsageError(f"unknown setting {key!r}", hint="known: " + ", ".join(SETTINGS))
     if value is None:
         section, _, field = key.partition(".")
-        data = repo.config.model_dump()
-        if section not in data or field not in data[section]:
-            raise UsageError(f"unknown setting {key!r}")
-        v = data[section][field]
+        v = repo.config.model_dump()[section][field]
         click.echo("" if v is None else str(v))
         return
     repo.set_config({key: value})

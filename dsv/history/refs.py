@@ -32,8 +32,10 @@ def check_ref_name(name: str) -> str:
         why = "reserved"
     elif _BAD_CHARS.search(name):
         why = "contains a space, control character or one of ~^:?*[\\"
-    elif name.startswith(("-", "/", ".")) or name.endswith(("/", ".", ".lock")):
-        why = "starts with '-', '/' or '.', or ends with '/', '.' or '.lock'"
+    elif name.startswith(("-", "/", ".")) or name.endswith(("/", ".")):
+        why = "starts with '-', '/' or '.', or ends with '/' or '.'"
+    elif any(part.endswith(".lock") or part.startswith(".") for part in name.split("/")):
+        why = "a component starts with '.' or ends with '.lock'"
     elif ".." in name or "//" in name or "/." in name or "@{" in name:
         why = "contains '..', '//', '/.' or '@{'"
     elif is_object_id(name):
@@ -114,7 +116,8 @@ class RefStore:
         out: dict[str, str] = {}
         for dirpath, _dirs, files in os.walk(base):
             for f in files:
-                if f.endswith(".lock") or ".tmp-" in f or ".stale-" in f:
+                # Skip lock files, their stale graves and temp files (ref names can be none of these).
+                if f.startswith(".") or f.endswith(".lock") or ".lock.stale-" in f:
                     continue
                 full = os.path.join(dirpath, f)
                 short = os.path.relpath(full, base).replace(os.sep, "/")

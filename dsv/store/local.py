@@ -24,7 +24,7 @@ from dsv.base.errors import CorruptObjectError, ObjectNotFoundError, StorageErro
 from dsv.base.fsio import atomic_write_bytes, fsync_dir, write_all
 from dsv.base.hashing import Hasher, digest_bytes, from_hex, hash_bytes, is_object_id, to_hex
 from dsv.store.base import CHUNK_SIZE
-from dsv.store.pack import PackIndex, PackWriter, decode_index, pack_name
+from dsv.store.pack import PACK_HEADER, PackIndex, PackWriter, check_pack_header, decode_index, pack_name
 
 LOOSE_THRESHOLD = 8 * 1024 * 1024
 """Objects at least this large are stored as loose files rather than in packs."""
@@ -132,9 +132,15 @@ class LocalObjectStore:
     def _pack_fd(self, pack: LoadedPack) -> int:
         if pack.fd < 0:
             try:
-                pack.fd = os.open(pack.pack_path, os.O_RDONLY)
+                fd = os.open(pack.pack_path, os.O_RDONLY)
             except OSError as err:
                 raise StorageError("open", pack.pack_path, err) from err
+            try:
+                check_pack_header(os.pread(fd, PACK_HEADER.size, 0), what=f"pack {pack.pack_path}")
+            except BaseException:
+                os.close(fd)
+                raise
+            pack.fd = fd
         return pack.fd
 
     # -- reads -------------------------------------------------------------------
@@ -327,6 +333,8 @@ class LocalObjectStore:
         """
         base = "pack-" + pack_name(index_bytes)
         os.replace(tmp, os.path.join(self.packs_dir, base + ".pack"))
+        # The pack's name must be durable before an index makes it visible.
+        fsync_dir(self.packs_dir)
         atomic_write_bytes(os.path.join(self.packs_dir, base + ".idx"), index_bytes, mode=0o444)
         return base
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
+from array import array
 from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, FormatVersionError
@@ -70,12 +72,23 @@ def decode_index(data: bytes, *, what: str) -> PackIndex:
     start = IDX_HEADER.size
     end = start + count * RECORD.size
     ids = [data[i : i + DIGEST_SIZE] for i in range(start, end, RECORD.size)]
-    numbers = memoryview(data)[start:end]
-    # Each record is 4 u64 words: two of id, then offset, then length.
-    words = numbers.cast("B").cast("Q") if count else memoryview(b"").cast("Q")
-    offsets = words[2::4].tolist() if count else []
-    lengths = words[3::4].tolist() if count else []
-    return PackIndex(ids, offsets, lengths)
+    # Each record is 4 little-endian u64 words: two of id, then offset, then length.
+    words = array("Q")
+    words.frombytes(data[start:end])
+    if sys.byteorder != "little":
+        words.byteswap()
+    return PackIndex(ids, words[2::4].tolist(), words[3::4].tolist())
+
+
+def check_pack_header(header: bytes, *, what: str) -> None:
+    """Refuse a pack file that is not a dsv pack of a known version."""
+    if len(header) < PACK_HEADER.size:
+        raise CorruptMetadataError(what, "truncated pack header")
+    magic, version, _ = PACK_HEADER.unpack_from(header)
+    if magic != PACK_MAGIC:
+        raise CorruptMetadataError(what, "not a dsv pack file")
+    if version > PACK_VERSION:
+        raise FormatVersionError(what, version, PACK_VERSION)
 
 
 class PackWriter:

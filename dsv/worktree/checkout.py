@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dsv.base.errors import CorruptObjectError, StorageError, UnsafePathError, WorktreeError
+from dsv.base.errors import StorageError, UnsafePathError, WorktreeError
 from dsv.base.fsio import write_all
 from dsv.base.hashing import from_hex
 from dsv.base.progress import NullProgress, Progress
 from dsv.store.base import ObjectStore
+from dsv.worktree.ignore import TEMP_PREFIXES
 from dsv.worktree.paths import check_manifest_path
 from dsv.worktree.scan import MODE_EXEC, MODE_LINK
 from dsv.worktree.statcache import StatKey, stat_key
@@ -78,7 +79,7 @@ class Materializer:
         self._ensure_parent(item.path)
         target = self._abs(item.path)
         head, tail = os.path.split(target)
-        tmp = os.path.join(head, f".{tail[:200]}.dsv-{uuid.uuid4().hex[:12]}")
+        tmp = os.path.join(head, f"{TEMP_PREFIXES[0]}{uuid.uuid4().hex[:16]}")
         try:
             st0 = os.lstat(target)
         except FileNotFoundError:
@@ -99,7 +100,8 @@ class Materializer:
                     os.close(fd)
             os.replace(tmp, target)
             st = os.lstat(target)
-        except (CorruptObjectError, OSError, StorageError) as err:
+        except BaseException as err:
+            # Whatever went wrong (a corrupt or missing object, a full disk, ^C), no temp file stays.
             try:
                 os.unlink(tmp)
             except OSError:
@@ -110,8 +112,31 @@ class Materializer:
         self.progress.advance(1, item.size)
         return stat_key(st, item.mode)
 
+    def _parent_is_real(self, path: str) -> bool:
+        """Whether every folder above ``path`` is a real folder (never a symlink)."""
+        parts = path.split("/")[:-1]
+        rel = ""
+        for part in parts:
+            rel = f"{rel}/{part}" if rel else part
+            if rel in self._dirs_ok:
+                continue
+            try:
+                st = os.lstat(self._abs(rel))
+            except FileNotFoundError:
+                return False
+            if not statmod.S_ISDIR(st.st_mode):
+                return False
+            self._dirs_ok.add(rel)
+        return True
+
     def remove(self, path: str) -> None:
-        """Delete a tracked file (not a folder), then any folders it leaves empty."""
+        """Delete a tracked file (not a folder), then any folders it leaves empty.
+
+        Nothing is deleted through a symlinked folder: a tracked folder replaced by
+        a link to elsewhere leaves the link's target untouched.
+        """
+        if not self._parent_is_real(path):
+            return
         full = self._abs(path)
         try:
             st = os.lstat(full)

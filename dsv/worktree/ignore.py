@@ -4,8 +4,8 @@ Supported: blank lines and ``#`` comments, ``!`` negation (last match wins),
 trailing ``/`` (directories only), a leading or inner ``/`` anchoring to the
 root, ``*``, ``?``, ``[...]`` and ``**``. Only the ``.dsvignore`` at the root is
 read. An ignored directory is pruned from the walk, so (as in git) a negation
-cannot re-include a file below an ignored directory. ``.dsv`` and ``.git`` are
-never tracked.
+cannot re-include a file below an ignored directory. Folders named ``.dsv`` or
+``.git`` are never tracked at any depth, nor are dsv's own temp files.
 
 Without negations all patterns fold into one regex per kind, so matching costs
 one ``re.match`` per name, not one per pattern (a cost DVC pays per file).
@@ -18,6 +18,10 @@ import re
 from dataclasses import dataclass
 
 ALWAYS_IGNORED = frozenset({".dsv", ".git"})
+"""Folder names never tracked, at any depth."""
+
+TEMP_PREFIXES = (".dsv-tmp-", ".dsv.init-")
+"""Names of dsv's own in-flight files (checkout temp files, a half-made repository): never tracked."""
 IGNORE_FILE = ".dsvignore"
 
 
@@ -54,7 +58,7 @@ def _translate(glob: str) -> str:
             else:
                 body = glob[i + 1 : j]
                 if body.startswith(("!", "^")):
-                    body = "^" + body[1:]
+                    body = "^/" + body[1:]  # a negated class never matches the separator
                 out.append("[" + body.replace("\\", "\\\\") + "]")
                 i = j
         elif c == "\\" and i + 1 < n:

@@ -1,8 +1,9 @@
 """Path safety: every manifest path is checked before any filesystem call.
 
 A manifest path is a relative, ``/``-separated UTF-8 string. It must not be empty,
-absolute, contain empty, ``.`` or ``..`` components, backslashes or NUL, and must
-not lead into ``.dsv``. Paths from the command line are made relative to the
+absolute, contain empty, ``.`` or ``..`` components, backslashes or NUL, and no
+component may be ``.dsv`` or ``.git`` in any letter case (a malicious manifest
+must not reach the repository's own data, or an enclosing git repository's hooks). Paths from the command line are made relative to the
 working-tree root and refused if they leave it.
 """
 
@@ -12,6 +13,9 @@ import os
 
 from dsv.base.errors import UnsafePathError
 from dsv.base.layout import DSV_DIR
+
+RESERVED_NAMES = frozenset({DSV_DIR, ".git"})
+"""Folder names never tracked (at any depth) and refused in manifests."""
 
 
 def check_manifest_path(path: str) -> str:
@@ -24,12 +28,12 @@ def check_manifest_path(path: str) -> str:
         raise UnsafePathError(path, "contains a backslash")
     if path.startswith("/"):
         raise UnsafePathError(path, "absolute path")
-    parts = path.split("/")
-    for part in parts:
+    for part in path.split("/"):
         if part in ("", ".", ".."):
             raise UnsafePathError(path, f"has a {part or 'empty'!r} component")
-    if parts[0] == DSV_DIR:
-        raise UnsafePathError(path, "points inside .dsv")
+        # Case-insensitively, so that '.DSV' cannot reach '.dsv' on macOS or Windows filesystems.
+        if part.lower() in RESERVED_NAMES:
+            raise UnsafePathError(path, f"has a reserved {part!r} component")
     return path
 
 
@@ -48,6 +52,6 @@ def to_repo_path(root: str, user_path: str, cwd: str | None = None) -> str:
     if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
         raise UnsafePathError(user_path, "outside the working tree")
     rel = rel.replace(os.sep, "/")
-    if rel.split("/")[0] == DSV_DIR:
+    if any(part.lower() == DSV_DIR for part in rel.split("/")):
         raise UnsafePathError(user_path, "points inside .dsv")
     return rel

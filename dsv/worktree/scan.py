@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from dsv.base.errors import StorageError
 from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
-from dsv.worktree.ignore import ALWAYS_IGNORED, IgnoreRules
+from dsv.worktree.ignore import ALWAYS_IGNORED, TEMP_PREFIXES, IgnoreRules
 from dsv.worktree.statcache import StatCache, StatKey
 
 MODE_FILE = 0o100644
@@ -109,10 +109,12 @@ def _scan_dirs(
                 rel = rel_dir + name
                 try:
                     if e.is_dir(follow_symlinks=False):
-                        if (rel_dir or name not in ALWAYS_IGNORED) and (ignore is None or not ignore.ignores_dir(rel)):
+                        if name not in ALWAYS_IGNORED and (ignore is None or not ignore.ignores_dir(rel)):
                             push((rel + "/", e.path))
                         continue
                     if ignore is not None and ignore.ignores_file(rel):
+                        continue
+                    if name.startswith(TEMP_PREFIXES):
                         continue
                     st = e.stat(follow_symlinks=False)
                 except FileNotFoundError:

@@ -15,10 +15,12 @@ Binary layout (little-endian; docs/format.md)::
     "DSVSTAT\\n" u32 version u32 0
     u32 n, n bytes of header JSON {"commit": id|null, "manifest": id|null}
     u64 count
-    u64 m, m bytes: paths, UTF-8, separated by NUL, sorted
+    u64 m, m bytes: paths, UTF-8, separated by NUL (rows in any order)
     count x 16  object ids
-    count x i64 size | count x i64 mtime_ns | count x i64 ctime_ns | count x u64 inode
-    count x i32 mode (-1 in size marks "stat unknown": always re-hash)
+    count x i64 file size (from the manifest)
+    count x i64 stat size | count x i64 mtime_ns | count x i64 ctime_ns | count x u64 inode
+    count x i32 mode
+    (-1 in the stat size marks "stat unknown": always re-hash)
     16-byte XXH3-128 of everything before
 
 A cache that is missing, corrupt or of another version is simply rebuilt from
@@ -30,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import sys
 from array import array
 
 from dsv.base.fsio import atomic_write_bytes
@@ -98,6 +101,13 @@ class StatCache:
         return self._index
 
 
+def _le(a: array) -> bytes:  # type: ignore[type-arg]
+    """Little-endian bytes of an array, whatever the host byte order."""
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a.tobytes()
+
+
 def encode(cache: StatCache) -> bytes:
     """Serialize a cache (rows in the order given: readers index by path, not position)."""
     header = json.dumps({"commit": cache.commit, "manifest": cache.manifest}).encode()
@@ -115,12 +125,12 @@ def encode(cache: StatCache) -> bytes:
             struct.pack("<Q", len(blob)),
             blob,
             b"".join(cache.oids),
-            array("q", cache.sizes).tobytes(),
-            array("q", [k[0] for k in known]).tobytes(),
-            array("q", [k[1] for k in known]).tobytes(),
-            array("q", [k[2] for k in known]).tobytes(),
-            array("Q", [k[3] for k in known]).tobytes(),
-            array("i", cache.modes).tobytes(),
+            _le(array("q", cache.sizes)),
+            _le(array("q", [k[0] for k in known])),
+            _le(array("q", [k[1] for k in known])),
+            _le(array("q", [k[2] for k in known])),
+            _le(array("Q", [k[3] for k in known])),
+            _le(array("i", cache.modes)),
         ]
     )
     return body + digest_bytes(body)
@@ -156,6 +166,8 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
             nonlocal pos
             a = array(code)
             a.frombytes(data[pos : pos + a.itemsize * n])
+            if sys.byteorder != "little":
+                a.byteswap()
             pos += a.itemsize * n
             return a.tolist()
 

@@ -1,0 +1,109 @@
+"""fsck and gc beyond the happy path: damaged metadata is reported, and gc never prunes on doubt."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import dsv
+from dsv import manifest as m
+from dsv.base.errors import CorruptMetadataError, DsvError
+from dsv.history.objects import Commit, CommitSummary, now
+
+from conftest import write_tree
+
+
+def _flip_object_byte(repo: dsv.Repo, oid: str) -> None:
+    """Corrupt one byte of a packed object in place."""
+    store = repo.repository.store
+    for pack in store.packs():
+        if bytes.fromhex(oid) in pack.index.ids:
+            i = pack.index.ids.index(bytes.fromhex(oid))
+            off = pack.index.offsets[i] + pack.index.lengths[i] // 2
+            os.chmod(pack.pack_path, 0o644)
+            with open(pack.pack_path, "r+b") as f:
+                f.seek(off)
+                b = f.read(1)
+                f.seek(off)
+                f.write(bytes([b[0] ^ 0xFF]))
+            store.refresh()
+            return
+    raise AssertionError("object not packed")
+
+
+def test_gc_refuses_to_prune_when_a_reachable_object_is_corrupt(repo: dsv.Repo, repo_dir: Path) -> None:
+    write_tree(repo_dir, {"keep/a.bin": os.urandom(3000), "keep/b.bin": os.urandom(3000)})
+    c = repo.commit("v1")
+    _flip_object_byte(repo, c.commit.manifest)
+    with pytest.raises(DsvError):
+        repo.gc(0)
+    # Nothing was deleted: every file object is still there.
+    table_objects = list(repo.repository.store.ids())
+    assert len(table_objects) >= 5
+    report = repo.fsck()
+    assert not report.ok
+    kinds = {(p.kind, p.oid) for p in report.problems}
+    assert ("corrupt-object", c.commit.manifest) in kinds
+
+
+def _commit_table(repo: dsv.Repo, table: pa.Table, branch: str) -> str:
+    r = repo.repository
+    w = r.store.begin_write()
+    root = m.write_manifest(table, w)
+    commit = Commit(manifest=root, author="x", time=now(), message="bad", summary=CommitSummary(files=table.num_rows, bytes=0))
+    cid = w.add_bytes(commit.to_json_bytes())
+    w.commit()
+    r.refs.update(f"refs/heads/{branch}", cid, expected=None)
+    return cid
+
+
+def test_fsck_reports_an_unsorted_manifest_chunk(repo: dsv.Repo, repo_dir: Path) -> None:
+    r = repo.repository
+    w = r.store.begin_write()
+    oid = w.add_bytes(b"x")
+    w.commit()
+    raw = bytes.fromhex(oid)
+    # Build rows out of order by bypassing entries_table's sort.
+    table = pa.table(
+        [pa.array(["b", "a"]), pa.array([raw, raw], pa.binary(16)), pa.array([1, 1], pa.int64()), pa.array([m.MODE_FILE] * 2, pa.int32())],
+        schema=m.ENTRY_SCHEMA,
+    )
+    _commit_table(repo, table, "broken")
+    report = repo.fsck()
+    assert not report.ok
+    assert any("not sorted" in p.message for p in report.problems)
+
+
+def test_fsck_reports_a_malicious_path(repo: dsv.Repo) -> None:
+    r = repo.repository
+    w = r.store.begin_write()
+    oid = w.add_bytes(b"x")
+    w.commit()
+    table = m.entries_table(["../escape"], [bytes.fromhex(oid)], [1], [m.MODE_FILE])
+    _commit_table(repo, table, "evil")
+    report = repo.fsck()
+    assert any(p.kind == "unsafe-path" for p in report.problems)
+
+
+def test_fsck_names_the_users_of_a_corrupt_file(repo: dsv.Repo, repo_dir: Path) -> None:
+    write_tree(repo_dir, {"img/cat.png": b"meow" * 100, "img/dog.png": b"woof" * 100})
+    c = repo.commit("v1")
+    bad = repo.ls("HEAD", "img/cat.png")[0].oid
+    _flip_object_byte(repo, bad)
+    report = repo.fsck()
+    [p] = [p for p in report.problems if p.oid == bad]
+    assert p.kind == "corrupt-object" and p.expected == bad and p.actual and p.actual != bad
+    assert p.used_by == (f"commit {c.id}:img/cat.png",)
+
+
+def test_gc_with_malformed_history_deletes_nothing(repo: dsv.Repo, repo_dir: Path) -> None:
+    write_tree(repo_dir, {"a": "1"})
+    repo.commit("v1")
+    (repo_dir / ".dsv" / "refs" / "heads" / "junk").write_text("not an id\n")
+    before = sorted(repo.repository.store.ids())
+    with pytest.raises(CorruptMetadataError):
+        repo.gc(0)
+    assert sorted(repo.repository.store.ids()) == before
