@@ -275,3 +275,4 @@ class StorageError(DsvError):
         self.action = action
         self.path = path
         self.errno = error.errno
+        self.published = False

@@ -47,10 +47,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bo
     """Publish ``data`` at ``path`` atomically.
 
     Writes a temp file in the same directory, fsyncs it, renames it over ``path``
-    and fsyncs the directory (when ``durable``). On any failure the temp file is
-    removed and ``path`` is untouched; the ``OSError`` becomes a :class:`StorageError`.
+    and fsyncs the directory (when ``durable``). A failure before the rename
+    leaves ``path`` untouched; a failure after it (the directory sync) leaves the
+    new content in place. Either way the ``OSError`` becomes a
+    :class:`StorageError` whose ``published`` attribute tells which.
     """
     tmp = temp_name(path)
+    replaced = False
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
@@ -60,14 +63,20 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bo
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        replaced = True
         if durable:
             fsync_dir(os.path.dirname(os.fspath(path)) or ".")
     except OSError as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise StorageError("write", os.fspath(path), err) from err
+        if not replaced:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        failure = StorageError("write", os.fspath(path), err)
+        # The new content is visible but may not survive a crash: callers that
+        # must not report failure while the change stands (refs) undo it.
+        failure.published = replaced
+        raise failure from err
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:

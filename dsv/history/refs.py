@@ -107,8 +107,13 @@ class RefStore:
             data = commit + "\n"
         else:
             raise ValueError("set_head needs a branch or a commit id")
-        with FileLock(os.path.join(self.dsv_dir, "HEAD.lock"), timeout=LOCK_TIMEOUT):
-            atomic_write_bytes(os.path.join(self.dsv_dir, "HEAD"), data.encode())
+        path = os.path.join(self.dsv_dir, "HEAD")
+        with FileLock(path + ".lock", timeout=LOCK_TIMEOUT):
+            try:
+                old: bytes | None = open(path, "rb").read()
+            except FileNotFoundError:
+                old = None
+            _publish(path, data.encode(), old)
 
     def list(self, namespace: str) -> dict[str, str]:
         """``{short name: id}`` of every ref under ``refs/heads`` or ``refs/tags``."""
@@ -150,7 +155,7 @@ class RefStore:
                 except FileNotFoundError:
                     pass
             else:
-                atomic_write_bytes(path, (new + "\n").encode())
+                _publish(path, (new + "\n").encode(), None if current is None else (current + "\n").encode())
 
     def create(self, namespace: str, name: str, oid: str, *, force: bool = False) -> None:
         """Create ``namespace/name`` at ``oid``; refuse an existing name unless ``force``."""
@@ -172,3 +177,28 @@ class RefStore:
             raise RefNotFoundError(name)
         self.update(ref, None, expected=current)
         return current
+
+
+def _publish(path: str, data: bytes, old: bytes | None) -> None:
+    """Write a ref file durably; if that fails after the new value became visible, put the old one back.
+
+    So a reported failure always means the ref did not move.
+    """
+    try:
+        atomic_write_bytes(path, data)
+    except StorageError as err:
+        if err.published:
+            try:
+                if old is None:
+                    os.unlink(path)
+                else:
+                    atomic_write_bytes(path, old)
+            except StorageError as undo:
+                if undo.published:
+                    return_hint = "the old value is back but its directory could not be synced"
+                    err.hint = return_hint + "; check the disk, then 'dsv log' and 'dsv fsck'"
+                else:
+                    err.hint = "the ref may have moved; check 'dsv log' and run 'dsv fsck'"
+            except OSError:
+                err.hint = "the ref may have moved; check 'dsv log' and run 'dsv fsck'"
+        raise
