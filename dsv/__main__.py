@@ -1,5 +1,5 @@
 """``python -m dsv`` runs the CLI."""
 
-from dsv.cli import main
+from dsv.cli import run
 
-main()
+run()

@@ -123,8 +123,8 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
         except ObjectNotFoundError:
             out.problems.append(Problem("missing-object", oid, f"{ref} points at missing object {oid}", used_by=(ref,)))
             continue
-        except CorruptObjectError as err:
-            out.problems.append(Problem("corrupt-object", oid, str(err), oid, err.actual, err.location, (ref,)))
+        except (CorruptObjectError, CorruptMetadataError, StorageError) as err:
+            out.problems.append(_unreadable(oid, err, ref))
             continue
         out.objects.add(oid)
         if document_type(data) == "tag":
@@ -148,8 +148,8 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
         except ObjectNotFoundError:
             out.problems.append(Problem("missing-object", cid, f"commit {cid} is missing", used_by=(user,)))
             continue
-        except CorruptObjectError as err:
-            out.problems.append(Problem("corrupt-object", cid, str(err), cid, err.actual, err.location, (user,)))
+        except (CorruptObjectError, StorageError) as err:
+            out.problems.append(_unreadable(cid, err, user))
             continue
         except DsvError as err:
             out.problems.append(Problem("bad-metadata", cid, str(err), used_by=(user,)))
@@ -168,8 +168,8 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
         except ObjectNotFoundError:
             out.problems.append(Problem("missing-object", commit.manifest, f"manifest {commit.manifest} is missing", used_by=(here,)))
             continue
-        except CorruptObjectError as err:
-            out.problems.append(Problem("corrupt-object", commit.manifest, str(err), commit.manifest, err.actual, err.location, (here,)))
+        except (CorruptObjectError, StorageError) as err:
+            out.problems.append(_unreadable(commit.manifest, err, here))
             continue
         except CorruptMetadataError as err:
             out.problems.append(Problem("bad-metadata", commit.manifest, str(err), used_by=(here,)))
@@ -195,8 +195,8 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
             except ObjectNotFoundError:
                 out.problems.append(Problem("missing-object", chunk, f"manifest chunk {chunk} is missing", used_by=(here,)))
                 continue
-            except CorruptObjectError as err:
-                out.problems.append(Problem("corrupt-object", chunk, str(err), chunk, err.actual, err.location, (here,)))
+            except (CorruptObjectError, StorageError) as err:
+                out.problems.append(_unreadable(chunk, err, here))
                 continue
             except CorruptMetadataError as err:
                 out.problems.append(Problem("bad-metadata", chunk, str(err), used_by=(here,)))
@@ -219,6 +219,11 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
                     out.used_by[oid] = f"{here}:{path}"
     out.watched_users = {k: tuple(v[:5]) + ((f"(+{len(v) - 5} more)",) if len(v) > 5 else ()) for k, v in users.items()}
     return out
+
+
+def _unreadable(oid: str, err: DsvError, user: str) -> Problem:
+    """A reachable object that cannot be read back intact."""
+    return Problem("corrupt-object", oid, str(err), oid, getattr(err, "actual", None), getattr(err, "location", None), (user,))
 
 
 def _chunk_problems(chunk: str, table: "pa.Table", user: str, expected: tuple[str, str, int, int]) -> list[Problem]:
@@ -286,6 +291,9 @@ def fsck(repo: Repository, progress: Progress | None = None) -> FsckReport:
         except OSError as err:
             report.problems.append(Problem("corrupt-object", c.oid, f"cannot read object {c.oid}: {err.strerror}", location=c.location))
             continue
+        except DsvError as err:  # e.g. a pack whose header is damaged
+            bad[c.oid] = Problem("corrupt-object", c.oid, str(err), expected=c.oid, actual="<unreadable>", location=c.location)
+            continue
         report.objects_checked += 1
         report.bytes_checked += c.size
         progress.advance(1, c.size)
@@ -297,7 +305,7 @@ def fsck(repo: Repository, progress: Progress | None = None) -> FsckReport:
     for oid, prob in bad.items():
         users = reach.watched_users.get(oid) or ("unreachable",)
         report.problems.append(Problem(prob.kind, oid, prob.message, prob.expected, prob.actual, prob.location, users))
-    report.problems.extend(p for p in reach.problems if not (p.kind == "corrupt-object" and p.oid in bad))
+    report.problems.extend(p for p in reach.problems if p.oid not in bad)
     # Objects the manifests name but the store does not hold.
     for oid in sorted(reach.objects):
         if oid not in bad and not store.has(oid):

@@ -144,17 +144,20 @@ class Repository:
         from dsv.base.errors import UsageError
         from dsv.config import SETTINGS, RepoConfig
 
-        data = self.config.model_dump()
-        for key, value in updates.items():
+        for key in updates:
             if key not in SETTINGS:
                 raise UsageError(f"unknown setting {key!r}", hint="known: " + ", ".join(SETTINGS))
-            section, _, field = key.partition(".")
-            data[section][field] = value
-        try:
-            new = RepoConfig.model_validate(data, strict=False)
-        except ValidationError as err:
-            raise UsageError(f"invalid value: {err.errors()[0]['msg']}") from err
         with FileLock(self.layout.config + ".lock", timeout=self.config.core.lock_timeout):
+            # Re-read under the lock so a concurrent 'dsv config' is not lost.
+            current = RepoConfig.from_json_bytes(read_bytes(self.layout.config), what=f"config {self.layout.config}")
+            data = current.model_dump()
+            for key, value in updates.items():
+                section, _, field = key.partition(".")
+                data[section][field] = value
+            try:
+                new = RepoConfig.model_validate(data, strict=False)
+            except ValidationError as err:
+                raise UsageError(f"invalid value: {err.errors()[0]['msg']}") from err
             atomic_write_bytes(self.layout.config, new.to_json_bytes())
         self._config = new
         self._config_bytes = new.to_json_bytes()

@@ -85,7 +85,7 @@ def test_reading_a_data_blob_as_commit_fails_clearly() -> None:
         read_commit(store, oid)
 
 
-@pytest.mark.parametrize("name", ["", "HEAD", "-x", ".hidden", "a..b", "a b", "x.lock", "a.lock/b", "a/.b", "a/", "a//b", "a~1", "a^", "a:b", "0" * 32])
+@pytest.mark.parametrize("name", ["", "HEAD", "-x", ".hidden", "a..b", "a b", "x.lock", "x.lock.stale-1", "a.lock/b", "a/.b", "a/", "a//b", "a~1", "a^", "a:b", "0" * 32])
 def test_bad_ref_names(name: str) -> None:
     with pytest.raises(InvalidRefNameError):
         check_ref_name(name)

@@ -107,3 +107,16 @@ def test_gc_with_malformed_history_deletes_nothing(repo: dsv.Repo, repo_dir: Pat
     with pytest.raises(CorruptMetadataError):
         repo.gc(0)
     assert sorted(repo.repository.store.ids()) == before
+
+
+def test_fsck_lists_a_pack_with_a_damaged_header(repo: dsv.Repo, repo_dir: Path) -> None:
+    write_tree(repo_dir, {"a": "1"})
+    repo.commit("v1")
+    pack = repo.repository.store.packs()[0].pack_path
+    os.chmod(pack, 0o644)
+    with open(pack, "r+b") as f:
+        f.write(b"NOTAPACK")
+    report = dsv.Repo(repo_dir).fsck()
+    assert not report.ok
+    assert all(p.kind == "corrupt-object" for p in report.problems if p.location == pack)
+    assert any(p.location == pack for p in report.problems)

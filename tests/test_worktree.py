@@ -174,7 +174,19 @@ def test_materialize_validates_every_path_before_writing(tmp_path: Path) -> None
 
 
 def test_git_and_dsv_folders_are_never_tracked_at_any_depth(tmp_path: Path) -> None:
-    write_tree(tmp_path, {"a.txt": "1", "sub/.git/HEAD": "g", "sub/.dsv/x": "d", "sub/ok.txt": "2", ".dsv-tmp-0123": "crash leftover"})
+    write_tree(
+        tmp_path,
+        {
+            "a.txt": "1",
+            "sub/.git/HEAD": "g",
+            "sub/.dsv/x": "d",
+            "sub/ok.txt": "2",
+            ".dsv-tmp-0123": "crash leftover",
+            ".GIT/config": "upper-case git folder",
+            "wt/.git": "gitdir: ../x (a worktree marker file)",
+            ".dsv.init-123/config.json": "half-made repository",
+        },
+    )
     res = scan(str(tmp_path), StatCache(None, None), None, lambda m: None, parallel=False)
     assert sorted(p for p, _, _ in res.new) == ["a.txt", "sub/ok.txt"]
 
@@ -188,3 +200,18 @@ def test_removal_never_follows_a_symlinked_folder(tmp_path: Path) -> None:
     (root / "a").symlink_to(outside)  # a tracked folder 'a' was replaced by a link
     materialize(str(root), MemoryObjectStore(), [], ["a/b"])
     assert (outside / "b").read_text() == "not yours"
+
+
+def test_nothing_is_written_when_one_target_is_behind_a_symlink(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "z").symlink_to(outside)
+    store = MemoryObjectStore()
+    w = store.begin_write()
+    oid = w.add_bytes(b"payload")
+    w.commit()
+    with pytest.raises(UnsafePathError):
+        materialize(str(root), store, [FileWrite("a/first", oid, 7, MODE_FILE), FileWrite("z/x", oid, 7, MODE_FILE)], [])
+    assert sorted(p.name for p in root.iterdir()) == ["z"]

@@ -307,7 +307,7 @@ class Repo:
                 plan = plan_full(self.root, cache, status, head_manifest, target_manifest, force=force)
             if plan.conflicts:
                 raise UncommittedChangesError(sorted(plan.conflicts))
-            keys = materialize(self.root, repo.store, plan.writes, plan.removals, progress)
+            keys, removed = materialize(self.root, repo.store, plan.writes, plan.removals, progress)
             branch = None
             if not paths:
                 is_branch = repo.refs.read(f"{HEADS}/{rev}") is not None and re.fullmatch(r"[^~^]+", rev) is not None
@@ -327,7 +327,7 @@ class Repo:
             target.commit_id,
             branch,
             len(plan.writes),
-            len(plan.removals),
+            removed,
             sum(w.size for w in plan.writes),
             tuple(paths or ()),
             tuple(warn.items),

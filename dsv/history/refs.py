@@ -34,8 +34,8 @@ def check_ref_name(name: str) -> str:
         why = "contains a space, control character or one of ~^:?*[\\"
     elif name.startswith(("-", "/", ".")) or name.endswith(("/", ".")):
         why = "starts with '-', '/' or '.', or ends with '/' or '.'"
-    elif any(part.endswith(".lock") or part.startswith(".") for part in name.split("/")):
-        why = "a component starts with '.' or ends with '.lock'"
+    elif any(part.endswith(".lock") or ".lock." in part or part.startswith(".") for part in name.split("/")):
+        why = "a component starts with '.', ends with '.lock' or contains '.lock.'"
     elif ".." in name or "//" in name or "/." in name or "@{" in name:
         why = "contains '..', '//', '/.' or '@{'"
     elif is_object_id(name):

@@ -129,25 +129,43 @@ class Materializer:
             self._dirs_ok.add(rel)
         return True
 
-    def remove(self, path: str) -> None:
+    def check_parents(self, path: str, removing: set[str]) -> None:
+        """Refuse, before anything is written, a path whose existing folders include a symlink.
+
+        A symlink that the checkout removes first (a tracked link replaced by a folder) is fine.
+        """
+        parts = path.split("/")[:-1]
+        rel = ""
+        for part in parts:
+            rel = f"{rel}/{part}" if rel else part
+            if rel in removing:
+                return
+            try:
+                st = os.lstat(self._abs(rel))
+            except (FileNotFoundError, NotADirectoryError):
+                return  # created later, component by component
+            if statmod.S_ISLNK(st.st_mode):
+                raise UnsafePathError(path, f"{rel} is a symlink; dsv never writes through symlinks")
+
+    def remove(self, path: str) -> bool:
         """Delete a tracked file (not a folder), then any folders it leaves empty.
 
         Nothing is deleted through a symlinked folder: a tracked folder replaced by
         a link to elsewhere leaves the link's target untouched.
         """
         if not self._parent_is_real(path):
-            return
+            return False
         full = self._abs(path)
         try:
             st = os.lstat(full)
         except FileNotFoundError:
-            return
+            return False
         if statmod.S_ISDIR(st.st_mode):
-            return
+            return False
         try:
             os.unlink(full)
         except FileNotFoundError:
-            return
+            return False
         except OSError as err:
             raise StorageError("delete", full, err) from err
         parts = path.split("/")[:-1]
@@ -159,12 +177,13 @@ class Materializer:
                 break
             self._dirs_ok.discard("/".join(parts))
             parts.pop()
+        return True
 
 
 def materialize(
     root: str, store: ObjectStore, writes: Iterable[FileWrite], removals: Iterable[str], progress: Progress | None = None
-) -> dict[str, StatKey]:
-    """Remove ``removals``, write ``writes``; return stat keys of written files.
+) -> tuple[dict[str, StatKey], int]:
+    """Remove ``removals``, write ``writes``; return stat keys of written files and the number removed.
 
     All paths are validated first: one unsafe path aborts before anything changes.
     """
@@ -177,13 +196,16 @@ def materialize(
         from_hex(w.oid)
     progress = progress or NullProgress()
     m = Materializer(root, store, progress)
+    # Writes that would go through a symlinked folder are refused before any change.
+    removing = set(removals)
+    for w in writes:
+        m.check_parents(w.path, removing)
     progress.start("checkout", len(writes), sum(w.size for w in writes))
     try:
-        for p in sorted(removals, reverse=True):
-            m.remove(p)
+        removed = sum(1 for p in sorted(removals, reverse=True) if m.remove(p))
         keys: dict[str, StatKey] = {}
         for w in writes:
             keys[w.path] = m.write(w)
     finally:
         progress.finish()
-    return keys
+    return keys, removed

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from dsv.base.errors import StorageError
 from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
 from dsv.worktree.ignore import ALWAYS_IGNORED, TEMP_PREFIXES, IgnoreRules
-from dsv.worktree.statcache import StatCache, StatKey
+from dsv.worktree.statcache import KEY, StatCache, StatKey
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
@@ -83,6 +83,7 @@ def _scan_dirs(
 
     With ``leftover`` given, subfolders are collected there instead of walked.
     """
+    key_of = KEY.pack
     clean_append = result.clean.append
     suspect_append = result.suspect.append
     new_append = result.new.append
@@ -106,15 +107,16 @@ def _scan_dirs(
                     except UnicodeEncodeError:
                         warn(f"skipped {rel_dir}{name.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8")
                         continue
+                # .dsv and .git (any letter case, file or folder) and dsv's temp files are never tracked.
+                if name[0] == "." and (name.lower() in ALWAYS_IGNORED or name.startswith(TEMP_PREFIXES)):
+                    continue
                 rel = rel_dir + name
                 try:
                     if e.is_dir(follow_symlinks=False):
-                        if name not in ALWAYS_IGNORED and (ignore is None or not ignore.ignores_dir(rel)):
+                        if ignore is None or not ignore.ignores_dir(rel):
                             push((rel + "/", e.path))
                         continue
                     if ignore is not None and ignore.ignores_file(rel):
-                        continue
-                    if name.startswith(TEMP_PREFIXES):
                         continue
                     st = e.stat(follow_symlinks=False)
                 except FileNotFoundError:
@@ -132,7 +134,7 @@ def _scan_dirs(
                 row = index_get(rel)
                 if row is None:
                     new_append((rel, st, mode))
-                elif keys[row] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode):
+                elif keys[row] == key_of(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode):
                     clean_append(row)
                 else:
                     suspect_append((row, st, mode))

@@ -24,7 +24,7 @@ from dsv.store.base import ObjectWriter
 from dsv.worktree.content import ReadResult, is_large, store_path
 from dsv.worktree.ignore import IgnoreRules
 from dsv.worktree.scan import Warn, scan
-from dsv.worktree.statcache import StatCache, StatKey
+from dsv.worktree.statcache import KEY, StatCache, StatKey
 
 
 @dataclass
@@ -81,6 +81,7 @@ def take_snapshot(
     changed_list = snap.changed_while_reading
     cache_oids, cache_modes = cache.oids, cache.modes
     added = modified = files_read = bytes_read = 0
+    key_of = KEY.pack
     pool: ThreadPoolExecutor | None = None
 
     def results() -> Iterator[tuple[str, os.stat_result, int, int | None, ReadResult]]:
@@ -122,7 +123,7 @@ def take_snapshot(
                 changed_list.append(path)
                 keys.append(None)
             else:
-                keys.append((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode))
+                keys.append(key_of(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode))
             if row is None:
                 added += 1
             elif res.raw_oid != cache_oids[row] or mode != cache_modes[row]:

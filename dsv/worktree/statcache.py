@@ -39,17 +39,22 @@ from dsv.base.fsio import atomic_write_bytes
 from dsv.base.hashing import DIGEST_SIZE, digest_bytes
 
 MAGIC = b"DSVSTAT\n"
-VERSION = 1
+VERSION = 2
 _HEAD = struct.Struct("<8sII")
-UNKNOWN = -1
 
-StatKey = tuple[int, int, int, int, int]
-"""``(size, mtime_ns, ctime_ns, inode, mode)``."""
+KEY = struct.Struct("<qqqQq")
+"""A stat key as stored and compared: size, mtime_ns, ctime_ns, inode, mode (40 bytes)."""
+
+UNKNOWN_KEY = bytes(KEY.size)
+"""Matches no real file (no file has inode 0): its row is always re-hashed."""
+
+StatKey = bytes
+"""A packed :data:`KEY`: comparing two is one ``bytes ==``."""
 
 
 def stat_key(st: os.stat_result, mode: int) -> StatKey:
     """The comparison key of an ``lstat`` result."""
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode)
+    return KEY.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode)
 
 
 class StatCache:
@@ -112,9 +117,6 @@ def encode(cache: StatCache) -> bytes:
     """Serialize a cache (rows in the order given: readers index by path, not position)."""
     header = json.dumps({"commit": cache.commit, "manifest": cache.manifest}).encode()
     n = len(cache.paths)
-    keys = cache.keys
-    unknown = (UNKNOWN, 0, 0, 0, 0)
-    known = [unknown if k is None else k for k in keys]
     blob = "\0".join(cache.paths).encode("utf-8")
     body = b"".join(
         [
@@ -126,11 +128,8 @@ def encode(cache: StatCache) -> bytes:
             blob,
             b"".join(cache.oids),
             _le(array("q", cache.sizes)),
-            _le(array("q", [k[0] for k in known])),
-            _le(array("q", [k[1] for k in known])),
-            _le(array("q", [k[2] for k in known])),
-            _le(array("Q", [k[3] for k in known])),
             _le(array("i", cache.modes)),
+            b"".join(UNKNOWN_KEY if k is None else k for k in cache.keys),
         ]
     )
     return body + digest_bytes(body)
@@ -140,7 +139,7 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
     """Parse a cache; ``None`` if it is not a valid cache of this version.
 
     Entries whose mtime or ctime is at or after ``racy_after_ns`` (the cache file's
-    mtime) get an unknown key, so they are re-hashed.
+    mtime) get the unknown key, so they are re-hashed.
     """
     try:
         if len(data) < _HEAD.size + DIGEST_SIZE or digest_bytes(data[:-DIGEST_SIZE]) != data[-DIGEST_SIZE:]:
@@ -153,38 +152,36 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
         pos += 4
         header = json.loads(data[pos : pos + hlen])
         pos += hlen
-        (n,) = struct.unpack_from("<Q", data, pos)
-        pos += 8
-        (blen,) = struct.unpack_from("<Q", data, pos)
-        pos += 8
+        (n, blen) = struct.unpack_from("<QQ", data, pos)
+        pos += 16
         paths = data[pos : pos + blen].decode("utf-8").split("\0") if n else []
         pos += blen
         oid_blob = data[pos : pos + 16 * n]
         pos += 16 * n
-
-        def col(code: str) -> list[int]:
-            nonlocal pos
-            a = array(code)
-            a.frombytes(data[pos : pos + a.itemsize * n])
-            if sys.byteorder != "little":
-                a.byteswap()
-            pos += a.itemsize * n
-            return a.tolist()
-
-        file_sizes = col("q")
-        sizes = col("q")
-        mtimes = col("q")
-        ctimes = col("q")
-        inos = col("Q")
-        modes = col("i")
+        sizes = array("q")
+        sizes.frombytes(data[pos : pos + 8 * n])
+        pos += 8 * n
+        modes = array("i")
+        modes.frombytes(data[pos : pos + 4 * n])
+        pos += 4 * n
+        ksize = KEY.size
+        key_block = data[pos : pos + ksize * n]
+        pos += ksize * n
         if len(paths) != n or pos != len(data) - DIGEST_SIZE:
             return None
-        keys: list[StatKey | None] = list(zip(sizes, mtimes, ctimes, inos, modes))
-        if n and (max(mtimes) >= racy_after_ns or max(ctimes) >= racy_after_ns or min(sizes) < 0):
+        keys: list[StatKey | None] = [key_block[i : i + ksize] for i in range(0, ksize * n, ksize)]
+        words = array("q")
+        words.frombytes(key_block)
+        if sys.byteorder != "little":
+            for a in (sizes, modes, words):
+                a.byteswap()
+        # Racy-git: rows not older than the cache itself are never trusted.
+        if n and (max(words[1::5]) >= racy_after_ns or max(words[2::5]) >= racy_after_ns):
+            mt, ct = words[1::5], words[2::5]
             for i in range(n):
-                if sizes[i] < 0 or mtimes[i] >= racy_after_ns or ctimes[i] >= racy_after_ns:
+                if mt[i] >= racy_after_ns or ct[i] >= racy_after_ns:
                     keys[i] = None
-        return StatCache(header.get("commit"), header.get("manifest"), paths, None, file_sizes, modes, keys, oid_blob=oid_blob)
+        return StatCache(header.get("commit"), header.get("manifest"), paths, None, sizes.tolist(), modes.tolist(), keys, oid_blob=oid_blob)
     except (ValueError, struct.error, UnicodeDecodeError, KeyError, AttributeError):
         return None
 
