@@ -479,13 +479,18 @@ class LocalWriter:
             for c in chunks:
                 hasher.update(c)
                 write_all(out, c)
+            del chunks
+            # One reused buffer: no fresh multi-MB allocation (and page faults) per chunk.
+            buf = bytearray(CHUNK_SIZE)
+            view = memoryview(buf)
             while True:
-                c = os.read(fd, CHUNK_SIZE)
-                if not c:
+                k = os.readv(fd, [buf])
+                if not k:
                     break
-                hasher.update(c)
-                write_all(out, c)
-                total += len(c)
+                part = view[:k]
+                hasher.update(part)
+                write_all(out, part)
+                total += k
             os.fsync(out)
         except BaseException:
             os.close(out)
