@@ -19,7 +19,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import dsv  # noqa: E402
 from dsv.base.fsio import FileLock  # noqa: E402
 from faultutil import (  # noqa: E402
-    AUTHOR_ENV,
     BIG,
     assert_fsck_clean,
     assert_one_line_error,
@@ -33,13 +32,6 @@ from faultutil import (  # noqa: E402
     start_dsv,
     write_files,
 )
-
-
-@pytest.fixture(autouse=True)
-def _author(monkeypatch: pytest.MonkeyPatch) -> None:
-    for k, v in AUTHOR_ENV.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("DSV_DEBUG", raising=False)
 
 
 def _write_atomically(root: Path, files: dict[str, bytes]) -> None:

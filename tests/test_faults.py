@@ -27,7 +27,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import dsv  # noqa: E402
 from dsv.base.errors import StorageError, UnsafePathError  # noqa: E402
 from faultutil import (  # noqa: E402
-    AUTHOR_ENV,
     BIG,
     assert_fsck_clean,
     assert_one_line_error,
@@ -45,13 +44,6 @@ from faultutil import (  # noqa: E402
     visible_objects,
     write_files,
 )
-
-
-@pytest.fixture(autouse=True)
-def _author(monkeypatch: pytest.MonkeyPatch) -> None:
-    for k, v in AUTHOR_ENV.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("DSV_DEBUG", raising=False)
 
 
 def assert_same_tree(actual: dict[str, bytes], expected: dict[str, bytes], what: str) -> None:

@@ -444,9 +444,17 @@ class LocalWriter:
         return raw
 
     def _roll_pack(self) -> None:
-        if self._pack is not None:
-            self._finished_packs.append((self._pack.path, self._pack.finish()))
+        self._close_pack_locked()
         self._pack = PackWriter(self._tmp(".pack"))
+
+    def _close_pack_locked(self) -> None:
+        """Finish (fsync) the pack being written, or drop it if empty."""
+        if self._pack is not None:
+            if self._pack.entries:
+                self._finished_packs.append((self._pack.path, self._pack.finish()))
+            else:
+                self._pack.discard()
+            self._pack = None
 
     def add_fd(self, fd: int) -> tuple[str, int]:
         """Copy everything readable from ``fd`` into the store, hashing in the same pass."""
@@ -521,12 +529,7 @@ class LocalWriter:
         """
         try:
             with self._lock:
-                if self._pack is not None:
-                    if self._pack.entries:
-                        self._finished_packs.append((self._pack.path, self._pack.finish()))
-                    else:
-                        self._pack.discard()
-                    self._pack = None
+                self._close_pack_locked()
                 out = list(self._finished_packs)
                 self._finished_packs.clear()
                 return out
@@ -555,12 +558,7 @@ class LocalWriter:
                 os.replace(tmp, os.path.join(shard, oid[2:]))
                 dirs.add(shard)
             self._loose.clear()
-            if self._pack is not None:
-                if self._pack.entries:
-                    self._finished_packs.append((self._pack.path, self._pack.finish()))
-                else:
-                    self._pack.discard()
-                self._pack = None
+            self._close_pack_locked()
             published = [self.store._publish_pack(tmp, index_bytes) for tmp, index_bytes in self._finished_packs]
             self._finished_packs.clear()
             if published:
