@@ -54,7 +54,7 @@ def data(tmp_path: Path) -> Path:
 def test_every_command_has_help_and_is_documented() -> None:
     runner = CliRunner()
     doc = (ROOT / "docs" / "cli.md").read_text()
-    assert sorted(cli.commands) == ["branch", "cat", "checkout", "commit", "config", "diff", "fsck", "gc", "init", "log", "ls", "show", "status", "tag"]
+    assert sorted(cli.commands) == ["branch", "cat", "changelog", "checkout", "commit", "config", "diff", "fsck", "gc", "init", "log", "ls", "show", "status", "tag"]
     for name in cli.commands:
         res = runner.invoke(cli, [name, "--help"])
         assert res.exit_code == 0 and "Usage:" in res.output
@@ -75,7 +75,7 @@ def test_json_shapes(data: Path) -> None:
     log = json.loads(out)
     assert [e["message"] for e in log] == ["relabel", "v1"] and log[0]["refs"] == ["HEAD -> main"]
     code, out, _ = invoke(data, "diff", "HEAD~1", "HEAD", "--json")
-    d = json.loads(out)
+    d = json.loads(out)["files"]
     assert d["counts"] == {"added": 0, "removed": 0, "modified": 0, "moved": 1}
     assert d["changes"][0]["old_path"] == "img/dog/1.jpg" and d["changes"][0]["path"] == "img/cat/2.jpg"
     code, out, _ = invoke(data, "ls", "HEAD~1", "img", "--json")
@@ -246,5 +246,5 @@ def test_diff_json_shows_mode_changes(data: Path) -> None:
     invoke(data, "commit", "-m", "v1")
     os.chmod(data / "labels.csv", 0o755)
     _, out, _ = invoke(data, "diff", "--json")
-    [change] = json.loads(out)["changes"]
+    [change] = json.loads(out)["files"]["changes"]
     assert change["kind"] == "modified" and change["old_mode"] == "100644" and change["new_mode"] == "100755"

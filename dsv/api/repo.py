@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
     from dsv.history.objects import Commit
     from dsv.history.revisions import Resolved
+    from dsv.semantic.declaration import Declaration
+    from dsv.semantic.report import SemanticDiff
 
     from dsv.maintenance import FsckReport, GcReport
     from dsv.manifest import FileDiff, Manifest
@@ -276,6 +278,80 @@ class Repo:
             return diff_tables(empty_entries(), self.worktree_table())
         base = self._manifest(self.resolve(old or "HEAD").commit).table()
         return diff_tables(base, self.worktree_table())
+
+    def semantic_diff(
+        self,
+        old: str | None = None,
+        new: str | None = None,
+        *,
+        declaration: "Declaration | None" = None,
+        by: Sequence[str] = (),
+        rows: int | None = 20,
+    ) -> "SemanticDiff":
+        """Per-class and per-slice diff of the declared sample sources, plus the file-level diff.
+
+        Sides are as in :meth:`diff`. Sources come from ``declaration`` or, by
+        default, from ``dsv.toml`` on the newer side. ``rows`` bounds the changed
+        cells reported per table (``None``: all, ``0``: none).
+        """
+        from dsv.api.semantic import Side, revision_side, run_semantic_diff, worktree_side
+        from dsv.manifest import diff_manifests, diff_tables, empty_entries
+
+        temp_files: list[str] = []
+        try:
+            if new is not None and old == "":
+                # From nothing (a root commit in a changelog).
+                a = Side("(empty)", empty_entries(), lambda p: None, lambda p: None)
+                b = revision_side(self, new, temp_files)
+                fd = diff_tables(a.table, b.table)
+            elif new is not None:
+                a = revision_side(self, old or "HEAD", temp_files)
+                b = revision_side(self, new, temp_files)
+                fd = diff_manifests(self._manifest(self.resolve(a.name).commit), self._manifest(self.resolve(b.name).commit))
+            else:
+                if old is None and self._repo.refs.head().commit is None:
+                    a = Side("empty", empty_entries(), lambda p: None, lambda p: None)
+                else:
+                    a = revision_side(self, old or "HEAD", temp_files)
+                b = worktree_side(self)
+                fd = diff_tables(a.table, b.table)
+            return run_semantic_diff(self, a, b, fd, declaration, by=list(by), rows=rows)
+        finally:
+            for t in temp_files:
+                try:
+                    os.unlink(t)
+                except OSError:
+                    pass
+
+    def changelog(
+        self, spec: str | None = None, *, declaration: "Declaration | None" = None, by: Sequence[str] = (), rows: int | None = 0
+    ) -> list[tuple[LogEntry, "SemanticDiff"]]:
+        """Per commit in ``A..B`` (reachable from B, not from A), newest first: the commit and what it changed.
+
+        ``spec`` is ``A..B``, ``A..`` (to HEAD), ``B`` (B's whole history) or ``None`` (HEAD's).
+        Each step is diffed against its first parent (a root commit against nothing).
+        """
+        if spec and ".." in spec:
+            old, _, new = spec.partition("..")
+            new = new or "HEAD"
+        else:
+            old, new = "", spec or "HEAD"
+        if new in ("HEAD", "@") and self._repo.refs.head().commit is None:
+            return []
+        tip = self.resolve(new).commit_id
+        stop: set[str] = set()
+        if old:
+            stop = {oid for oid, _ in self._repo.history.walk(self.resolve(old).commit_id)}
+        refs = self._refs_by_commit()
+        out = []
+        for oid, commit in self._repo.history.walk(tip):
+            if oid in stop:
+                continue
+            parent = commit.parents[0] if commit.parents else ""
+            d = self.semantic_diff(parent, oid, declaration=declaration, by=by, rows=rows)
+            d = type(d)(parent[:10] if parent else "(empty)", oid[:10], d.files, d.sources, d.file_changes)
+            out.append((LogEntry(oid, commit, tuple(refs.get(oid, ()))), d))
+        return out
 
     # -- checkout ------------------------------------------------------------------
 

@@ -177,37 +177,139 @@ def show(ctx: click.Context, rev: str, as_json: bool) -> None:
     click.echo(f"    manifest: {res.commit.manifest}")
 
 
+def _rows_option(value: str | None) -> int | None:
+    """``--rows``: absent 0, bare 20, a number, or ``all`` (None)."""
+    if value is None:
+        return 0
+    if value == "all":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise UsageError(f"--rows takes a number or 'all', got {value!r}") from None
+    if n < 0:
+        raise UsageError("--rows must not be negative")
+    return n
+
+
 @cli.command()
 @click.argument("old", required=False)
 @click.argument("new", required=False)
-@click.option("--stat", "stat_only", is_flag=True, help="Only the counts.")
+@click.option("--stat", "stat_only", is_flag=True, help="Only counts (no list of files).")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True, help="Output format.")
 @json_option
+@click.option("--table", "tables", multiple=True, metavar="PATH", help="Annotation table to diff as samples (instead of dsv.toml).")
+@click.option("--key", "keys", multiple=True, metavar="COL", help="Key column(s) of --table; repeatable.")
+@click.option("--label", metavar="COL", help="Class column of --table.")
+@click.option("--slice", "slices", multiple=True, metavar="COL", help="Slice column(s) of --table; repeatable.")
+@click.option("--file", "file_col", metavar="COL", help="Column of --table naming each sample's file.")
+@click.option("--folder", "folders", multiple=True, metavar="PATTERN", help="Folder source pattern, e.g. 'images/{split}/{label}/*'.")
+@click.option("--by", multiple=True, metavar="SLICE", help="Also break classes down within each value of SLICE.")
+@click.option("--rows", "rows", is_flag=False, flag_value="20", default=None, metavar="[N|all]", help="List changed cells (20 by default, or N, or all).")
+@click.option("--files/--no-files", "semantic_only", default=True, help="With sources: also list changed files (text).")
 @click.pass_context
-def diff(ctx: click.Context, old: str | None, new: str | None, stat_only: bool, exit_code: bool, as_json: bool) -> None:
-    """Show files added, removed, modified and moved between OLD and NEW.
+def diff(
+    ctx: click.Context,
+    old: str | None,
+    new: str | None,
+    stat_only: bool,
+    exit_code: bool,
+    fmt: str,
+    as_json: bool,
+    tables: tuple[str, ...],
+    keys: tuple[str, ...],
+    label: str | None,
+    slices: tuple[str, ...],
+    file_col: str | None,
+    folders: tuple[str, ...],
+    by: tuple[str, ...],
+    rows: str | None,
+    semantic_only: bool,
+) -> None:
+    """Show what changed between OLD and NEW: files, and per class and slice of the samples.
 
     No arguments: HEAD against the working tree. One: OLD against the working tree.
+    Samples are declared in dsv.toml (newer side) or with --table/--folder.
     """
-    d = _repo(ctx).diff(old, new)
+    from dsv.cli.diffrender import render_markdown, render_text
+    from dsv.semantic.declaration import declaration_from_flags
+
+    repo = _repo(ctx)
+    decl = declaration_from_flags(list(tables), list(keys), label, list(slices), file_col, list(folders))
+    d = repo.semantic_diff(old, new, declaration=decl, by=by, rows=_rows_option(rows))
     if as_json:
+        fmt = "json"
+    if fmt == "json":
         emit_json(d.to_dict())
+    elif fmt == "md":
+        click.echo("\n".join(render_markdown(d)))
     else:
-        if not stat_only:
-            marks = {"added": ("A", "green"), "removed": ("D", "red"), "modified": ("M", "yellow"), "moved": ("R", "cyan")}
-            for c in d.changes:
-                mark, fg = marks[c.kind.value]
-                if c.kind.value == "moved":
-                    click.echo(color(f"{mark}  {quote_path(c.old_path or '')} -> {quote_path(c.path)}", fg))
-                else:
-                    click.echo(color(f"{mark}  {quote_path(c.path)}", fg))
-        counts = d.counts()
-        click.echo(
-            f"{sum(counts.values())} file(s) changed: {counts['added']} added, {counts['removed']} removed, "
-            f"{counts['modified']} modified, {counts['moved']} moved"
-        )
-    if exit_code and d:
+        click.echo("\n".join(render_text(d, stat_only=stat_only or (bool(d.sources) and not semantic_only))))
+    if exit_code and d.changed:
         ctx.exit(1)
+
+
+@cli.command()
+@click.argument("spec", required=False, metavar="[A..B]")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True, help="Output format.")
+@json_option
+@click.option("--table", "tables", multiple=True, metavar="PATH", help="Annotation table to summarise (instead of dsv.toml).")
+@click.option("--key", "keys", multiple=True, metavar="COL", help="Key column(s) of --table.")
+@click.option("--label", metavar="COL", help="Class column of --table.")
+@click.option("--slice", "slices", multiple=True, metavar="COL", help="Slice column(s) of --table.")
+@click.option("--file", "file_col", metavar="COL", help="Column of --table naming each sample's file.")
+@click.option("--folder", "folders", multiple=True, metavar="PATTERN", help="Folder source pattern.")
+@click.option("--by", multiple=True, metavar="SLICE", help="Also break classes down within each value of SLICE.")
+@click.pass_context
+def changelog(
+    ctx: click.Context,
+    spec: str | None,
+    fmt: str,
+    as_json: bool,
+    tables: tuple[str, ...],
+    keys: tuple[str, ...],
+    label: str | None,
+    slices: tuple[str, ...],
+    file_col: str | None,
+    folders: tuple[str, ...],
+    by: tuple[str, ...],
+) -> None:
+    """Per commit in A..B, newest first: its message and what it did to each class and slice.
+
+    A..B: commits reachable from B but not A. B alone (or nothing: HEAD): the whole history.
+    """
+    from dsv.api.results import commit_dict
+    from dsv.cli.diffrender import render_markdown, source_blocks
+    from dsv.semantic.declaration import declaration_from_flags
+
+    decl = declaration_from_flags(list(tables), list(keys), label, list(slices), file_col, list(folders))
+    entries = _repo(ctx).changelog(spec, declaration=decl, by=by)
+    if as_json:
+        fmt = "json"
+    if fmt == "json":
+        emit_json({"format": 1, "range": spec or "HEAD", "entries": [{"commit": commit_dict(e.id, e.commit), "diff": d.to_dict()} for e, d in entries]})
+        return
+    if fmt == "md":
+        lines = [f"# Changelog ({spec or 'HEAD'})", ""]
+        for e, d in entries:
+            first = e.commit.message.splitlines()[0] if e.commit.message else ""
+            lines += render_markdown(d, title=f"{first} ({short(e.id)}, {e.commit.time.date().isoformat()})")
+            rest = e.commit.message.splitlines()[1:]
+            if any(x.strip() for x in rest):
+                lines += ["", *[x for x in rest]]
+            lines.append("")
+        click.echo("\n".join(lines).rstrip())
+        return
+    for i, (e, d) in enumerate(entries):
+        if i:
+            click.echo("")
+        click.echo("\n".join(_commit_lines(e.id, e.commit, e.refs)))
+        n = d.files
+        click.echo(f"    files: {n['added']} added, {n['removed']} removed, {n['modified']} modified, {n['moved']} moved")
+        for s in d.sources:
+            click.echo("")
+            click.echo("\n".join("  " + line for line in source_blocks(s, markdown=False)))
 
 
 @cli.command(name="ls")

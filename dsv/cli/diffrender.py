@@ -1,0 +1,134 @@
+"""Text and Markdown renderings of a semantic diff (``dsv diff``, ``dsv changelog``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dsv.semantic.report import SemanticDiff, SourceDiff
+
+CLASS_HEAD = ["class", "before", "after", "added", "removed", "relabeled in", "relabeled out", "modified"]
+SLICE_HEAD = ["value", "before", "after", "added", "removed", "relabeled", "modified"]
+
+
+def _show(v: Any) -> str:
+    return "(none)" if v is None else str(v)
+
+
+def _text_table(head: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "  ") -> list[str]:
+    cells = [list(map(str, head))] + [[_show(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+    out = []
+    for n, r in enumerate(cells):
+        line = "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))
+        out.append(indent + line.rstrip())
+        if n == 0:
+            out.append(indent + "  ".join("-" * w for w in widths))
+    return out
+
+
+def _md_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    def esc(v: Any) -> str:
+        return _show(v).replace("|", "\\|")
+
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def _ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _summary_line(s: SourceDiff) -> str:
+    t = s.totals
+    return (
+        f"samples {t.before} -> {t.after}: +{t.added} added, -{t.removed} removed, "
+        f"{t.relabeled} relabeled, {t.modified} modified, {t.unchanged} unchanged"
+    )
+
+
+def source_blocks(s: SourceDiff, *, markdown: bool, heading: str = "") -> list[str]:
+    """Lines describing one source."""
+    table = _md_table if markdown else _text_table
+    title = f"{s.name} ({s.kind})"
+    lines = [f"{heading}### {title}" if markdown else f"Source {title}"]
+    if not s.read:
+        lines.append("unchanged (same content; not read)" if markdown else "  unchanged (same content; not read)")
+        return lines
+    ind = "" if markdown else "  "
+    lines.append(ind + _summary_line(s))
+    if markdown:
+        lines.append("")
+    if s.classes:
+        lines += table(CLASS_HEAD, [[c.cls, c.before, c.after, c.added, c.removed, c.relabeled_in, c.relabeled_out, c.modified] for c in s.classes])
+        if markdown:
+            lines.append("")
+        lines.append(f"{ind}class imbalance (largest / smallest class): {_ratio(s.imbalance_before)} -> {_ratio(s.imbalance_after)}")
+    if s.relabels:
+        lines.append("" if markdown else "")
+        lines.append(f"{ind}Relabeled (from -> to):" if not markdown else "**Relabeled**")
+        if markdown:
+            lines.append("")
+        lines += table(["from", "to", "count"], [[r.src, r.dst, r.count] for r in s.relabels])
+    columns = list(dict.fromkeys(r.column for r in s.slices))
+    for col in columns:
+        lines.append("")
+        lines.append(f"{ind}Slice {col}:" if not markdown else f"**Slice `{col}`**")
+        if markdown:
+            lines.append("")
+        lines += table(SLICE_HEAD, [[r.value, r.before, r.after, r.added, r.removed, r.relabeled, r.modified] for r in s.slices if r.column == col])
+    by_cols = list(dict.fromkeys(r.column for r in s.by))
+    for col in by_cols:
+        lines.append("")
+        lines.append(f"{ind}Per class within {col}:" if not markdown else f"**Per class within `{col}`**")
+        if markdown:
+            lines.append("")
+        lines += table(
+            [col] + CLASS_HEAD,
+            [[r.value, r.row.cls, r.row.before, r.row.after, r.row.added, r.row.removed, r.row.relabeled_in, r.row.relabeled_out, r.row.modified] for r in s.by if r.column == col],
+        )
+    if s.schema:
+        lines.append("")
+        lines.append(f"{ind}Schema changes:" if not markdown else "**Schema changes**")
+        if markdown:
+            lines.append("")
+        lines += table(["column", "change", "old type", "new type"], [[c.column, c.change, c.old_type or "", c.new_type or ""] for c in s.schema])
+    if s.cells:
+        lines.append("")
+        lines.append(f"{ind}Changed cells{' (first ' + str(len(s.cells)) + ')' if s.cells_truncated else ''}:" if not markdown else "**Changed cells**")
+        if markdown:
+            lines.append("")
+        lines += table(["key", "column", "old", "new"], [[", ".join(f"{k}={v}" for k, v in c.key.items()), c.column, c.old, c.new] for c in s.cells])
+    return lines
+
+
+def render_text(d: SemanticDiff, *, stat_only: bool) -> list[str]:
+    """The terminal rendering."""
+    from dsv.cli.render import quote_path
+
+    lines: list[str] = []
+    if not stat_only:
+        marks = {"added": "A", "removed": "D", "modified": "M", "moved": "R"}
+        for c in d.file_changes:
+            if c.kind.value == "moved":
+                lines.append(f"{marks['moved']}  {quote_path(c.old_path or '')} -> {quote_path(c.path)}")
+            else:
+                lines.append(f"{marks[c.kind.value]}  {quote_path(c.path)}")
+    n = d.files
+    lines.append(f"{sum(n.values())} file(s) changed: {n['added']} added, {n['removed']} removed, {n['modified']} modified, {n['moved']} moved")
+    for s in d.sources:
+        lines.append("")
+        lines += source_blocks(s, markdown=False)
+    return lines
+
+
+def render_markdown(d: SemanticDiff, *, title: str | None = None) -> list[str]:
+    """Markdown ready to paste into a pull request."""
+    n = d.files
+    lines = [f"## {title or f'Dataset changes: {d.old} → {d.new}'}", ""]
+    lines.append(f"**Files:** {sum(n.values())} changed ({n['added']} added, {n['removed']} removed, {n['modified']} modified, {n['moved']} moved)")
+    for s in d.sources:
+        lines.append("")
+        lines += source_blocks(s, markdown=True)
+    return lines

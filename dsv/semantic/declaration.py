@@ -1,0 +1,158 @@
+"""``dsv.toml``: how to read samples, labels and slices from a dataset.
+
+::
+
+    [[folders]]
+    pattern = "images/{split}/{label}/*"   # {label} is the class; other {names} are slices
+
+    [[tables]]
+    path = "annotations/train.csv"
+    key = "id"                  # or ["a", "b"]
+    label = "species"
+    slices = ["island", "sex"]
+    file = "image_path"         # optional
+
+The declaration is versioned with the data; a diff uses the newer side's.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dsv.base.errors import CorruptMetadataError, UsageError
+
+DECLARATION_FILE = "dsv.toml"
+TABLE_FORMATS = ("csv", "parquet", "jsonl")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class FolderSource(BaseModel):
+    """One sample per file; the class (and slices) come from the path."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pattern: str
+    name: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        names = _PLACEHOLDER.findall(value)
+        if "label" not in names:
+            raise ValueError("a folder pattern needs a {label} placeholder")
+        if len(names) != len(set(names)):
+            raise ValueError("a placeholder appears twice")
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("the pattern must be relative to the dataset root")
+        return value
+
+    @property
+    def slices(self) -> list[str]:
+        """The placeholders other than ``label``, in order."""
+        return [n for n in _PLACEHOLDER.findall(self.pattern) if n != "label"]
+
+    @property
+    def display_name(self) -> str:
+        """How the source is named in reports."""
+        return self.name or self.pattern
+
+
+class TableSource(BaseModel):
+    """One sample per row of an annotation table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    key: list[str]
+    label: str
+    slices: list[str] = Field(default_factory=list)
+    file: str | None = None
+    format: Literal["csv", "parquet", "jsonl"] | None = None
+    name: str | None = None
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> "TableSource":
+        if not self.key:
+            raise ValueError("key needs at least one column")
+        used = [*self.key, self.label, *self.slices] + ([self.file] if self.file else [])
+        if len(used) != len(set(used)):
+            raise ValueError("key, label, slices and file must name different columns")
+        if self.format is None and table_format(self.path) is None:
+            raise ValueError(f"cannot tell the format of {self.path!r}; add format = 'csv' | 'parquet' | 'jsonl'")
+        return self
+
+    @property
+    def resolved_format(self) -> str:
+        """csv, parquet or jsonl."""
+        return self.format or table_format(self.path) or "csv"
+
+    @property
+    def display_name(self) -> str:
+        """How the source is named in reports."""
+        return self.name or self.path
+
+
+class Declaration(BaseModel):
+    """The sample sources of a dataset."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    folders: list[FolderSource] = Field(default_factory=list)
+    tables: list[TableSource] = Field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.folders or self.tables)
+
+
+def table_format(path: str) -> str | None:
+    """The table format implied by a file name."""
+    lower = path.lower()
+    if lower.endswith((".csv", ".tsv", ".csv.gz")):
+        return "csv"
+    if lower.endswith((".parquet", ".pq")):
+        return "parquet"
+    if lower.endswith((".jsonl", ".ndjson", ".jsonl.gz")):
+        return "jsonl"
+    return None
+
+
+def parse_declaration(text: bytes, *, where: str) -> Declaration:
+    """Parse ``dsv.toml`` bytes; errors name the file and the problem."""
+    try:
+        raw = tomllib.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise CorruptMetadataError(where, f"not valid TOML ({err})", hint="fix the file; see docs/diff-format.md") from err
+    try:
+        return Declaration.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "document"
+        raise CorruptMetadataError(where, f"{loc}: {first['msg']}", hint="see docs/diff-format.md for the dsv.toml syntax") from err
+
+
+def declaration_from_flags(
+    tables: list[str], keys: list[str], label: str | None, slices: list[str], file: str | None, folders: list[str]
+) -> Declaration | None:
+    """A declaration from command-line flags (``--table``/``--folder``), or ``None`` if none were given."""
+    if not tables and not folders:
+        if keys or label or slices or file:
+            raise UsageError("--key, --label, --slice and --file go with --table")
+        return None
+    try:
+        table_sources = []
+        for path in tables:
+            if not keys or not label:
+                raise UsageError(f"--table {path} needs --key and --label")
+            table_sources.append(TableSource(path=path, key=keys, label=label, slices=slices, file=file))
+        return Declaration(folders=[FolderSource(pattern=p) for p in folders], tables=table_sources)
+    except ValidationError as err:
+        raise UsageError(f"invalid source: {err.errors()[0]['msg']}") from err

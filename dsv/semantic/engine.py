@@ -1,0 +1,464 @@
+"""The diff engine: join two versions' samples in DuckDB and count what changed.
+
+Every source is first turned into two relations ``a`` and ``b`` (one row per
+sample) and a joined table with, per sample: ``in_a``, ``in_b``, ``label_a``,
+``label_b``, each slice on both sides, ``relabeled`` and ``changed`` (content or
+other columns differ). All summaries (classes, relabel matrix, slices, per
+class within a slice) are group-bys over that one table, so the expensive join
+happens once. DuckDB runs it vectorised and spills to disk when a table is
+larger than memory.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from dsv.base.errors import DsvError
+from dsv.semantic.declaration import FolderSource, TableSource
+from dsv.semantic.report import CellChange, ClassRow, RelabelRow, SchemaChange, SliceClassRow, SliceRow, SourceDiff, Totals
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+DEFAULT_ROWS = 20
+
+
+class SampleSourceError(DsvError):
+    """A declared sample source cannot be read (bad file, missing column, duplicate keys)."""
+
+    exit_code = 3
+
+
+def q(name: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    """Quote an SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connect(temp_dir: str | None = None) -> "duckdb.DuckDBPyConnection":
+    """A private in-memory DuckDB connection that may spill to ``temp_dir``."""
+    import duckdb
+
+    con = duckdb.connect(database=":memory:")
+    if temp_dir:
+        con.execute(f"SET temp_directory = {lit(temp_dir)}")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+# -- summaries over the joined table ---------------------------------------------------
+
+
+def _fetch(con: "duckdb.DuckDBPyConnection", sql: str) -> list[tuple[Any, ...]]:
+    return con.execute(sql).fetchall()
+
+
+def summarize(
+    con: "duckdb.DuckDBPyConnection",
+    joined: str,
+    slices: list[str],
+    *,
+    multilabel: bool,
+    by: list[str],
+    name: str,
+    kind: str,
+) -> SourceDiff:
+    """Totals, classes, relabel matrix, slices and per-slice classes of a joined table."""
+    t = q(joined)
+    (before, after, added, removed, relabeled, modified, unchanged) = _fetch(
+        con,
+        f"""SELECT count(*) FILTER (in_a), count(*) FILTER (in_b),
+                   count(*) FILTER (in_b AND NOT in_a), count(*) FILTER (in_a AND NOT in_b),
+                   count(*) FILTER (in_a AND in_b AND relabeled), count(*) FILTER (in_a AND in_b AND changed),
+                   count(*) FILTER (in_a AND in_b AND NOT relabeled AND NOT changed)
+            FROM {t}""",
+    )[0]
+    totals = Totals(before, after, added, removed, relabeled, modified, unchanged)
+    classes = _class_rows(con, t, multilabel=multilabel)
+    relabels = _relabel_rows(con, t, multilabel=multilabel)
+    slice_rows: list[SliceRow] = []
+    for i, s in enumerate(slices):
+        rows = _fetch(
+            con,
+            f"""SELECT value, sum(b0)::BIGINT, sum(b1)::BIGINT, sum(ad)::BIGINT, sum(rm)::BIGINT, sum(rl)::BIGINT, sum(md)::BIGINT FROM (
+                    SELECT s_a_{i} AS value, 1 AS b0, 0 AS b1, 0 AS ad, (NOT in_b)::INT AS rm, 0 AS rl, 0 AS md FROM {t} WHERE in_a
+                    UNION ALL
+                    SELECT s_b_{i}, 0, 1, (NOT in_a)::INT, 0, (in_a AND relabeled)::INT, (in_a AND changed)::INT FROM {t} WHERE in_b
+                ) GROUP BY value ORDER BY value NULLS LAST""",
+        )
+        slice_rows.extend(SliceRow(s, v, *map(int, r)) for v, *r in rows)
+    by_rows: list[SliceClassRow] = []
+    for col in by:
+        if col not in slices:
+            continue  # another source may have it; the caller checks that one does
+        i = slices.index(col)
+        for value, row in _class_rows(con, t, multilabel=multilabel, slice_index=i):
+            by_rows.append(SliceClassRow(col, value, row))
+    counts_b = [c.before for c in classes if c.before > 0 and c.cls is not None]
+    counts_a = [c.after for c in classes if c.after > 0 and c.cls is not None]
+    return SourceDiff(
+        name=name,
+        kind=kind,
+        read=True,
+        totals=totals,
+        classes=tuple(classes),
+        relabels=tuple(relabels),
+        slices=tuple(slice_rows),
+        by=tuple(by_rows),
+        imbalance_before=round(max(counts_b) / min(counts_b), 4) if counts_b else None,
+        imbalance_after=round(max(counts_a) / min(counts_a), 4) if counts_a else None,
+    )
+
+
+def _class_rows(con: "duckdb.DuckDBPyConnection", t: str, *, multilabel: bool, slice_index: int | None = None) -> Any:
+    """Per-class counts; with ``slice_index``, per (slice value, class)."""
+    sa = f"s_a_{slice_index}" if slice_index is not None else "NULL"
+    sb = f"s_b_{slice_index}" if slice_index is not None else "NULL"
+    if multilabel:
+        # A sample counts once for each of its classes; a class leaving its label set is "relabeled out".
+        src = f"""
+            SELECT {sa} AS sv, c AS cls, 1 AS b0, 0 AS b1, 0 AS ad, (NOT in_b)::INT AS rm, 0 AS ri,
+                   (in_b AND NOT coalesce(list_contains(label_b, c), false))::INT AS ro, 0 AS md
+              FROM (SELECT *, unnest(CASE WHEN len(label_a) = 0 THEN [NULL] ELSE label_a END) AS c FROM {t} WHERE in_a)
+            UNION ALL
+            SELECT {sb}, c, 0, 1, (NOT in_a)::INT, 0, (in_a AND NOT coalesce(list_contains(label_a, c), false))::INT, 0,
+                   (in_a AND changed)::INT
+              FROM (SELECT *, unnest(CASE WHEN len(label_b) = 0 THEN [NULL] ELSE label_b END) AS c FROM {t} WHERE in_b)"""
+    else:
+        src = f"""
+            SELECT {sa} AS sv, label_a AS cls, 1 AS b0, 0 AS b1, 0 AS ad, (NOT in_b)::INT AS rm, 0 AS ri,
+                   (in_b AND relabeled)::INT AS ro, 0 AS md FROM {t} WHERE in_a
+            UNION ALL
+            SELECT {sb}, label_b, 0, 1, (NOT in_a)::INT, 0, (in_a AND relabeled)::INT, 0, (in_a AND changed)::INT FROM {t} WHERE in_b"""
+    rows = _fetch(
+        con,
+        f"""SELECT sv, cls, sum(b0)::BIGINT, sum(b1)::BIGINT, sum(ad)::BIGINT, sum(rm)::BIGINT, sum(ri)::BIGINT, sum(ro)::BIGINT, sum(md)::BIGINT
+            FROM ({src}) GROUP BY sv, cls ORDER BY sv NULLS LAST, cls NULLS LAST""",
+    )
+    out = [(sv, ClassRow(cls, *map(int, r))) for sv, cls, *r in rows]
+    if slice_index is None:
+        return [c for _, c in out]
+    return out
+
+
+def _relabel_rows(con: "duckdb.DuckDBPyConnection", t: str, *, multilabel: bool) -> list[RelabelRow]:
+    if multilabel:
+        # Each class that left a sample's label set is paired with each class that joined it.
+        sql = f"""
+            WITH d AS (
+                SELECT list_filter(label_a, x -> NOT list_contains(label_b, x)) AS gone,
+                       list_filter(label_b, x -> NOT list_contains(label_a, x)) AS came
+                FROM {t} WHERE in_a AND in_b AND relabeled),
+            g AS (SELECT unnest(CASE WHEN len(gone) = 0 THEN [NULL::VARCHAR] ELSE gone END) AS f, came FROM d),
+            p AS (SELECT f, unnest(CASE WHEN len(came) = 0 THEN [NULL::VARCHAR] ELSE came END) AS tt FROM g)
+            SELECT f, tt, count(*) FROM p GROUP BY f, tt ORDER BY count(*) DESC, f NULLS LAST, tt NULLS LAST"""
+    else:
+        sql = f"""SELECT label_a, label_b, count(*) FROM {t} WHERE in_a AND in_b AND relabeled
+                  GROUP BY label_a, label_b ORDER BY count(*) DESC, label_a NULLS LAST, label_b NULLS LAST"""
+    return [RelabelRow(f, to, int(n)) for f, to, n in _fetch(con, sql)]
+
+
+# -- folder sources ---------------------------------------------------------------------
+
+
+def folder_regex(pattern: str) -> tuple[str, list[str]]:
+    """A regex for a folder pattern, and its group names in order (``_w<i>`` for wildcards)."""
+    out = ["^"]
+    groups: list[str] = []
+    i = 0
+    wild = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "{":
+            j = pattern.index("}", i)
+            name = pattern[i + 1 : j]
+            out.append(f"(?P<{name}>[^/]+)")
+            groups.append(name)
+            i = j + 1
+            continue
+        if pattern.startswith("**", i):
+            out.append(f"(?P<_w{wild}>.*)")
+            groups.append(f"_w{wild}")
+            wild += 1
+            i += 2
+            continue
+        if c == "*":
+            out.append(f"(?P<_w{wild}>[^/]*)")
+            groups.append(f"_w{wild}")
+            wild += 1
+        elif c == "?":
+            out.append(f"(?P<_w{wild}>[^/])")
+            groups.append(f"_w{wild}")
+            wild += 1
+        else:
+            out.append(re.escape(c))
+        i += 1
+    out.append("$")
+    return "".join(out), groups
+
+
+def folder_samples(manifest: "pa.Table", source: FolderSource) -> "pa.Table":
+    """Samples of a folder source: ``k`` (the path), ``label``, slices, ``oid``, ``path``.
+
+    A sample keeps its identity at the same path; a file that disappears from one
+    path and appears at another with the same bytes is the same sample moved
+    (:func:`diff_folder` pairs those), so ``cat/x.jpg`` -> ``dog/x.jpg`` is a
+    relabel, not a removal plus an addition. Names alone never pair files:
+    ``cat/1.jpg`` and ``dog/1.jpg`` are usually different images.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    regex, groups = folder_regex(source.pattern)
+    paths = manifest.column("path")
+    ext = pc.extract_regex(paths, regex)
+    mask = pc.is_valid(ext)
+    matched = manifest.filter(mask)
+    ext = ext.filter(mask) if isinstance(ext, pa.ChunkedArray) else pa.chunked_array([ext]).filter(mask)
+    parts = {g: pc.struct_field(ext, g) for g in groups}
+    cols = {"k": matched.column("path"), "label": parts["label"]}
+    for i, s in enumerate(source.slices):
+        cols[f"s{i}"] = parts[s]
+    cols["oid"] = matched.column("oid")
+    cols["path"] = matched.column("path")
+    return pa.table(cols)
+
+
+def diff_folder(
+    con: "duckdb.DuckDBPyConnection", a: "pa.Table", b: "pa.Table", source: FolderSource, *, by: list[str], tag: str
+) -> SourceDiff:
+    """Diff two folder-source sample tables (from :func:`folder_samples`)."""
+    con.register(f"fa_{tag}", a)
+    con.register(f"fb_{tag}", b)
+    n = len(source.slices)
+    sa = ", ".join(f"a.s{i} AS s_a_{i}" for i in range(n))
+    sb = ", ".join(f"b.s{i} AS s_b_{i}" for i in range(n))
+    sel_slices = (sa + ", " + sb + ",") if n else ""
+    j0 = f"j0_{tag}"
+    con.execute(
+        f"""CREATE TEMP TABLE {j0} AS
+            SELECT a.k AS ka, b.k AS kb, a.label AS label_a, b.label AS label_b, {sel_slices}
+                   a.oid AS oid_a, b.oid AS oid_b, a.path AS path_a, b.path AS path_b
+            FROM fa_{tag} a FULL OUTER JOIN fb_{tag} b ON a.k = b.k"""
+    )
+    slice_cols_a = ", ".join(f"r.s_a_{i}" for i in range(n))
+    slice_cols_b = ", ".join(f"d.s_b_{i}" for i in range(n))
+    move_slices = (slice_cols_a + ", " + slice_cols_b + ",") if n else ""
+    plain_a = ", ".join(f"s_a_{i}" for i in range(n))
+    plain_b = ", ".join(f"s_b_{i}" for i in range(n))
+    plain_slices = (plain_a + ", " + plain_b + ",") if n else ""
+    # Files that left one identity and appeared at another with the same bytes are moves:
+    # paired one to one by content id, in path order.
+    con.execute(
+        f"""CREATE TEMP TABLE j_{tag} AS
+            WITH r AS (SELECT *, row_number() OVER (PARTITION BY oid_a ORDER BY path_a) AS rn FROM {j0} WHERE kb IS NULL),
+                 d AS (SELECT *, row_number() OVER (PARTITION BY oid_b ORDER BY path_b) AS rn FROM {j0} WHERE ka IS NULL),
+                 m AS (SELECT r.ka, d.kb, r.label_a, d.label_b, {move_slices} r.oid_a, d.oid_b, r.path_a, d.path_b
+                       FROM r JOIN d ON r.oid_a = d.oid_b AND r.rn = d.rn),
+                 rest AS (SELECT * FROM {j0}
+                          WHERE NOT (kb IS NULL AND path_a IN (SELECT path_a FROM m))
+                            AND NOT (ka IS NULL AND path_b IN (SELECT path_b FROM m)))
+            SELECT ka IS NOT NULL AS in_a, kb IS NOT NULL AS in_b, label_a, label_b, {plain_slices}
+                   (ka IS NOT NULL AND kb IS NOT NULL AND label_a IS DISTINCT FROM label_b) AS relabeled,
+                   (ka IS NOT NULL AND kb IS NOT NULL AND oid_a IS DISTINCT FROM oid_b) AS changed
+            FROM (SELECT * FROM rest UNION ALL BY NAME SELECT * FROM m)"""
+    )
+    return summarize(con, f"j_{tag}", source.slices, multilabel=False, by=by, name=source.display_name, kind="folder")
+
+
+# -- table sources ----------------------------------------------------------------------
+
+
+def _reader(path: str, fmt: str) -> str:
+    if fmt == "parquet":
+        return f"read_parquet({lit(path)})"
+    if fmt == "jsonl":
+        return f"read_json({lit(path)}, format='newline_delimited')"
+    return f"read_csv({lit(path)}, header=true, auto_detect=true, sample_size=-1)"
+
+
+def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, source: TableSource, side: str) -> dict[str, str]:
+    """Expose one version of a table source as a view; return its ``{column: type}``.
+
+    Parse errors become one line naming the file and DuckDB's row/column detail.
+    """
+    import duckdb
+
+    try:
+        con.execute(f"CREATE TEMP VIEW {q(view)} AS SELECT * FROM {_reader(disk_path, source.resolved_format)}")
+        cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE {q(view)}").fetchall()}
+    except duckdb.Error as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SampleSourceError(f"cannot read {source.path} at {side}: {detail}", hint="fix the file, or the [[tables]] entry in dsv.toml") from err
+    missing = [c for c in [*source.key, source.label, *source.slices, *([source.file] if source.file else [])] if c not in cols]
+    if missing:
+        raise SampleSourceError(
+            f"{source.path} at {side} has no column {', '.join(repr(m) for m in missing)} (columns: {', '.join(cols)})",
+            hint="check key/label/slices/file in dsv.toml, or the --key/--label/--slice flags",
+        )
+    return cols
+
+
+def check_unique_keys(con: "duckdb.DuckDBPyConnection", view: str, source: TableSource, side: str) -> None:
+    """Refuse a table whose key repeats, naming a few repeated keys."""
+    keys = ", ".join(q(k) for k in source.key)
+    dups = con.execute(f"SELECT {keys}, count(*) AS n FROM {q(view)} GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC LIMIT 5").fetchall()
+    if dups:
+        shown = "; ".join(", ".join(str(v) for v in d[:-1]) + f" (x{d[-1]})" for d in dups)
+        raise SampleSourceError(f"{source.path} at {side}: key {', '.join(source.key)} is not unique: {shown}", hint="a key must identify one sample")
+
+
+def schema_changes(cols_a: dict[str, str], cols_b: dict[str, str]) -> list[SchemaChange]:
+    """Columns added, removed and retyped between two versions."""
+    out = [SchemaChange(c, "removed", t, None) for c, t in cols_a.items() if c not in cols_b]
+    out += [SchemaChange(c, "added", None, t) for c, t in cols_b.items() if c not in cols_a]
+    out += [SchemaChange(c, "type_changed", cols_a[c], t) for c, t in cols_b.items() if c in cols_a and cols_a[c] != t]
+    return out
+
+
+def _cmp(col: str, ta: str | None, tb: str | None) -> tuple[str, str]:
+    """SQL expressions comparing one column on both sides (as text when the types differ)."""
+    if ta == tb:
+        return f"a.{q(col)}", f"b.{q(col)}"
+    return f"CAST(a.{q(col)} AS VARCHAR)", f"CAST(b.{q(col)} AS VARCHAR)"
+
+
+def diff_table(
+    con: "duckdb.DuckDBPyConnection",
+    path_a: str | None,
+    path_b: str | None,
+    source: TableSource,
+    *,
+    side_a: str,
+    side_b: str,
+    file_oids: tuple["pa.Table", "pa.Table"] | None,
+    by: list[str],
+    rows: int | None,
+    tag: str,
+) -> SourceDiff:
+    """Diff two versions of an annotation table (``None`` for a side where the file does not exist)."""
+    va, vb = f"ta_{tag}", f"tb_{tag}"
+    empty_cols: dict[str, str] = {}
+    cols_a = load_table(con, va, path_a, source, side_a) if path_a else empty_cols
+    cols_b = load_table(con, vb, path_b, source, side_b) if path_b else empty_cols
+    if not path_a:
+        _empty_like(con, va, vb, cols_b)
+        cols_a = dict(cols_b)
+    if not path_b:
+        _empty_like(con, vb, va, cols_a)
+        cols_b = dict(cols_a)
+    check_unique_keys(con, va, source, side_a)
+    check_unique_keys(con, vb, source, side_b)
+    schema = schema_changes(cols_a, cols_b) if path_a and path_b else []
+    multilabel = cols_b.get(source.label, "").endswith("[]") or cols_a.get(source.label, "").endswith("[]")
+    join_on = " AND ".join(f"{_cmp(k, cols_a.get(k), cols_b.get(k))[0]} = {_cmp(k, cols_a.get(k), cols_b.get(k))[1]}" for k in source.key)
+    special = {*source.key, source.label}
+    payload = [c for c in cols_b if c in cols_a and c not in special]
+    diffs = [f"{x} IS DISTINCT FROM {y}" for x, y in (_cmp(c, cols_a[c], cols_b[c]) for c in payload)]
+    la, lb = (f"a.{q(source.label)}", f"b.{q(source.label)}")
+    if multilabel:
+        label_a = f"list_sort(CAST({la} AS VARCHAR[]))"
+        label_b = f"list_sort(CAST({lb} AS VARCHAR[]))"
+    else:
+        label_a, label_b = f"CAST({la} AS VARCHAR)", f"CAST({lb} AS VARCHAR)"
+    file_join = ""
+    if source.file and file_oids is not None:
+        con.register(f"fo_a_{tag}", file_oids[0])
+        con.register(f"fo_b_{tag}", file_oids[1])
+        file_join = (
+            f" LEFT JOIN fo_a_{tag} foa ON foa.path = CAST(a.{q(source.file)} AS VARCHAR)"
+            f" LEFT JOIN fo_b_{tag} fob ON fob.path = CAST(b.{q(source.file)} AS VARCHAR)"
+        )
+        diffs.append("foa.oid IS DISTINCT FROM fob.oid")
+    changed = " OR ".join(diffs) if diffs else "false"
+    slices = ", ".join(f"CAST(a.{q(s)} AS VARCHAR) AS s_a_{i}, CAST(b.{q(s)} AS VARCHAR) AS s_b_{i}" for i, s in enumerate(source.slices))
+    j = f"j_{tag}"
+    con.execute(
+        f"""CREATE TEMP TABLE {j} AS
+            SELECT a.__present IS NOT NULL AS in_a, b.__present IS NOT NULL AS in_b,
+                   {label_a} AS label_a, {label_b} AS label_b, {slices + ',' if slices else ''}
+                   (a.__present IS NOT NULL AND b.__present IS NOT NULL AND {label_a} IS DISTINCT FROM {label_b}) AS relabeled,
+                   (a.__present IS NOT NULL AND b.__present IS NOT NULL AND ({changed})) AS changed
+            FROM (SELECT *, true AS __present FROM {q(va)}) a
+            FULL OUTER JOIN (SELECT *, true AS __present FROM {q(vb)}) b ON {join_on}{file_join}"""
+    )
+    result = summarize(con, j, source.slices, multilabel=multilabel, by=by, name=source.display_name, kind="table")
+    cells: list[CellChange] = []
+    truncated = False
+    if rows != 0:
+        cells, truncated = _cell_changes(con, va, vb, source, cols_a, cols_b, join_on, payload + [source.label], rows)
+    return SourceDiff(**{**result.__dict__, "schema": tuple(schema), "cells": tuple(cells), "cells_truncated": truncated})
+
+
+def _empty_like(con: "duckdb.DuckDBPyConnection", view: str, other: str, cols: dict[str, str]) -> None:
+    """A view with ``other``'s columns and no rows (a side where the table does not exist)."""
+    con.execute(f"CREATE TEMP VIEW {q(view)} AS SELECT * FROM {q(other)} LIMIT 0")
+
+
+def _cell_changes(
+    con: "duckdb.DuckDBPyConnection",
+    va: str,
+    vb: str,
+    source: TableSource,
+    cols_a: dict[str, str],
+    cols_b: dict[str, str],
+    join_on: str,
+    columns: list[str],
+    limit: int | None,
+) -> tuple[list[CellChange], bool]:
+    """Changed cells of samples present on both sides, in key order, at most ``limit``."""
+    parts = []
+    keys = ", ".join(f"a.{q(k)} AS {q('k_' + k)}" for k in source.key)
+    for c in columns:
+        x, y = _cmp(c, cols_a[c], cols_b[c])
+        parts.append(
+            f"SELECT {keys}, {lit(c)} AS col, CAST(to_json({x}) AS VARCHAR) AS old, CAST(to_json({y}) AS VARCHAR) AS new "
+            f"FROM {q(va)} a JOIN {q(vb)} b ON {join_on} WHERE {x} IS DISTINCT FROM {y}"
+        )
+    if not parts:
+        return [], False
+    order = ", ".join(q("k_" + k) for k in source.key)
+    cap = "" if limit is None else f" LIMIT {int(limit) + 1}"
+    rows = con.execute(f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY {order}, col{cap}").fetchall()
+    truncated = limit is not None and len(rows) > limit
+    rows = rows[: limit] if limit is not None else rows
+    import json
+
+    out = []
+    for r in rows:
+        key = dict(zip(source.key, r[: len(source.key)]))
+        col, old, new = r[len(source.key) :]
+        old_v, new_v = json.loads(old), json.loads(new)
+        out.append(CellChange({k: _jsonable(v) for k, v in key.items()}, col, old_v, new_v, _nested_detail(old_v, new_v)))
+    return out, truncated
+
+
+def _jsonable(v: Any) -> Any:
+    return v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
+
+
+def _nested_detail(old: Any, new: Any) -> dict[str, Any] | None:
+    """For nested values (structs, lists, maps), what changed inside them (deepdiff)."""
+    if not isinstance(old, (dict, list)) or not isinstance(new, (dict, list)):
+        return None
+    from deepdiff import DeepDiff
+
+    return json_safe(DeepDiff(old, new, verbose_level=2).to_dict())
+
+
+def json_safe(value: Any) -> Any:
+    """A deepdiff result made of JSON types only."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+

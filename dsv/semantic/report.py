@@ -1,0 +1,203 @@
+"""Result models of a semantic diff; ``to_dict()`` is the stable JSON schema (docs/diff-format.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    """One class: counts on both sides and what moved."""
+
+    cls: str | None
+    before: int
+    after: int
+    added: int
+    removed: int
+    relabeled_in: int
+    relabeled_out: int
+    modified: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "class": self.cls,
+            "before": self.before,
+            "after": self.after,
+            "added": self.added,
+            "removed": self.removed,
+            "relabeled_in": self.relabeled_in,
+            "relabeled_out": self.relabeled_out,
+            "modified": self.modified,
+        }
+
+
+@dataclass(frozen=True)
+class RelabelRow:
+    """How many samples moved from one class to another."""
+
+    src: str | None
+    dst: str | None
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"from": self.src, "to": self.dst, "count": self.count}
+
+
+@dataclass(frozen=True)
+class SliceRow:
+    """One value of one slice column."""
+
+    column: str
+    value: str | None
+    before: int
+    after: int
+    added: int
+    removed: int
+    relabeled: int
+    modified: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "column": self.column,
+            "value": self.value,
+            "before": self.before,
+            "after": self.after,
+            "added": self.added,
+            "removed": self.removed,
+            "relabeled": self.relabeled,
+            "modified": self.modified,
+        }
+
+
+@dataclass(frozen=True)
+class SliceClassRow:
+    """Per class within one slice value (``--by``)."""
+
+    column: str
+    value: str | None
+    row: ClassRow
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"column": self.column, "value": self.value, **self.row.to_dict()}
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """A column added, removed or whose type changed."""
+
+    column: str
+    change: str  # added | removed | type_changed
+    old_type: str | None = None
+    new_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"column": self.column, "change": self.change, "old_type": self.old_type, "new_type": self.new_type}
+
+
+@dataclass(frozen=True)
+class CellChange:
+    """One changed cell of a sample present on both sides."""
+
+    key: dict[str, Any]
+    column: str
+    old: Any
+    new: Any
+    detail: dict[str, Any] | None = None  # deepdiff summary for nested values
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"key": self.key, "column": self.column, "old": self.old, "new": self.new, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Sample counts of one source."""
+
+    before: int = 0
+    after: int = 0
+    added: int = 0
+    removed: int = 0
+    relabeled: int = 0
+    modified: int = 0
+    unchanged: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON form."""
+        return dict(self.__dict__)
+
+    @property
+    def changed(self) -> bool:
+        """Whether any sample changed."""
+        return bool(self.added or self.removed or self.relabeled or self.modified)
+
+
+@dataclass(frozen=True)
+class SourceDiff:
+    """Everything the diff found for one declared source."""
+
+    name: str
+    kind: str  # folder | table
+    read: bool  # False when the source's content was identical and not read
+    totals: Totals = Totals()
+    classes: tuple[ClassRow, ...] = ()
+    relabels: tuple[RelabelRow, ...] = ()
+    slices: tuple[SliceRow, ...] = ()
+    by: tuple[SliceClassRow, ...] = ()
+    imbalance_before: float | None = None
+    imbalance_after: float | None = None
+    schema: tuple[SchemaChange, ...] = ()
+    cells: tuple[CellChange, ...] = ()
+    cells_truncated: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything changed in this source."""
+        return self.totals.changed or bool(self.schema)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "read": self.read,
+            "totals": self.totals.to_dict(),
+            "imbalance": {"before": self.imbalance_before, "after": self.imbalance_after},
+            "classes": [c.to_dict() for c in self.classes],
+            "relabels": [r.to_dict() for r in self.relabels],
+            "slices": [s.to_dict() for s in self.slices],
+            "by": [b.to_dict() for b in self.by],
+            "schema": [s.to_dict() for s in self.schema],
+            "rows": {"cells": [c.to_dict() for c in self.cells], "truncated": self.cells_truncated},
+        }
+
+
+@dataclass(frozen=True)
+class SemanticDiff:
+    """A semantic diff between two sides (revisions or the working tree)."""
+
+    old: str
+    new: str
+    files: dict[str, int]
+    sources: tuple[SourceDiff, ...] = field(default_factory=tuple)
+    file_changes: tuple[Any, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything at all differs."""
+        return any(self.files.values()) or any(s.changed for s in self.sources)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (docs/diff-format.md)."""
+        return {
+            "format": 1,
+            "old": self.old,
+            "new": self.new,
+            "files": {"counts": self.files, "changes": [c.to_dict() for c in self.file_changes]},
+            "sources": [s.to_dict() for s in self.sources],
+        }
