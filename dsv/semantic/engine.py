@@ -11,6 +11,7 @@ larger than memory.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -121,15 +122,18 @@ def _class_rows(con: "duckdb.DuckDBPyConnection", t: str, *, multilabel: bool, s
     sa = f"s_a_{slice_index}" if slice_index is not None else "NULL"
     sb = f"s_b_{slice_index}" if slice_index is not None else "NULL"
     if multilabel:
-        # A sample counts once for each of its classes; a class leaving its label set is "relabeled out".
+        # A sample counts once for each of its classes (an empty set as class NULL); a class
+        # leaving its label set is "relabeled out", joining it "relabeled in".
+        def member(c: str, labels: str) -> str:
+            return f"(CASE WHEN {c} IS NULL THEN len({labels}) = 0 ELSE list_contains({labels}, {c}) END)"
+
         src = f"""
             SELECT {sa} AS sv, c AS cls, 1 AS b0, 0 AS b1, 0 AS ad, (NOT in_b)::INT AS rm, 0 AS ri,
-                   (in_b AND NOT coalesce(list_contains(label_b, c), false))::INT AS ro, 0 AS md
-              FROM (SELECT *, unnest(CASE WHEN len(label_a) = 0 THEN [NULL] ELSE label_a END) AS c FROM {t} WHERE in_a)
+                   (in_b AND NOT {member("c", "label_b")})::INT AS ro, 0 AS md
+              FROM (SELECT *, unnest(CASE WHEN len(label_a) = 0 THEN [NULL::VARCHAR] ELSE label_a END) AS c FROM {t} WHERE in_a)
             UNION ALL
-            SELECT {sb}, c, 0, 1, (NOT in_a)::INT, 0, (in_a AND NOT coalesce(list_contains(label_a, c), false))::INT, 0,
-                   (in_a AND changed)::INT
-              FROM (SELECT *, unnest(CASE WHEN len(label_b) = 0 THEN [NULL] ELSE label_b END) AS c FROM {t} WHERE in_b)"""
+            SELECT {sb}, c, 0, 1, (NOT in_a)::INT, 0, (in_a AND NOT {member("c", "label_a")})::INT, 0, (in_a AND changed)::INT
+              FROM (SELECT *, unnest(CASE WHEN len(label_b) = 0 THEN [NULL::VARCHAR] ELSE label_b END) AS c FROM {t} WHERE in_b)"""
     else:
         src = f"""
             SELECT {sa} AS sv, label_a AS cls, 1 AS b0, 0 AS b1, 0 AS ad, (NOT in_b)::INT AS rm, 0 AS ri,
@@ -152,8 +156,8 @@ def _relabel_rows(con: "duckdb.DuckDBPyConnection", t: str, *, multilabel: bool)
         # Each class that left a sample's label set is paired with each class that joined it.
         sql = f"""
             WITH d AS (
-                SELECT list_filter(label_a, x -> NOT list_contains(label_b, x)) AS gone,
-                       list_filter(label_b, x -> NOT list_contains(label_a, x)) AS came
+                SELECT list_filter(label_a, lambda x: NOT list_contains(label_b, x)) AS gone,
+                       list_filter(label_b, lambda x: NOT list_contains(label_a, x)) AS came
                 FROM {t} WHERE in_a AND in_b AND relabeled),
             g AS (SELECT unnest(CASE WHEN len(gone) = 0 THEN [NULL::VARCHAR] ELSE gone END) AS f, came FROM d),
             p AS (SELECT f, unnest(CASE WHEN len(came) = 0 THEN [NULL::VARCHAR] ELSE came END) AS tt FROM g)
@@ -275,12 +279,16 @@ def diff_folder(
 # -- table sources ----------------------------------------------------------------------
 
 
-def _reader(path: str, fmt: str) -> str:
+def _reader(path: str, source: TableSource) -> str:
+    fmt = source.resolved_format
     if fmt == "parquet":
         return f"read_parquet({lit(path)})"
     if fmt == "jsonl":
         return f"read_json({lit(path)}, format='newline_delimited')"
-    return f"read_csv({lit(path)}, header=true, auto_detect=true, sample_size=-1)"
+    # The delimiter is fixed by the extension: a ragged row is then an error naming its
+    # line, rather than a reason for the sniffer to guess a one-column dialect.
+    delim = "\\t" if source.path.lower().endswith((".tsv", ".tsv.gz")) else ","
+    return f"read_csv({lit(path)}, header=true, auto_detect=true, sample_size=-1, delim={lit(delim)})"
 
 
 def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, source: TableSource, side: str) -> dict[str, str]:
@@ -291,10 +299,15 @@ def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, sour
     import duckdb
 
     try:
-        con.execute(f"CREATE TEMP VIEW {q(view)} AS SELECT * FROM {_reader(disk_path, source.resolved_format)}")
+        con.execute(f"CREATE TEMP VIEW {q(view)} AS SELECT * FROM {_reader(disk_path, source)}")
         cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE {q(view)}").fetchall()}
+        con.execute(f"SELECT count(*) FROM {q(view)}").fetchall()  # surface parse errors now, with their line
     except duckdb.Error as err:
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = str(err)
+        if source.resolved_format == "csv" and "sniff" in message.lower():
+            message = _csv_diagnosis(con, disk_path, source) or message
+        message = message.split("Possible fixes")[0]  # DuckDB's reader options are not dsv's to suggest
+        detail = " ".join(message.replace(disk_path, f"{source.path}@{side}").split())[:400]
         raise SampleSourceError(f"cannot read {source.path} at {side}: {detail}", hint="fix the file, or the [[tables]] entry in dsv.toml") from err
     missing = [c for c in [*source.key, source.label, *source.slices, *([source.file] if source.file else [])] if c not in cols]
     if missing:
@@ -303,6 +316,27 @@ def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, sour
             hint="check key/label/slices/file in dsv.toml, or the --key/--label/--slice flags",
         )
     return cols
+
+
+def _csv_diagnosis(con: "duckdb.DuckDBPyConnection", disk_path: str, source: TableSource) -> str | None:
+    """When DuckDB cannot even sniff a CSV, re-read it as plain text columns to find the bad line."""
+    import csv
+
+    import duckdb
+
+    try:
+        with open(disk_path, newline="", encoding="utf-8", errors="replace") as f:
+            header = next(csv.reader(f), None)
+    except OSError:
+        return None
+    if not header:
+        return None
+    columns = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
+    try:
+        con.execute(f"SELECT count(*) FROM read_csv({lit(disk_path)}, header=true, auto_detect=false, columns={columns}, delim=',')").fetchall()
+    except duckdb.Error as err:
+        return str(err)
+    return None
 
 
 def check_unique_keys(con: "duckdb.DuckDBPyConnection", view: str, source: TableSource, side: str) -> None:
@@ -322,10 +356,24 @@ def schema_changes(cols_a: dict[str, str], cols_b: dict[str, str]) -> list[Schem
     return out
 
 
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+
+
+def _numeric(t: str | None) -> bool:
+    return t is not None and t.startswith(_NUMERIC)
+
+
 def _cmp(col: str, ta: str | None, tb: str | None) -> tuple[str, str]:
-    """SQL expressions comparing one column on both sides (as text when the types differ)."""
+    """SQL expressions comparing one column on both sides.
+
+    Same types compare natively; numbers of different types (an int column widened
+    to double) compare as numbers, so 5 equals 5.0; any other type change compares
+    as text.
+    """
     if ta == tb:
         return f"a.{q(col)}", f"b.{q(col)}"
+    if _numeric(ta) and _numeric(tb):
+        return f"CAST(a.{q(col)} AS DOUBLE)", f"CAST(b.{q(col)} AS DOUBLE)"
     return f"CAST(a.{q(col)} AS VARCHAR)", f"CAST(b.{q(col)} AS VARCHAR)"
 
 
@@ -344,6 +392,11 @@ def diff_table(
 ) -> SourceDiff:
     """Diff two versions of an annotation table (``None`` for a side where the file does not exist)."""
     va, vb = f"ta_{tag}", f"tb_{tag}"
+    # An empty file holds no samples (and no schema): treat it like a missing file.
+    path_a = path_a if path_a and os.path.getsize(path_a) > 0 else None
+    path_b = path_b if path_b and os.path.getsize(path_b) > 0 else None
+    if path_a is None and path_b is None:
+        return SourceDiff(source.display_name, "table", read=True)
     empty_cols: dict[str, str] = {}
     cols_a = load_table(con, va, path_a, source, side_a) if path_a else empty_cols
     cols_b = load_table(con, vb, path_b, source, side_b) if path_b else empty_cols
@@ -363,8 +416,9 @@ def diff_table(
     diffs = [f"{x} IS DISTINCT FROM {y}" for x, y in (_cmp(c, cols_a[c], cols_b[c]) for c in payload)]
     la, lb = (f"a.{q(source.label)}", f"b.{q(source.label)}")
     if multilabel:
-        label_a = f"list_sort(CAST({la} AS VARCHAR[]))"
-        label_b = f"list_sort(CAST({lb} AS VARCHAR[]))"
+        # A missing label list and an empty one both mean "no classes".
+        label_a = f"coalesce(list_sort(CAST({la} AS VARCHAR[])), [])"
+        label_b = f"coalesce(list_sort(CAST({lb} AS VARCHAR[])), [])"
     else:
         label_a, label_b = f"CAST({la} AS VARCHAR)", f"CAST({lb} AS VARCHAR)"
     file_join = ""
@@ -434,7 +488,8 @@ def _cell_changes(
     for r in rows:
         key = dict(zip(source.key, r[: len(source.key)]))
         col, old, new = r[len(source.key) :]
-        old_v, new_v = json.loads(old), json.loads(new)
+        old_v = None if old is None else json.loads(old)
+        new_v = None if new is None else json.loads(new)
         out.append(CellChange({k: _jsonable(v) for k, v in key.items()}, col, old_v, new_v, _nested_detail(old_v, new_v)))
     return out, truncated
 
