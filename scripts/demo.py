@@ -35,15 +35,20 @@ def make_dataset(root: Path, rng: random.Random) -> None:
             rows.append(f"{label}_{i:03d},images/{label}/{path.name},{label},{'val' if i % 5 == 0 else 'train'}")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     (root / ".dsvignore").write_text("*.tmp\n__pycache__/\n")
+    # How to read samples: the class from the folder, and the annotation table.
+    (root / "dsv.toml").write_text(
+        '[[folders]]\npattern = "images/{label}/*"\n\n'
+        '[[tables]]\npath = "labels.csv"\nkey = "id"\nlabel = "label"\nslices = ["split"]\nfile = "image_path"\n'
+    )
 
 
-def dsv(*args: str, cwd: Path) -> str:
+def dsv(*args: str, cwd: Path, limit: int = 40) -> str:
     """Run one dsv command, echo it and its output, stop the demo if it fails."""
     print(f"\n$ dsv {' '.join(args)}", flush=True)
     proc = subprocess.run([sys.executable, "-m", "dsv", *args], cwd=cwd, capture_output=True, text=True)
     out = proc.stdout.rstrip()
     lines = out.splitlines()
-    print("\n".join(lines[:12] + ([f"... ({len(lines) - 12} more lines)"] if len(lines) > 12 else [])))
+    print("\n".join(lines[:limit] + ([f"... ({len(lines) - limit} more lines)"] if len(lines) > limit else [])))
     if proc.stderr.strip():
         print(proc.stderr.rstrip(), file=sys.stderr)
     if proc.returncode != 0:
@@ -83,10 +88,11 @@ def main() -> None:
         dsv("commit", "-m", "Fix dog_007 label, drop duplicate bird, add night birds", cwd=root)
         dsv("tag", "v2", "-m", "cleaned data for exp-42", "--meta", "run_id=exp-42", cwd=root)
         dsv("log", "--oneline", cwd=root)
-        dsv("diff", "v1", "v2", cwd=root)
+        dsv("diff", "v1", "v2", "--no-files", "--rows", cwd=root)
+        dsv("changelog", "v1..v2", "--format", "md", cwd=root)
         dsv("show", "v2", cwd=root)
-        dsv("ls", "v1", "images/bird", cwd=root)
-        dsv("cat", "v1:labels.csv", cwd=root)
+        dsv("ls", "v1", "images/bird", cwd=root, limit=5)
+        dsv("cat", "v1:labels.csv", cwd=root, limit=5)
         dsv("checkout", "v1", cwd=root)
         dsv("status", cwd=root)
         dsv("checkout", "main", cwd=root)
