@@ -63,7 +63,9 @@ class LocalObjectStore:
         self.loose_dir = os.path.join(root, "loose")
         self.tmp_dir = os.path.join(root, "tmp")
         self._packs: list[LoadedPack] | None = None
-        self._where: dict[bytes, tuple[int, int]] = {}
+        # id -> (pack slot, row), built only once lookups are many (see _locate).
+        self._where: dict[bytes, tuple[int, int]] | None = None
+        self._lookups = 0
         self._lock = threading.Lock()
 
     # -- setup -------------------------------------------------------------------
@@ -81,18 +83,46 @@ class LocalObjectStore:
         with self._lock:
             if self._packs is None:
                 packs: list[LoadedPack] = []
-                where: dict[bytes, tuple[int, int]] = {}
                 try:
                     names = sorted(n for n in os.listdir(self.packs_dir) if n.endswith(".idx") and n.startswith("pack-"))
                 except FileNotFoundError:
                     names = []
                 for n in names:
-                    self._add_pack_locked(packs, where, n[:-4])
+                    self._add_pack_locked(packs, None, n[:-4])
                 self._packs = packs
-                self._where = where
+                self._where = None
+                self._lookups = 0
             return self._packs
 
-    def _add_pack_locked(self, packs: list[LoadedPack], where: dict[bytes, tuple[int, int]], base: str) -> None:
+    def _locate(self, raw: bytes) -> tuple[int, int] | None:
+        """``(pack slot, row)`` of a packed id, or ``None``.
+
+        A few lookups (a small commit, a checkout of some files) binary-search each
+        pack's sorted index; past a couple of thousand lookups, or with many packs,
+        one dict over every pack pays for itself.
+        """
+        packs = self._load_packs()
+        where = self._where
+        if where is None:
+            self._lookups += 1
+            if len(packs) > 8 or self._lookups > 2048:
+                with self._lock:
+                    if self._where is None:
+                        built: dict[bytes, tuple[int, int]] = {}
+                        for slot, pack in enumerate(packs):
+                            built.update(zip(pack.index.ids, zip([slot] * len(pack.index), range(len(pack.index)))))
+                        self._where = built
+                    where = self._where
+            else:
+                for slot in range(len(packs) - 1, -1, -1):
+                    ids = packs[slot].index.ids
+                    i = bisect.bisect_left(ids, raw)
+                    if i < len(ids) and ids[i] == raw:
+                        return slot, i
+                return None
+        return where.get(raw)
+
+    def _add_pack_locked(self, packs: list[LoadedPack], where: dict[bytes, tuple[int, int]] | None, base: str) -> None:
         idx_path = os.path.join(self.packs_dir, base + ".idx")
         try:
             with open(idx_path, "rb") as f:
@@ -102,8 +132,9 @@ class LocalObjectStore:
         index = decode_index(data, what=f"pack index {idx_path}")
         slot = len(packs)
         packs.append(LoadedPack(base, os.path.join(self.packs_dir, base + ".pack"), idx_path, index))
-        for i, raw in enumerate(index.ids):
-            where[raw] = (slot, i)
+        if where is not None:
+            for i, raw in enumerate(index.ids):
+                where[raw] = (slot, i)
 
     def refresh(self) -> None:
         """Forget the cached pack index (other processes may have added packs)."""
@@ -112,7 +143,7 @@ class LocalObjectStore:
                 if p.fd >= 0:
                     os.close(p.fd)
             self._packs = None
-            self._where = {}
+            self._where = None
 
     def close(self) -> None:
         """Close open pack files."""
@@ -122,8 +153,8 @@ class LocalObjectStore:
         return os.path.join(self.loose_dir, oid[:2], oid[2:])
 
     def _find_packed(self, raw: bytes) -> tuple[LoadedPack, int, int] | None:
+        hit = self._locate(raw)
         packs = self._load_packs()
-        hit = self._where.get(raw)
         if hit is None:
             return None
         pack = packs[hit[0]]
@@ -156,8 +187,7 @@ class LocalObjectStore:
         searched: small objects are never written loose, so the hot path of a
         commit costs no ``stat`` per object.
         """
-        self._load_packs()
-        if raw in self._where:
+        if self._locate(raw) is not None:
             return True
         if size is not None and size < LOOSE_THRESHOLD:
             return False
@@ -295,7 +325,7 @@ class LocalObjectStore:
         """Re-hash one stored copy; return the actual hex hash (``<truncated>`` if short)."""
         if copy.kind == "pack":
             pack = next(p for p in self._load_packs() if p.pack_path == copy.location)
-            slot = self._where.get(from_hex(copy.oid))
+            slot = self._locate(from_hex(copy.oid))
             if slot is None or self._packs is None or self._packs[slot[0]] is not pack:
                 # The same id may also sit in another pack; look it up in this one.
                 i = pack.index.ids.index(from_hex(copy.oid))
