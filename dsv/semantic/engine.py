@@ -306,8 +306,7 @@ def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, sour
         message = str(err)
         if source.resolved_format == "csv" and "sniff" in message.lower():
             message = _csv_diagnosis(con, disk_path, source) or message
-        message = message.split("Possible fixes")[0]  # DuckDB's reader options are not dsv's to suggest
-        detail = " ".join(message.replace(disk_path, f"{source.path}@{side}").split())[:400]
+        detail = _clean_duckdb_message(message, disk_path, f"{source.path}@{side}")
         raise SampleSourceError(f"cannot read {source.path} at {side}: {detail}", hint="fix the file, or the [[tables]] entry in dsv.toml") from err
     missing = [c for c in [*source.key, source.label, *source.slices, *([source.file] if source.file else [])] if c not in cols]
     if missing:
@@ -316,6 +315,16 @@ def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, sour
             hint="check key/label/slices/file in dsv.toml, or the --key/--label/--slice flags",
         )
     return cols
+
+
+_DUCKDB_NOISE = ("LINE 1:", "Possible fixes", "Possible Solution", "file = ")
+
+
+def _clean_duckdb_message(message: str, disk_path: str, name: str) -> str:
+    """DuckDB's error as one line about the user's file: no SQL excerpt, temp paths or reader options."""
+    message = message.replace(disk_path, name)
+    cut = min((i for i in (message.find(n) for n in _DUCKDB_NOISE) if i >= 0), default=len(message))
+    return " ".join(message[:cut].split())[:400].rstrip(" .:") or "unreadable"
 
 
 def _csv_diagnosis(con: "duckdb.DuckDBPyConnection", disk_path: str, source: TableSource) -> str | None:
