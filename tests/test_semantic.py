@@ -228,3 +228,22 @@ def test_folder_pattern_with_double_star(repo: dsv.Repo, repo_dir: Path) -> None
     src = repo.semantic_diff("HEAD~1", "HEAD", declaration=decl).sources[0]
     assert _by_class(src)["cat"][:4] == (2, 1, 0, 1)
     assert {s.value for s in src.slices} == {"a", "b", "c"}
+
+
+@pytest.mark.parametrize(
+    "a, b, side",
+    [
+        ("id,label\n1,x\n2,y\n2,y\n", "id,label\n1,x\n", "HEAD~1"),  # repeated key absent on the other side
+        ("id,label\n1,x\n2,y\n", "id,label\n1,x\n2,y\n2,z\n", "HEAD"),  # repeated key present on both sides
+        ("id,label\n1,x\n2,y\n2,y\n", "id,label\n1,x\n2,y\n", "HEAD~1"),
+    ],
+)
+def test_repeated_keys_are_found_on_either_side(repo: dsv.Repo, repo_dir: Path, a: str, b: str, side: str) -> None:
+    write_tree(repo_dir, {"t.csv": a})
+    repo.commit("a")
+    write_tree(repo_dir, {"t.csv": b})
+    repo.commit("b")
+    decl = Declaration(tables=[TableSource(path="t.csv", key=["id"], label="label")])
+    with pytest.raises(DsvError) as exc:
+        repo.semantic_diff("HEAD~1", "HEAD", declaration=decl)
+    assert f"t.csv at {side}: key id is not unique: 2 (x2)" in str(exc.value)

@@ -291,7 +291,7 @@ def _reader(path: str, source: TableSource) -> str:
     return f"read_csv({lit(path)}, header=true, auto_detect=true, sample_size=-1, delim={lit(delim)})"
 
 
-def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, source: TableSource, side: str) -> dict[str, str]:
+def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, source: TableSource, side: str) -> tuple[dict[str, str], int]:
     """Expose one version of a table source as a view; return its ``{column: type}``.
 
     Parse errors become one line naming the file and DuckDB's row/column detail.
@@ -301,7 +301,9 @@ def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, sour
     try:
         con.execute(f"CREATE TEMP VIEW {q(view)} AS SELECT * FROM {_reader(disk_path, source)}")
         cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE {q(view)}").fetchall()}
-        con.execute(f"SELECT count(*) FROM {q(view)}").fetchall()  # surface parse errors now, with their line
+        # Surfaces parse errors now, with their line; free for Parquet (metadata), and the
+        # row count lets the key check run inside the join (see diff_table).
+        (rows,) = con.execute(f"SELECT count(*) FROM {q(view)}").fetchall()[0]
     except duckdb.Error as err:
         message = str(err)
         if source.resolved_format == "csv" and "sniff" in message.lower():
@@ -314,7 +316,7 @@ def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, sour
             f"{source.path} at {side} has no column {', '.join(repr(m) for m in missing)} (columns: {', '.join(cols)})",
             hint="check key/label/slices/file in dsv.toml, or the --key/--label/--slice flags",
         )
-    return cols
+    return cols, int(rows)
 
 
 _DUCKDB_NOISE = ("LINE 1:", "Possible fixes", "Possible Solution", "file = ")
@@ -346,6 +348,33 @@ def _csv_diagnosis(con: "duckdb.DuckDBPyConnection", disk_path: str, source: Tab
     except duckdb.Error as err:
         return str(err)
     return None
+
+
+def _check_keys_in_join(
+    con: "duckdb.DuckDBPyConnection", j: str, va: str, vb: str, source: TableSource, rows: tuple[int, int], sides: tuple[str, str]
+) -> None:
+    """Prove both sides' keys unique from the join, without a group-by over every row.
+
+    If side A repeats key k: when B has k, the join repeats B's row, so B's rows
+    in the join outnumber B's rows; when B lacks k, k repeats among the removed
+    rows, a small set to group. Symmetrically for B. Only on failure are the full
+    tables grouped, to name the repeated keys.
+    """
+    n = len(source.key)
+    keys = ", ".join(f"__k{i}" for i in range(n))
+    in_a, in_b, dup_removed, dup_added = con.execute(
+        f"""SELECT count(*) FILTER (in_a), count(*) FILTER (in_b),
+                   (SELECT count(*) FROM (SELECT {keys} FROM {q(j)} WHERE in_a AND NOT in_b GROUP BY ALL HAVING count(*) > 1)),
+                   (SELECT count(*) FROM (SELECT {keys} FROM {q(j)} WHERE in_b AND NOT in_a GROUP BY ALL HAVING count(*) > 1))
+            FROM {q(j)}"""
+    ).fetchall()[0]
+    if in_b != rows[1] or dup_removed:
+        check_unique_keys(con, va, source, sides[0])
+    if in_a != rows[0] or dup_added:
+        check_unique_keys(con, vb, source, sides[1])
+    if in_a != rows[0] or in_b != rows[1] or dup_removed or dup_added:
+        # Should be unreachable: the checks above name the repeated keys.
+        raise SampleSourceError(f"{source.path}: key {', '.join(source.key)} is not unique", hint="a key must identify one sample")
 
 
 def check_unique_keys(con: "duckdb.DuckDBPyConnection", view: str, source: TableSource, side: str) -> None:
@@ -407,16 +436,14 @@ def diff_table(
     if path_a is None and path_b is None:
         return SourceDiff(source.display_name, "table", read=True)
     empty_cols: dict[str, str] = {}
-    cols_a = load_table(con, va, path_a, source, side_a) if path_a else empty_cols
-    cols_b = load_table(con, vb, path_b, source, side_b) if path_b else empty_cols
+    cols_a, rows_a = load_table(con, va, path_a, source, side_a) if path_a else (empty_cols, 0)
+    cols_b, rows_b = load_table(con, vb, path_b, source, side_b) if path_b else (empty_cols, 0)
     if not path_a:
         _empty_like(con, va, vb, cols_b)
         cols_a = dict(cols_b)
     if not path_b:
         _empty_like(con, vb, va, cols_a)
         cols_b = dict(cols_a)
-    check_unique_keys(con, va, source, side_a)
-    check_unique_keys(con, vb, source, side_b)
     schema = schema_changes(cols_a, cols_b) if path_a and path_b else []
     multilabel = cols_b.get(source.label, "").endswith("[]") or cols_a.get(source.label, "").endswith("[]")
     join_on = " AND ".join(f"{_cmp(k, cols_a.get(k), cols_b.get(k))[0]} = {_cmp(k, cols_a.get(k), cols_b.get(k))[1]}" for k in source.key)
@@ -441,16 +468,18 @@ def diff_table(
         diffs.append("foa.oid IS DISTINCT FROM fob.oid")
     changed = " OR ".join(diffs) if diffs else "false"
     slices = ", ".join(f"CAST(a.{q(s)} AS VARCHAR) AS s_a_{i}, CAST(b.{q(s)} AS VARCHAR) AS s_b_{i}" for i, s in enumerate(source.slices))
+    keys_out = ", ".join(f"coalesce({_cmp(k, cols_a.get(k), cols_b.get(k))[0]}, {_cmp(k, cols_a.get(k), cols_b.get(k))[1]}) AS __k{i}" for i, k in enumerate(source.key))
     j = f"j_{tag}"
     con.execute(
         f"""CREATE TEMP TABLE {j} AS
-            SELECT a.__present IS NOT NULL AS in_a, b.__present IS NOT NULL AS in_b,
+            SELECT a.__present IS NOT NULL AS in_a, b.__present IS NOT NULL AS in_b, {keys_out},
                    {label_a} AS label_a, {label_b} AS label_b, {slices + ',' if slices else ''}
                    (a.__present IS NOT NULL AND b.__present IS NOT NULL AND {label_a} IS DISTINCT FROM {label_b}) AS relabeled,
                    (a.__present IS NOT NULL AND b.__present IS NOT NULL AND ({changed})) AS changed
             FROM (SELECT *, true AS __present FROM {q(va)}) a
             FULL OUTER JOIN (SELECT *, true AS __present FROM {q(vb)}) b ON {join_on}{file_join}"""
     )
+    _check_keys_in_join(con, j, va, vb, source, (rows_a, rows_b), (side_a, side_b))
     result = summarize(con, j, source.slices, multilabel=multilabel, by=by, name=source.display_name, kind="table")
     cells: list[CellChange] = []
     truncated = False
