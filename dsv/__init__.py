@@ -16,11 +16,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["DsvError", "Repo", "__version__"]
+__all__ = ["DsvError", "Repo", "__version__", "current_version"]
 
 if TYPE_CHECKING:
     from dsv.api import Repo
     from dsv.base.errors import DsvError
+
+
+def current_version(path: str = ".") -> Any:
+    """The dataset version checked out at ``path``: commit id, branch, tags and dirty state.
+
+    For training scripts: ``mlflow.log_params(dsv.current_version("data").to_dict())``.
+    Returns a :class:`dsv.api.results.VersionInfo`.
+    """
+    from dsv.api import Repo
+
+    return Repo(path).current_version()
 
 
 def __getattr__(name: str) -> Any:

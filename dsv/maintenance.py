@@ -86,6 +86,8 @@ def ref_roots(repo: Repository) -> Iterator[tuple[str, str]]:
         yield f"branch {name}", oid
     for name, oid in repo.refs.list(TAGS).items():
         yield f"tag {name}", oid
+    for name, oid in repo.refs.list("refs/metrics").items():
+        yield f"metrics {name}", oid
 
 
 @dataclass
@@ -127,7 +129,8 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
             out.problems.append(_unreadable(oid, err, ref))
             continue
         out.objects.add(oid)
-        if document_type(data) == "tag":
+        kind = document_type(data)
+        if kind == "tag":
             try:
                 tag = read_tag(store, oid)
             except DsvError as err:
@@ -135,6 +138,17 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
                 continue
             note(tag.object, ref)
             pending.append((tag.object, ref))
+        elif kind == "metrics":
+            # A metrics record keeps its commit alive, as a tag does.
+            from dsv.metrics.records import read_record
+
+            try:
+                record = read_record(store, oid)
+            except DsvError as err:
+                out.problems.append(Problem("bad-metadata", oid, f"{ref}: {err}", used_by=(ref,)))
+                continue
+            note(record.commit, ref)
+            pending.append((record.commit, ref))
         else:
             pending.append((oid, ref))
     done: set[str] = set()

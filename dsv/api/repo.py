@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
     from dsv.history.objects import Commit
     from dsv.history.revisions import Resolved
+    from dsv.api.results import VersionInfo
+    from dsv.metrics.compare import MetricsComparison
+    from dsv.metrics.records import MetricsEntry
     from dsv.semantic.declaration import Declaration
     from dsv.semantic.report import SemanticDiff
 
@@ -485,6 +488,83 @@ class Repo:
         if self._repo.refs.read(f"{TAGS}/{name}") is None:
             raise RefNotFoundError(name)
         return self._repo.refs.delete(TAGS, name)
+
+    # -- metrics -------------------------------------------------------------------
+
+    def add_metrics(
+        self,
+        rev: str,
+        source: "str | os.PathLike[str] | bytes",
+        *,
+        name: str,
+        meta: dict[str, str] | None = None,
+        force: bool = False,
+    ) -> "MetricsEntry":
+        """Attach a metrics file (a path, or its bytes) to the commit ``rev`` as record ``name``.
+
+        The file's format is detected (docs/metrics.md); a malformed file attaches
+        nothing. An existing record of the same name is refused unless ``force``.
+        """
+        import datetime as _dt
+
+        from dsv.metrics.formats import parse_metrics
+        from dsv.metrics.records import MetricsEntry, attach, make_record
+
+        if isinstance(source, bytes):
+            data, label = source, "metrics"
+        else:
+            label = os.fspath(source)
+            try:
+                with open(label, "rb") as f:
+                    data = f.read()
+            except OSError as err:
+                from dsv.base.errors import StorageError
+
+                raise StorageError("read", label, err) from err
+        metrics = parse_metrics(data, name=label)
+        with self._repo.write_lock():
+            commit_id = self.resolve(rev).commit_id
+            author, email = self._repo.author()
+            # Full precision: records attached in the same second still order by time.
+            stamp = _dt.datetime.now().astimezone()
+            record = make_record(commit_id, name, metrics, author=author, email=email, meta=dict(meta or {}), time=stamp)
+            oid = attach(self._repo.store, self._repo.refs, record, force=force)
+        return MetricsEntry(oid, record)
+
+    def metrics(self, rev: str | None = None, *, name: str | None = None) -> list["MetricsEntry"]:
+        """Metrics records of ``rev`` (or of every commit), oldest first; only ``name`` if given."""
+        from dsv.metrics.records import iter_records
+
+        commit = self.resolve(rev).commit_id if rev is not None else None
+        return [e for e in iter_records(self._repo.store, self._repo.refs, commit) if name is None or e.record.name == name]
+
+    def metrics_changelog(
+        self, spec: str | None = None, *, name: str | None = None, declaration: "Declaration | None" = None, by: Sequence[str] = ()
+    ) -> list[tuple[LogEntry, "SemanticDiff", "MetricsComparison"]]:
+        """:meth:`changelog` with, per step, the metrics of the parent and of the commit joined to its data changes.
+
+        Each side uses its record named ``name``, or its newest record.
+        """
+        from dsv.metrics.compare import compare, pick
+
+        out = []
+        for entry, d in self.changelog(spec, declaration=declaration, by=by):
+            parent = entry.commit.parents[0] if entry.commit.parents else None
+            old = pick(self.metrics(parent), name) if parent else None
+            new = pick(self.metrics(entry.id), name)
+            out.append((entry, d, compare(old, new, d)))
+        return out
+
+    def current_version(self) -> "VersionInfo":
+        """The checked-out version: commit, branch, tags naming it, and whether the tree is dirty."""
+        from dsv.api.results import VersionInfo
+
+        head = self._repo.refs.head()
+        tags = []
+        if head.commit:
+            tags = [t.name for t in self.tags() if t.commit == head.commit]
+        dirty = not self.status().clean
+        return VersionInfo(head.commit, head.branch, tuple(tags), dirty, self.root)
 
     # -- maintenance ---------------------------------------------------------------
 

@@ -205,3 +205,24 @@ class Warnings:
 
     def __call__(self, message: str) -> None:
         self.items.append(message)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What a training script should log: the dataset version it read."""
+
+    commit: str | None
+    branch: str | None
+    tags: tuple[str, ...]
+    dirty: bool
+    root: str
+
+    @property
+    def label(self) -> str:
+        """A short human label, e.g. ``v2`` or ``main@1a2b3c4d5e+dirty``."""
+        base = self.tags[0] if self.tags else f"{self.branch or 'detached'}@{(self.commit or 'none')[:10]}"
+        return base + ("+dirty" if self.dirty else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form; log it as run parameters (MLflow ``log_params``, W&B ``config``)."""
+        return {"commit": self.commit, "branch": self.branch, "tags": list(self.tags), "dirty": self.dirty, "root": self.root, "label": self.label}

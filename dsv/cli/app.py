@@ -132,22 +132,40 @@ def _commit_lines(entry_id: str, c, refs: Sequence[str]) -> list[str]:
 @click.argument("rev", default="HEAD")
 @click.option("-n", "--max-count", type=click.IntRange(min=0), default=None, help="Show at most N commits.")
 @click.option("--oneline", is_flag=True, help="One line per commit.")
+@click.option("--metrics", "with_metrics", is_flag=True, help="Headline metrics of each commit's records.")
 @json_option
 @click.pass_context
-def log(ctx: click.Context, rev: str, max_count: int | None, oneline: bool, as_json: bool) -> None:
+def log(ctx: click.Context, rev: str, max_count: int | None, oneline: bool, with_metrics: bool, as_json: bool) -> None:
     """Show the history from REV (default HEAD), newest first."""
-    entries = _repo(ctx).log(rev, limit=max_count)
+    repo = _repo(ctx)
+    entries = repo.log(rev, limit=max_count)
+    records: dict[str, list] = {}
+    if with_metrics:
+        for m in repo.metrics():
+            records.setdefault(m.record.commit, []).append(m)
     if as_json:
-        emit_json([e.to_dict() for e in entries])
+        out = []
+        for e in entries:
+            d = e.to_dict()
+            if with_metrics:
+                d["metrics"] = [m.to_dict(values=False) | {"overall": dict(m.record.overall)} for m in records.get(e.id, [])]
+            out.append(d)
+        emit_json(out)
         return
     for i, e in enumerate(entries):
         if oneline:
             decor = f" ({', '.join(e.refs)})" if e.refs else ""
-            click.echo(f"{color(short(e.id), 'yellow')}{decor} {e.commit.message.splitlines()[0] if e.commit.message else ''}")
+            head = f"{color(short(e.id), 'yellow')}{decor} {e.commit.message.splitlines()[0] if e.commit.message else ''}"
+            if with_metrics and records.get(e.id):
+                latest = records[e.id][-1].record
+                head += f"  [{latest.name}: {latest.summary()}]"
+            click.echo(head)
             continue
         if i:
             click.echo("")
         click.echo("\n".join(_commit_lines(e.id, e.commit, e.refs)))
+        for m in records.get(e.id, []):
+            click.echo(f"    metrics {m.record.name}: {m.record.summary()}")
 
 
 @cli.command()
@@ -156,9 +174,11 @@ def log(ctx: click.Context, rev: str, max_count: int | None, oneline: bool, as_j
 @click.pass_context
 def show(ctx: click.Context, rev: str, as_json: bool) -> None:
     """Show one commit or tag: message, author, time, parents, tag metadata, file counts and sizes."""
-    res = _repo(ctx).show(rev)
+    repo = _repo(ctx)
+    res = repo.show(rev)
+    attached = repo.metrics(res.id)
     if as_json:
-        emit_json(res.to_dict())
+        emit_json(res.to_dict() | {"metrics": [m.to_dict(values=False) | {"overall": dict(m.record.overall)} for m in attached]})
         return
     if res.tag_name:
         click.echo(color(f"tag {res.tag_name}", "yellow"))
@@ -175,6 +195,9 @@ def show(ctx: click.Context, rev: str, as_json: bool) -> None:
     if res.commit.parents:
         click.echo("    parents: " + " ".join(res.commit.parents))
     click.echo(f"    manifest: {res.commit.manifest}")
+    for m in attached:
+        meta = " ".join(f"{k}={v}" for k, v in m.record.meta.items())
+        click.echo(f"    metrics {m.record.name}: {m.record.summary()}" + (f" [{meta}]" if meta else ""))
 
 
 def _rows_option(value: str | None) -> int | None:
@@ -261,6 +284,8 @@ def diff(
 @click.option("--file", "file_col", metavar="COL", help="Column of --table naming each sample's file.")
 @click.option("--folder", "folders", multiple=True, metavar="PATTERN", help="Folder source pattern.")
 @click.option("--by", multiple=True, metavar="SLICE", help="Also break classes down within each value of SLICE.")
+@click.option("--metrics", "with_metrics", is_flag=True, help="Put metric deltas (attached with 'dsv metrics add') next to the data changes.")
+@click.option("--metrics-name", default=None, metavar="NAME", help="Compare records named NAME (default: each side's newest).")
 @click.pass_context
 def changelog(
     ctx: click.Context,
@@ -274,34 +299,48 @@ def changelog(
     file_col: str | None,
     folders: tuple[str, ...],
     by: tuple[str, ...],
+    with_metrics: bool,
+    metrics_name: str | None,
 ) -> None:
     """Per commit in A..B, newest first: its message and what it did to each class and slice.
 
     A..B: commits reachable from B but not A. B alone (or nothing: HEAD): the whole history.
     """
     from dsv.api.results import commit_dict
-    from dsv.cli.diffrender import render_markdown, source_blocks
+    from dsv.cli.diffrender import metrics_blocks, render_markdown, source_blocks
     from dsv.semantic.declaration import declaration_from_flags
 
     decl = declaration_from_flags(list(tables), list(keys), label, list(slices), file_col, list(folders))
-    entries = _repo(ctx).changelog(spec, declaration=decl, by=by)
+    repo = _repo(ctx)
+    if with_metrics or metrics_name:
+        entries = repo.metrics_changelog(spec, name=metrics_name, declaration=decl, by=by)
+    else:
+        entries = [(e, d, None) for e, d in repo.changelog(spec, declaration=decl, by=by)]
     if as_json:
         fmt = "json"
     if fmt == "json":
-        emit_json({"format": 1, "range": spec or "HEAD", "entries": [{"commit": commit_dict(e.id, e.commit), "diff": d.to_dict()} for e, d in entries]})
+        out = []
+        for e, d, comp in entries:
+            item = {"commit": commit_dict(e.id, e.commit), "diff": d.to_dict()}
+            if comp is not None:
+                item["metrics"] = comp.to_dict()
+            out.append(item)
+        emit_json({"format": 1, "range": spec or "HEAD", "entries": out})
         return
     if fmt == "md":
         lines = [f"# Changelog ({spec or 'HEAD'})", ""]
-        for e, d in entries:
+        for e, d, comp in entries:
             first = e.commit.message.splitlines()[0] if e.commit.message else ""
             lines += render_markdown(d, title=f"{first} ({short(e.id)}, {e.commit.time.date().isoformat()})")
+            if comp is not None:
+                lines += metrics_blocks(comp, markdown=True)
             rest = e.commit.message.splitlines()[1:]
             if any(x.strip() for x in rest):
                 lines += ["", *[x for x in rest]]
             lines.append("")
         click.echo("\n".join(lines).rstrip())
         return
-    for i, (e, d) in enumerate(entries):
+    for i, (e, d, comp) in enumerate(entries):
         if i:
             click.echo("")
         click.echo("\n".join(_commit_lines(e.id, e.commit, e.refs)))
@@ -310,6 +349,8 @@ def changelog(
         for s in d.sources:
             click.echo("")
             click.echo("\n".join("  " + line for line in source_blocks(s, markdown=False)))
+        if comp is not None:
+            click.echo("\n".join("  " + line for line in metrics_blocks(comp, markdown=False)))
 
 
 @cli.command(name="ls")
@@ -525,3 +566,71 @@ def config(ctx: click.Context, key: str, value: str | None) -> None:
         click.echo("" if v is None else str(v))
         return
     repo.set_config({key: value})
+
+
+@cli.group()
+def metrics() -> None:
+    """Attach model metrics to dataset versions, and read them back."""
+
+
+@metrics.command(name="add")
+@click.argument("rev")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--name", required=True, help="Record name, e.g. the model and run (resnet18-run7).")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata to store with the record; repeatable.")
+@click.option("-f", "--force", is_flag=True, help="Replace a record of the same name.")
+@json_option
+@click.pass_context
+def metrics_add(ctx: click.Context, rev: str, file: str, name: str, meta: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Attach metrics FILE (scikit-learn report, flat JSON, or dsv form) to REV as record NAME."""
+    entry = _repo(ctx).add_metrics(rev, file, name=name, meta=_parse_meta(meta), force=force)
+    if as_json:
+        emit_json(entry.to_dict())
+        return
+    r = entry.record
+    click.echo(f"Attached {r.source_format} metrics '{r.name}' to {short(r.commit)}: {len(r.overall)} overall, {len(r.classes)} classes, {len(r.slices)} slice columns")
+
+
+@metrics.command(name="list")
+@click.argument("rev", required=False)
+@json_option
+@click.pass_context
+def metrics_list(ctx: click.Context, rev: str | None, as_json: bool) -> None:
+    """List metrics records of REV (default: every commit), oldest first."""
+    entries = _repo(ctx).metrics(rev)
+    if as_json:
+        emit_json([e.to_dict(values=False) for e in entries])
+        return
+    for e in entries:
+        r = e.record
+        meta = " ".join(f"{k}={v}" for k, v in r.meta.items())
+        click.echo(f"{short(r.commit)}  {r.name}  {r.time.isoformat()}  {r.summary()}" + (f"  [{meta}]" if meta else ""))
+
+
+@metrics.command(name="show")
+@click.argument("rev")
+@click.option("--name", default=None, help="Only the record NAME.")
+@json_option
+@click.pass_context
+def metrics_show(ctx: click.Context, rev: str, name: str | None, as_json: bool) -> None:
+    """Show the metrics records of REV in full."""
+    entries = _repo(ctx).metrics(rev, name=name)
+    if name is not None and not entries:
+        raise UsageError(f"no metrics named {name!r} on {rev}", hint=f"see 'dsv metrics list {rev}'")
+    if as_json:
+        emit_json([e.to_dict() for e in entries])
+        return
+    for i, e in enumerate(entries):
+        r = e.record
+        if i:
+            click.echo("")
+        click.echo(color(f"metrics {r.name}", "yellow") + f" on {short(r.commit)} ({r.source_format}, {r.author}, {r.time.isoformat()})")
+        for k, v in r.meta.items():
+            click.echo(f"    {k}={v}")
+        if r.overall:
+            click.echo("  overall: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(r.overall.items())))
+        for cls, vals in sorted(r.classes.items()):
+            click.echo(f"  class {cls}: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(vals.items())))
+        for col, values in sorted(r.slices.items()):
+            for value, vals in sorted(values.items()):
+                click.echo(f"  slice {col}={value}: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(vals.items())))

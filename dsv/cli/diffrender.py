@@ -132,3 +132,59 @@ def render_markdown(d: SemanticDiff, *, title: str | None = None) -> list[str]:
         lines.append("")
         lines += source_blocks(s, markdown=True)
     return lines
+
+
+PREFERRED_METRICS = ("f1", "precision", "recall", "accuracy", "auc", "loss")
+
+
+def _fmt_delta(m: Any) -> str:
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
+    if m.delta is None:
+        return f"{num(m.before)} -> {num(m.after)}"
+    sign = "+" if m.delta >= 0 else ""
+    return f"{num(m.before)} -> {num(m.after)} ({sign}{m.delta:.4g})"
+
+
+def _shown_metrics(rows: Sequence[Any], limit: int = 3) -> list[str]:
+    names = sorted({m.metric for r in rows for m in r.metrics})
+    ordered = [n for n in PREFERRED_METRICS if n in names] + [n for n in names if n not in PREFERRED_METRICS and n != "support"]
+    return ordered[:limit]
+
+
+def metrics_blocks(comp: Any, *, markdown: bool) -> list[str]:
+    """Lines putting per-class and per-slice data changes next to metric deltas."""
+    if comp.old is None and comp.new is None:
+        return []
+    table = _md_table if markdown else _text_table
+    ind = "" if markdown else "  "
+    old = f"{comp.old.record.name}" if comp.old else "(none)"
+    new = f"{comp.new.record.name}" if comp.new else "(none)"
+    lines = ["", f"**Metrics** ({old} → {new})" if markdown else f"{ind}Metrics ({old} -> {new}):"]
+    if markdown:
+        lines.append("")
+    if comp.overall:
+        lines += table(["metric", "before", "after", "delta"], [[m.metric, m.before, m.after, m.delta] for m in comp.overall if not m.metric.endswith("support")])
+    if comp.classes:
+        shown = _shown_metrics(comp.classes)
+        lines.append("")
+        rows = []
+        for c in comp.classes:
+            by_name = {m.metric: m for m in c.metrics}
+            samples = "not in data" if not c.in_data else f"{c.samples_before} -> {c.samples_after}"
+            rows.append(
+                [c.cls, samples, f"+{c.added}/-{c.removed}", f"{c.relabeled_in}/{c.relabeled_out}"]
+                + [_fmt_delta(by_name[n]) if n in by_name else "-" for n in shown]
+            )
+        lines += table(["class", "samples", "added/removed", "relabeled in/out", *shown], rows)
+    if comp.slices:
+        shown = _shown_metrics(comp.slices)
+        lines.append("")
+        rows = []
+        for s in comp.slices:
+            by_name = {m.metric: m for m in s.metrics}
+            samples = "not in data" if not s.in_data else f"{s.samples_before} -> {s.samples_after}"
+            rows.append([f"{s.column}={s.value}", samples] + [_fmt_delta(by_name[n]) if n in by_name else "-" for n in shown])
+        lines += table(["slice", "samples", *shown], rows)
+    return lines

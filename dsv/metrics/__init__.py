@@ -1,0 +1,1 @@
+"""Model metrics attached to dataset versions: parse a metrics file (scikit-learn report, flat JSON or the dsv form) into one normalized :class:`~dsv.metrics.formats.MetricSet` so a changelog can set per-class and per-slice data changes next to metric deltas; see docs/metrics.md."""

@@ -1,0 +1,127 @@
+"""Metrics records: a model's scores on one dataset version, attached after the fact.
+
+A record is a JSON document stored as an object; the ref
+``refs/metrics/<commit id>/<name>`` points at it, like git notes: the commit id
+does not change when metrics are attached, a commit can carry several records
+(models, runs), and records travel with the refs. A metrics ref keeps its record
+and the commit alive for gc.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from dsv.base.errors import RefExistsError
+from dsv.base.ondisk import OnDiskModel
+from dsv.history.objects import AwareDatetime, ObjectIdStr
+from dsv.history.refs import RefStore, check_ref_name
+from dsv.metrics.formats import MetricSet
+
+if TYPE_CHECKING:
+    from dsv.store.base import ObjectStore
+
+METRICS = "refs/metrics"
+
+
+class MetricsRecord(OnDiskModel):
+    """One metrics record (canonical JSON, docs/format.md)."""
+
+    type: Literal["metrics"] = "metrics"
+    commit: ObjectIdStr
+    name: str
+    author: str
+    email: str = ""
+    time: AwareDatetime
+    meta: dict[str, str] = {}
+    source_format: Literal["sklearn", "flat", "dsv"]
+    overall: dict[str, float] = {}
+    classes: dict[str, dict[str, float]] = {}
+    slices: dict[str, dict[str, dict[str, float]]] = {}
+
+    def summary(self, limit: int = 4) -> str:
+        """A few headline overall metrics, e.g. ``accuracy=0.912 macro_avg.f1=0.887``."""
+        preferred = ["accuracy", "macro_avg.f1", "f1", "weighted_avg.f1", "loss"]
+        keys = [k for k in preferred if k in self.overall] + sorted(k for k in self.overall if k not in preferred)
+        return " ".join(f"{k}={self.overall[k]:.4g}" for k in keys[:limit])
+
+
+@dataclass(frozen=True)
+class MetricsEntry:
+    """A stored record and where it lives."""
+
+    oid: str
+    record: MetricsRecord
+
+    def to_dict(self, *, values: bool = True) -> dict[str, Any]:
+        """JSON form (docs/cli.md, ``dsv metrics``)."""
+        r = self.record
+        out: dict[str, Any] = {
+            "id": self.oid,
+            "commit": r.commit,
+            "name": r.name,
+            "author": r.author,
+            "time": r.time.isoformat(),
+            "meta": dict(r.meta),
+            "source_format": r.source_format,
+        }
+        if values:
+            out.update(overall=dict(r.overall), classes={k: dict(v) for k, v in r.classes.items()}, slices=r.model_dump()["slices"])
+        return out
+
+
+def record_ref(commit: str, name: str) -> str:
+    """The ref holding the record ``name`` of ``commit``."""
+    check_ref_name(f"m/{name}")
+    return f"{METRICS}/{commit}/{name}"
+
+
+def make_record(commit: str, name: str, metrics: MetricSet, *, author: str, email: str, meta: dict[str, str], time: dt.datetime) -> MetricsRecord:
+    """A record for ``commit`` from parsed metrics."""
+    return MetricsRecord(
+        commit=commit,
+        name=name,
+        author=author,
+        email=email,
+        time=time,
+        meta=dict(meta),
+        source_format=metrics.source_format,
+        overall=dict(metrics.overall),
+        classes={k: dict(v) for k, v in metrics.classes.items()},
+        slices={c: {v: dict(m) for v, m in vals.items()} for c, vals in metrics.slices.items()},
+    )
+
+
+def attach(store: "ObjectStore", refs: RefStore, record: MetricsRecord, *, force: bool) -> str:
+    """Store ``record`` and point its ref at it; refuse an existing name unless ``force``."""
+    ref = record_ref(record.commit, record.name)
+    current = refs.read(ref)
+    if current is not None and not force:
+        raise RefExistsError(f"metrics '{record.name}' on {record.commit[:10]}")
+    writer = store.begin_write()
+    try:
+        oid = writer.add_bytes(record.to_json_bytes())
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    refs.update(ref, oid, expected=current)
+    return oid
+
+
+def read_record(store: "ObjectStore", oid: str) -> MetricsRecord:
+    """Read and validate one record."""
+    return MetricsRecord.from_json_bytes(store.read(oid), what=f"metrics record {oid}")
+
+
+def iter_records(store: "ObjectStore", refs: RefStore, commit: str | None = None) -> Iterator[MetricsEntry]:
+    """Records of ``commit`` (or of every commit), oldest first."""
+    entries = []
+    for name, oid in refs.list(METRICS).items():
+        cid, _, _ = name.partition("/")
+        if commit is None or cid == commit:
+            entries.append(MetricsEntry(oid, read_record(store, oid)))
+    entries.sort(key=lambda e: (e.record.time, e.record.name))
+    return iter(entries)
