@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 
@@ -32,6 +34,30 @@ def _print_warnings(items: Sequence[str]) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (shape in docs/cli.md).")
+
+
+def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The sample-source flags shared by diff and changelog; they arrive as one ``decl`` argument."""
+    options = [
+        click.option("--table", "tables", multiple=True, metavar="PATH", help="Annotation table to diff as samples (instead of dsv.toml)."),
+        click.option("--key", "keys", multiple=True, metavar="COL", help="Key column(s) of --table; repeatable."),
+        click.option("--label", metavar="COL", help="Class column of --table."),
+        click.option("--slice", "slices", multiple=True, metavar="COL", help="Slice column(s) of --table; repeatable."),
+        click.option("--file", "file_col", metavar="COL", help="Column of --table naming each sample's file."),
+        click.option("--folder", "folders", multiple=True, metavar="PATTERN", help="Folder source pattern, e.g. 'images/{split}/{label}/*'."),
+        click.option("--by", multiple=True, metavar="SLICE", help="Also break classes down within each value of SLICE."),
+    ]
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, tables: tuple[str, ...], keys: tuple[str, ...], label: str | None, slices: tuple[str, ...], file_col: str | None, folders: tuple[str, ...], **kwargs: Any) -> Any:
+        from dsv.semantic.declaration import declaration_from_flags
+
+        decl = declaration_from_flags(list(tables), list(keys), label, list(slices), file_col, list(folders))
+        return f(*args, decl=decl, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @click.group(context_settings=CONTEXT)
@@ -222,13 +248,7 @@ def _rows_option(value: str | None) -> int | None:
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True, help="Output format.")
 @json_option
-@click.option("--table", "tables", multiple=True, metavar="PATH", help="Annotation table to diff as samples (instead of dsv.toml).")
-@click.option("--key", "keys", multiple=True, metavar="COL", help="Key column(s) of --table; repeatable.")
-@click.option("--label", metavar="COL", help="Class column of --table.")
-@click.option("--slice", "slices", multiple=True, metavar="COL", help="Slice column(s) of --table; repeatable.")
-@click.option("--file", "file_col", metavar="COL", help="Column of --table naming each sample's file.")
-@click.option("--folder", "folders", multiple=True, metavar="PATTERN", help="Folder source pattern, e.g. 'images/{split}/{label}/*'.")
-@click.option("--by", multiple=True, metavar="SLICE", help="Also break classes down within each value of SLICE.")
+@source_options
 @click.option("--rows", "rows", is_flag=False, flag_value="20", default=None, metavar="[N|all]", help="List changed cells (20 by default, or N, or all).")
 @click.option("--files/--no-files", "semantic_only", default=True, help="With sources: also list changed files (text).")
 @click.pass_context
@@ -240,12 +260,7 @@ def diff(
     exit_code: bool,
     fmt: str,
     as_json: bool,
-    tables: tuple[str, ...],
-    keys: tuple[str, ...],
-    label: str | None,
-    slices: tuple[str, ...],
-    file_col: str | None,
-    folders: tuple[str, ...],
+    decl: Any,
     by: tuple[str, ...],
     rows: str | None,
     semantic_only: bool,
@@ -256,10 +271,8 @@ def diff(
     Samples are declared in dsv.toml (newer side) or with --table/--folder.
     """
     from dsv.cli.diffrender import render_markdown, render_text
-    from dsv.semantic.declaration import declaration_from_flags
 
     repo = _repo(ctx)
-    decl = declaration_from_flags(list(tables), list(keys), label, list(slices), file_col, list(folders))
     d = repo.semantic_diff(old, new, declaration=decl, by=by, rows=_rows_option(rows))
     if as_json:
         fmt = "json"
@@ -277,13 +290,7 @@ def diff(
 @click.argument("spec", required=False, metavar="[A..B]")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True, help="Output format.")
 @json_option
-@click.option("--table", "tables", multiple=True, metavar="PATH", help="Annotation table to summarise (instead of dsv.toml).")
-@click.option("--key", "keys", multiple=True, metavar="COL", help="Key column(s) of --table.")
-@click.option("--label", metavar="COL", help="Class column of --table.")
-@click.option("--slice", "slices", multiple=True, metavar="COL", help="Slice column(s) of --table.")
-@click.option("--file", "file_col", metavar="COL", help="Column of --table naming each sample's file.")
-@click.option("--folder", "folders", multiple=True, metavar="PATTERN", help="Folder source pattern.")
-@click.option("--by", multiple=True, metavar="SLICE", help="Also break classes down within each value of SLICE.")
+@source_options
 @click.option("--metrics", "with_metrics", is_flag=True, help="Put metric deltas (attached with 'dsv metrics add') next to the data changes.")
 @click.option("--metrics-name", default=None, metavar="NAME", help="Compare records named NAME (default: each side's newest).")
 @click.pass_context
@@ -292,12 +299,7 @@ def changelog(
     spec: str | None,
     fmt: str,
     as_json: bool,
-    tables: tuple[str, ...],
-    keys: tuple[str, ...],
-    label: str | None,
-    slices: tuple[str, ...],
-    file_col: str | None,
-    folders: tuple[str, ...],
+    decl: Any,
     by: tuple[str, ...],
     with_metrics: bool,
     metrics_name: str | None,
@@ -308,9 +310,7 @@ def changelog(
     """
     from dsv.api.results import commit_dict
     from dsv.cli.diffrender import metrics_blocks, render_markdown, source_blocks
-    from dsv.semantic.declaration import declaration_from_flags
 
-    decl = declaration_from_flags(list(tables), list(keys), label, list(slices), file_col, list(folders))
     repo = _repo(ctx)
     if with_metrics or metrics_name:
         entries = repo.metrics_changelog(spec, name=metrics_name, declaration=decl, by=by)
