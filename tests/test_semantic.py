@@ -247,3 +247,22 @@ def test_repeated_keys_are_found_on_either_side(repo: dsv.Repo, repo_dir: Path, 
     with pytest.raises(DsvError) as exc:
         repo.semantic_diff("HEAD~1", "HEAD", declaration=decl)
     assert f"t.csv at {side}: key id is not unique: 2 (x2)" in str(exc.value)
+
+
+def test_tables_larger_than_the_memory_limit_spill_instead_of_failing(repo: dsv.Repo, repo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 600_000
+    ids = pa.array(range(n), pa.int64())
+    note = pa.array([f"note {i} " + "x" * 40 for i in range(n)])
+    pq.write_table(pa.table({"id": ids, "label": pa.array([f"c{i % 7}" for i in range(n)]), "note": note}), repo_dir / "t.parquet")
+    repo.commit("a")
+    labels = [f"c{(i + (1 if i % 100 == 0 else 0)) % 7}" for i in range(n)]
+    pq.write_table(pa.table({"id": ids, "label": pa.array(labels), "note": note}), repo_dir / "t.parquet")
+    repo.commit("b")
+    # Far less memory than the two versions take: DuckDB must spill to .dsv/objects/tmp.
+    monkeypatch.setenv("DSV_DIFF_MEMORY_LIMIT", "40MB")
+    decl = Declaration(tables=[TableSource(path="t.parquet", key=["id"], label="label")])
+    src = repo.semantic_diff("HEAD~1", "HEAD", declaration=decl, rows=0).sources[0]
+    assert src.totals.relabeled == n // 100 and src.totals.unchanged == n - n // 100

@@ -49,6 +49,11 @@ def connect(temp_dir: str | None = None) -> "duckdb.DuckDBPyConnection":
     con = duckdb.connect(database=":memory:")
     if temp_dir:
         con.execute(f"SET temp_directory = {lit(temp_dir)}")
+    # Tables larger than memory spill to temp_dir; DSV_DIFF_MEMORY_LIMIT (e.g. "2GB")
+    # caps the engine's memory on shared machines (DuckDB's default: 80% of RAM).
+    limit = os.environ.get("DSV_DIFF_MEMORY_LIMIT")
+    if limit:
+        con.execute(f"SET memory_limit = {lit(limit)}")
     con.execute("SET preserve_insertion_order = false")
     return con
 
