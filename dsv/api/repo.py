@@ -297,14 +297,14 @@ class Repo:
         default, from ``dsv.toml`` on the newer side. ``rows`` bounds the changed
         cells reported per table (``None``: all, ``0``: none).
         """
-        from dsv.api.semantic import Side, revision_side, run_semantic_diff, worktree_side
-        from dsv.manifest import diff_manifests, diff_tables, empty_entries
+        from dsv.api.semantic import empty_side, revision_side, run_semantic_diff, worktree_side
+        from dsv.manifest import diff_manifests, diff_tables
 
         temp_files: list[str] = []
         try:
             if new is not None and old == "":
                 # From nothing (a root commit in a changelog).
-                a = Side("(empty)", empty_entries(), lambda p: None, lambda p: None)
+                a = empty_side()
                 b = revision_side(self, new, temp_files)
                 fd = diff_tables(a.table, b.table)
             elif new is not None:
@@ -313,7 +313,7 @@ class Repo:
                 fd = diff_manifests(self._manifest(self.resolve(a.name).commit), self._manifest(self.resolve(b.name).commit))
             else:
                 if old is None and self._repo.refs.head().commit is None:
-                    a = Side("empty", empty_entries(), lambda p: None, lambda p: None)
+                    a = empty_side("empty")
                 else:
                     a = revision_side(self, old or "HEAD", temp_files)
                 b = worktree_side(self)

@@ -6,7 +6,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import UsageError
 from dsv.semantic.declaration import DECLARATION_FILE, Declaration, FolderSource, TableSource, parse_declaration
@@ -21,28 +21,59 @@ if TYPE_CHECKING:
 
 @dataclass
 class Side:
-    """One side of a diff: a revision or the working tree."""
+    """One side of a diff: a revision or the working tree.
+
+    The full manifest table is built only when a sample source needs it: a plain
+    file-level diff of two revisions reads only the chunks they do not share.
+    """
 
     name: str
-    table: "pa.Table"
-    disk_path: Callable[[str], str | None]
-    read_bytes: Callable[[str], bytes | None]
-    oid_of: Callable[[str], bytes | None] = field(repr=False, default=lambda p: None)
+    load_table: Callable[[], "pa.Table"] = field(repr=False)
+    disk_path: Callable[[str], str | None] = field(repr=False)
+    read_bytes: Callable[[str], bytes | None] = field(repr=False)
+    oid_of: Callable[[str], bytes | None] = field(repr=False)
+
+    @property
+    def table(self) -> "pa.Table":
+        """The side's manifest table ``(path, oid, size, mode)``."""
+        return self.load_table()
+
+
+def _lazy(build: Callable[[], Any]) -> Callable[[], Any]:
+    cache: list[Any] = []
+
+    def get() -> Any:
+        if not cache:
+            cache.append(build())
+        return cache[0]
+
+    return get
 
 
 def _lookup(table: "pa.Table") -> dict[str, bytes]:
     return dict(zip(table.column("path").to_pylist(), table.column("oid").to_pylist()))
 
 
+def empty_side(name: str = "(empty)") -> Side:
+    """A side with no files."""
+    from dsv.manifest import empty_entries
+
+    return Side(name, empty_entries, lambda p: None, lambda p: None, lambda p: None)
+
+
 def revision_side(repo: "Repo", rev: str, temp_files: list[str]) -> Side:
     """A revision as a diff side; packed table files are spilled to temp files for DuckDB."""
     r = repo.resolve(rev)
-    table = repo.manifest_table(r.commit_id)
-    index = _lookup(table)
+    manifest = repo._manifest(r.commit)  # noqa: SLF001 - the api package's own helper
     store = repo.repository.store
 
+    def oid_of(path: str) -> bytes | None:
+        part = manifest.under(path)
+        hits = [o for p, o in zip(part.column("path").to_pylist(), part.column("oid").to_pylist()) if p == path]
+        return hits[0] if hits else None
+
     def disk_path(path: str) -> str | None:
-        raw = index.get(path)
+        raw = oid_of(path)
         if raw is None:
             return None
         oid = raw.hex()
@@ -59,10 +90,10 @@ def revision_side(repo: "Repo", rev: str, temp_files: list[str]) -> Side:
         return tmp
 
     def read_bytes(path: str) -> bytes | None:
-        raw = index.get(path)
+        raw = oid_of(path)
         return None if raw is None else store.read(raw.hex())
 
-    return Side(rev, table, disk_path, read_bytes, index.get)
+    return Side(rev, _lazy(manifest.table), disk_path, read_bytes, oid_of)
 
 
 def worktree_side(repo: "Repo") -> Side:
@@ -80,7 +111,7 @@ def worktree_side(repo: "Repo") -> Side:
         with open(full, "rb") as f:
             return f.read()
 
-    return Side("working tree", table, disk_path, read_bytes, index.get)
+    return Side("working tree", lambda: table, disk_path, read_bytes, index.get)
 
 
 def load_declaration(side: Side) -> Declaration:
