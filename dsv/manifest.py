@@ -164,6 +164,7 @@ class Manifest:
     oid: str
     root: pa.Table
     store: "ObjectStore" = field(repr=False, compare=False)
+    _chunks: dict[str, pa.Table] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def file_count(self) -> int:
@@ -180,8 +181,12 @@ class Manifest:
         return [to_hex(b) for b in self.root.column("chunk").to_pylist()]
 
     def load_chunk(self, oid: str) -> pa.Table:
-        """Load and validate one chunk."""
-        return from_ipc_bytes(self.store.read(oid), ENTRY_SCHEMA, what=f"manifest chunk {oid}")
+        """Load and validate one chunk (kept: a diff and a sample source may both need it)."""
+        table = self._chunks.get(oid)
+        if table is None:
+            table = from_ipc_bytes(self.store.read(oid), ENTRY_SCHEMA, what=f"manifest chunk {oid}")
+            self._chunks[oid] = table
+        return table
 
     def table(self, *, chunks: Iterable[str] | None = None) -> pa.Table:
         """The whole manifest (or the named chunks) as one table."""

@@ -305,17 +305,20 @@ class Repo:
             if new is not None and old == "":
                 # From nothing (a root commit in a changelog).
                 a = empty_side()
-                b = revision_side(self, new, temp_files)
+                b = revision_side(self, new, temp_files, self._manifest(self.resolve(new).commit))
                 fd = diff_tables(a.table, b.table)
             elif new is not None:
-                a = revision_side(self, old or "HEAD", temp_files)
-                b = revision_side(self, new, temp_files)
-                fd = diff_manifests(self._manifest(self.resolve(a.name).commit), self._manifest(self.resolve(b.name).commit))
+                # One Manifest object per side: chunks the diff reads are reused by sample sources.
+                ma = self._manifest(self.resolve(old or "HEAD").commit)
+                mb = self._manifest(self.resolve(new).commit)
+                a = revision_side(self, old or "HEAD", temp_files, ma)
+                b = revision_side(self, new, temp_files, mb)
+                fd = diff_manifests(ma, mb)
             else:
                 if old is None and self._repo.refs.head().commit is None:
                     a = empty_side("empty")
                 else:
-                    a = revision_side(self, old or "HEAD", temp_files)
+                    a = revision_side(self, old or "HEAD", temp_files, self._manifest(self.resolve(old or "HEAD").commit))
                 b = worktree_side(self)
                 fd = diff_tables(a.table, b.table)
             return run_semantic_diff(self, a, b, fd, declaration, by=list(by), rows=rows)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from dsv.api.repo import Repo
-    from dsv.manifest import FileDiff
+    from dsv.manifest import FileDiff, Manifest
 
 
 @dataclass
@@ -61,10 +61,8 @@ def empty_side(name: str = "(empty)") -> Side:
     return Side(name, empty_entries, lambda p: None, lambda p: None, lambda p: None)
 
 
-def revision_side(repo: "Repo", rev: str, temp_files: list[str]) -> Side:
-    """A revision as a diff side; packed table files are spilled to temp files for DuckDB."""
-    r = repo.resolve(rev)
-    manifest = repo._manifest(r.commit)  # noqa: SLF001 - the api package's own helper
+def revision_side(repo: "Repo", rev: str, temp_files: list[str], manifest: "Manifest") -> Side:
+    """A revision (its ``manifest``) as a diff side; packed table files are spilled to temp files for DuckDB."""
     store = repo.repository.store
 
     def oid_of(path: str) -> bytes | None:
