@@ -12,7 +12,8 @@ SLICE_HEAD = ["value", "before", "after", "added", "removed", "relabeled", "modi
 
 
 def _show(v: Any) -> str:
-    return "(none)" if v is None else str(v)
+    # One table row per value: newlines and tabs inside values are shown escaped.
+    return "(none)" if v is None else str(v).replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
 
 
 def _text_table(head: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "  ") -> list[str]:
@@ -96,7 +97,8 @@ def source_blocks(s: SourceDiff, *, markdown: bool, heading: str = "") -> list[s
         lines += table(["column", "change", "old type", "new type"], [[c.column, c.change, c.old_type or "", c.new_type or ""] for c in s.schema])
     if s.cells:
         lines.append("")
-        lines.append(f"{ind}Changed cells{' (first ' + str(len(s.cells)) + ')' if s.cells_truncated else ''}:" if not markdown else "**Changed cells**")
+        first = f" (first {len(s.cells)})" if s.cells_truncated else ""
+        lines.append(f"{ind}Changed cells{first}:" if not markdown else f"**Changed cells{first}**")
         if markdown:
             lines.append("")
         lines += table(["key", "column", "old", "new"], [[", ".join(f"{k}={v}" for k, v in c.key.items()), c.column, c.old, c.new] for c in s.cells])

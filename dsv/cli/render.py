@@ -11,7 +11,8 @@ import click
 
 def emit_json(value: Any) -> None:
     """Print ``value`` as indented JSON (the documented ``--json`` shape)."""
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False))
+    # allow_nan=False: never print NaN or Infinity, which strict JSON parsers reject.
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False))
 
 
 def warn(message: str) -> None:

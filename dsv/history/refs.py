@@ -140,6 +140,7 @@ class RefStore:
         """
         path = self._path(ref)
         parent = os.path.dirname(path)
+        self._check_no_clash(ref, path)
         try:
             os.makedirs(parent, exist_ok=True)
         except OSError as err:
@@ -156,6 +157,16 @@ class RefStore:
                     pass
             else:
                 _publish(path, (new + "\n").encode(), None if current is None else (current + "\n").encode())
+
+    def _check_no_clash(self, ref: str, path: str) -> None:
+        """Refuse ``a/b`` when ``a`` exists, and ``a`` when ``a/b`` exists (as git does)."""
+        if os.path.isdir(path):
+            raise RefExistsError(f"{ref} (refs below it exist)")
+        parts = ref.split("/")
+        for i in range(3, len(parts)):
+            above = "/".join(parts[:i])
+            if os.path.isfile(self._path(above)):
+                raise RefExistsError(f"{ref} (conflicts with {above})")
 
     def create(self, namespace: str, name: str, oid: str, *, force: bool = False) -> None:
         """Create ``namespace/name`` at ``oid``; refuse an existing name unless ``force``."""

@@ -73,8 +73,8 @@ class MetricsEntry:
 
 
 def record_ref(commit: str, name: str) -> str:
-    """The ref holding the record ``name`` of ``commit``."""
-    check_ref_name(f"m/{name}")
+    """The ref holding the record ``name`` of ``commit`` (record names follow the ref-name rules)."""
+    check_ref_name(name)
     return f"{METRICS}/{commit}/{name}"
 
 

@@ -41,7 +41,12 @@ class FolderSource(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _check_pattern(cls, value: str) -> str:
+        stripped = _PLACEHOLDER.sub("", value)
+        if "{" in stripped or "}" in stripped:
+            raise ValueError("braces must form placeholders like {label} or {split} (letters, digits, _)")
         names = _PLACEHOLDER.findall(value)
+        if any(n.startswith("_") for n in names):
+            raise ValueError("placeholder names may not start with '_'")
         if "label" not in names:
             raise ValueError("a folder pattern needs a {label} placeholder")
         if len(names) != len(set(names)):

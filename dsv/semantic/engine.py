@@ -53,7 +53,12 @@ def connect(temp_dir: str | None = None) -> "duckdb.DuckDBPyConnection":
     # caps the engine's memory on shared machines (DuckDB's default: 80% of RAM).
     limit = os.environ.get("DSV_DIFF_MEMORY_LIMIT")
     if limit:
-        con.execute(f"SET memory_limit = {lit(limit)}")
+        try:
+            con.execute(f"SET memory_limit = {lit(limit)}")
+        except duckdb.Error as err:
+            from dsv.base.errors import UsageError
+
+            raise UsageError(f"DSV_DIFF_MEMORY_LIMIT={limit!r} is not a memory size", hint="use forms like 2GB or 500MB") from err
     con.execute("SET preserve_insertion_order = false")
     return con
 
@@ -191,6 +196,13 @@ def folder_regex(pattern: str) -> tuple[str, list[str]]:
             groups.append(name)
             i = j + 1
             continue
+        if pattern.startswith("**/", i):
+            # Zero or more folders, as in gitignore and most globs.
+            out.append(f"(?P<_w{wild}>(?:[^/]+/)*)")
+            groups.append(f"_w{wild}")
+            wild += 1
+            i += 3
+            continue
         if pattern.startswith("**", i):
             out.append(f"(?P<_w{wild}>.*)")
             groups.append(f"_w{wild}")
@@ -288,12 +300,14 @@ def _reader(path: str, source: TableSource) -> str:
     fmt = source.resolved_format
     if fmt == "parquet":
         return f"read_parquet({lit(path)})"
+    # Stored objects have no file extension: compression comes from the dataset path.
+    gz = ", compression='gzip'" if source.path.lower().endswith(".gz") else ""
     if fmt == "jsonl":
-        return f"read_json({lit(path)}, format='newline_delimited')"
+        return f"read_json({lit(path)}, format='newline_delimited'{gz})"
     # The delimiter is fixed by the extension: a ragged row is then an error naming its
     # line, rather than a reason for the sniffer to guess a one-column dialect.
     delim = "\\t" if source.path.lower().endswith((".tsv", ".tsv.gz")) else ","
-    return f"read_csv({lit(path)}, header=true, auto_detect=true, sample_size=-1, delim={lit(delim)})"
+    return f"read_csv({lit(path)}, header=true, auto_detect=true, sample_size=-1, delim={lit(delim)}{gz})"
 
 
 def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, source: TableSource, side: str) -> tuple[dict[str, str], int]:
@@ -315,7 +329,9 @@ def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, sour
             message = _csv_diagnosis(con, disk_path, source) or message
         detail = _clean_duckdb_message(message, disk_path, f"{source.path}@{side}")
         raise SampleSourceError(f"cannot read {source.path} at {side}: {detail}", hint="fix the file, or the [[tables]] entry in dsv.toml") from err
-    missing = [c for c in [*source.key, source.label, *source.slices, *([source.file] if source.file else [])] if c not in cols]
+    # Only the key must exist on every side; a label, slice or file column added in a
+    # later version is NULL on the versions without it.
+    missing = [c for c in source.key if c not in cols]
     if missing:
         raise SampleSourceError(
             f"{source.path} at {side} has no column {', '.join(repr(m) for m in missing)} (columns: {', '.join(cols)})",
@@ -367,6 +383,12 @@ def _check_keys_in_join(
     """
     n = len(source.key)
     keys = ", ".join(f"__k{i}" for i in range(n))
+    any_null = " OR ".join(f"__k{i} IS NULL" for i in range(n))
+    (nulls,) = con.execute(f"SELECT count(*) FROM {q(j)} WHERE {any_null}").fetchall()[0]
+    if nulls:
+        raise SampleSourceError(
+            f"{source.path}: {nulls} row(s) have an empty key ({', '.join(source.key)})", hint="every sample needs a key value to be matched across versions"
+        )
     in_a, in_b, dup_removed, dup_added = con.execute(
         f"""SELECT count(*) FILTER (in_a), count(*) FILTER (in_b),
                    (SELECT count(*) FROM (SELECT {keys} FROM {q(j)} WHERE in_a AND NOT in_b GROUP BY ALL HAVING count(*) > 1)),
@@ -450,29 +472,38 @@ def diff_table(
         _empty_like(con, vb, va, cols_a)
         cols_b = dict(cols_a)
     schema = schema_changes(cols_a, cols_b) if path_a and path_b else []
-    multilabel = cols_b.get(source.label, "").endswith("[]") or cols_a.get(source.label, "").endswith("[]")
+    for c in [source.label, *source.slices, *([source.file] if source.file else [])]:
+        if c not in cols_a and c not in cols_b:
+            raise SampleSourceError(
+                f"{source.path} has no column {c!r} at {side_a} or {side_b} (columns: {', '.join(cols_b or cols_a)})",
+                hint="check label/slices/file in dsv.toml, or the --label/--slice/--file flags",
+            )
+    ta, tb = cols_a.get(source.label), cols_b.get(source.label)
+    multilabel = (ta or "").endswith("[]") or (tb or "").endswith("[]")
     join_on = " AND ".join(f"{_cmp(k, cols_a.get(k), cols_b.get(k))[0]} = {_cmp(k, cols_a.get(k), cols_b.get(k))[1]}" for k in source.key)
     special = {*source.key, source.label}
     payload = [c for c in cols_b if c in cols_a and c not in special]
     diffs = [f"{x} IS DISTINCT FROM {y}" for x, y in (_cmp(c, cols_a[c], cols_b[c]) for c in payload)]
-    la, lb = (f"a.{q(source.label)}", f"b.{q(source.label)}")
     if multilabel:
-        # A missing label list and an empty one both mean "no classes".
-        label_a = f"coalesce(list_sort(CAST({la} AS VARCHAR[])), [])"
-        label_b = f"coalesce(list_sort(CAST({lb} AS VARCHAR[])), [])"
+        label_a, label_b = _labels("a", source.label, ta), _labels("b", source.label, tb)
     else:
-        label_a, label_b = f"CAST({la} AS VARCHAR)", f"CAST({lb} AS VARCHAR)"
+        label_a, label_b = _text("a", source.label, ta), _text("b", source.label, tb)
     file_join = ""
     if source.file and file_oids is not None:
         con.register(f"fo_a_{tag}", file_oids[0])
         con.register(f"fo_b_{tag}", file_oids[1])
-        file_join = (
-            f" LEFT JOIN fo_a_{tag} foa ON foa.path = CAST(a.{q(source.file)} AS VARCHAR)"
-            f" LEFT JOIN fo_b_{tag} fob ON fob.path = CAST(b.{q(source.file)} AS VARCHAR)"
-        )
-        diffs.append("foa.oid IS DISTINCT FROM fob.oid")
+        oid_a = oid_b = "NULL"
+        if source.file in cols_a:
+            file_join += f" LEFT JOIN fo_a_{tag} foa ON foa.path = CAST(a.{q(source.file)} AS VARCHAR)"
+            oid_a = "foa.oid"
+        if source.file in cols_b:
+            file_join += f" LEFT JOIN fo_b_{tag} fob ON fob.path = CAST(b.{q(source.file)} AS VARCHAR)"
+            oid_b = "fob.oid"
+        diffs.append(f"{oid_a} IS DISTINCT FROM {oid_b}")
     changed = " OR ".join(diffs) if diffs else "false"
-    slices = ", ".join(f"CAST(a.{q(s)} AS VARCHAR) AS s_a_{i}, CAST(b.{q(s)} AS VARCHAR) AS s_b_{i}" for i, s in enumerate(source.slices))
+    slices = ", ".join(
+        f"{_text('a', s, cols_a.get(s))} AS s_a_{i}, {_text('b', s, cols_b.get(s))} AS s_b_{i}" for i, s in enumerate(source.slices)
+    )
     keys_out = ", ".join(f"coalesce({_cmp(k, cols_a.get(k), cols_b.get(k))[0]}, {_cmp(k, cols_a.get(k), cols_b.get(k))[1]}) AS __k{i}" for i, k in enumerate(source.key))
     j = f"j_{tag}"
     con.execute(
@@ -489,8 +520,39 @@ def diff_table(
     cells: list[CellChange] = []
     truncated = False
     if rows != 0:
-        cells, truncated = _cell_changes(con, va, vb, source, cols_a, cols_b, join_on, payload + [source.label], rows)
+        shown = payload + ([source.label] if source.label in cols_a and source.label in cols_b else [])
+        cells, truncated = _cell_changes(con, va, vb, source, cols_a, cols_b, join_on, shown, rows)
     return SourceDiff(**{**result.__dict__, "schema": tuple(schema), "cells": tuple(cells), "cells_truncated": truncated})
+
+
+_FLOATS = ("FLOAT", "DOUBLE", "DECIMAL")
+
+
+def _text(side: str, col: str, typ: str | None) -> str:
+    """A class or slice value as text; NULL when the column is absent on that side.
+
+    Whole floats print as integers, so an int label column that pandas turned into
+    floats (1 -> 1.0) keeps its classes ("1"), and matches metrics keyed "1".
+    """
+    if typ is None:
+        return "NULL::VARCHAR"
+    x = f"{side}.{q(col)}"
+    if typ.startswith(_FLOATS):
+        return (
+            f"(CASE WHEN {x} = floor({x}) AND abs({x}) < 1e18 THEN CAST(CAST({x} AS BIGINT) AS VARCHAR) "
+            f"ELSE CAST({x} AS VARCHAR) END)"
+        )
+    return f"CAST({x} AS VARCHAR)"
+
+
+def _labels(side: str, col: str, typ: str | None) -> str:
+    """A label set: sorted, without repeats; a scalar label is a one-class set; missing is empty."""
+    if typ is None:
+        return "[]::VARCHAR[]"
+    x = f"{side}.{q(col)}"
+    if typ.endswith("[]"):
+        return f"coalesce(list_sort(list_distinct(CAST({x} AS VARCHAR[]))), []::VARCHAR[])"
+    return f"(CASE WHEN {x} IS NULL THEN []::VARCHAR[] ELSE [{_text(side, col, typ)}] END)"
 
 
 def _empty_like(con: "duckdb.DuckDBPyConnection", view: str, other: str, cols: dict[str, str]) -> None:
@@ -531,10 +593,21 @@ def _cell_changes(
     for r in rows:
         key = dict(zip(source.key, r[: len(source.key)]))
         col, old, new = r[len(source.key) :]
-        old_v = None if old is None else json.loads(old)
-        new_v = None if new is None else json.loads(new)
+        old_v = _finite(None if old is None else json.loads(old))
+        new_v = _finite(None if new is None else json.loads(new))
         out.append(CellChange({k: _jsonable(v) for k, v in key.items()}, col, old_v, new_v, _nested_detail(old_v, new_v)))
     return out, truncated
+
+
+def _finite(v: Any) -> Any:
+    """Non-finite floats as the strings "NaN", "Infinity", "-Infinity": JSON has no such numbers."""
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    return v
 
 
 def _jsonable(v: Any) -> Any:
