@@ -77,16 +77,24 @@ class FsckReport:
         }
 
 
-def ref_roots(repo: Repository) -> Iterator[tuple[str, str]]:
-    """``(ref name, object id)`` for HEAD and every branch and tag."""
-    head = repo.refs.head()
-    if head.detached and head.commit:
-        yield "HEAD", head.commit
-    for name, oid in repo.refs.list(HEADS).items():
+def ref_roots(repo: Repository, malformed: list[str] | None = None) -> Iterator[tuple[str, str]]:
+    """``(ref name, object id)`` for HEAD and every branch, tag and metrics record.
+
+    With ``malformed`` given, refs (and HEAD) that cannot be read are collected there.
+    """
+    try:
+        head = repo.refs.head()
+        if head.detached and head.commit:
+            yield "HEAD", head.commit
+    except CorruptMetadataError:
+        if malformed is None:
+            raise
+        malformed.append("HEAD")
+    for name, oid in repo.refs.list(HEADS, malformed=malformed).items():
         yield f"branch {name}", oid
-    for name, oid in repo.refs.list(TAGS).items():
+    for name, oid in repo.refs.list(TAGS, malformed=malformed).items():
         yield f"tag {name}", oid
-    for name, oid in repo.refs.list("refs/metrics").items():
+    for name, oid in repo.refs.list("refs/metrics", malformed=malformed).items():
         yield f"metrics {name}", oid
 
 
@@ -118,7 +126,8 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
         if oid in watch:
             users.setdefault(oid, []).append(user)
 
-    for ref, oid in ref_roots(repo):
+    malformed: list[str] = []
+    for ref, oid in ref_roots(repo, malformed):
         note(oid, ref)
         try:
             data = store.read(oid)
@@ -231,6 +240,8 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
                         out.problems.append(Problem("unsafe-path", chunk, str(err), used_by=(here,)))
                 if oid not in out.used_by:
                     out.used_by[oid] = f"{here}:{path}"
+    for ref in malformed:
+        out.problems.append(Problem("bad-ref", None, f"{ref} does not hold a valid object id or branch", location=ref))
     out.watched_users = {k: tuple(v[:5]) + ((f"(+{len(v) - 5} more)",) if len(v) > 5 else ()) for k, v in users.items()}
     return out
 
@@ -294,6 +305,9 @@ def fsck(repo: Repository, progress: Progress | None = None) -> FsckReport:
                 decode_index(f.read(), what=f"pack index {p}")
         except DsvError as err:
             report.problems.append(Problem("bad-metadata", None, str(err), location=p))
+            broken_idx = True
+        except OSError as err:
+            report.problems.append(Problem("bad-metadata", None, f"cannot read pack index {p}: {err.strerror}", location=p))
             broken_idx = True
     if broken_idx:
         return report

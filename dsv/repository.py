@@ -70,6 +70,8 @@ class Repository:
             raise CorruptMetadataError(f"config {self.layout.config}", "no integer 'format' version")
         if version > FORMAT_VERSION:
             raise FormatVersionError(what, version, FORMAT_VERSION)
+        if version < 1:
+            raise CorruptMetadataError(f"config {self.layout.config}", f"format {version} does not exist (the first is 1)")
 
     @property
     def config(self) -> "RepoConfig":

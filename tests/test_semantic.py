@@ -115,7 +115,7 @@ def test_by_slice_breaks_classes_down(two_versions: dsv.Repo) -> None:
 def test_json_shape_is_the_documented_one(two_versions: dsv.Repo, repo_dir: Path) -> None:
     proc = run_dsv("diff", "HEAD~1", "HEAD", "--format", "json", cwd=repo_dir, check=True)
     d = json.loads(proc.stdout)
-    assert d["format"] == 1 and set(d) == {"format", "old", "new", "files", "sources"}
+    assert d["format"] == 1 and set(d) == {"format", "old", "new", "files", "sources", "warnings"}
     src = d["sources"][1]
     assert set(src["classes"][0]) == {"class", "before", "after", "added", "removed", "relabeled_in", "relabeled_out", "modified"}
     assert src["relabels"] == [{"from": "Adelie", "to": "Gentoo", "count": 1}]

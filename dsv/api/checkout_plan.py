@@ -94,12 +94,14 @@ def plan_full(
     t_sizes = table.column("size").to_pylist()
     t_modes = table.column("mode").to_pylist()
     plan.target_rows = (t_paths, t_oids, t_sizes, t_modes)
+    deleted = set(status.removed) | {old for old, _ in status.moved}
     for p in local:
         if p in to_write:
-            if _worktree_oid(root, p) == bytes.fromhex(to_write[p].oid):
+            current = _worktree_oid(root, p)
+            if current == bytes.fromhex(to_write[p].oid):
                 del to_write[p]  # already what the target wants
-            elif not force:
-                plan.conflicts.add(p)
+            elif not force and not (p in deleted and current is None):
+                plan.conflicts.add(p)  # a locally deleted file has nothing to lose
         elif p in to_remove:
             if not os.path.lexists(os.path.join(root, *p.split("/"))):
                 to_remove.discard(p)
@@ -147,11 +149,12 @@ def plan_paths(root: str, cache: StatCache, status: WorktreeStatus, target: Mani
             del wanted[p]  # the working tree already has it
             continue
         if p in local or (row is None and os.path.lexists(os.path.join(root, *p.split("/")))):
-            if _worktree_oid(root, p) == bytes.fromhex(w.oid):
+            current = _worktree_oid(root, p)
+            if current == bytes.fromhex(w.oid):
                 del wanted[p]
                 continue
-            if not force:
-                plan.conflicts.add(p)
+            if not force and current is not None:
+                plan.conflicts.add(p)  # a locally deleted file has nothing to lose
     in_target = target_paths(target, tracked)
     for p in sorted(tracked - in_target):
         if p in local and p not in status.removed and not force:

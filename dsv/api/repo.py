@@ -87,10 +87,11 @@ class Repo:
         head = self._repo.refs.head()
         if head.commit:
             out.setdefault(head.commit, []).append("HEAD" if head.detached else f"HEAD -> {head.branch}")
-        for name, oid in self._repo.refs.list(HEADS).items():
+        # Decorations only: a malformed ref elsewhere must not stop 'log' (fsck reports it).
+        for name, oid in self._repo.refs.list(HEADS, malformed=[]).items():
             if name != head.branch:
                 out.setdefault(oid, []).append(name)
-        for name, oid in self._repo.refs.list(TAGS).items():
+        for name, oid in self._repo.refs.list(TAGS, malformed=[]).items():
             target = self._peel_tag(oid)
             out.setdefault(target, []).append(f"tag: {name}")
         return out
@@ -290,6 +291,8 @@ class Repo:
         declaration: "Declaration | None" = None,
         by: Sequence[str] = (),
         rows: int | None = 20,
+        force_read: bool = False,
+        strict: bool = True,
     ) -> "SemanticDiff":
         """Per-class and per-slice diff of the declared sample sources, plus the file-level diff.
 
@@ -316,12 +319,12 @@ class Repo:
                 fd = diff_manifests(ma, mb)
             else:
                 if old is None and self._repo.refs.head().commit is None:
-                    a = empty_side("empty")
+                    a = empty_side()
                 else:
                     a = revision_side(self, old or "HEAD", temp_files, self._manifest(self.resolve(old or "HEAD").commit))
                 b = worktree_side(self)
                 fd = diff_tables(a.table, b.table)
-            return run_semantic_diff(self, a, b, fd, declaration, by=list(by), rows=rows)
+            return run_semantic_diff(self, a, b, fd, declaration, by=list(by), rows=rows, force_read=force_read, strict=strict)
         finally:
             for t in temp_files:
                 try:
@@ -330,7 +333,13 @@ class Repo:
                     pass
 
     def changelog(
-        self, spec: str | None = None, *, declaration: "Declaration | None" = None, by: Sequence[str] = (), rows: int | None = 0
+        self,
+        spec: str | None = None,
+        *,
+        declaration: "Declaration | None" = None,
+        by: Sequence[str] = (),
+        rows: int | None = 0,
+        force_read: bool = False,
     ) -> list[tuple[LogEntry, "SemanticDiff"]]:
         """Per commit in ``A..B`` (reachable from B, not from A), newest first: the commit and what it changed.
 
@@ -354,8 +363,10 @@ class Repo:
             if oid in stop:
                 continue
             parent = commit.parents[0] if commit.parents else ""
-            d = self.semantic_diff(parent, oid, declaration=declaration, by=by, rows=rows)
-            d = type(d)(parent[:10] if parent else "(empty)", oid[:10], d.files, d.sources, d.file_changes)
+            # A step that cannot be diffed (an old malformed dsv.toml, a column not yet
+            # declared) is reported in its warnings; the rest of the history still shows.
+            d = self.semantic_diff(parent, oid, declaration=declaration, by=by, rows=rows, force_read=force_read, strict=False)
+            d = type(d)(parent[:10] if parent else "(empty)", oid[:10], d.files, d.sources, d.file_changes, d.warnings)
             out.append((LogEntry(oid, commit, tuple(refs.get(oid, ()))), d))
         return out
 
@@ -393,6 +404,9 @@ class Repo:
             branch = None
             if not paths:
                 is_branch = repo.refs.read(f"{HEADS}/{rev}") is not None and re.fullmatch(r"[^~^]+", rev) is not None
+                if rev in ("HEAD", "@") and head.branch is not None:
+                    # 'dsv checkout -f HEAD' discards changes; it does not leave the branch.
+                    rev, is_branch = head.branch, True
                 if is_branch:
                     repo.refs.set_head(branch=rev)
                     branch = rev
@@ -551,7 +565,8 @@ class Repo:
         from dsv.metrics.compare import compare, pick
 
         out = []
-        for entry, d in self.changelog(spec, declaration=declaration, by=by):
+        # Metrics need class counts on both sides, even of sources a step left unchanged.
+        for entry, d in self.changelog(spec, declaration=declaration, by=by, force_read=True):
             parent = entry.commit.parents[0] if entry.commit.parents else None
             old = pick(self.metrics(parent), name) if parent else None
             new = pick(self.metrics(entry.id), name)

@@ -33,10 +33,24 @@ class Side:
     read_bytes: Callable[[str], bytes | None] = field(repr=False)
     oid_of: Callable[[str], bytes | None] = field(repr=False)
 
+    under_fn: Callable[[str], "pa.Table"] | None = field(default=None, repr=False)
+
     @property
     def table(self) -> "pa.Table":
         """The side's manifest table ``(path, oid, size, mode)``."""
         return self.load_table()
+
+    def under(self, prefix: str) -> "pa.Table":
+        """Entries at or below ``prefix``; a revision reads only the chunks that can hold them."""
+        if self.under_fn is not None:
+            return self.under_fn(prefix)
+        import pyarrow.compute as pc
+
+        t = self.table
+        if not prefix:
+            return t
+        paths = t.column("path")
+        return t.filter(pc.or_(pc.equal(paths, prefix), pc.starts_with(paths, prefix + "/")))
 
 
 def _lazy(build: Callable[[], Any]) -> Callable[[], Any]:
@@ -91,7 +105,7 @@ def revision_side(repo: "Repo", rev: str, temp_files: list[str], manifest: "Mani
         raw = oid_of(path)
         return None if raw is None else store.read(raw.hex())
 
-    return Side(rev, _lazy(manifest.table), disk_path, read_bytes, oid_of)
+    return Side(rev, _lazy(manifest.table), disk_path, read_bytes, oid_of, manifest.under)
 
 
 def worktree_side(repo: "Repo") -> Side:
@@ -138,26 +152,52 @@ def run_semantic_diff(
     *,
     by: list[str],
     rows: int | None,
+    force_read: bool = False,
+    strict: bool = True,
 ) -> SemanticDiff:
-    """Diff every declared source between sides ``a`` and ``b``."""
+    """Diff every declared source between sides ``a`` and ``b``.
+
+    ``force_read`` reads sources even when identical (their class counts are then
+    known, for metrics); with ``strict`` False (changelog), a source that cannot be
+    diffed at this step is reported in ``warnings`` instead of stopping everything.
+    """
     from dsv.semantic import engine
 
-    decl = declaration if declaration is not None else load_declaration(b)
+    from dsv.base.errors import DsvError
+
+    warnings: list[str] = []
+    try:
+        decl = declaration if declaration is not None else load_declaration(b)
+    except DsvError as err:
+        if strict:
+            raise
+        warnings.append(str(err))
+        decl = Declaration()
     changed_paths = {c.path for c in file_diff.changes} | {c.old_path for c in file_diff.changes if c.old_path}
+    if force_read:
+        changed_paths = {""}  # every prefix counts as touched
     sources: list[SourceDiff] = []
     con = engine.connect(repo.repository.store.tmp_dir)
     try:
+        jobs: list[tuple[str, Callable[[], SourceDiff]]] = []
         for i, folder in enumerate(decl.folders):
-            sources.append(_folder(con, a, b, folder, changed_paths, by, f"f{i}"))
+            jobs.append((folder.display_name, lambda f=folder, t=f"f{i}": _folder(con, a, b, f, changed_paths, by, t)))
         for i, table in enumerate(decl.tables):
-            sources.append(_table(con, a, b, table, file_diff, by, rows, f"t{i}"))
+            jobs.append((table.display_name, lambda tb=table, t=f"t{i}": _table(con, a, b, tb, file_diff, by, rows, t, force_read)))
+        for name, job in jobs:
+            try:
+                sources.append(job())
+            except DsvError as err:
+                if strict:
+                    raise
+                warnings.append(f"{name}: {err}")
     finally:
         con.close()
     known = {s for f in decl.folders for s in f.slices} | {s for t in decl.tables for s in t.slices}
     for col in by:
-        if col not in known:
-            raise UsageError(f"--by {col}: no sample source has a slice named {col!r}", hint=f"slices: {', '.join(sorted(known)) or 'none declared'}")
-    return SemanticDiff(a.name, b.name, file_diff.counts(), tuple(sources), tuple(file_diff.changes))
+        if col not in known and strict:
+            raise UsageError(f"--by {col}: no sample source has a slice named {col!r}", hint=f"slices: {', '.join(sorted(known)) or 'none'}")
+    return SemanticDiff(a.name, b.name, file_diff.counts(), tuple(sources), tuple(file_diff.changes), tuple(warnings))
 
 
 def _literal_prefix(pattern: str) -> str:
@@ -175,28 +215,24 @@ def _folder(con, a: Side, b: Side, folder: FolderSource, changed: set[str], by: 
     from dsv.semantic import engine
 
     prefix = _literal_prefix(folder.pattern)
-    if not any(p == prefix or p.startswith(prefix + "/") or not prefix for p in changed):
+    if not any(not p or not prefix or p == prefix or p.startswith(prefix + "/") for p in changed):
         return SourceDiff(folder.display_name, "folder", read=False)
-
-    def under(t: "pa.Table") -> "pa.Table":
-        if not prefix:
-            return t
-        paths = t.column("path")
-        return t.filter(pc.or_(pc.equal(paths, prefix), pc.starts_with(paths, prefix + "/")))
-
-    sa = engine.folder_samples(under(a.table), folder)
-    sb = engine.folder_samples(under(b.table), folder)
+    sa = engine.folder_samples(a.under(prefix), folder)
+    sb = engine.folder_samples(b.under(prefix), folder)
     return engine.diff_folder(con, sa, sb, folder, by=by, tag=tag)
 
 
-def _table(con, a: Side, b: Side, table: TableSource, file_diff: "FileDiff", by: list[str], rows: int | None, tag: str) -> SourceDiff:  # type: ignore[no-untyped-def]
+def _table(  # type: ignore[no-untyped-def]
+    con, a: Side, b: Side, table: TableSource, file_diff: "FileDiff", by: list[str], rows: int | None, tag: str, force_read: bool = False
+) -> SourceDiff:
     from dsv.semantic import engine
 
     oid_a, oid_b = a.oid_of(table.path), b.oid_of(table.path)
     if oid_a is None and oid_b is None:
-        raise UsageError(f"table {table.path} exists at neither {a.name} nor {b.name}", hint="check the path in dsv.toml or --table")
+        # Declared but absent on both sides (deleted earlier, or added later): no samples here.
+        return SourceDiff(table.display_name, "table", read=False)
     files_changed = table.file is not None and bool(file_diff.changes)
-    if oid_a == oid_b and not files_changed:
+    if oid_a == oid_b and not files_changed and not force_read:
         # Same content: nothing to read.
         return SourceDiff(table.display_name, "table", read=False)
     return engine.diff_table(

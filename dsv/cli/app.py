@@ -346,6 +346,8 @@ def changelog(
         click.echo("\n".join(_commit_lines(e.id, e.commit, e.refs)))
         n = d.files
         click.echo(f"    files: {n['added']} added, {n['removed']} removed, {n['modified']} modified, {n['moved']} moved")
+        for w in d.warnings:
+            click.echo(f"    warning: {w}")
         for s in d.sources:
             click.echo("")
             click.echo("\n".join("  " + line for line in source_blocks(s, markdown=False)))

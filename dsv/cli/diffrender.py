@@ -119,6 +119,7 @@ def render_text(d: SemanticDiff, *, stat_only: bool) -> list[str]:
                 lines.append(f"{marks[c.kind.value]}  {quote_path(c.path)}")
     n = d.files
     lines.append(f"{sum(n.values())} file(s) changed: {n['added']} added, {n['removed']} removed, {n['modified']} modified, {n['moved']} moved")
+    lines += [f"warning: {w}" for w in d.warnings]
     for s in d.sources:
         lines.append("")
         lines += source_blocks(s, markdown=False)
@@ -130,6 +131,7 @@ def render_markdown(d: SemanticDiff, *, title: str | None = None) -> list[str]:
     n = d.files
     lines = [f"## {title or f'Dataset changes: {d.old} → {d.new}'}", ""]
     lines.append(f"**Files:** {sum(n.values())} changed ({n['added']} added, {n['removed']} removed, {n['modified']} modified, {n['moved']} moved)")
+    lines += [f"\n> warning: {w}" for w in d.warnings]
     for s in d.sources:
         lines.append("")
         lines += source_blocks(s, markdown=True)

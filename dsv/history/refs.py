@@ -94,7 +94,12 @@ class RefStore:
             ref = raw[5:].strip()
             if not ref.startswith(HEADS + "/"):
                 raise CorruptMetadataError("HEAD", f"points at {ref!r}, not a branch")
-            return Head(ref[len(HEADS) + 1 :], self.read(ref))
+            branch = ref[len(HEADS) + 1 :]
+            try:
+                check_ref_name(branch)
+            except InvalidRefNameError:
+                raise CorruptMetadataError("HEAD", f"names an invalid branch {branch!r}", hint=f"write 'ref: refs/heads/main' to {path}") from None
+            return Head(branch, self.read(ref))
         if is_object_id(raw):
             return Head(None, raw)
         raise CorruptMetadataError("HEAD", "neither 'ref: refs/heads/<branch>' nor a commit id")
@@ -115,8 +120,12 @@ class RefStore:
                 old = None
             _publish(path, data.encode(), old)
 
-    def list(self, namespace: str) -> dict[str, str]:
-        """``{short name: id}`` of every ref under ``refs/heads`` or ``refs/tags``."""
+    def list(self, namespace: str, *, malformed: "list[str] | None" = None) -> dict[str, str]:
+        """``{short name: id}`` of every ref under ``refs/heads`` or ``refs/tags``.
+
+        With ``malformed`` given, refs that do not hold an id are appended to it and
+        skipped instead of raising (fsck reports them; log shows the rest).
+        """
         base = self._path(namespace)
         out: dict[str, str] = {}
         for dirpath, _dirs, files in os.walk(base):
@@ -126,7 +135,13 @@ class RefStore:
                     continue
                 full = os.path.join(dirpath, f)
                 short = os.path.relpath(full, base).replace(os.sep, "/")
-                value = self.read(f"{namespace}/{short}")
+                try:
+                    value = self.read(f"{namespace}/{short}")
+                except CorruptMetadataError:
+                    if malformed is None:
+                        raise
+                    malformed.append(f"{namespace}/{short}")
+                    continue
                 if value:
                     out[short] = value
         return dict(sorted(out.items()))
@@ -158,6 +173,16 @@ class RefStore:
             else:
                 _publish(path, (new + "\n").encode(), None if current is None else (current + "\n").encode())
 
+    def _prune_empty(self, ref: str) -> None:
+        """Remove folders a deleted ``a/b`` left empty, so ``a`` can be created later."""
+        parts = ref.split("/")[:-1]
+        while len(parts) > 2:
+            try:
+                os.rmdir(self._path("/".join(parts)))
+            except OSError:
+                break
+            parts.pop()
+
     def _check_no_clash(self, ref: str, path: str) -> None:
         """Refuse ``a/b`` when ``a`` exists, and ``a`` when ``a/b`` exists (as git does)."""
         if os.path.isdir(path):
@@ -187,6 +212,7 @@ class RefStore:
         if current is None:
             raise RefNotFoundError(name)
         self.update(ref, None, expected=current)
+        self._prune_empty(ref)  # after the lock file is gone
         return current
 
 

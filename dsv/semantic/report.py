@@ -186,6 +186,7 @@ class SemanticDiff:
     files: dict[str, int]
     sources: tuple[SourceDiff, ...] = field(default_factory=tuple)
     file_changes: tuple[Any, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -200,4 +201,5 @@ class SemanticDiff:
             "new": self.new,
             "files": {"counts": self.files, "changes": [c.to_dict() for c in self.file_changes]},
             "sources": [s.to_dict() for s in self.sources],
+            "warnings": list(self.warnings),
         }

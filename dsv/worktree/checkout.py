@@ -107,7 +107,9 @@ class Materializer:
             except OSError:
                 pass
             if isinstance(err, OSError):
-                raise StorageError("write", target, err) from err
+                failure = StorageError("write", target, err)
+                failure.hint = "checkout stopped part-way; the repository is intact: fix the cause and run the same checkout again"
+                raise failure from err
             raise
         self.progress.advance(1, item.size)
         return stat_key(st, item.mode)
@@ -146,6 +148,28 @@ class Materializer:
                 return  # created later, component by component
             if statmod.S_ISLNK(st.st_mode):
                 raise UnsafePathError(path, f"{rel} is a symlink; dsv never writes through symlinks")
+
+    def check_target(self, path: str, removing: set[str]) -> None:
+        """Refuse, before any change, a file that must replace a folder still holding other files.
+
+        The folder's tracked files are removed first; anything else in it (untracked or
+        ignored files) would be lost, so the checkout stops naming one of them.
+        """
+        full = self._abs(path)
+        try:
+            st = os.lstat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        if not statmod.S_ISDIR(st.st_mode):
+            return
+        for dirpath, _dirs, files in os.walk(full):
+            for name in files:
+                rel = os.path.relpath(os.path.join(dirpath, name), self.root).replace(os.sep, "/")
+                if rel not in removing:
+                    raise WorktreeError(
+                        f"cannot write {path}: folder {path} holds {rel}, which is not tracked",
+                        hint="move it away (or delete it), then run the checkout again; nothing was changed",
+                    )
 
     def remove(self, path: str) -> bool:
         """Delete a tracked file (not a folder), then any folders it leaves empty.
@@ -200,6 +224,7 @@ def materialize(
     removing = set(removals)
     for w in writes:
         m.check_parents(w.path, removing)
+        m.check_target(w.path, removing)
     progress.start("checkout", len(writes), sum(w.size for w in writes))
     try:
         removed = sum(1 for p in sorted(removals, reverse=True) if m.remove(p))

@@ -70,7 +70,7 @@ def _translate(glob: str) -> str:
     return "".join(out)
 
 
-def _compile_line(line: str) -> _Rule | None:
+def _compile_line(line: str, number: int = 0) -> _Rule | None:
     line = line.rstrip("\n").rstrip("\r")
     if not line.strip() or line.startswith("#"):
         return None
@@ -92,14 +92,19 @@ def _compile_line(line: str) -> _Rule | None:
     src = _translate(line)
     if not anchored:
         src = "(?:.*/)?" + src
-    return _Rule(re.compile(src + r"\Z", re.DOTALL), negate, dir_only)
+    try:
+        return _Rule(re.compile(src + r"\Z", re.DOTALL), negate, dir_only)
+    except re.error as err:
+        from dsv.base.errors import UsageError
+
+        raise UsageError(f".dsvignore line {number}: cannot use pattern {line!r} ({err.msg})", hint="fix or escape the [...] class") from err
 
 
 class IgnoreRules:
     """Compiled ``.dsvignore`` rules; paths are ``/``-separated and relative to the root."""
 
     def __init__(self, lines: list[str]) -> None:
-        self.rules = [r for r in (_compile_line(x) for x in lines) if r is not None]
+        self.rules = [r for r in (_compile_line(x, n) for n, x in enumerate(lines, 1)) if r is not None]
         self._has_negation = any(r.negate for r in self.rules)
         if not self._has_negation:
             files = [r.regex.pattern for r in self.rules if not r.dir_only]
