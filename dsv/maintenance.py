@@ -139,25 +139,15 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
             continue
         out.objects.add(oid)
         kind = document_type(data)
-        if kind == "tag":
+        if kind in _POINTERS:
+            # Tags and metrics records keep the commit they name alive.
             try:
-                tag = read_tag(store, oid)
+                target = _POINTERS[kind](store, oid)
             except DsvError as err:
                 out.problems.append(Problem("bad-metadata", oid, f"{ref}: {err}", used_by=(ref,)))
                 continue
-            note(tag.object, ref)
-            pending.append((tag.object, ref))
-        elif kind == "metrics":
-            # A metrics record keeps its commit alive, as a tag does.
-            from dsv.metrics.records import read_record
-
-            try:
-                record = read_record(store, oid)
-            except DsvError as err:
-                out.problems.append(Problem("bad-metadata", oid, f"{ref}: {err}", used_by=(ref,)))
-                continue
-            note(record.commit, ref)
-            pending.append((record.commit, ref))
+            note(target, ref)
+            pending.append((target, ref))
         else:
             pending.append((oid, ref))
     done: set[str] = set()
@@ -244,6 +234,20 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
         out.problems.append(Problem("bad-ref", None, f"{ref} does not hold a valid object id or branch", location=ref))
     out.watched_users = {k: tuple(v[:5]) + ((f"(+{len(v) - 5} more)",) if len(v) > 5 else ()) for k, v in users.items()}
     return out
+
+
+def _tag_target(store: Any, oid: str) -> str:
+    return read_tag(store, oid).object
+
+
+def _metrics_target(store: Any, oid: str) -> str:
+    from dsv.metrics.records import read_record
+
+    return read_record(store, oid).commit
+
+
+_POINTERS = {"tag": _tag_target, "metrics": _metrics_target}
+"""Document kinds a ref may point at besides commits, and how to find their commit."""
 
 
 def _unreadable(oid: str, err: DsvError, user: str) -> Problem:
