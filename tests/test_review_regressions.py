@@ -96,3 +96,15 @@ def test_format_zero_is_malformed(repo: dsv.Repo, repo_dir: Path) -> None:
     cfg.write_text(json.dumps(doc))
     proc = run_dsv("status", cwd=repo_dir)
     assert proc.returncode == 3 and b"format 0" in proc.stderr
+
+
+def test_leaving_a_commit_no_ref_reaches_warns(repo: dsv.Repo, repo_dir: Path) -> None:
+    write_tree(repo_dir, {"f": "1"})
+    first = repo.commit("1")
+    repo.checkout(first.id)  # detached
+    write_tree(repo_dir, {"f": "2"})
+    lost = repo.commit("on detached HEAD")
+    res = repo.checkout("main")
+    assert any(lost.id[:10] in w and "dsv branch NAME" in w for w in res.warnings)
+    repo.checkout(first.id)
+    assert repo.checkout("main").warnings == ()  # nothing unreachable this time

@@ -105,6 +105,15 @@ class Repo:
             return oid
         return read_tag(self._repo.store, oid).object if document_type(data) == "tag" else oid
 
+    def _reachable_from_refs(self, commit: str) -> bool:
+        """Whether any branch or tag reaches ``commit`` (walks history; commits are small)."""
+        starts = list(self._repo.refs.list(HEADS, malformed=[]).values())
+        starts += [self._peel_tag(oid) for oid in self._repo.refs.list(TAGS, malformed=[]).values()]
+        try:
+            return any(oid == commit for oid, _ in self._repo.history.walk(starts)) if starts else False
+        except DsvError:
+            return True  # unsure: do not warn
+
     def repo_path(self, user_path: str) -> str:
         """A command-line path as a path relative to the working-tree root."""
         return to_repo_path(self.root, user_path)
@@ -400,6 +409,11 @@ class Repo:
                 plan = plan_full(self.root, cache, status, head_manifest, target_manifest, force=force)
             if plan.conflicts:
                 raise UncommittedChangesError(sorted(plan.conflicts))
+            if not paths and head.branch is None and head.commit and head.commit != target.commit_id and not self._reachable_from_refs(head.commit):
+                warn(
+                    f"leaving commit {head.commit[:10]}, which no branch or tag reaches; keep it with "
+                    f"'dsv branch NAME {head.commit[:10]}' (gc removes it after the grace period)"
+                )
             keys, removed = materialize(self.root, repo.store, plan.writes, plan.removals, progress)
             branch = None
             if not paths:
