@@ -13,7 +13,7 @@ mtime with ``utime`` still changes ctime, which the comparison includes.
 Binary layout (little-endian; docs/format.md)::
 
     "DSVSTAT\\n" u32 version u32 0
-    u32 n, n bytes of header JSON {"commit": id|null, "manifest": id|null}
+    u32 n, n bytes of header JSON {"commit": id|null, "manifest": id|null, "newest_ns": int}
     u64 count
     u64 m, m bytes: paths, UTF-8, separated by NUL (rows in any order)
     count x 16  object ids
@@ -115,7 +115,12 @@ def _le(a: array) -> bytes:  # type: ignore[type-arg]
 
 def encode(cache: StatCache) -> bytes:
     """Serialize a cache (rows in the order given: readers index by path, not position)."""
-    header = json.dumps({"commit": cache.commit, "manifest": cache.manifest}).encode()
+    newest = 0
+    for k in cache.keys:
+        if k is not None:
+            _, m, c, _, _ = KEY.unpack(k)
+            newest = max(newest, m, c)
+    header = json.dumps({"commit": cache.commit, "manifest": cache.manifest, "newest_ns": newest}).encode()
     n = len(cache.paths)
     blob = "\0".join(cache.paths).encode("utf-8")
     body = b"".join(
@@ -170,18 +175,22 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
         if len(paths) != n or pos != len(data) - DIGEST_SIZE:
             return None
         keys: list[StatKey | None] = [key_block[i : i + ksize] for i in range(0, ksize * n, ksize)]
-        words = array("q")
-        words.frombytes(key_block)
         if sys.byteorder != "little":
-            for a in (sizes, modes, words):
+            for a in (sizes, modes):
                 a.byteswap()
-        # Racy-git: rows not older than the cache itself are never trusted.
-        if n and (max(words[1::5]) >= racy_after_ns or max(words[2::5]) >= racy_after_ns):
+        # Racy-git: rows not older than the cache itself are never trusted. The header
+        # records the newest mtime/ctime, so a settled cache needs no pass over its rows.
+        newest = header.get("newest_ns")
+        if n and (not isinstance(newest, int) or newest >= racy_after_ns):
+            words = array("q")
+            words.frombytes(key_block)
+            if sys.byteorder != "little":
+                words.byteswap()
             mt, ct = words[1::5], words[2::5]
             for i in range(n):
                 if mt[i] >= racy_after_ns or ct[i] >= racy_after_ns:
                     keys[i] = None
-        return StatCache(header.get("commit"), header.get("manifest"), paths, None, sizes.tolist(), modes.tolist(), keys, oid_blob=oid_blob)
+        return StatCache(header.get("commit"), header.get("manifest"), paths, None, sizes, modes, keys, oid_blob=oid_blob)
     except (ValueError, struct.error, UnicodeDecodeError, KeyError, AttributeError):
         return None
 
