@@ -210,7 +210,6 @@ def _literal_prefix(pattern: str) -> str:
 
 
 def _folder(con, a: Side, b: Side, folder: FolderSource, changed: set[str], by: list[str], tag: str) -> SourceDiff:  # type: ignore[no-untyped-def]
-    import pyarrow.compute as pc
 
     from dsv.semantic import engine
 

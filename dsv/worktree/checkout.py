@@ -35,6 +35,12 @@ class FileWrite:
     mode: int
 
 
+def _folders_above(path: str) -> list[str]:
+    """``a``, ``a/b`` for ``a/b/c``: the folders a path needs, outermost first."""
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
 class Materializer:
     """Writes and removes files below ``root`` on behalf of checkout."""
 
@@ -48,10 +54,7 @@ class Materializer:
         return os.path.join(self.root, *path.split("/"))
 
     def _ensure_parent(self, path: str) -> None:
-        parts = path.split("/")[:-1]
-        rel = ""
-        for part in parts:
-            rel = f"{rel}/{part}" if rel else part
+        for rel in _folders_above(path):
             if rel in self._dirs_ok:
                 continue
             full = self._abs(rel)
@@ -116,10 +119,7 @@ class Materializer:
 
     def _parent_is_real(self, path: str) -> bool:
         """Whether every folder above ``path`` is a real folder (never a symlink)."""
-        parts = path.split("/")[:-1]
-        rel = ""
-        for part in parts:
-            rel = f"{rel}/{part}" if rel else part
+        for rel in _folders_above(path):
             if rel in self._dirs_ok:
                 continue
             try:
@@ -136,10 +136,7 @@ class Materializer:
 
         A symlink that the checkout removes first (a tracked link replaced by a folder) is fine.
         """
-        parts = path.split("/")[:-1]
-        rel = ""
-        for part in parts:
-            rel = f"{rel}/{part}" if rel else part
+        for rel in _folders_above(path):
             if rel in removing:
                 return
             try:
