@@ -135,10 +135,7 @@ class Repo:
 
     def commit(self, message: str, *, allow_empty: bool = False, progress: Progress | None = None) -> CommitResult:
         """Snapshot the whole working tree (respecting ``.dsvignore``) as a new commit on HEAD."""
-        import pyarrow.compute as pc
-
         from dsv.history.objects import Commit, CommitSummary, now
-        from dsv.manifest import write_manifest
         from dsv.worktree.snapshot import take_snapshot
 
         if not message.strip():
@@ -155,6 +152,11 @@ class Repo:
                 snap = take_snapshot(self.root, cache, repo.ignore_rules(), writer, warn, progress)
                 if not allow_empty and (not snap.changed if parent else snap.table.num_rows == 0):
                     raise NothingToCommitError()
+                # pyarrow is imported only after the snapshot (see dsv.base.forkjob).
+                import pyarrow.compute as pc
+
+                from dsv.manifest import write_manifest
+
                 manifest_id = write_manifest(snap.table, writer)
                 name, email = repo.author()
                 total = pc.sum(snap.table.column("size")).as_py() or 0

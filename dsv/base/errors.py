@@ -56,6 +56,20 @@ class DsvError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take other constructor arguments than (message,): rebuild from
+        # the instance's fields so the error keeps its type and data across a
+        # process boundary (pickle), whatever its signature.
+        return (_rebuild_error, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild_error(cls: type[DsvError], message: str, state: dict[str, object]) -> DsvError:
+    """Unpickle a :class:`DsvError` of any subclass (see ``DsvError.__reduce__``)."""
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
 
 class NotARepositoryError(DsvError):
     """The folder (or any parent) holds no ``.dsv`` repository."""

@@ -3,24 +3,56 @@
 Threads do not help the per-file Python work of a scan or a commit (the GIL
 serialises it, and on two cores threads make small reads slower); a forked child
 does. The child inherits everything copy-on-write, runs one function, and sends
-back its (``marshal``-able) result through a pipe. Only use it when this process
-runs no other thread: forking a threaded process can deadlock the child.
+back its (``marshal``-able) result through a pipe.
+
+Forking is a decision of the program, never of the library: a notebook or a
+training script that calls ``dsv.Repo(...).commit()`` may run native threads
+(pyarrow's allocator, DuckDB, CUDA) that a fork would copy mid-way, and a forked
+child can then deadlock on a lock one of them held. So :func:`fork_available`
+is false until the program opts in with :func:`allow_fork` (the ``dsv``
+command does, first thing), and even then only while the process runs exactly
+one thread, counted by the kernel (``/proc/self/task``), not by ``threading``:
+importing pyarrow alone starts a native thread that ``threading`` never sees.
 """
 
 from __future__ import annotations
 
 import marshal
 import os
+import pickle
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from dsv.base.errors import DsvError
 
+_allowed = False
+
+
+def allow_fork(enabled: bool = True) -> None:
+    """Let this process fork helpers (called by the ``dsv`` command; libraries must not)."""
+    global _allowed
+    _allowed = enabled
+
+
+def os_thread_count() -> int | None:
+    """Threads of this process as the kernel counts them (``None`` where unknown)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
 
 def fork_available() -> bool:
-    """Whether a second process can help: two cores, ``fork``, and no other thread."""
-    return hasattr(os, "fork") and (os.cpu_count() or 1) >= 2 and threading.active_count() == 1
+    """Whether a forked helper is allowed and safe: opted in, two cores, one thread."""
+    if not _allowed or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+        return False
+    threads = os_thread_count()
+    if threads is None:
+        # No kernel count: trust threading only when no library known to start native threads is loaded.
+        return threading.active_count() == 1 and not any(m in sys.modules for m in ("pyarrow", "duckdb"))
+    return threads == 1
 
 
 class ChildFailed(Exception):
@@ -38,9 +70,10 @@ class ForkJob:
             try:
                 os.close(rfd)
                 try:
-                    payload = marshal.dumps(("ok", fn()))
+                    payload = b"o" + marshal.dumps(fn())
                 except DsvError as err:
-                    payload = marshal.dumps(("err", err.message, err.hint, err.exit_code))
+                    # pickle keeps the error's type and fields (DsvError.__reduce__).
+                    payload = b"e" + pickle.dumps(err)
                 view = memoryview(payload)
                 while view:
                     view = view[os.write(wfd, view) :]
@@ -53,8 +86,13 @@ class ForkJob:
         self._rfd = rfd
         self._done = False
 
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self._pid
+
     def result(self) -> Any:
-        """The child's return value; re-raises its :class:`DsvError` as a ``DsvError``."""
+        """The child's return value; re-raises its :class:`DsvError` with its type and fields."""
         chunks = []
         with os.fdopen(self._rfd, "rb") as f:
             while c := f.read(1 << 20):
@@ -63,12 +101,13 @@ class ForkJob:
         self._done = True
         if status != 0 or not chunks:
             raise ChildFailed(f"child {self._pid} exited with status {status}")
-        msg = marshal.loads(b"".join(chunks))
-        if msg[0] == "err":
-            err = DsvError(msg[1], hint=msg[2])
-            err.exit_code = msg[3]
-            raise err
-        return msg[1]
+        data = b"".join(chunks)
+        if data[:1] == b"e":
+            err = pickle.loads(data[1:])
+            if isinstance(err, DsvError):
+                raise err
+            raise ChildFailed(f"child {self._pid} sent an unexpected error")
+        return marshal.loads(data[1:])
 
     def cancel(self) -> None:
         """Stop waiting for the child and reap it (used on the error path)."""

@@ -12,11 +12,16 @@ def run() -> None:
     The cyclic garbage collector is off for the command's lifetime (dsv builds
     large acyclic structures; collection passes over them cost more than they
     free), and the process ends with ``os._exit`` after flushing output, so a
-    large stat cache is not torn down object by object.
+    large stat cache is not torn down object by object. As a program (not a
+    library), the command may fork a helper process while it is single-threaded
+    (:mod:`dsv.base.forkjob`).
     """
     import gc
 
+    from dsv.base.forkjob import allow_fork
+
     gc.disable()
+    allow_fork()
     code = 0
     try:
         main()

@@ -13,25 +13,25 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
 from dsv.base.progress import NullProgress, Progress
-from dsv.manifest import entries_table
 from dsv.store.base import ObjectWriter
 from dsv.worktree.content import ReadResult, is_large, store_path
 from dsv.worktree.ignore import IgnoreRules
 from dsv.worktree.scan import Warn, scan
 from dsv.worktree.statcache import KEY, StatCache, StatKey
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 
 @dataclass
 class Snapshot:
     """The result of snapshotting a working tree."""
 
-    table: pa.Table
+    table: "pa.Table | None"
     cache: StatCache
     added: int = 0
     removed: int = 0
@@ -75,7 +75,7 @@ def take_snapshot(
     todo.extend((p, st, m, None) for p, st, m in result.new)
     total_bytes = sum(t[1].st_size for t in todo)
     progress.start("hashing", len(todo), total_bytes)
-    snap = Snapshot(pa.table({}), cache)
+    snap = Snapshot(None, cache)
     large_jobs: list[tuple[str, os.stat_result, int, int | None, Future[ReadResult]]] = []
     prefix = root if root.endswith(os.sep) else root + os.sep
     changed_list = snap.changed_while_reading
@@ -152,6 +152,10 @@ def take_snapshot(
                 snap.moved += 1
         snap.added -= snap.moved
         snap.removed -= snap.moved
+    # pyarrow only now: importing it starts a native thread, and the helper
+    # process above must be forked while this process has just one.
+    from dsv.manifest import entries_table
+
     snap.table = entries_table(paths, oids, sizes, modes)
     snap.cache = StatCache(None, None, paths, oids, sizes, modes, keys)
     return snap
