@@ -21,7 +21,9 @@ from dsv.history.refs import HEADS, TAGS
 from dsv.manifest import ENTRY_SCHEMA, MODES, ROOT_SCHEMA, from_ipc_bytes
 from dsv.repository import Repository
 from dsv.store.pack import decode_index
+from dsv.worktree.checkout import remove_leftovers
 from dsv.worktree.paths import check_manifest_path
+from dsv.worktree.scan import find_leftovers
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -89,7 +91,7 @@ def ref_roots(repo: Repository, malformed: list[str] | None = None) -> Iterator[
     except CorruptMetadataError:
         if malformed is None:
             raise
-        malformed.append("HEAD")
+        malformed.append("HEAD: does not name a branch or a commit")
     for name, oid in repo.refs.list(HEADS, malformed=malformed).items():
         yield f"branch {name}", oid
     for name, oid in repo.refs.list(TAGS, malformed=malformed).items():
@@ -230,8 +232,9 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
                         out.problems.append(Problem("unsafe-path", chunk, str(err), used_by=(here,)))
                 if oid not in out.used_by:
                     out.used_by[oid] = f"{here}:{path}"
-    for ref in malformed:
-        out.problems.append(Problem("bad-ref", None, f"{ref} does not hold a valid object id or branch", location=ref))
+    for entry in malformed:
+        ref = entry.split(":", 1)[0].split(" ", 1)[0]
+        out.problems.append(Problem("bad-ref", None, f"bad ref {entry}", location=ref))
     out.watched_users = {k: tuple(v[:5]) + ((f"(+{len(v) - 5} more)",) if len(v) > 5 else ()) for k, v in users.items()}
     return out
 
@@ -408,6 +411,8 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
                 raise StorageError("rewrite packs in", store.packs_dir, err) from err
             report.packs_rewritten = len(victims)
         report.temp_files_removed = _sweep_temp(store.tmp_dir, cutoff) + _sweep_orphan_packs(store.packs_dir, cutoff)
+        # Checkout temp files in the working tree: under the write lock no checkout is live.
+        report.temp_files_removed += remove_leftovers(repo.root, find_leftovers(repo.root))
     return report
 
 

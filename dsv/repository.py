@@ -164,9 +164,9 @@ class Repository:
         self._config = new
         self._config_bytes = new.to_json_bytes()
 
-    def write_lock(self) -> FileLock:
-        """The lock every command writing objects or the working tree holds."""
-        return FileLock(self.layout.write_lock, timeout=self.config.core.lock_timeout)
+    def write_lock(self, *, wait: bool = True) -> FileLock:
+        """The lock every command writing objects or the working tree holds (``wait=False``: try once)."""
+        return FileLock(self.layout.write_lock, timeout=0.0 if not wait else self.config.core.lock_timeout)
 
     def ignore_rules(self) -> IgnoreRules | None:
         """The root ``.dsvignore`` rules."""

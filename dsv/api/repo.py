@@ -114,6 +114,20 @@ class Repo:
         except DsvError:
             return True  # unsure: do not warn
 
+    def _remove_leftovers(self, paths: Sequence[str]) -> None:
+        """Delete checkout temp files a killed dsv left, unless a writer is running (its files are live)."""
+        from dsv.base.errors import LockError
+        from dsv.worktree.checkout import remove_leftovers
+
+        try:
+            lock = self._repo.write_lock(wait=False).acquire()
+        except LockError:
+            return
+        try:
+            remove_leftovers(self.root, paths)
+        finally:
+            lock.release()
+
     def repo_path(self, user_path: str) -> str:
         """A command-line path as a path relative to the working-tree root."""
         return to_repo_path(self.root, user_path)
@@ -126,6 +140,8 @@ class Repo:
         cache = self._repo.load_statcache(head.commit)
         warn = Warnings()
         st = worktree_status(self.root, cache, self._repo.ignore_rules(), warn, progress)
+        if st.leftovers:
+            self._remove_leftovers(st.leftovers)
         if st.refreshed or cache.commit != head.commit or not os.path.exists(self._repo.layout.statcache):
             if head.commit is not None:
                 self._repo.save_statcache(cache)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, InvalidRefNameError, RefConflictError, RefExistsError, RefNotFoundError, StorageError
@@ -67,8 +68,31 @@ class RefStore:
     def _path(self, ref: str) -> str:
         return os.path.join(self.dsv_dir, *ref.split("/"))
 
+    def _check_no_symlink(self, ref: str) -> None:
+        """Refuse a ref reached through a symlink (the ref file or any folder above it).
+
+        Listing never follows symlinks (so gc could not see such a branch) and
+        reading would: both treat a symlink the same way by refusing it.
+        """
+        parts = ref.split("/")
+        for i in range(1, len(parts) + 1):
+            rel = "/".join(parts[:i])
+            try:
+                st = os.lstat(self._path(rel))
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            except OSError as err:
+                raise StorageError("read", self._path(rel), err) from err
+            if stat.S_ISLNK(st.st_mode):
+                raise CorruptMetadataError(
+                    f"ref {ref}",
+                    f"{rel} is a symlink; dsv never follows symlinks in .dsv/refs",
+                    hint=f"replace {self._path(rel)} with the folder or file it points to",
+                )
+
     def read(self, ref: str) -> str | None:
         """The id a full ref name (``refs/heads/main``) holds, or ``None``."""
+        self._check_no_symlink(ref)
         path = self._path(ref)
         try:
             with open(path, "rb") as f:
@@ -123,12 +147,21 @@ class RefStore:
     def list(self, namespace: str, *, malformed: "list[str] | None" = None) -> dict[str, str]:
         """``{short name: id}`` of every ref under ``refs/heads`` or ``refs/tags``.
 
-        With ``malformed`` given, refs that do not hold an id are appended to it and
-        skipped instead of raising (fsck reports them; log shows the rest).
+        With ``malformed`` given, refs that do not hold an id, and symlinks among
+        the refs, are described in it and skipped instead of raising (fsck reports
+        them, gc refuses to run; log shows the rest).
         """
         base = self._path(namespace)
         out: dict[str, str] = {}
-        for dirpath, _dirs, files in os.walk(base):
+        self._check_no_symlink(namespace)
+        for dirpath, dirs, files in os.walk(base):
+            # os.walk lists a symlinked folder among dirs but never enters it: report it.
+            for d in [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+                short = os.path.relpath(os.path.join(dirpath, d), base).replace(os.sep, "/")
+                problem = f"{namespace}/{short} is a symlink to a folder; dsv never follows symlinks in .dsv/refs"
+                if malformed is None:
+                    raise CorruptMetadataError(f"ref {namespace}/{short}", "is a symlink", hint=f"replace {os.path.join(dirpath, d)} with the folder it points to")
+                malformed.append(problem)
             for f in files:
                 # Skip lock files, their stale graves and temp files (ref names can be none of these).
                 if f.startswith(".") or f.endswith(".lock") or ".lock.stale-" in f:
@@ -137,10 +170,10 @@ class RefStore:
                 short = os.path.relpath(full, base).replace(os.sep, "/")
                 try:
                     value = self.read(f"{namespace}/{short}")
-                except CorruptMetadataError:
+                except CorruptMetadataError as err:
                     if malformed is None:
                         raise
-                    malformed.append(f"{namespace}/{short}")
+                    malformed.append(f"{namespace}/{short}: {err.detail}")
                     continue
                 if value:
                     out[short] = value
@@ -155,6 +188,7 @@ class RefStore:
         """
         path = self._path(ref)
         parent = os.path.dirname(path)
+        self._check_no_symlink(ref)
         self._check_no_clash(ref, path)
         try:
             os.makedirs(parent, exist_ok=True)

@@ -19,7 +19,7 @@ from dsv.base.fsio import write_all
 from dsv.base.hashing import from_hex
 from dsv.base.progress import NullProgress, Progress
 from dsv.store.base import ObjectStore
-from dsv.worktree.ignore import TEMP_PREFIXES
+from dsv.worktree.ignore import CHECKOUT_TEMP_PREFIX
 from dsv.worktree.paths import check_manifest_path
 from dsv.worktree.scan import MODE_EXEC, MODE_LINK
 from dsv.worktree.statcache import StatKey, stat_key
@@ -82,7 +82,7 @@ class Materializer:
         self._ensure_parent(item.path)
         target = self._abs(item.path)
         head, tail = os.path.split(target)
-        tmp = os.path.join(head, f"{TEMP_PREFIXES[0]}{uuid.uuid4().hex[:16]}")
+        tmp = os.path.join(head, f"{CHECKOUT_TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
         try:
             st0 = os.lstat(target)
         except FileNotFoundError:
@@ -231,3 +231,26 @@ def materialize(
     finally:
         progress.finish()
     return keys, removed
+
+
+def remove_leftovers(root: str, paths: Iterable[str]) -> int:
+    """Delete checkout temp files a killed process left; return how many.
+
+    Only files named ``.dsv-tmp-*`` are touched, and only through real folders.
+    The caller must hold the repository write lock, so no live checkout owns them.
+    """
+    removed = 0
+    for rel in paths:
+        if not rel.rsplit("/", 1)[-1].startswith(CHECKOUT_TEMP_PREFIX):
+            continue
+        full = os.path.join(root, *rel.split("/"))
+        try:
+            if any(os.path.islink(os.path.join(root, *d.split("/"))) for d in _folders_above(rel)):
+                continue
+            if statmod.S_ISDIR(os.lstat(full).st_mode):
+                continue
+            os.unlink(full)
+            removed += 1
+        except OSError:
+            continue
+    return removed

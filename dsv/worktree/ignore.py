@@ -20,7 +20,10 @@ from dataclasses import dataclass
 ALWAYS_IGNORED = frozenset({".dsv", ".git"})
 """Folder names never tracked, at any depth."""
 
-TEMP_PREFIXES = (".dsv-tmp-", ".dsv.init-")
+CHECKOUT_TEMP_PREFIX = ".dsv-tmp-"
+"""Name prefix of a file checkout is writing (renamed over its target when verified)."""
+
+TEMP_PREFIXES = (CHECKOUT_TEMP_PREFIX, ".dsv.init-")
 """Names of dsv's own in-flight files (checkout temp files, a half-made repository): never tracked."""
 IGNORE_FILE = ".dsvignore"
 

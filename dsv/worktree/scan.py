@@ -9,6 +9,7 @@ that are not valid UTF-8 (a manifest path is UTF-8).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as statmod
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any, NamedTuple
 
 from dsv.base.errors import StorageError
 from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
-from dsv.worktree.ignore import ALWAYS_IGNORED, TEMP_PREFIXES, IgnoreRules
+from dsv.worktree.ignore import ALWAYS_IGNORED, CHECKOUT_TEMP_PREFIX, TEMP_PREFIXES, IgnoreRules
 from dsv.worktree.statcache import KEY, StatCache, StatKey
 
 MODE_FILE = 0o100644
@@ -50,6 +51,8 @@ class ScanResult:
     suspect: list[tuple[int, os.stat_result, int]] = field(default_factory=list)
     new: list[tuple[str, os.stat_result, int]] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
+    """Checkout temp files (``.dsv-tmp-*``) a killed process left behind."""
 
 
 _S_IFMT = 0o170000
@@ -97,6 +100,9 @@ def _scan_dirs(
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as err:
+            if err.errno == errno.ENAMETOOLONG:
+                warn(f"skipped folder {rel_dir.rstrip('/')}: its path is too long for the operating system")
+                continue
             raise StorageError("list", abs_dir, err) from err
         with it:
             for e in it:
@@ -109,6 +115,8 @@ def _scan_dirs(
                         continue
                 # .dsv and .git (any letter case, file or folder) and dsv's temp files are never tracked.
                 if name[0] == "." and (name.lower() in ALWAYS_IGNORED or name.startswith(TEMP_PREFIXES)):
+                    if name.startswith(CHECKOUT_TEMP_PREFIX) and not e.is_dir(follow_symlinks=False):
+                        result.leftovers.append(rel_dir + name)
                     continue
                 rel = rel_dir + name
                 try:
@@ -122,6 +130,9 @@ def _scan_dirs(
                 except FileNotFoundError:
                     continue
                 except OSError as err:
+                    if err.errno == errno.ENAMETOOLONG:
+                        warn(f"skipped {rel}: its path is too long for the operating system")
+                        continue
                     raise StorageError("stat", e.path, err) from err
                 fmt = st.st_mode & _S_IFMT
                 if fmt == _S_IFREG:
@@ -156,7 +167,7 @@ def _scan_forked(
     mine = units[0::2]
     theirs = units[1::2]
 
-    def child() -> tuple[list[int], list[Any], list[Any], list[str]]:
+    def child() -> tuple[list[int], list[Any], list[Any], list[str], list[str]]:
         part = ScanResult()
         notes: list[str] = []
         _scan_dirs(theirs, cache.index.get, cache.keys, ignore, notes.append, part)
@@ -165,6 +176,7 @@ def _scan_forked(
             [(r, _pack_stat(st), m) for r, st, m in part.suspect],
             [(p, _pack_stat(st), m) for p, st, m in part.new],
             notes,
+            part.leftovers,
         )
 
     job = ForkJob(child)
@@ -174,13 +186,14 @@ def _scan_forked(
         job.cancel()
         raise
     try:
-        clean, suspect, new, notes = job.result()
+        clean, suspect, new, notes, leftovers = job.result()
     except ChildFailed:
         _scan_dirs(theirs, cache.index.get, cache.keys, ignore, warn, result)
         return
     result.clean.extend(clean)
     result.suspect.extend((r, FileStat(*st), m) for r, st, m in suspect)
     result.new.extend((p, FileStat(*st), m) for p, st, m in new)
+    result.leftovers.extend(leftovers)
     for n in notes:
         warn(n)
 
@@ -224,3 +237,32 @@ def scan(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, *,
             seen[r] = 1
         result.missing = [i for i in expected if not seen[i]]
     return result
+
+
+def find_leftovers(root: str) -> list[str]:
+    """Every checkout temp file (``.dsv-tmp-*``) in the working tree, for gc.
+
+    A plain walk (no stat cache): it skips ``.dsv`` and ``.git`` folders and
+    never follows symlinks.
+    """
+    out: list[str] = []
+    stack = [("", root)]
+    while stack:
+        rel_dir, abs_dir = stack.pop()
+        try:
+            it = os.scandir(abs_dir)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                name = e.name
+                try:
+                    is_dir = e.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if is_dir:
+                    if name.lower() not in ALWAYS_IGNORED:
+                        stack.append((rel_dir + name + "/", e.path))
+                elif name.startswith(CHECKOUT_TEMP_PREFIX):
+                    out.append(rel_dir + name)
+    return sorted(out)

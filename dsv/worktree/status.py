@@ -27,6 +27,8 @@ class WorktreeStatus:
     moved: list[tuple[str, str]] = field(default_factory=list)
     changed_while_reading: list[str] = field(default_factory=list)
     refreshed: int = 0
+    leftovers: list[str] = field(default_factory=list)
+    """Checkout temp files a killed process left (never tracked; the caller removes them)."""
 
     @property
     def clean(self) -> bool:
@@ -66,7 +68,7 @@ def worktree_status(
     """
     progress = progress or NullProgress()
     res = scan(root, cache, ignore, warn, under=under)
-    out = WorktreeStatus()
+    out = WorktreeStatus(leftovers=res.leftovers)
     progress.start("checking", len(res.suspect), sum(st.st_size for _, st, _ in res.suspect))
     for row, st, mode in res.suspect:
         path = cache.paths[row]
