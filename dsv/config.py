@@ -6,8 +6,11 @@ read-only command needs only the cheap format-version gate, not pydantic.
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 from pydantic import BaseModel, ConfigDict
 
+from dsv.base.formats import REPOSITORY_FORMAT
 from dsv.base.ondisk import OnDiskModel
 
 
@@ -30,8 +33,10 @@ class CoreConfig(BaseModel):
 
 
 class RepoConfig(OnDiskModel):
-    """``.dsv/config.json``."""
+    """``.dsv/config.json``: the repository format (the gate, docs/format.md §9) and settings."""
 
+    max_format: ClassVar[int] = REPOSITORY_FORMAT
+    format: Literal[1, 2] = REPOSITORY_FORMAT  # type: ignore[assignment]
     user: UserConfig = UserConfig()
     core: CoreConfig = CoreConfig()
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from dsv.base.errors import CorruptMetadataError, FormatVersionError, NotARepositoryError, RepositoryExistsError, StorageError
 from dsv.base.fsio import FileLock, atomic_write_bytes, fsync_dir, read_bytes
 from dsv.base.layout import DSV_DIR, RepoLayout
-from dsv.base.formats import FORMAT_VERSION
+from dsv.base.formats import REPOSITORY_FORMAT
 from dsv.history.refs import HEADS, RefStore
 from dsv.store.local import LocalObjectStore
 from dsv.worktree import statcache
@@ -56,7 +56,7 @@ class Repository:
         self._check_format()
         self._config: RepoConfig | None = None
         self._history: History | None = None
-        self.store = LocalObjectStore(self.layout.objects)
+        self.store = LocalObjectStore(self.layout.objects, before_write=self.upgrade_format)
         self.refs = RefStore(self.layout.dsv)
 
     def _check_format(self) -> None:
@@ -68,10 +68,11 @@ class Repository:
             raise CorruptMetadataError(f"config {self.layout.config}", "not a JSON object") from None
         if not isinstance(version, int) or isinstance(version, bool):
             raise CorruptMetadataError(f"config {self.layout.config}", "no integer 'format' version")
-        if version > FORMAT_VERSION:
-            raise FormatVersionError(what, version, FORMAT_VERSION)
+        if version > REPOSITORY_FORMAT:
+            raise FormatVersionError(what, version, REPOSITORY_FORMAT)
         if version < 1:
             raise CorruptMetadataError(f"config {self.layout.config}", f"format {version} does not exist (the first is 1)")
+        self.format_version = version
 
     @property
     def config(self) -> "RepoConfig":
@@ -163,6 +164,27 @@ class Repository:
             atomic_write_bytes(self.layout.config, new.to_json_bytes())
         self._config = new
         self._config_bytes = new.to_json_bytes()
+
+    def upgrade_format(self) -> None:
+        """Raise a format-1 repository to format 2 before the first object is written (§13).
+
+        Format-2 readers read everything format 1 wrote, so the upgrade is only the
+        gate in ``config.json``; afterwards a dsv that knows only format 1 refuses
+        the repository instead of misreading version-2 packs and manifests.
+        """
+        if self.format_version >= REPOSITORY_FORMAT:
+            return
+        from dsv.config import RepoConfig
+
+        with FileLock(self.layout.config + ".lock", timeout=self.config.core.lock_timeout):
+            current = RepoConfig.from_json_bytes(read_bytes(self.layout.config), what=f"config {self.layout.config}")
+            if current.format < REPOSITORY_FORMAT:
+                new = current.model_copy(update={"format": REPOSITORY_FORMAT})
+                atomic_write_bytes(self.layout.config, new.to_json_bytes())
+                current = new
+        self._config = current
+        self._config_bytes = current.to_json_bytes()
+        self.format_version = REPOSITORY_FORMAT
 
     def write_lock(self, *, wait: bool = True) -> FileLock:
         """The lock every command writing objects or the working tree holds (``wait=False``: try once)."""

@@ -44,7 +44,10 @@ def test_small_edit_in_large_manifest_rewrites_few_chunks() -> None:
     root2 = m.write_manifest(_table(entries), w)
     w.commit()
     new_objects = set(store.objects) - before
-    new_bytes = sum(len(store.objects[o]) for o in new_objects)
+    from dsv.store.pack import compress
+
+    # As the local store keeps them: manifests are stored zstd-compressed.
+    new_bytes = sum(len(compress(store.objects[o])) for o in new_objects)
     chunks1 = m.read_manifest(store, root1).chunk_ids()
     assert len(chunks1) > 50  # the manifest really is chunked
     assert len(new_objects) <= 10 + 1  # at most one chunk per edit, plus the root
@@ -70,16 +73,108 @@ def test_truncated_or_foreign_manifest_is_refused() -> None:
     store, root = _store(_table({"a": b"1" * 16}))
     data = store.objects[root]
     with pytest.raises(CorruptMetadataError):
-        m.from_ipc_bytes(data[: len(data) // 2], m.ROOT_SCHEMA, what="root")
+        m.decode_root(data[: len(data) // 2], what="root")
     with pytest.raises(CorruptMetadataError):
-        m.from_ipc_bytes(data, m.ENTRY_SCHEMA, what="chunk")
+        m.decode_root(data + b"x" * 8, what="root")
+    with pytest.raises(CorruptMetadataError, match="not a chunk"):
+        m.decode_chunk(data, what="chunk")
+    with pytest.raises(CorruptMetadataError):
+        m.decode_chunk(b"not a manifest at all", what="chunk")
+
+
+def test_corrupt_string_offsets_are_refused_not_crashed() -> None:
+    import struct
+
+    data = bytearray(m.encode_chunk(_table({"ab": b"1" * 16, "cd": b"2" * 16})))
+    struct.pack_into("<i", data, 24 + 4, 1000)  # the first path ends past the data
+    with pytest.raises(CorruptMetadataError):
+        m.decode_chunk(bytes(data), what="chunk")
+    bad_utf8 = bytearray(m.encode_chunk(_table({"ab": b"1" * 16})))
+    bad_utf8[24 + 8] = 0xFF
+    with pytest.raises(CorruptMetadataError):
+        m.decode_chunk(bytes(bad_utf8), what="chunk")
 
 
 def test_newer_manifest_version_is_refused() -> None:
-    schema = m.ENTRY_SCHEMA.with_metadata({b"dsv.manifest.version": b"2", b"dsv.kind": b"chunk"})
-    data = m.to_ipc_bytes(schema.empty_table())
+    import struct
+
+    data = bytearray(m.encode_chunk(_table({"a": b"1" * 16})))
+    struct.pack_into("<I", data, 8, 3)
     with pytest.raises(FormatVersionError):
-        m.from_ipc_bytes(data, m.ENTRY_SCHEMA, what="chunk")
+        m.decode_chunk(bytes(data), what="chunk")
+    from dsv.manifest.encoding import V1_ENTRY_SCHEMA, encode_v1
+
+    v9 = encode_v1(m.empty_entries(), V1_ENTRY_SCHEMA.with_metadata({b"dsv.manifest.version": b"9", b"dsv.kind": b"chunk"}))
+    with pytest.raises(FormatVersionError):
+        m.decode_chunk(v9, what="chunk")
+
+
+# Golden values: a dependency upgrade (pyarrow, zstd) must never change them.
+GOLDEN_ENTRIES = {
+    "images/cat/001.png": (bytes.fromhex("00112233445566778899aabbccddeeff"), 1234, m.MODE_FILE),
+    "images/dog/002.png": (bytes.fromhex("ffeeddccbbaa99887766554433221100"), 0, m.MODE_EXEC),
+    "labels.csv": (bytes.fromhex("0123456789abcdef0123456789abcdef"), 77, m.MODE_FILE),
+    "link": (bytes.fromhex("fedcba9876543210fedcba9876543210"), 9, m.MODE_LINK),
+    "\u00e9t\u00e9/\u6f22\\x.txt": (bytes.fromhex("11111111111111111111111111111111"), 2**40, m.MODE_FILE),
+}
+GOLDEN_CHUNK_HEX = (
+    "4453564d414e490a0200000001000000050000000000000000000000120000002400000"  # header; path offsets
+    "02e0000003200000041000000"
+    "696d616765732f6361742f3030312e706e67696d616765732f646f672f3030322e706e67"  # path bytes
+    "6c6162656c732e6373766c696e6bc3a974c3a92fe6bca25c782e747874"
+    "00000000000000"  # padding to 8
+    "00112233445566778899aabbccddeeffffeeddccbbaa998877665544332211000123456789abcdef0123456789abcdef"  # oids
+    "fedcba9876543210fedcba987654321011111111111111111111111111111111"
+    "d2040000000000000000000000000000" "4d000000000000000900000000000000" "0000000000010000"  # sizes
+    "a4810000ed810000a481000000a00000a4810000" "00000000"  # modes, padding
+)
+GOLDEN_ROOT_ID = "25b360b335d33c87bb7e06ec2a1cd6d5"
+
+
+def _golden_table() -> pa.Table:
+    paths = list(GOLDEN_ENTRIES)
+    return m.entries_table(paths, [GOLDEN_ENTRIES[p][0] for p in paths], [GOLDEN_ENTRIES[p][1] for p in paths], [GOLDEN_ENTRIES[p][2] for p in paths])
+
+
+def test_golden_chunk_bytes_and_ids() -> None:
+    from dsv.base.hashing import hash_bytes
+
+    chunk = m.encode_chunk(_golden_table())
+    assert chunk.hex() == GOLDEN_CHUNK_HEX
+    store, root = _store(_golden_table())
+    man = m.read_manifest(store, root)
+    assert man.chunk_ids() == [hash_bytes(chunk)]
+    assert root == GOLDEN_ROOT_ID
+    assert man.table().equals(_golden_table())
+    assert man.file_count == 5 and man.total_bytes == 1234 + 77 + 9 + 2**40
+
+
+def test_version_1_manifests_are_still_read() -> None:
+    from dsv.manifest.encoding import V1_ENTRY_SCHEMA, V1_ROOT_SCHEMA, encode_v1
+
+    table = _golden_table()
+    store = MemoryObjectStore()
+    w = store.begin_write()
+    chunk = w.add_bytes(encode_v1(table, V1_ENTRY_SCHEMA))
+    root_table = pa.table(
+        [pa.array([bytes.fromhex(chunk)], pa.binary(16)), pa.array([table.column("path")[0].as_py()]), pa.array([table.column("path")[-1].as_py()]),
+         pa.array([5], pa.int64()), pa.array([1234 + 77 + 9 + 2**40], pa.int64())],
+        schema=m.ROOT_SCHEMA,
+    )
+    root = w.add_bytes(encode_v1(root_table, V1_ROOT_SCHEMA))
+    w.commit()
+    man = m.read_manifest(store, root)
+    assert man.table().equals(table)
+    assert man.file_count == 5
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=30).filter(lambda p: "\x00" not in p), st.binary(min_size=16, max_size=16), max_size=60))
+@settings(max_examples=60, deadline=None)
+def test_encoding_round_trips(entries: dict[str, bytes]) -> None:
+    table = _table(entries)
+    assert m.decode_chunk(m.encode_chunk(table), what="t").equals(table)
+    half = table.slice(len(entries) // 2)
+    assert m.decode_chunk(m.encode_chunk(half), what="t").equals(half.combine_chunks())
 
 
 def test_diff_kinds_and_moves() -> None:

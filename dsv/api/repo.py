@@ -618,11 +618,11 @@ class Repo:
 
     # -- maintenance ---------------------------------------------------------------
 
-    def fsck(self, progress: Progress | None = None) -> "FsckReport":
-        """Re-hash every object and check every reference."""
+    def fsck(self, progress: Progress | None = None, *, repair: bool = False) -> "FsckReport":
+        """Re-hash every object and check every reference; ``repair`` rebuilds indexes and restores objects from the working tree."""
         from dsv.maintenance import fsck
 
-        return fsck(self._repo, progress)
+        return fsck(self._repo, progress, repair=repair)
 
     def gc(self, grace_seconds: float = 14 * 86400) -> "GcReport":
         """Delete unreachable objects older than the grace period."""

@@ -56,6 +56,11 @@ class DsvError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def with_hint(self, hint: str) -> "DsvError":
+        """Replace the hint and return the error (for ``raise Err(...).with_hint(...)``)."""
+        self.hint = hint
+        return self
+
     def __reduce__(self) -> tuple[object, ...]:
         # Subclasses take other constructor arguments than (message,): rebuild from
         # the instance's fields so the error keeps its type and data across a

@@ -1,4 +1,11 @@
-"""Format version numbers (docs/format.md), importable without pydantic."""
+"""Format version numbers (docs/format.md §13), importable without pydantic."""
 
-FORMAT_VERSION = 1
-"""The repository and JSON-document format version this dsv reads and writes."""
+REPOSITORY_FORMAT = 2
+"""The repository format (``config.json``'s ``format``) this dsv writes; it reads 1 and 2.
+
+2: canonical manifest encoding, pack version 2 (per-object encodings). A format-1
+repository is read as it is and upgraded to 2 by its first write.
+"""
+
+DOCUMENT_FORMAT = 1
+"""The format of JSON documents stored as objects (commits, tags, metrics records)."""

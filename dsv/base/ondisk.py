@@ -3,21 +3,22 @@
 A document is written as canonical JSON (sorted keys, no spaces, UTF-8) so that the
 same content always gives the same bytes and so the same object id. Each document
 carries ``format``; :meth:`OnDiskModel.from_json_bytes` refuses versions newer than
-:data:`FORMAT_VERSION` before validating anything else.
+the model's ``max_format`` (:data:`DOCUMENT_FORMAT` unless a model says otherwise)
+before validating anything else.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dsv.base.errors import CorruptMetadataError, FormatVersionError
 
-from dsv.base.formats import FORMAT_VERSION
+from dsv.base.formats import DOCUMENT_FORMAT
 
-__all__ = ["FORMAT_VERSION", "OnDiskModel", "canonical_json"]
+__all__ = ["DOCUMENT_FORMAT", "OnDiskModel", "canonical_json"]
 
 
 def canonical_json(value: Any) -> bytes:
@@ -30,7 +31,10 @@ class OnDiskModel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    format: Literal[1] = FORMAT_VERSION
+    max_format: ClassVar[int] = DOCUMENT_FORMAT
+    """The newest ``format`` this dsv reads for this kind of document."""
+
+    format: Literal[1] = DOCUMENT_FORMAT
 
     def to_json_bytes(self) -> bytes:
         """Canonical JSON bytes of this document."""
@@ -48,8 +52,8 @@ class OnDiskModel(BaseModel):
         version = raw.get("format", None)
         if not isinstance(version, int) or isinstance(version, bool):
             raise CorruptMetadataError(what, "no integer 'format' version")
-        if version > FORMAT_VERSION:
-            raise FormatVersionError(what, version, FORMAT_VERSION)
+        if version > cls.max_format:
+            raise FormatVersionError(what, version, cls.max_format)
         try:
             # Strict, from JSON: no silent coercion (an integer is not a timestamp).
             return cls.model_validate_json(data, strict=True)

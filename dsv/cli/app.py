@@ -497,14 +497,21 @@ def tag(ctx: click.Context, name: str | None, rev: str, message: str | None, met
 
 
 @cli.command()
+@click.option("--repair", is_flag=True, help="Rebuild damaged pack indexes and restore missing or corrupt objects from working-tree files.")
 @json_option
 @click.pass_context
-def fsck(ctx: click.Context, as_json: bool) -> None:
-    """Re-hash every object and check every reference; exit 1 on any problem."""
-    report = _repo(ctx).fsck(progress=_progress(ctx))
+def fsck(ctx: click.Context, repair: bool, as_json: bool) -> None:
+    """Re-hash every object and check every reference; exit 1 on any problem left."""
+    report = _repo(ctx).fsck(progress=_progress(ctx), repair=repair)
     if as_json:
         emit_json(report.to_dict())
     else:
+        for idx in report.indexes_rebuilt:
+            click.echo(f"rebuilt pack index {idx}")
+        for r in report.repaired:
+            click.echo(f"repaired {r.oid} from {r.source}")
+        if report.quarantined:
+            click.echo(f"set aside {report.quarantined} corrupt cop{'y' if report.quarantined == 1 else 'ies'} in .dsv/objects/quarantine")
         for p in report.problems:
             line = f"{p.kind}: {p.message}"
             if p.expected and p.actual:

@@ -19,11 +19,15 @@ CHUNK_SIZE = 4 * 1024 * 1024
 class ObjectWriter(Protocol):
     """A write transaction on a store."""
 
-    def add_bytes(self, data: bytes) -> str:
-        """Store ``data``; return its id. Adding an object that exists is a no-op."""
+    def add_bytes(self, data: bytes, *, compress: bool = False) -> str:
+        """Store ``data``; return its id. Adding an object that exists is a no-op.
+
+        ``compress`` asks the store to keep the bytes compressed (a storage detail:
+        the id is the hash of ``data`` either way).
+        """
         ...
 
-    def add_raw(self, data: bytes) -> bytes:
+    def add_raw(self, data: bytes, *, compress: bool = False) -> bytes:
         """:meth:`add_bytes` returning the 16-byte binary id."""
         ...
 

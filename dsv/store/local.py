@@ -4,33 +4,59 @@ Layout::
 
     objects/packs/pack-<name>.pack + .idx   small objects (< LOOSE_THRESHOLD)
     objects/loose/ab/<30 hex>               one file per large object
+    objects/quarantine/<id>.<where>         copies found corrupt, set aside
     objects/tmp/                            in-flight writes (garbage after a crash)
 
 Small objects are appended to one pack per write transaction and made durable with
 a single fsync; large objects are hashed while they are copied to a temp file,
 fsynced, and renamed to their id. Every read re-hashes what it returns.
+
+The store heals itself: a copy that a read finds corrupt is *quarantined* (its
+bytes moved or copied to ``quarantine/``) and from then on counts as missing, so
+the next commit of the same bytes stores a good copy and ``dsv fsck --repair``
+can restore it. A pack index that cannot be read is reported
+(:meth:`LocalObjectStore.damaged_indexes`) and skipped, never fatal: the rest of
+the store keeps working and ``fsck --repair`` rebuilds the index from its pack.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from dsv.base.errors import CorruptObjectError, ObjectNotFoundError, StorageError
+from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError
 from dsv.base.fsio import atomic_write_bytes, fsync_dir, write_all
 from dsv.base.hashing import Hasher, digest_bytes, from_hex, hash_bytes, is_object_id, to_hex
 from dsv.store.base import CHUNK_SIZE
-from dsv.store.pack import PACK_HEADER, PackIndex, PackWriter, check_pack_header, decode_index, pack_name
+from dsv.store.pack import (
+    PACK_HEADER,
+    TRAILER,
+    Encoding,
+    PackIndex,
+    PackWriter,
+    check_pack_header,
+    compress,
+    decode_index,
+    decode_payload,
+    encode_index,
+    pack_name,
+    scan_pack,
+)
+
+log = logging.getLogger(__name__)
 
 LOOSE_THRESHOLD = 8 * 1024 * 1024
 """Objects at least this large are stored as loose files rather than in packs."""
 
 PACK_ROLLOVER = 1024 * 1024 * 1024
 """A transaction starts a new pack once the current one reaches this size."""
+
+QUARANTINE_HINT = "the damaged copy was set aside: commit a file with these bytes again, or run 'dsv fsck --repair'"
 
 
 @dataclass
@@ -43,10 +69,15 @@ class LoadedPack:
     index: PackIndex
     fd: int = -1
 
+    @property
+    def version(self) -> int:
+        """The pack format version (that of its index)."""
+        return self.index.version
+
 
 @dataclass(frozen=True)
 class StoredCopy:
-    """Where one object lives, for fsck and gc."""
+    """Where one object lives, for fsck and gc. ``size`` is the stored length."""
 
     oid: str
     kind: str  # "pack" or "loose"
@@ -54,19 +85,32 @@ class StoredCopy:
     size: int
 
 
+@dataclass(frozen=True)
+class QuarantinedCopy:
+    """A copy set aside as corrupt: the object it claimed to be, where it was, and its saved bytes."""
+
+    oid: str
+    origin: str  # a pack's base name, or "loose"
+    path: str
+
+
 class LocalObjectStore:
     """Object store on a local filesystem rooted at ``root`` (``.dsv/objects``)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, before_write: Callable[[], None] | None = None) -> None:
         self.root = root
+        self._before_write = before_write
         self.packs_dir = os.path.join(root, "packs")
         self.loose_dir = os.path.join(root, "loose")
         self.tmp_dir = os.path.join(root, "tmp")
+        self.quarantine_dir = os.path.join(root, "quarantine")
         self._packs: list[LoadedPack] | None = None
+        self._damaged: list[tuple[str, str]] = []
+        self._quarantined: set[tuple[str, bytes]] = set()
         # id -> (pack slot, row), built only once lookups are many (see _locate).
         self._where: dict[bytes, tuple[int, int]] | None = None
         self._lookups = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # -- setup -------------------------------------------------------------------
 
@@ -83,23 +127,51 @@ class LocalObjectStore:
         with self._lock:
             if self._packs is None:
                 packs: list[LoadedPack] = []
+                damaged: list[tuple[str, str]] = []
                 try:
                     names = sorted(n for n in os.listdir(self.packs_dir) if n.endswith(".idx") and n.startswith("pack-"))
                 except FileNotFoundError:
                     names = []
                 for n in names:
-                    self._add_pack_locked(packs, None, n[:-4])
+                    try:
+                        self._add_pack_locked(packs, None, n[:-4])
+                    except DsvError as err:
+                        # One damaged index must not stop the store: its objects count as missing.
+                        damaged.append((os.path.join(self.packs_dir, n), err.message))
+                        log.warning("skipping %s: %s", n, err.message)
                 self._packs = packs
+                self._damaged = damaged
+                self._quarantined = self._load_quarantine()
                 self._where = None
                 self._lookups = 0
             return self._packs
 
+    def _load_quarantine(self) -> set[tuple[str, bytes]]:
+        out: set[tuple[str, bytes]] = set()
+        for q in self.quarantined():
+            if q.origin != "loose":
+                out.add((q.origin, from_hex(q.oid)))
+        return out
+
+    def damaged_indexes(self) -> list[tuple[str, str]]:
+        """``(index path, problem)`` of every pack index that could not be read."""
+        self._load_packs()
+        return list(self._damaged)
+
+    def is_quarantined(self, pack: LoadedPack, row: int) -> bool:
+        """Whether one packed copy has been set aside as corrupt."""
+        return bool(self._quarantined) and (pack.name, pack.index.ids[row]) in self._quarantined
+
+    def _is_quarantined(self, slot: int, row: int) -> bool:
+        packs = self._packs or []
+        return bool(self._quarantined) and (packs[slot].name, packs[slot].index.ids[row]) in self._quarantined
+
     def _locate(self, raw: bytes) -> tuple[int, int] | None:
-        """``(pack slot, row)`` of a packed id, or ``None``.
+        """``(pack slot, row)`` of a good packed copy of an id, or ``None``.
 
         A few lookups (a small commit, a checkout of some files) binary-search each
         pack's sorted index; past a couple of thousand lookups, or with many packs,
-        one dict over every pack pays for itself.
+        one dict over every pack pays for itself. Quarantined copies are skipped.
         """
         packs = self._load_packs()
         where = self._where
@@ -111,16 +183,26 @@ class LocalObjectStore:
                         built: dict[bytes, tuple[int, int]] = {}
                         for slot, pack in enumerate(packs):
                             built.update(zip(pack.index.ids, zip([slot] * len(pack.index), range(len(pack.index)))))
+                        for name, qraw in self._quarantined:
+                            hit = built.get(qraw)
+                            if hit is not None and packs[hit[0]].name == name:
+                                del built[qraw]
+                                alt = self._search(packs, qraw)
+                                if alt is not None:
+                                    built[qraw] = alt
                         self._where = built
                     where = self._where
             else:
-                for slot in range(len(packs) - 1, -1, -1):
-                    ids = packs[slot].index.ids
-                    i = bisect.bisect_left(ids, raw)
-                    if i < len(ids) and ids[i] == raw:
-                        return slot, i
-                return None
+                return self._search(packs, raw)
         return where.get(raw)
+
+    def _search(self, packs: list[LoadedPack], raw: bytes) -> tuple[int, int] | None:
+        for slot in range(len(packs) - 1, -1, -1):
+            ids = packs[slot].index.ids
+            i = bisect.bisect_left(ids, raw)
+            if i < len(ids) and ids[i] == raw and not self._is_quarantined(slot, i):
+                return slot, i
+        return None
 
     def _add_pack_locked(self, packs: list[LoadedPack], where: dict[bytes, tuple[int, int]] | None, base: str) -> None:
         idx_path = os.path.join(self.packs_dir, base + ".idx")
@@ -152,13 +234,11 @@ class LocalObjectStore:
     def _loose_path(self, oid: str) -> str:
         return os.path.join(self.loose_dir, oid[:2], oid[2:])
 
-    def _find_packed(self, raw: bytes) -> tuple[LoadedPack, int, int] | None:
+    def _find_packed(self, raw: bytes) -> tuple[LoadedPack, int] | None:
         hit = self._locate(raw)
-        packs = self._load_packs()
         if hit is None:
             return None
-        pack = packs[hit[0]]
-        return pack, pack.index.offsets[hit[1]], pack.index.lengths[hit[1]]
+        return self._load_packs()[hit[0]], hit[1]
 
     def _pack_fd(self, pack: LoadedPack) -> int:
         if pack.fd < 0:
@@ -177,7 +257,7 @@ class LocalObjectStore:
     # -- reads -------------------------------------------------------------------
 
     def has(self, oid: str) -> bool:
-        """Whether the store holds ``oid`` (in a pack or loose)."""
+        """Whether the store holds a copy of ``oid`` not known to be corrupt."""
         return self.has_raw(from_hex(oid))
 
     def has_raw(self, raw: bytes, size: int | None = None) -> bool:
@@ -193,50 +273,93 @@ class LocalObjectStore:
             return False
         return os.path.exists(self._loose_path(raw.hex()))
 
-    def _packed_bytes(self, oid: str, pack: LoadedPack, off: int, length: int) -> bytes:
+    def _stored_record(self, pack: LoadedPack, row: int) -> tuple[bytes, int, int]:
+        """``(stored bytes, size, encoding)`` of one packed record, read in one ``pread``."""
+        off, length = pack.index.offsets[row], pack.index.lengths[row]
+        fd = self._pack_fd(pack)
         try:
-            data = os.pread(self._pack_fd(pack), length, off)
+            if pack.version == 1:
+                data = os.pread(fd, length, off)
+                size, encoding = length, int(Encoding.RAW)
+            else:
+                blob = os.pread(fd, length + TRAILER.size, off - TRAILER.size)
+                if len(blob) < TRAILER.size:
+                    return b"", -1, int(Encoding.RAW)
+                size, encoding, _ = TRAILER.unpack_from(blob)
+                data = blob[TRAILER.size :]
         except OSError as err:
             raise StorageError("read", pack.pack_path, err) from err
         if len(data) != length:
+            return data, -1, encoding  # truncated pack
+        return data, size, encoding
+
+    def _decoded(self, oid: str, pack: LoadedPack, row: int) -> bytes:
+        """The verified bytes of one packed copy, or :class:`CorruptObjectError`."""
+        stored, size, encoding = self._stored_record(pack, row)
+        if size < 0:
             raise CorruptObjectError(oid, "<truncated>", location=pack.pack_path)
+        try:
+            data = decode_payload(stored, size, encoding)
+        except ValueError:
+            raise CorruptObjectError(oid, "<undecodable>", location=pack.pack_path) from None
+        actual = hash_bytes(data)
+        if actual != oid:
+            raise CorruptObjectError(oid, actual, location=pack.pack_path)
         return data
 
     def read(self, oid: str) -> bytes:
-        """Return the verified bytes of ``oid``."""
+        """Return the verified bytes of ``oid``; a corrupt copy is quarantined and another one tried."""
         if not is_object_id(oid):
             raise ObjectNotFoundError(oid)
         raw = from_hex(oid)
-        found = self._find_packed(raw)
-        if found is None:
+        refreshed = False
+        while True:
+            found = self._find_packed(raw)
+            if found is not None:
+                pack, row = found
+                try:
+                    return self._decoded(oid, pack, row)
+                except CorruptObjectError as err:
+                    self._quarantine_packed(oid, pack, row)
+                    if self._find_packed(raw) is None and not os.path.exists(self._loose_path(oid)):
+                        err.hint = QUARANTINE_HINT
+                        raise
+                    continue
             path = self._loose_path(oid)
             try:
                 with open(path, "rb") as f:
                     data = f.read()
             except FileNotFoundError:
-                self.refresh()
-                found = self._find_packed(raw)
-                if found is None:
-                    raise ObjectNotFoundError(oid) from None
-                data = self._packed_bytes(oid, *found)
-                location = found[0].pack_path
+                if refreshed:
+                    missing = ObjectNotFoundError(oid)
+                    if self._damaged:
+                        missing.hint = f"a pack index is damaged ({os.path.basename(self._damaged[0][0])}); run 'dsv fsck --repair'"
+                    raise missing from None
+                self.refresh()  # another process may have published a pack meanwhile
+                refreshed = True
+                continue
             except OSError as err:
                 raise StorageError("read", path, err) from err
-            else:
-                location = path
-        else:
-            data = self._packed_bytes(oid, *found)
-            location = found[0].pack_path
-        actual = hash_bytes(data)
-        if actual != oid:
-            raise CorruptObjectError(oid, actual, location=location)
-        return data
+            actual = hash_bytes(data)
+            if actual != oid:
+                self._quarantine_loose(oid)
+                raise CorruptObjectError(oid, actual, location=path).with_hint(QUARANTINE_HINT)
+            return data
 
     def size(self, oid: str) -> int:
-        """Size of ``oid`` without reading it."""
+        """Size of ``oid`` without reading (or, for a compressed copy, decompressing) it."""
         found = self._find_packed(from_hex(oid))
         if found is not None:
-            return found[2]
+            pack, row = found
+            if pack.version == 1:
+                return pack.index.lengths[row]
+            try:
+                blob = os.pread(self._pack_fd(pack), TRAILER.size, pack.index.offsets[row] - TRAILER.size)
+            except OSError as err:
+                raise StorageError("read", pack.pack_path, err) from err
+            if len(blob) < TRAILER.size:
+                raise CorruptObjectError(oid, "<truncated>", location=pack.pack_path)
+            return int(TRAILER.unpack(blob)[0])
         try:
             return os.stat(self._loose_path(oid)).st_size
         except FileNotFoundError:
@@ -244,8 +367,7 @@ class LocalObjectStore:
 
     def iter_chunks(self, oid: str) -> Iterator[bytes]:
         """Stream ``oid``; raises :class:`CorruptObjectError` at the end if it does not verify."""
-        found = self._find_packed(from_hex(oid))
-        if found is not None:
+        if self._find_packed(from_hex(oid)) is not None:
             yield self.read(oid)
             return
         path = self._loose_path(oid)
@@ -268,7 +390,8 @@ class LocalObjectStore:
             os.close(fd)
         actual = hasher.hexdigest()
         if actual != oid:
-            raise CorruptObjectError(oid, actual, location=path)
+            self._quarantine_loose(oid)
+            raise CorruptObjectError(oid, actual, location=path).with_hint(QUARANTINE_HINT)
 
     def ids(self) -> Iterator[str]:
         """Every object id held (packed first, then loose)."""
@@ -297,9 +420,12 @@ class LocalObjectStore:
         return sorted(out)
 
     def copies(self) -> Iterator[StoredCopy]:
-        """Every stored copy of every object, with its location."""
-        for pack in self._load_packs():
-            for raw, length in zip(pack.index.ids, pack.index.lengths):
+        """Every stored copy of every object, with its location (quarantined copies excluded)."""
+        packs = self._load_packs()
+        for slot, pack in enumerate(packs):
+            for row, (raw, length) in enumerate(zip(pack.index.ids, pack.index.lengths)):
+                if self._quarantined and self._is_quarantined(slot, row):
+                    continue
                 yield StoredCopy(raw.hex(), "pack", pack.pack_path, length)
         yield from self.loose_copies()
 
@@ -319,22 +445,23 @@ class LocalObjectStore:
                 oid = shard + name
                 if is_object_id(oid):
                     p = os.path.join(d, name)
-                    yield StoredCopy(oid, "loose", p, os.stat(p).st_size)
+                    try:
+                        yield StoredCopy(oid, "loose", p, os.stat(p).st_size)
+                    except FileNotFoundError:
+                        continue
 
     def verify_copy(self, copy: StoredCopy) -> str:
-        """Re-hash one stored copy; return the actual hex hash (``<truncated>`` if short)."""
+        """Re-hash one stored copy; return the actual hex hash (``<truncated>``/``<undecodable>`` if unreadable)."""
         if copy.kind == "pack":
             pack = next(p for p in self._load_packs() if p.pack_path == copy.location)
-            slot = self._locate(from_hex(copy.oid))
-            if slot is None or self._packs is None or self._packs[slot[0]] is not pack:
-                # The same id may also sit in another pack; look it up in this one.
-                i = pack.index.ids.index(from_hex(copy.oid))
-            else:
-                i = slot[1]
-            data = os.pread(self._pack_fd(pack), pack.index.lengths[i], pack.index.offsets[i])
-            if len(data) != pack.index.lengths[i]:
+            i = bisect.bisect_left(pack.index.ids, from_hex(copy.oid))
+            stored, size, encoding = self._stored_record(pack, i)
+            if size < 0:
                 return "<truncated>"
-            return hash_bytes(data)
+            try:
+                return hash_bytes(decode_payload(stored, size, encoding))
+            except ValueError:
+                return "<undecodable>"
         hasher = Hasher()
         with open(copy.location, "rb") as f:
             while chunk := f.read(CHUNK_SIZE):
@@ -345,11 +472,170 @@ class LocalObjectStore:
         """The visible packs."""
         return list(self._load_packs())
 
+    # -- quarantine ----------------------------------------------------------------
+
+    def quarantined(self) -> list[QuarantinedCopy]:
+        """Every copy set aside as corrupt."""
+        try:
+            names = sorted(os.listdir(self.quarantine_dir))
+        except FileNotFoundError:
+            return []
+        out = []
+        for n in names:
+            oid, _, origin = n.partition(".")
+            if is_object_id(oid) and origin and ".tmp-" not in n:
+                out.append(QuarantinedCopy(oid, origin, os.path.join(self.quarantine_dir, n)))
+        return out
+
+    def quarantine(self, copy: StoredCopy) -> None:
+        """Set one stored copy aside as corrupt (fsck calls this for what it finds)."""
+        if copy.kind == "loose":
+            self._quarantine_loose(copy.oid)
+            return
+        raw = from_hex(copy.oid)
+        for pack in self._load_packs():
+            if pack.pack_path == copy.location:
+                i = bisect.bisect_left(pack.index.ids, raw)
+                if i < len(pack.index.ids) and pack.index.ids[i] == raw:
+                    self._quarantine_packed(copy.oid, pack, i)
+                return
+
+    def _quarantine_packed(self, oid: str, pack: LoadedPack, row: int) -> None:
+        """Save a corrupt packed copy's bytes under ``quarantine/`` and stop using that copy.
+
+        Best effort: a read-only store still reports the corruption, it just cannot
+        remember it.
+        """
+        raw = from_hex(oid)
+        with self._lock:
+            key = (pack.name, raw)
+            if key in self._quarantined:
+                return
+            try:
+                stored, _, _ = self._stored_record(pack, row)
+                os.makedirs(self.quarantine_dir, exist_ok=True)
+                atomic_write_bytes(os.path.join(self.quarantine_dir, f"{oid}.{pack.name}"), stored, mode=0o444)
+            except (OSError, DsvError) as err:
+                log.warning("cannot quarantine %s in %s: %s", oid, pack.name, err)
+            self._quarantined.add(key)
+            self._where = None
+
+    def _quarantine_loose(self, oid: str) -> None:
+        path = self._loose_path(oid)
+        try:
+            os.makedirs(self.quarantine_dir, exist_ok=True)
+            os.replace(path, os.path.join(self.quarantine_dir, f"{oid}.loose"))
+            fsync_dir(self.quarantine_dir)
+        except OSError as err:
+            log.warning("cannot quarantine loose %s: %s", oid, err)
+
+    def drop_quarantined(self, q: QuarantinedCopy) -> None:
+        """Delete a quarantined copy's saved bytes (gc, once it is no longer needed)."""
+        try:
+            os.unlink(q.path)
+        except FileNotFoundError:
+            pass
+        with self._lock:
+            self._quarantined.discard((q.origin, from_hex(q.oid)))
+            self._where = None
+
+    # -- repair --------------------------------------------------------------------
+
+    def rebuild_index(self, idx_path: str) -> tuple[int, int]:
+        """Rebuild a damaged pack index from its pack; return ``(objects kept, records dropped)``.
+
+        Every record is verified against its id. When all records are good the
+        rebuilt index is identical to the original and is written in place;
+        otherwise the good objects move to a new pack (published first) and the
+        damaged pack and index are removed.
+        """
+        self._prepare_write()
+        base = os.path.basename(idx_path)[: -len(".idx")]
+        pack_path = os.path.join(self.packs_dir, base + ".pack")
+        try:
+            fd = os.open(pack_path, os.O_RDONLY)
+        except OSError as err:
+            raise StorageError("open", pack_path, err) from err
+        good: list[tuple[bytes, int, int]] = []
+        payloads: list[tuple[bytes, bytes, int, int]] = []
+        dropped = 0
+        try:
+            file_size = os.fstat(fd).st_size
+            version, records = scan_pack(fd, file_size, what=f"pack {pack_path}")
+            for rec in records:
+                stored = os.pread(fd, rec.stored_length, rec.offset)
+                try:
+                    data = decode_payload(stored, rec.size, rec.encoding)
+                except ValueError:
+                    dropped += 1
+                    continue
+                if digest_bytes(data) != rec.raw_id:
+                    dropped += 1
+                    continue
+                good.append((rec.raw_id, rec.offset, rec.stored_length))
+                payloads.append((rec.raw_id, stored, rec.size, rec.encoding))
+        finally:
+            os.close(fd)
+        index_bytes = encode_index(good, version)
+        if not dropped and pack_name(index_bytes) == base[len("pack-") :]:
+            atomic_write_bytes(idx_path, index_bytes, mode=0o444)
+        else:
+            writer = PackWriter(os.path.join(self.tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}.pack"))
+            try:
+                for raw, stored, size, encoding in payloads:
+                    writer.append(raw, stored, size, Encoding(encoding))
+            except BaseException:
+                writer.discard()
+                raise
+            if writer.entries:
+                self._publish_pack(writer.path, writer.finish())
+            else:
+                writer.discard()
+            try:
+                os.unlink(idx_path)
+            except FileNotFoundError:
+                pass
+            fsync_dir(self.packs_dir)
+            if dropped:
+                # Keep the damaged pack's bytes for inspection instead of deleting them.
+                damaged_dir = os.path.join(self.quarantine_dir, "packs")
+                os.makedirs(damaged_dir, exist_ok=True)
+                os.replace(pack_path, os.path.join(damaged_dir, base + ".pack"))
+            else:
+                os.unlink(pack_path)
+            fsync_dir(self.packs_dir)
+        self.refresh()
+        return len(good), dropped
+
     # -- writes ------------------------------------------------------------------
 
     def begin_write(self) -> "LocalWriter":
         """Start a write transaction."""
+        self._prepare_write()
         return LocalWriter(self)
+
+    def _prepare_write(self) -> None:
+        """Run the owner's hook (the repository format upgrade) before anything is written."""
+        if self._before_write is not None:
+            self._before_write()
+
+    def has_good_copy(self, raw: bytes, size: int) -> bool:
+        """Whether a verified copy of a small object is stored (a corrupt one is quarantined).
+
+        Called when a commit is about to skip storing bytes it holds because the
+        id is already known: re-reading the stored copy costs one ``pread``, and
+        a damaged copy is never trusted again while a good one was in hand.
+        """
+        found = self._find_packed(raw)
+        if found is None:
+            return False
+        pack, row = found
+        try:
+            self._decoded(raw.hex(), pack, row)
+            return True
+        except CorruptObjectError:
+            self._quarantine_packed(raw.hex(), pack, row)
+            return self._find_packed(raw) is not None and self.has_good_copy(raw, size)
 
     def _published_pack(self, base: str) -> None:
         with self._lock:
@@ -368,24 +654,36 @@ class LocalObjectStore:
         atomic_write_bytes(os.path.join(self.packs_dir, base + ".idx"), index_bytes, mode=0o444)
         return base
 
-    def repack(self, packs: list[LoadedPack], keep: set[bytes]) -> None:
+    def repack(self, packs: list[LoadedPack], keep: set[bytes]) -> int:
         """Rewrite ``packs`` into one new pack holding only the ids in ``keep`` (gc only).
 
-        Every kept object is verified while copied; the new pack is published and
-        made durable before the old ones are deleted.
+        Every kept object is verified while copied (stored bytes and encoding are
+        copied as they are); a copy that fails is quarantined and left out. The new
+        pack is published and made durable before the old ones are deleted.
+        Returns the number of copies quarantined.
         """
+        self._prepare_write()
         writer = PackWriter(os.path.join(self.tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}.pack"))
         copied: set[bytes] = set()
+        bad = 0
         try:
             for pack in packs:
-                fd = self._pack_fd(pack)
-                for raw, off, length in zip(pack.index.ids, pack.index.offsets, pack.index.lengths):
-                    if raw not in keep or raw in copied:
+                slot = self._load_packs().index(pack)
+                for row, raw in enumerate(pack.index.ids):
+                    if raw not in keep or raw in copied or self._is_quarantined(slot, row):
                         continue
-                    data = os.pread(fd, length, off)
-                    if digest_bytes(data) != raw:
-                        raise CorruptObjectError(raw.hex(), hash_bytes(data), location=pack.pack_path)
-                    writer.append(raw, data)
+                    stored, size, encoding = self._stored_record(pack, row)
+                    ok = size >= 0
+                    if ok:
+                        try:
+                            ok = digest_bytes(decode_payload(stored, size, encoding)) == raw
+                        except ValueError:
+                            ok = False
+                    if not ok:
+                        self._quarantine_packed(raw.hex(), pack, row)
+                        bad += 1
+                        continue
+                    writer.append(raw, stored, size, Encoding(encoding))
                     copied.add(raw)
         except BaseException:
             writer.discard()
@@ -399,6 +697,7 @@ class LocalObjectStore:
         for pack in packs:
             self.remove_pack(pack)
         fsync_dir(self.packs_dir)
+        return bad
 
     def remove_loose(self, oid: str) -> None:
         """Delete a loose object (gc only)."""
@@ -430,26 +729,31 @@ class LocalWriter:
     def _tmp(self, suffix: str) -> str:
         return os.path.join(self.store.tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}{suffix}")
 
-    def add_bytes(self, data: bytes) -> str:
-        """Store ``data`` and return its hex id (a no-op if already stored)."""
-        return self.add_raw(data).hex()
+    def add_bytes(self, data: bytes, *, compress: bool = False) -> str:
+        """Store ``data`` and return its hex id (a no-op if a good copy is stored).
 
-    def add_raw(self, data: bytes) -> bytes:
+        ``compress`` asks for zstd storage (manifests); the id is the same either way.
+        """
+        return self.add_raw(data, compress=compress).hex()
+
+    def add_raw(self, data: bytes, *, compress: bool = False) -> bytes:
         """Store ``data`` and return its 16-byte binary id (the commit hot path)."""
         try:
-            return self._add_raw(data)
+            return self._add_raw(data, compress)
         except OSError as err:
             raise StorageError("write objects to", self.store.root, err) from err
 
-    def _add_raw(self, data: bytes) -> bytes:
+    def _add_raw(self, data: bytes, want_compression: bool = False) -> bytes:
         raw = digest_bytes(data)
         n = len(data)
         if n >= LOOSE_THRESHOLD:
             oid = raw.hex()
             with self._lock:
-                if raw in self._added or self.store.has_raw(raw):
+                if raw in self._added:
                     return raw
                 self._added.add(raw)
+            # Written even when a loose copy exists: publishing renames this verified
+            # copy over it, so a damaged copy is replaced at no extra read.
             tmp = self._tmp(".obj")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
             try:
@@ -463,13 +767,23 @@ class LocalWriter:
                 self.objects_written += 1
             return raw
         with self._lock:
-            if raw in self._added or self.store.has_raw(raw, n):
+            if raw in self._added:
+                return raw
+        if self.store.has_good_copy(raw, n):
+            return raw
+        stored, encoding = data, Encoding.RAW
+        if want_compression and n >= 64:
+            packed = compress(data)
+            if len(packed) < n:
+                stored, encoding = packed, Encoding.ZSTD
+        with self._lock:
+            if raw in self._added:
                 return raw
             self._added.add(raw)
             if self._pack is None or self._pack.size >= PACK_ROLLOVER:
                 self._roll_pack()
-            self._pack.append(raw, data)  # type: ignore[union-attr]
-            self.bytes_written += n
+            self._pack.append(raw, stored, n, encoding)  # type: ignore[union-attr]
+            self.bytes_written += len(stored)
             self.objects_written += 1
         return raw
 
@@ -538,10 +852,11 @@ class LocalWriter:
         raw = hasher.digest()
         oid = raw.hex()
         with self._lock:
-            if raw in self._added or self.store.has_raw(raw):
+            if raw in self._added:
                 os.unlink(tmp)
                 return oid, total
             self._added.add(raw)
+            # Published even over an existing copy: that replaces a damaged one for free.
             self._loose[oid] = tmp
             self.bytes_written += total
             self.objects_written += 1
@@ -620,4 +935,4 @@ class LocalWriter:
             self._loose.clear()
 
 
-__all__ = ["LOOSE_THRESHOLD", "LocalObjectStore", "LocalWriter", "StoredCopy", "to_hex"]
+__all__ = ["LOOSE_THRESHOLD", "LocalObjectStore", "LocalWriter", "QuarantinedCopy", "StoredCopy", "to_hex"]

@@ -65,13 +65,13 @@ class MemoryWriter:
         self.store = store
         self.pending: dict[str, bytes] = {}
 
-    def add_bytes(self, data: bytes) -> str:
-        """Add ``data``; return its id."""
+    def add_bytes(self, data: bytes, *, compress: bool = False) -> str:
+        """Add ``data``; return its id (``compress`` is a storage hint; memory ignores it)."""
         oid = hash_bytes(data)
         self.pending.setdefault(oid, bytes(data))
         return oid
 
-    def add_raw(self, data: bytes) -> bytes:
+    def add_raw(self, data: bytes, *, compress: bool = False) -> bytes:
         """Add ``data``; return its binary id."""
         return bytes.fromhex(self.add_bytes(data))
 

@@ -2,24 +2,31 @@
 
 Writing one file per small object costs a create, a rename and (for durability)
 an fsync each; appending to a pack costs one write each and one fsync for the lot.
-Layout (all integers little-endian; docs/format.md has the authoritative spec)::
+Layout (all integers little-endian; docs/format.md §3 has the authoritative spec)::
 
     pack-<name>.pack   "DSVPACK\\n" u32 version u32 0, then per object:
-                       16-byte id, u64 length, data
+                       v1: 16-byte id, u64 length, data
+                       v2: 16-byte id, u64 stored length, u64 size, u32 encoding, u32 0, data
     pack-<name>.idx    "DSVIDX\\n\\0" u32 version u32 0 u64 count,
-                       count x (16-byte id, u64 data offset, u64 length) sorted by id,
+                       count x (16-byte id, u64 data offset, u64 stored length) sorted by id,
                        16-byte XXH3-128 of everything before it
 
-A pack becomes visible when its ``.idx`` appears (renamed into place after the
-pack was made durable); a pack without an index is garbage for ``dsv gc``.
+An object's id is always the hash of its bytes (``size`` of them); the *encoding*
+says how they are stored: as they are, or zstd-compressed. Compression is a
+storage detail that never changes an id. A pack becomes visible when its ``.idx``
+appears (renamed into place after the pack was made durable); a pack without an
+index is garbage for ``dsv gc``. The records of a pack are self-describing, so a
+damaged index can be rebuilt from its pack (:func:`scan_pack`).
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import struct
 import sys
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, FormatVersionError
@@ -27,11 +34,25 @@ from dsv.base.hashing import DIGEST_SIZE, digest_bytes
 
 PACK_MAGIC = b"DSVPACK\n"
 IDX_MAGIC = b"DSVIDX\n\0"
-PACK_VERSION = 1
+PACK_VERSION = 2
+"""Version written; readers accept 1 and 2."""
 PACK_HEADER = struct.Struct("<8sII")
 IDX_HEADER = struct.Struct("<8sIIQ")
 RECORD = struct.Struct("<16sQQ")
-OBJECT_HEADER = struct.Struct("<16sQ")
+OBJECT_HEADER_V1 = struct.Struct("<16sQ")
+OBJECT_HEADER = struct.Struct("<16sQQII")
+"""v2 record header: id, stored length, size, encoding, reserved (40 bytes)."""
+TRAILER = struct.Struct("<QII")
+"""The last 16 bytes of a v2 record header (size, encoding, reserved), read with the data."""
+
+
+class Encoding(enum.IntEnum):
+    """How a packed object's bytes are stored."""
+
+    RAW = 0
+    """The object's bytes as they are."""
+    ZSTD = 1
+    """One zstd frame that decompresses to the object's ``size`` bytes."""
 
 
 @dataclass(frozen=True)
@@ -41,15 +62,16 @@ class PackIndex:
     ids: list[bytes]
     offsets: list[int]
     lengths: list[int]
+    version: int = PACK_VERSION
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
-def encode_index(entries: list[tuple[bytes, int, int]]) -> bytes:
-    """Serialize ``(id, offset, length)`` entries (any order) as an ``.idx`` file."""
+def encode_index(entries: list[tuple[bytes, int, int]], version: int = PACK_VERSION) -> bytes:
+    """Serialize ``(id, offset, stored length)`` entries (any order) as an ``.idx`` file."""
     entries = sorted(entries)
-    parts = [IDX_HEADER.pack(IDX_MAGIC, PACK_VERSION, 0, len(entries))]
+    parts = [IDX_HEADER.pack(IDX_MAGIC, version, 0, len(entries))]
     parts.extend(RECORD.pack(oid, off, length) for oid, off, length in entries)
     body = b"".join(parts)
     return body + digest_bytes(body)
@@ -58,17 +80,17 @@ def encode_index(entries: list[tuple[bytes, int, int]]) -> bytes:
 def decode_index(data: bytes, *, what: str) -> PackIndex:
     """Parse and verify an ``.idx`` file."""
     if len(data) < IDX_HEADER.size + DIGEST_SIZE:
-        raise CorruptMetadataError(what, "truncated pack index")
+        raise CorruptMetadataError(what, "truncated pack index", hint="run 'dsv fsck --repair' to rebuild it from its pack")
     magic, version, _, count = IDX_HEADER.unpack_from(data)
     if magic != IDX_MAGIC:
-        raise CorruptMetadataError(what, "not a dsv pack index")
+        raise CorruptMetadataError(what, "not a dsv pack index", hint="run 'dsv fsck --repair' to rebuild it from its pack")
     if version > PACK_VERSION:
         raise FormatVersionError(what, version, PACK_VERSION)
     body, trailer = data[:-DIGEST_SIZE], data[-DIGEST_SIZE:]
     if len(body) != IDX_HEADER.size + count * RECORD.size:
-        raise CorruptMetadataError(what, "truncated pack index")
+        raise CorruptMetadataError(what, "truncated pack index", hint="run 'dsv fsck --repair' to rebuild it from its pack")
     if digest_bytes(body) != trailer:
-        raise CorruptMetadataError(what, "pack index checksum mismatch")
+        raise CorruptMetadataError(what, "pack index checksum mismatch", hint="run 'dsv fsck --repair' to rebuild it from its pack")
     start = IDX_HEADER.size
     end = start + count * RECORD.size
     ids = [data[i : i + DIGEST_SIZE] for i in range(start, end, RECORD.size)]
@@ -77,11 +99,11 @@ def decode_index(data: bytes, *, what: str) -> PackIndex:
     words.frombytes(data[start:end])
     if sys.byteorder != "little":
         words.byteswap()
-    return PackIndex(ids, words[2::4].tolist(), words[3::4].tolist())
+    return PackIndex(ids, words[2::4].tolist(), words[3::4].tolist(), version)
 
 
-def check_pack_header(header: bytes, *, what: str) -> None:
-    """Refuse a pack file that is not a dsv pack of a known version."""
+def check_pack_header(header: bytes, *, what: str) -> int:
+    """Refuse a pack file that is not a dsv pack of a known version; return its version."""
     if len(header) < PACK_HEADER.size:
         raise CorruptMetadataError(what, "truncated pack header")
     magic, version, _ = PACK_HEADER.unpack_from(header)
@@ -89,10 +111,42 @@ def check_pack_header(header: bytes, *, what: str) -> None:
         raise CorruptMetadataError(what, "not a dsv pack file")
     if version > PACK_VERSION:
         raise FormatVersionError(what, version, PACK_VERSION)
+    if version < 1:
+        raise CorruptMetadataError(what, f"pack version {version} does not exist")
+    return version
+
+
+def compress(data: bytes) -> bytes:
+    """zstd-compress ``data`` (pyarrow's codec, imported only when needed)."""
+    import pyarrow as pa
+
+    return pa.compress(data, codec="zstd", asbytes=True)
+
+
+def decompress(stored: bytes, size: int) -> bytes:
+    """Undo :func:`compress`; ``size`` is the object's length. Raises ``ValueError`` on damage."""
+    import pyarrow as pa
+
+    try:
+        out = pa.decompress(stored, decompressed_size=size, codec="zstd", asbytes=True)
+    except (pa.ArrowException, OSError) as err:
+        raise ValueError(f"not a valid zstd frame ({err})") from err
+    if len(out) != size:
+        raise ValueError("zstd frame has the wrong length")
+    return out
+
+
+def decode_payload(stored: bytes, size: int, encoding: int) -> bytes:
+    """The object's bytes from a record's stored bytes; ``ValueError`` if they cannot be decoded."""
+    if encoding == Encoding.RAW:
+        return stored
+    if encoding == Encoding.ZSTD:
+        return decompress(stored, size)
+    raise ValueError(f"unknown encoding {encoding}")
 
 
 class PackWriter:
-    """Appends objects to a new pack file opened at ``path``."""
+    """Appends objects to a new (version 2) pack file opened at ``path``."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -102,13 +156,13 @@ class PackWriter:
         self._buffered = PACK_HEADER.size
         self.size = PACK_HEADER.size
 
-    def append(self, raw_id: bytes, data: bytes) -> None:
+    def append(self, raw_id: bytes, stored: bytes, size: int, encoding: Encoding = Encoding.RAW) -> None:
         """Append one object (buffered; written in large batches)."""
-        header = OBJECT_HEADER.pack(raw_id, len(data))
-        self.entries.append((raw_id, self.size + OBJECT_HEADER.size, len(data)))
+        header = OBJECT_HEADER.pack(raw_id, len(stored), size, int(encoding), 0)
+        self.entries.append((raw_id, self.size + OBJECT_HEADER.size, len(stored)))
         self._buffer.append(header)
-        self._buffer.append(data)
-        n = OBJECT_HEADER.size + len(data)
+        self._buffer.append(stored)
+        n = OBJECT_HEADER.size + len(stored)
         self.size += n
         self._buffered += n
         if self._buffered >= 8 * 1024 * 1024:
@@ -146,3 +200,41 @@ class PackWriter:
 def pack_name(index_bytes: bytes) -> str:
     """A pack's name: the hex XXH3-128 of its index."""
     return digest_bytes(index_bytes).hex()
+
+
+@dataclass(frozen=True)
+class ScannedRecord:
+    """One record found by :func:`scan_pack`: where its stored bytes are and how to read them."""
+
+    raw_id: bytes
+    offset: int
+    stored_length: int
+    size: int
+    encoding: int
+
+
+def scan_pack(fd: int, file_size: int, *, what: str) -> tuple[int, Iterator[ScannedRecord]]:
+    """Walk a pack's records in order (to rebuild a lost index); returns its version and the records.
+
+    The walk stops at the first record that does not fit in the file (a truncated
+    pack keeps the records before it). Callers verify each record's bytes.
+    """
+    version = check_pack_header(os.pread(fd, PACK_HEADER.size, 0), what=what)
+    head = OBJECT_HEADER if version >= 2 else OBJECT_HEADER_V1
+
+    def records() -> Iterator[ScannedRecord]:
+        pos = PACK_HEADER.size
+        while pos + head.size <= file_size:
+            fields = head.unpack(os.pread(fd, head.size, pos))
+            if version >= 2:
+                raw, length, size, encoding, _ = fields
+            else:
+                raw, length = fields
+                size, encoding = length, Encoding.RAW
+            data_at = pos + head.size
+            if data_at + length > file_size:
+                return
+            yield ScannedRecord(raw, data_at, length, size, encoding)
+            pos = data_at + length
+
+    return version, records()

@@ -21,7 +21,7 @@ from dsv.base.progress import NullProgress, Progress
 from dsv.store.base import ObjectStore
 from dsv.worktree.ignore import CHECKOUT_TEMP_PREFIX
 from dsv.worktree.paths import check_manifest_path
-from dsv.worktree.scan import MODE_EXEC, MODE_LINK
+from dsv.base.filemodes import MODE_EXEC, MODE_LINK
 from dsv.worktree.statcache import StatKey, stat_key
 
 

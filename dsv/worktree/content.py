@@ -15,7 +15,7 @@ from dsv.base.errors import StorageError
 from dsv.base.hashing import Hasher, digest_bytes
 from dsv.store.base import CHUNK_SIZE
 from dsv.store.local import LOOSE_THRESHOLD
-from dsv.worktree.scan import MODE_LINK
+from dsv.base.filemodes import MODE_LINK
 
 _O_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 

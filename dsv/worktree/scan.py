@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from dsv.base.errors import StorageError
+from dsv.base.filemodes import MODE_EXEC, MODE_FILE, MODE_LINK
 from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
 from dsv.worktree.ignore import ALWAYS_IGNORED, CHECKOUT_TEMP_PREFIX, TEMP_PREFIXES, IgnoreRules
 from dsv.worktree.statcache import KEY, StatCache, StatKey
 
-MODE_FILE = 0o100644
-MODE_EXEC = 0o100755
-MODE_LINK = 0o120000
 
 Warn = Callable[[str], None]
 

@@ -1,29 +1,21 @@
-"""``dsv fsck`` and ``dsv gc``: verify everything, and prune what nothing reaches.
-
-Both walk the same reachability graph: refs and HEAD, to commits (and their
+"""The reachability graph fsck and gc share: refs and HEAD, to commits (and their
 parents), to manifest roots, to chunks, to file objects. Chunks shared between
 commits are read once.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError, UnsafePathError
-from dsv.base.hashing import from_hex
-from dsv.base.progress import NullProgress, Progress
 from dsv.history.objects import document_type, read_commit, read_tag
 from dsv.history.refs import HEADS, TAGS
-from dsv.manifest import ENTRY_SCHEMA, MODES, ROOT_SCHEMA, from_ipc_bytes
+from dsv.base.filemodes import MODES
+from dsv.manifest import decode_chunk, decode_root
 from dsv.repository import Repository
-from dsv.store.pack import decode_index
-from dsv.worktree.checkout import remove_leftovers
 from dsv.worktree.paths import check_manifest_path
-from dsv.worktree.scan import find_leftovers
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,31 +43,6 @@ class Problem:
             "actual": self.actual,
             "location": self.location,
             "used_by": list(self.used_by),
-        }
-
-
-@dataclass
-class FsckReport:
-    """Everything fsck checked and found."""
-
-    objects_checked: int = 0
-    bytes_checked: int = 0
-    commits: int = 0
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Whether no problem was found."""
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "ok": self.ok,
-            "objects_checked": self.objects_checked,
-            "bytes_checked": self.bytes_checked,
-            "commits": self.commits,
-            "problems": [p.to_dict() for p in self.problems],
         }
 
 
@@ -107,6 +74,8 @@ class Reachable:
     objects: set[str] = field(default_factory=set)
     used_by: dict[str, str] = field(default_factory=dict)
     watched_users: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    """Size of each watched object that a manifest names (a file's content)."""
     commits: int = 0
     problems: list[Problem] = field(default_factory=list)
 
@@ -179,7 +148,7 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
         here = f"commit {cid}"
         note(commit.manifest, here)
         try:
-            root = from_ipc_bytes(store.read(commit.manifest), ROOT_SCHEMA, what=f"manifest {commit.manifest}")
+            root = decode_root(store.read(commit.manifest), what=f"manifest {commit.manifest}")
         except ObjectNotFoundError:
             out.problems.append(Problem("missing-object", commit.manifest, f"manifest {commit.manifest} is missing", used_by=(here,)))
             continue
@@ -206,7 +175,7 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
                 continue
             seen_chunks.add(chunk)
             try:
-                table = from_ipc_bytes(store.read(chunk), ENTRY_SCHEMA, what=f"manifest chunk {chunk}")
+                table = decode_chunk(store.read(chunk), what=f"manifest chunk {chunk}")
             except ObjectNotFoundError:
                 out.problems.append(Problem("missing-object", chunk, f"manifest chunk {chunk} is missing", used_by=(here,)))
                 continue
@@ -221,10 +190,12 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
                 out.problems.extend(_chunk_problems(chunk, table, here, (first, last, nfiles, nbytes)))
             paths = table.column("path").to_pylist()
             oids = [r.hex() for r in table.column("oid").to_pylist()]
-            for path, oid in zip(paths, oids):
+            sizes = table.column("size").to_pylist() if watch else []
+            for i, (path, oid) in enumerate(zip(paths, oids)):
                 out.objects.add(oid)
                 if oid in watch:
                     users.setdefault(oid, []).append(f"{here}:{path}")
+                    out.sizes[oid] = sizes[i]
                 if check_paths:
                     try:
                         check_manifest_path(path)
@@ -293,160 +264,3 @@ def pa_array(values: tuple[int, ...]) -> "pa.Array":
     return pa.array(values, pa.int32())
 
 
-def fsck(repo: Repository, progress: Progress | None = None) -> FsckReport:
-    """Re-hash every stored object and check every reference; report all problems."""
-    progress = progress or NullProgress()
-    report = FsckReport()
-    store = repo.store
-    bad: dict[str, Problem] = {}
-    # Pack indexes first: a damaged index hides the objects of its pack.
-    try:
-        names = sorted(n for n in os.listdir(store.packs_dir) if n.endswith(".idx"))
-    except OSError:
-        names = []
-    broken_idx = False
-    for n in names:
-        p = os.path.join(store.packs_dir, n)
-        try:
-            with open(p, "rb") as f:
-                decode_index(f.read(), what=f"pack index {p}")
-        except DsvError as err:
-            report.problems.append(Problem("bad-metadata", None, str(err), location=p))
-            broken_idx = True
-        except OSError as err:
-            report.problems.append(Problem("bad-metadata", None, f"cannot read pack index {p}: {err.strerror}", location=p))
-            broken_idx = True
-    if broken_idx:
-        return report
-    copies = list(store.copies())
-    progress.start("verifying", len(copies), sum(c.size for c in copies))
-    for c in copies:
-        try:
-            actual = store.verify_copy(c)
-        except OSError as err:
-            report.problems.append(Problem("corrupt-object", c.oid, f"cannot read object {c.oid}: {err.strerror}", location=c.location))
-            continue
-        except DsvError as err:  # e.g. a pack whose header is damaged
-            bad[c.oid] = Problem("corrupt-object", c.oid, str(err), expected=c.oid, actual="<unreadable>", location=c.location)
-            continue
-        report.objects_checked += 1
-        report.bytes_checked += c.size
-        progress.advance(1, c.size)
-        if actual != c.oid:
-            bad[c.oid] = Problem("corrupt-object", c.oid, f"object {c.oid} is corrupt", expected=c.oid, actual=actual, location=c.location)
-    progress.finish()
-    reach = walk_reachable(repo, check_paths=True, watch=set(bad))
-    report.commits = reach.commits
-    for oid, prob in bad.items():
-        users = reach.watched_users.get(oid) or ("unreachable",)
-        report.problems.append(Problem(prob.kind, oid, prob.message, prob.expected, prob.actual, prob.location, users))
-    report.problems.extend(p for p in reach.problems if p.oid not in bad)
-    # Objects the manifests name but the store does not hold.
-    for oid in sorted(reach.objects):
-        if oid not in bad and not store.has(oid):
-            report.problems.append(Problem("missing-object", oid, f"object {oid} is missing", used_by=(reach.used_by.get(oid, "?"),)))
-    return report
-
-
-@dataclass
-class GcReport:
-    """What gc removed and kept."""
-
-    objects_removed: int = 0
-    bytes_removed: int = 0
-    packs_rewritten: int = 0
-    objects_kept: int = 0
-    temp_files_removed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return dict(self.__dict__)
-
-
-def gc(repo: Repository, grace_seconds: float) -> GcReport:
-    """Delete objects unreachable from every ref and older than ``grace_seconds``.
-
-    Runs under the repository write lock, so no commit is being written at the same
-    time: a commit's objects become reachable (its ref moves) before it releases
-    the lock. Pack files are rewritten without their dead objects; the new pack is
-    published before the old one is deleted.
-    """
-    report = GcReport()
-    store = repo.store
-    with repo.write_lock():
-        store.refresh()
-        reach = walk_reachable(repo)
-        if reach.problems:
-            first = reach.problems[0]
-            raise CorruptMetadataError("repository", first.message, hint="gc stopped without deleting anything; run 'dsv fsck'")
-        keep = {from_hex(o) for o in reach.objects}
-        cutoff = time.time() - grace_seconds
-        for c in list(store.loose_copies()):
-            try:
-                mtime = os.stat(c.location).st_mtime
-            except FileNotFoundError:
-                continue
-            if from_hex(c.oid) in keep:
-                report.objects_kept += 1
-            elif mtime <= cutoff:
-                store.remove_loose(c.oid)
-                report.objects_removed += 1
-                report.bytes_removed += c.size
-        victims = []
-        for pack in store.packs():
-            dead = [i for i, raw in enumerate(pack.index.ids) if raw not in keep]
-            try:
-                mtime = os.stat(pack.pack_path).st_mtime
-            except FileNotFoundError:
-                continue
-            if dead and mtime <= cutoff:
-                victims.append(pack)
-                report.objects_removed += len(dead)
-                report.bytes_removed += sum(pack.index.lengths[i] for i in dead)
-            report.objects_kept += len(pack.index) - len(dead)
-        if victims:
-            try:
-                store.repack(victims, keep)
-            except OSError as err:
-                raise StorageError("rewrite packs in", store.packs_dir, err) from err
-            report.packs_rewritten = len(victims)
-        report.temp_files_removed = _sweep_temp(store.tmp_dir, cutoff) + _sweep_orphan_packs(store.packs_dir, cutoff)
-        # Checkout temp files in the working tree: under the write lock no checkout is live.
-        report.temp_files_removed += remove_leftovers(repo.root, find_leftovers(repo.root))
-    return report
-
-
-def _sweep_temp(tmp_dir: str, cutoff: float) -> int:
-    removed = 0
-    try:
-        names = os.listdir(tmp_dir)
-    except FileNotFoundError:
-        return 0
-    for n in names:
-        p = os.path.join(tmp_dir, n)
-        try:
-            if os.stat(p).st_mtime <= cutoff:
-                os.unlink(p)
-                removed += 1
-        except OSError:
-            pass
-    return removed
-
-
-def _sweep_orphan_packs(packs_dir: str, cutoff: float) -> int:
-    removed = 0
-    try:
-        names = set(os.listdir(packs_dir))
-    except FileNotFoundError:
-        return 0
-    for n in names:
-        orphan = n.endswith(".pack") and n[:-5] + ".idx" not in names
-        if orphan or ".tmp-" in n:
-            p = os.path.join(packs_dir, n)
-            try:
-                if os.stat(p).st_mtime <= cutoff:
-                    os.unlink(p)
-                    removed += 1
-            except OSError:
-                pass
-    return removed
