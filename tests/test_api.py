@@ -169,15 +169,21 @@ def test_checkout_paths(repo: dsv.Repo, repo_dir: Path) -> None:
         repo.checkout(c1.id, ["no/such/path"])
 
 
-def test_checkout_paths_refuses_local_edits(repo: dsv.Repo, repo_dir: Path) -> None:
+def test_checkout_paths_discards_local_edits_and_says_so(repo: dsv.Repo, repo_dir: Path) -> None:
+    """As ``git checkout [REV] -- PATH``: restoring a path is how an edit is thrown away."""
     write_tree(repo_dir, V1)
     c1 = repo.commit("v1")
     (repo_dir / "labels.csv").write_text("edited")
-    with pytest.raises(UncommittedChangesError):
-        repo.checkout(c1.id, ["labels.csv"])
-    repo.checkout(c1.id, ["labels.csv"], force=True)
+    res = repo.checkout(c1.id, ["labels.csv"])
+    assert res.overwritten == ("labels.csv",)
     assert (repo_dir / "labels.csv").read_text() == V1["labels.csv"]
     assert repo.status().clean
+    (repo_dir / "labels.csv").write_text("edited again")
+    res = repo.checkout(None, ["labels.csv"])  # REV defaults to HEAD
+    assert res.overwritten == ("labels.csv",) and res.commit == c1.id
+    assert (repo_dir / "labels.csv").read_text() == V1["labels.csv"]
+    res = repo.checkout(None, ["labels.csv"])
+    assert res.overwritten == () and res.written == 0
 
 
 def test_branches_and_tags(repo: dsv.Repo, repo_dir: Path) -> None:

@@ -308,6 +308,16 @@ def test_backslash_names_round_trip(tmp_path: Path) -> None:
     assert read_tree(root)["data\\file.csv"] == files["data\\file.csv"]
 
 
+def test_backslash_is_refused_where_it_separates_folders() -> None:
+    from dsv.base.errors import UnsafePathError
+    from dsv.worktree.paths import check_manifest_path
+
+    assert check_manifest_path("a\\b", backslash_is_separator=False) == "a\\b"
+    for bad in ("a\\b", "..\\evil", "x\\..\\..\\y"):
+        with pytest.raises(UnsafePathError):
+            check_manifest_path(bad, backslash_is_separator=True)
+
+
 # -- 5. refs reached through a symlinked folder ------------------------------------------------------
 
 
@@ -560,3 +570,21 @@ def test_cli_commit_uses_a_second_process_and_survives_its_death(tmp_path: Path)
 
     assert listed == {p: hash_bytes(d) for p, d in files.items()}
     assert_fsck_clean(root)
+
+
+def test_cli_checkout_restores_paths_from_head_after_dashdash(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    make_repo(root, {"labels.csv": b"id,label\n1,cat\n", "img/a.png": b"png\n"})
+    c2 = commit(root, {"labels.csv": b"id,label\n1,dog\n"}, "relabel")
+    (root / "labels.csv").write_bytes(b"half-edited\n")
+    res = ok(run_dsv(root, "checkout", "--", "labels.csv"))
+    assert "Discarded local changes in labels.csv" in res.stdout
+    assert (root / "labels.csv").read_bytes() == b"id,label\n1,dog\n"
+    (root / "labels.csv").write_bytes(b"again\n")
+    res = ok(run_dsv(root, "checkout", "--json", "HEAD~1", "--", "labels.csv"))
+    assert json.loads(res.stdout)["overwritten"] == ["labels.csv"]
+    assert (root / "labels.csv").read_bytes() == b"id,label\n1,cat\n"
+    assert head_of(root) == ("main", c2)
+    for bad in (["checkout", "--"], ["checkout", "a", "b", "--", "c"], ["checkout"]):
+        res = run_dsv(root, *bad)
+        assert_one_line_error(res.stderr, res.returncode)

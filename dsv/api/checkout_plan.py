@@ -1,8 +1,10 @@
 """Deciding what a checkout writes, removes, and refuses (pure planning, no writes).
 
-Git's rule: a local change blocks a checkout only where the target differs from
-HEAD (or where an untracked file would be overwritten); other local changes are
-carried over. ``force`` discards the blocking changes instead.
+Git's rules. Switching versions: a local change blocks the checkout only where
+the target differs from HEAD (or where an untracked file would be overwritten);
+other local changes are carried over; ``force`` discards the blocking changes.
+Restoring paths (``checkout [REV] -- PATH``): those paths are restored whatever
+their local changes, and the plan names what that overwrites.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class CheckoutPlan:
     target_rows: tuple[list[str], list[bytes], list[int], list[int]] = ([], [], [], [])
     kept_keys: dict[str, StatKey | None] = field(default_factory=dict)
     same_as_head: set[str] = field(default_factory=set)
+    overwritten: set[str] = field(default_factory=set)
 
     def new_cache(self, written: dict[str, StatKey], commit: str, manifest: str) -> StatCache:
         """The stat cache mirroring the target after a full checkout."""
@@ -125,8 +128,12 @@ def plan_full(
     return plan
 
 
-def plan_paths(root: str, cache: StatCache, status: WorktreeStatus, target: Manifest, paths: list[str], *, force: bool) -> CheckoutPlan:
-    """Plan restoring only ``paths`` (files or folders) to ``target``; HEAD does not move."""
+def plan_paths(root: str, cache: StatCache, status: WorktreeStatus, target: Manifest, paths: list[str]) -> CheckoutPlan:
+    """Plan restoring only ``paths`` (files or folders) to ``target``; HEAD does not move.
+
+    As ``git checkout REV -- PATH``: local changes to those paths are discarded
+    (listed in ``overwritten``); untracked files beside them are kept.
+    """
     plan = CheckoutPlan()
     wanted: dict[str, FileWrite] = {}
     tracked: set[str] = set()
@@ -153,15 +160,33 @@ def plan_paths(root: str, cache: StatCache, status: WorktreeStatus, target: Mani
             if current == bytes.fromhex(w.oid):
                 del wanted[p]
                 continue
-            if not force and current is not None:
-                plan.conflicts.add(p)  # a locally deleted file has nothing to lose
+            if current is not None:
+                plan.overwritten.add(p)
     in_target = target_paths(target, tracked)
     for p in sorted(tracked - in_target):
-        if p in local and p not in status.removed and not force:
-            plan.conflicts.add(p)
+        if p in local and os.path.lexists(os.path.join(root, *p.split("/"))):
+            plan.overwritten.add(p)
         plan.removals.append(p)
     plan.writes = sorted(wanted.values(), key=lambda w: w.path)
     return plan
+
+
+def file_folder_clashes(target: Manifest, writes: list[FileWrite]) -> tuple[str, str] | None:
+    """A written path with a folder above it that ``target`` also holds as a file: ``(file, path)``.
+
+    A malformed (forged) manifest can hold both ``a`` and ``a/x``; writing it
+    would put one through the other. Checked against the whole target, before
+    any change.
+    """
+    above: dict[str, str] = {}
+    for w in writes:
+        parts = w.path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            above.setdefault("/".join(parts[:i]), w.path)
+    if not above:
+        return None
+    clash = sorted(target_paths(target, set(above)))
+    return (clash[0], above[clash[0]]) if clash else None
 
 
 def target_paths(target: Manifest, candidates: set[str]) -> set[str]:

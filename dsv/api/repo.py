@@ -23,6 +23,7 @@ from dsv.api.results import (
     Warnings,
 )
 from dsv.base.errors import (
+    CheckoutInProgressError,
     DsvError,
     NothingToCommitError,
     RefConflictError,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
     from dsv.maintenance import FsckReport, GcReport
     from dsv.manifest import FileDiff, Manifest
+    from dsv.worktree.pending import CheckoutRecord
 
 
 class Repo:
@@ -147,7 +149,27 @@ class Repo:
                 self._repo.save_statcache(cache)
         for p in st.changed_while_reading:
             warn(f"{p} changed while it was being read")
-        return StatusResult(head.branch, head.commit, tuple(st.added), tuple(st.removed), tuple(st.modified), tuple(st.moved), tuple(warn.items))
+        for path, problem in self._repo.store.damaged_indexes():
+            warn(f"pack index {os.path.basename(path)} is damaged ({problem}): run 'dsv fsck --repair'")
+        pending = self._pending_checkout()
+        return StatusResult(
+            head.branch,
+            head.commit,
+            tuple(st.added),
+            tuple(st.removed),
+            tuple(st.modified),
+            tuple(st.moved),
+            tuple(warn.items),
+            pending.command() if pending else None,
+        )
+
+    def _pending_checkout(self) -> "CheckoutRecord | None":
+        """The checkout that stopped part-way, if any (cheap: one failed open in the usual case)."""
+        if not os.path.exists(os.path.join(self._repo.layout.dsv, "CHECKOUT")):
+            return None
+        from dsv.worktree.pending import read_record
+
+        return read_record(self._repo.layout.dsv)
 
     def commit(self, message: str, *, allow_empty: bool = False, progress: Progress | None = None) -> CommitResult:
         """Snapshot the whole working tree (respecting ``.dsvignore``) as a new commit on HEAD."""
@@ -159,6 +181,10 @@ class Repo:
         repo = self._repo
         warn = Warnings()
         with repo.write_lock():
+            pending = self._pending_checkout()
+            if pending is not None:
+                # The tree mixes two versions: committing it would record a state nobody chose.
+                raise CheckoutInProgressError(pending.rev, pending.command())
             repo.store.refresh()
             head = repo.refs.head()
             parent = head.commit
@@ -399,58 +425,93 @@ class Repo:
 
     # -- checkout ------------------------------------------------------------------
 
-    def checkout(self, rev: str, paths: Sequence[str] | None = None, *, force: bool = False, progress: Progress | None = None) -> CheckoutResult:
-        """Restore the working tree (or only ``paths``) to ``rev``.
+    def checkout(
+        self, rev: str | None = None, paths: Sequence[str] | None = None, *, force: bool = False, progress: Progress | None = None
+    ) -> CheckoutResult:
+        """Restore the working tree to ``rev``, or only ``paths`` from ``rev`` (HEAD when omitted).
 
         ``paths`` are relative to the repository root (the CLI converts paths given
-        relative to the current folder). Without paths HEAD moves to ``rev`` (a branch name keeps HEAD on that branch;
-        anything else detaches it). Local changes to files that differ between HEAD
-        and ``rev`` stop the checkout unless ``force``; other local changes are kept.
+        relative to the current folder). Without paths HEAD moves to ``rev`` (a
+        branch name keeps HEAD on that branch; anything else detaches it); local
+        changes to files that differ between HEAD and ``rev`` stop the checkout
+        unless ``force``, other local changes are kept. With paths, as in git,
+        those paths are restored whatever their local changes, and the result
+        names what was overwritten.
+
+        All or nothing for what can be checked in advance: objects, paths and
+        obstacles are checked and every file is staged (verified) before the first
+        change to the tree. If the switch itself is interrupted, ``.dsv/CHECKOUT``
+        records it and running the same checkout again completes it.
         """
-        from dsv.api.checkout_plan import plan_full, plan_paths
-        from dsv.worktree.checkout import materialize
+        from dsv.api.checkout_plan import file_folder_clashes, plan_full, plan_paths
+        from dsv.history.objects import now
+        from dsv.worktree.checkout import prepare, remove_leftovers, stage, staging_folder, sweep_staging, switch
+        from dsv.worktree.pending import CheckoutRecord, clear_record, write_record
 
         repo = self._repo
         warn = Warnings()
-        with repo.write_lock():
-            repo.store.refresh()
-            target = self.resolve(rev)
-            head = repo.refs.head()
-            cache = repo.load_statcache(head.commit)
-            status = worktree_status(self.root, cache, repo.ignore_rules(), warn)
-            target_manifest = self._manifest(target.commit)
-            if paths:
-                rel = [_repo_relative(p) for p in paths]
-                plan = plan_paths(self.root, cache, status, target_manifest, rel, force=force)
-            else:
-                head_manifest = self._manifest(self._repo.history.commit(head.commit)) if head.commit else None
-                plan = plan_full(self.root, cache, status, head_manifest, target_manifest, force=force)
-            if plan.conflicts:
-                raise UncommittedChangesError(sorted(plan.conflicts))
-            if not paths and head.branch is None and head.commit and head.commit != target.commit_id and not self._reachable_from_refs(head.commit):
-                warn(
-                    f"leaving commit {head.commit[:10]}, which no branch or tag reaches; keep it with "
-                    f"'dsv branch NAME {head.commit[:10]}' (gc removes it after the grace period)"
-                )
-            keys, removed = materialize(self.root, repo.store, plan.writes, plan.removals, progress)
-            branch = None
+        if rev is None:
             if not paths:
-                is_branch = repo.refs.read(f"{HEADS}/{rev}") is not None and re.fullmatch(r"[^~^]+", rev) is not None
-                if rev in ("HEAD", "@") and head.branch is not None:
-                    # 'dsv checkout -f HEAD' discards changes; it does not leave the branch.
-                    rev, is_branch = head.branch, True
-                if is_branch:
-                    repo.refs.set_head(branch=rev)
-                    branch = rev
+                raise UsageError("checkout needs a revision or paths", hint="dsv checkout REV, or dsv checkout [REV] -- PATH...")
+            rev = "HEAD"
+        rel = [_repo_relative(p) for p in paths] if paths else None
+        with repo.write_lock():
+            # HEAD's lock first: a checkout that could not move HEAD must not touch the tree.
+            with repo.refs.head_lock(timeout=repo.config.core.lock_timeout):
+                repo.store.refresh()
+                sweep_staging(repo.layout.dsv)
+                target = self.resolve(rev)
+                pending = self._pending_checkout()
+                if pending is not None and not force and (pending.commit != target.commit_id or pending.paths != (tuple(rel) if rel else None)):
+                    raise CheckoutInProgressError(pending.rev, pending.command(), hint="finish it first, or pass --force to check out another version")
+                head = repo.refs.head()
+                cache = repo.load_statcache(head.commit)
+                status = worktree_status(self.root, cache, repo.ignore_rules(), warn)
+                if status.leftovers:
+                    remove_leftovers(self.root, status.leftovers)
+                target_manifest = self._manifest(target.commit)
+                if rel is not None:
+                    plan = plan_paths(self.root, cache, status, target_manifest, rel)
                 else:
-                    repo.refs.set_head(commit=target.commit_id)
-                new_cache = plan.new_cache(keys, target.commit_id, target.commit.manifest)
-                repo.save_statcache(new_cache)
-            else:
-                plan.refresh_cache(cache, keys)
-                if head.commit is not None:
-                    repo.save_statcache(cache)
-                branch = head.branch
+                    head_manifest = self._manifest(self._repo.history.commit(head.commit)) if head.commit else None
+                    plan = plan_full(self.root, cache, status, head_manifest, target_manifest, force=force)
+                if plan.conflicts:
+                    raise UncommittedChangesError(sorted(plan.conflicts))
+                clash = file_folder_clashes(target_manifest, plan.writes)
+                if clash:
+                    from dsv.base.errors import UnsafePathError
+
+                    raise UnsafePathError(clash[1], f"'{clash[0]}' is also a file in {rev}; nothing in the working tree was changed")
+                if rel is None and head.branch is None and head.commit and head.commit != target.commit_id and not self._reachable_from_refs(head.commit):
+                    warn(
+                        f"leaving commit {head.commit[:10]}, which no branch or tag reaches; keep it with "
+                        f"'dsv branch NAME {head.commit[:10]}' (gc removes it after the grace period)"
+                    )
+                prepared = prepare(self.root, repo.store, plan.writes, plan.removals, force=force)
+                staged = stage(prepared, repo.store, staging_folder(self.root), progress)
+                try:
+                    write_record(repo.layout.dsv, CheckoutRecord(rev=rev, commit=target.commit_id, paths=tuple(rel) if rel else None, started=now()))
+                    keys, removed = switch(staged)
+                finally:
+                    staged.discard()
+                branch = None
+                if rel is None:
+                    is_branch = repo.refs.read(f"{HEADS}/{rev}") is not None and re.fullmatch(r"[^~^]+", rev) is not None
+                    if rev in ("HEAD", "@") and head.branch is not None:
+                        # 'dsv checkout -f HEAD' discards changes; it does not leave the branch.
+                        rev, is_branch = head.branch, True
+                    if is_branch:
+                        repo.refs.set_head(branch=rev, locked=True)
+                        branch = rev
+                    else:
+                        repo.refs.set_head(commit=target.commit_id, locked=True)
+                    repo.save_statcache(plan.new_cache(keys, target.commit_id, target.commit.manifest))
+                else:
+                    plan.refresh_cache(cache, keys)
+                    if head.commit is not None:
+                        repo.save_statcache(cache)
+                    branch = head.branch
+                clear_record(repo.layout.dsv)
         return CheckoutResult(
             target.commit_id,
             branch,
@@ -459,6 +520,7 @@ class Repo:
             sum(w.size for w in plan.writes),
             tuple(paths or ()),
             tuple(warn.items),
+            tuple(sorted(plan.overwritten)),
         )
 
     # -- branches and tags ---------------------------------------------------------

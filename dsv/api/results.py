@@ -111,6 +111,8 @@ class StatusResult:
     modified: tuple[str, ...]
     moved: tuple[tuple[str, str], ...]
     warnings: tuple[str, ...] = ()
+    checkout_in_progress: str | None = None
+    """The command that finishes a checkout that stopped part-way, if one did."""
 
     @property
     def clean(self) -> bool:
@@ -122,6 +124,7 @@ class StatusResult:
         return {
             "branch": self.branch,
             "head": self.head,
+            "checkout_in_progress": self.checkout_in_progress,
             "clean": self.clean,
             "added": list(self.added),
             "removed": list(self.removed),
@@ -156,6 +159,8 @@ class CheckoutResult:
     bytes_written: int
     paths: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    overwritten: tuple[str, ...] = ()
+    """Paths whose local changes a path checkout discarded (as ``git checkout -- PATH`` does)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -166,6 +171,7 @@ class CheckoutResult:
             "removed": self.removed,
             "bytes_written": self.bytes_written,
             "paths": list(self.paths),
+            "overwritten": list(self.overwritten),
             "warnings": list(self.warnings),
         }
 

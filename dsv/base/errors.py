@@ -27,6 +27,7 @@ maps the tree to a one-line message and an exit code in a single place
     ├── WorktreeError
     │   ├── UnsafePathError           a path that would leave the working tree
     │   ├── UncommittedChangesError   checkout would clobber local changes
+    │   ├── CheckoutInProgressError   a checkout stopped part-way; finish it first
     │   └── NothingToCommitError
     ├── UsageError                    a bad argument value (durations, key=value)
     └── StorageError                  the filesystem refused a read or write
@@ -265,6 +266,17 @@ class UncommittedChangesError(WorktreeError):
         more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
         super().__init__(f"checkout would overwrite uncommitted changes in {shown}{more}")
         self.paths = list(paths)
+
+
+class CheckoutInProgressError(WorktreeError):
+    """A checkout stopped part-way (killed, power cut): the tree mixes two versions until it is finished."""
+
+    exit_code = 4
+
+    def __init__(self, rev: str, command: str, *, hint: str | None = None) -> None:
+        super().__init__(f"a checkout of {rev} stopped part-way: run `{command}` to finish it", hint=hint)
+        self.rev = rev
+        self.command = command
 
 
 class NothingToCommitError(WorktreeError):

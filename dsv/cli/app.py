@@ -104,6 +104,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return
     where = f"On branch {st.branch}" if st.branch else f"HEAD detached at {short(st.head)}"
     click.echo(where)
+    if st.checkout_in_progress:
+        click.echo(color(f"A checkout stopped part-way: run `{st.checkout_in_progress}` to finish it.", "red"))
     if st.head is None:
         click.echo("No commits yet")
     if st.clean:
@@ -398,14 +400,43 @@ def cat(ctx: click.Context, spec: str) -> None:
     out.flush()
 
 
-@cli.command()
-@click.argument("rev")
-@click.argument("paths", nargs=-1)
+class _DashDashCommand(click.Command):
+    """Remembers where ``--`` stood in the arguments (click drops it), as git's pathspec separator."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            # Positional arguments before "--" (this command's options are all flags).
+            ctx.meta["before_dashdash"] = sum(1 for a in args[: args.index("--")] if not a.startswith("-"))
+        return super().parse_args(ctx, args)
+
+
+@cli.command(cls=_DashDashCommand)
+@click.argument("args", nargs=-1, metavar="[REV] [--] [PATH]...")
 @click.option("-f", "--force", is_flag=True, help="Discard uncommitted changes that are in the way.")
 @json_option
 @click.pass_context
-def checkout(ctx: click.Context, rev: str, paths: tuple[str, ...], force: bool, as_json: bool) -> None:
-    """Restore the working tree to REV, or only PATHS (dsv checkout v1 -- images/cat)."""
+def checkout(ctx: click.Context, args: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Switch the working tree to REV, or restore PATHs from REV (HEAD when omitted).
+
+    \b
+    dsv checkout v1                  the whole tree as it was at v1
+    dsv checkout -- labels.csv       throw away local edits of labels.csv
+    dsv checkout v1 -- images/cat    restore one folder from v1
+    """
+    n_before = ctx.meta.get("before_dashdash")
+    if n_before is not None:
+        # Everything after "--" is a path; before it, at most a revision.
+        before = list(args[:n_before])
+        rev = before[0] if before else None
+        paths = list(args[n_before:])
+        if len(before) > 1:
+            raise UsageError("only one revision may come before '--'", hint="dsv checkout [REV] -- PATH...")
+        if not paths:
+            raise UsageError("no path after '--'", hint="dsv checkout [REV] -- PATH...")
+    else:
+        if not args:
+            raise UsageError("checkout needs a revision or paths", hint="dsv checkout REV, or dsv checkout [REV] -- PATH...")
+        rev, paths = args[0], list(args[1:])
     repo = _repo(ctx)
     rel = [repo.repo_path(p) for p in paths]
     res = repo.checkout(rev, rel or None, force=force, progress=_progress(ctx))
@@ -413,8 +444,12 @@ def checkout(ctx: click.Context, rev: str, paths: tuple[str, ...], force: bool, 
     if as_json:
         emit_json(res.to_dict())
         return
+    if res.overwritten:
+        shown = ", ".join(quote_path(p) for p in res.overwritten[:5])
+        more = f" and {len(res.overwritten) - 5} more" if len(res.overwritten) > 5 else ""
+        click.echo(f"Discarded local changes in {shown}{more}")
     if paths:
-        click.echo(f"Restored {len(paths)} path(s) from {rev}: {res.written} file(s) written, {res.removed} removed")
+        click.echo(f"Restored {len(paths)} path(s) from {rev or 'HEAD'}: {res.written} file(s) written, {res.removed} removed")
     elif res.branch:
         click.echo(f"Switched to branch '{res.branch}' ({res.written} written, {res.removed} removed)")
     else:

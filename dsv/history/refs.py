@@ -128,8 +128,12 @@ class RefStore:
             return Head(None, raw)
         raise CorruptMetadataError("HEAD", "neither 'ref: refs/heads/<branch>' nor a commit id")
 
-    def set_head(self, *, branch: str | None = None, commit: str | None = None) -> None:
-        """Point HEAD at a branch, or detach it at a commit."""
+    def head_lock(self, timeout: float = LOCK_TIMEOUT) -> FileLock:
+        """The lock that guards HEAD (take it before a checkout changes anything)."""
+        return FileLock(os.path.join(self.dsv_dir, "HEAD") + ".lock", timeout=timeout)
+
+    def set_head(self, *, branch: str | None = None, commit: str | None = None, locked: bool = False) -> None:
+        """Point HEAD at a branch, or detach it at a commit (``locked``: the caller holds :meth:`head_lock`)."""
         if branch is not None:
             data = f"ref: {HEADS}/{check_ref_name(branch)}\n"
         elif commit is not None and is_object_id(commit):
@@ -137,12 +141,20 @@ class RefStore:
         else:
             raise ValueError("set_head needs a branch or a commit id")
         path = os.path.join(self.dsv_dir, "HEAD")
-        with FileLock(path + ".lock", timeout=LOCK_TIMEOUT):
-            try:
-                old: bytes | None = open(path, "rb").read()
-            except FileNotFoundError:
-                old = None
-            _publish(path, data.encode(), old)
+        if locked:
+            self._write_head(path, data)
+            return
+        with self.head_lock():
+            self._write_head(path, data)
+
+    @staticmethod
+    def _write_head(path: str, data: str) -> None:
+        try:
+            with open(path, "rb") as f:
+                old: bytes | None = f.read()
+        except FileNotFoundError:
+            old = None
+        _publish(path, data.encode(), old)
 
     def list(self, namespace: str, *, malformed: "list[str] | None" = None) -> dict[str, str]:
         """``{short name: id}`` of every ref under ``refs/heads`` or ``refs/tags``.

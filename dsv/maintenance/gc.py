@@ -11,7 +11,7 @@ from dsv.base.errors import CorruptMetadataError, StorageError
 from dsv.base.hashing import from_hex
 from dsv.maintenance.reach import walk_reachable
 from dsv.repository import Repository
-from dsv.worktree.checkout import remove_leftovers
+from dsv.worktree.checkout import remove_leftovers, sweep_staging
 from dsv.worktree.scan import find_leftovers
 
 
@@ -96,8 +96,8 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
                 store.drop_quarantined(q)
                 report.quarantine_dropped += 1
         report.temp_files_removed = _sweep_temp(store.tmp_dir, cutoff) + _sweep_orphan_packs(store.packs_dir, cutoff)
-        # Checkout temp files in the working tree: under the write lock no checkout is live.
-        report.temp_files_removed += remove_leftovers(repo.root, find_leftovers(repo.root))
+        # Checkout temp and staging files: under the write lock no checkout is live.
+        report.temp_files_removed += remove_leftovers(repo.root, find_leftovers(repo.root)) + sweep_staging(repo.layout.dsv)
     return report
 
 

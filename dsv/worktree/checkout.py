@@ -1,28 +1,47 @@
-"""Writing a snapshot into the working tree: only what differs, each file atomically.
+"""Writing a snapshot into the working tree: checked, then staged, then switched.
 
-Every manifest path is validated before the first filesystem call. Parent
-folders are created component by component with ``lstat`` checks, so nothing is
-ever written through a symlink; each file is written to a temp file in its
-folder, verified against its id while it is written, and renamed into place.
+A checkout changes the working tree in three steps, so that whatever can go
+wrong in advance goes wrong before the first change:
+
+1. **Check** (:func:`prepare`): every path is validated, every object the
+   checkout needs is present, every symlink target is sane, and nothing stands
+   in the way (a symlinked folder, a folder holding untracked files where a file
+   must go, a file where a folder must go). Nothing is written.
+2. **Stage** (:func:`stage`): every file is written to a staging folder inside
+   ``.dsv`` and verified against its id while it is written. A corrupt or
+   missing object, a full disk or a kill leaves the working tree untouched; the
+   staging folder is removed (or swept later).
+3. **Switch** (:func:`switch`): tracked files to delete are deleted, empty
+   folders in the way removed, and each staged file renamed into place. This
+   step only renames and deletes; if it is interrupted anyway (a kill, a power
+   cut), the caller has recorded the checkout as in progress and running the
+   same checkout again completes it.
+
+Parent folders are created component by component with ``lstat`` checks, so
+nothing is ever written or deleted through a symlink.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import stat as statmod
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from dsv.base.errors import StorageError, UnsafePathError, WorktreeError
+from dsv.base.errors import DsvError, ObjectNotFoundError, StorageError, UnsafePathError, WorktreeError
+from dsv.base.filemodes import MODE_EXEC, MODE_LINK
 from dsv.base.fsio import write_all
 from dsv.base.hashing import from_hex
 from dsv.base.progress import NullProgress, Progress
 from dsv.store.base import ObjectStore
 from dsv.worktree.ignore import CHECKOUT_TEMP_PREFIX
 from dsv.worktree.paths import check_manifest_path
-from dsv.base.filemodes import MODE_EXEC, MODE_LINK
 from dsv.worktree.statcache import StatKey, stat_key
+
+NOTHING_CHANGED = "nothing in the working tree was changed"
 
 
 @dataclass(frozen=True)
@@ -41,196 +60,342 @@ def _folders_above(path: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-class Materializer:
-    """Writes and removes files below ``root`` on behalf of checkout."""
+@dataclass
+class Prepared:
+    """A checked checkout: what to write, delete and clear out of the way."""
 
-    def __init__(self, root: str, store: ObjectStore, progress: Progress | None = None) -> None:
+    root: str
+    writes: list[FileWrite]
+    removals: list[str]
+    link_targets: dict[str, bytes] = field(default_factory=dict)
+    clear_files: list[str] = field(default_factory=list)
+    """Untracked files where a folder must go (only with ``force``)."""
+    clear_folders: list[str] = field(default_factory=list)
+    """Folders holding nothing but empty folders, where a file must go."""
+
+
+@dataclass
+class Staged:
+    """Files written and verified in the staging folder, ready to be renamed into place."""
+
+    prepared: Prepared
+    folder: str
+    names: dict[str, str] = field(default_factory=dict)
+
+    def discard(self) -> None:
+        """Remove the staging folder and what it holds."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _Tree:
+    """``lstat`` views of the working tree below ``root``."""
+
+    def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
-        self.store = store
-        self.progress = progress or NullProgress()
-        self._dirs_ok: set[str] = {""}
 
-    def _abs(self, path: str) -> str:
+    def abs(self, path: str) -> str:
         return os.path.join(self.root, *path.split("/"))
 
-    def _ensure_parent(self, path: str) -> None:
-        for rel in _folders_above(path):
-            if rel in self._dirs_ok:
-                continue
-            full = self._abs(rel)
-            try:
-                st = os.lstat(full)
-            except FileNotFoundError:
-                try:
-                    os.mkdir(full, 0o755)
-                except FileExistsError:
-                    st = os.lstat(full)
-                    if not statmod.S_ISDIR(st.st_mode):
-                        raise WorktreeError(f"cannot create folder {rel}: something else appeared there") from None
-                except OSError as err:
-                    raise StorageError("create folder", full, err) from err
-                self._dirs_ok.add(rel)
-                continue
-            if statmod.S_ISLNK(st.st_mode):
-                raise UnsafePathError(path, f"{rel} is a symlink; dsv never writes through symlinks")
-            if not statmod.S_ISDIR(st.st_mode):
-                raise WorktreeError(f"cannot write {path}: {rel} is a file, not a folder", hint="move that file away or use --force")
-            self._dirs_ok.add(rel)
-
-    def write(self, item: FileWrite) -> StatKey:
-        """Write one file atomically; return its stat key."""
-        self._ensure_parent(item.path)
-        target = self._abs(item.path)
-        head, tail = os.path.split(target)
-        tmp = os.path.join(head, f"{CHECKOUT_TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
+    def lstat(self, path: str) -> os.stat_result | None:
         try:
-            st0 = os.lstat(target)
-        except FileNotFoundError:
-            st0 = None
-        if st0 is not None and statmod.S_ISDIR(st0.st_mode):
-            raise WorktreeError(f"cannot write {item.path}: a folder is in the way", hint="move that folder away")
-        try:
-            if item.mode == MODE_LINK:
-                link = self.store.read(item.oid)
-                os.symlink(os.fsdecode(link), tmp)
-            else:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o755 if item.mode == MODE_EXEC else 0o644)
-                try:
-                    # iter_chunks verifies the id when the stream ends, before the rename.
-                    for chunk in self.store.iter_chunks(item.oid):
-                        write_all(fd, chunk)
-                finally:
-                    os.close(fd)
-            os.replace(tmp, target)
-            st = os.lstat(target)
-        except BaseException as err:
-            # Whatever went wrong (a corrupt or missing object, a full disk, ^C), no temp file stays.
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if isinstance(err, OSError):
-                failure = StorageError("write", target, err)
-                failure.hint = "checkout stopped part-way; the repository is intact: fix the cause and run the same checkout again"
-                raise failure from err
-            raise
-        self.progress.advance(1, item.size)
-        return stat_key(st, item.mode)
-
-    def _parent_is_real(self, path: str) -> bool:
-        """Whether every folder above ``path`` is a real folder (never a symlink)."""
-        for rel in _folders_above(path):
-            if rel in self._dirs_ok:
-                continue
-            try:
-                st = os.lstat(self._abs(rel))
-            except FileNotFoundError:
-                return False
-            if not statmod.S_ISDIR(st.st_mode):
-                return False
-            self._dirs_ok.add(rel)
-        return True
-
-    def check_parents(self, path: str, removing: set[str]) -> None:
-        """Refuse, before anything is written, a path whose existing folders include a symlink.
-
-        A symlink that the checkout removes first (a tracked link replaced by a folder) is fine.
-        """
-        for rel in _folders_above(path):
-            if rel in removing:
-                return
-            try:
-                st = os.lstat(self._abs(rel))
-            except (FileNotFoundError, NotADirectoryError):
-                return  # created later, component by component
-            if statmod.S_ISLNK(st.st_mode):
-                raise UnsafePathError(path, f"{rel} is a symlink; dsv never writes through symlinks")
-
-    def check_target(self, path: str, removing: set[str]) -> None:
-        """Refuse, before any change, a file that must replace a folder still holding other files.
-
-        The folder's tracked files are removed first; anything else in it (untracked or
-        ignored files) would be lost, so the checkout stops naming one of them.
-        """
-        full = self._abs(path)
-        try:
-            st = os.lstat(full)
+            return os.lstat(self.abs(path))
         except (FileNotFoundError, NotADirectoryError):
-            return
-        if not statmod.S_ISDIR(st.st_mode):
-            return
-        for dirpath, _dirs, files in os.walk(full):
-            for name in files:
-                rel = os.path.relpath(os.path.join(dirpath, name), self.root).replace(os.sep, "/")
-                if rel not in removing:
-                    raise WorktreeError(
-                        f"cannot write {path}: folder {path} holds {rel}, which is not tracked",
-                        hint="move it away (or delete it), then run the checkout again; nothing was changed",
-                    )
-
-    def remove(self, path: str) -> bool:
-        """Delete a tracked file (not a folder), then any folders it leaves empty.
-
-        Nothing is deleted through a symlinked folder: a tracked folder replaced by
-        a link to elsewhere leaves the link's target untouched.
-        """
-        if not self._parent_is_real(path):
-            return False
-        full = self._abs(path)
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            return False
-        if statmod.S_ISDIR(st.st_mode):
-            return False
-        try:
-            os.unlink(full)
-        except FileNotFoundError:
-            return False
-        except OSError as err:
-            raise StorageError("delete", full, err) from err
-        parts = path.split("/")[:-1]
-        while parts:
-            d = self._abs("/".join(parts))
-            try:
-                os.rmdir(d)
-            except OSError:
-                break
-            self._dirs_ok.discard("/".join(parts))
-            parts.pop()
-        return True
+            return None
 
 
-def materialize(
-    root: str, store: ObjectStore, writes: Iterable[FileWrite], removals: Iterable[str], progress: Progress | None = None
-) -> tuple[dict[str, StatKey], int]:
-    """Remove ``removals``, write ``writes``; return stat keys of written files and the number removed.
+def check_link_target(path: str, target: bytes) -> bytes:
+    """Refuse a symlink target that no filesystem can hold (empty, or with NUL)."""
+    if not target:
+        raise UnsafePathError(path, f"symlink with an empty target; {NOTHING_CHANGED}")
+    if b"\x00" in target:
+        raise UnsafePathError(path, f"symlink target contains NUL; {NOTHING_CHANGED}")
+    return target
 
-    All paths are validated first: one unsafe path aborts before anything changes.
+
+def prepare(
+    root: str, store: ObjectStore, writes: Iterable[FileWrite], removals: Iterable[str], *, force: bool = False
+) -> Prepared:
+    """Check everything a checkout can check before changing anything (step 1).
+
+    Raises :class:`UnsafePathError`, :class:`ObjectNotFoundError` or
+    :class:`WorktreeError`; on any of them nothing has been written.
     """
-    writes = list(writes)
-    removals = list(removals)
+    writes = sorted(writes, key=lambda w: w.path)
+    removals = sorted(removals)
     for p in removals:
         check_manifest_path(p)
     for w in writes:
         check_manifest_path(w.path)
         from_hex(w.oid)
-    progress = progress or NullProgress()
-    m = Materializer(root, store, progress)
-    # Writes that would go through a symlinked folder are refused before any change.
     removing = set(removals)
+    written = {w.path for w in writes}
+    # A manifest that holds both "a" and "a/x" cannot be written (one would hide the other).
     for w in writes:
-        m.check_parents(w.path, removing)
-        m.check_target(w.path, removing)
-    progress.start("checkout", len(writes), sum(w.size for w in writes))
+        for d in _folders_above(w.path):
+            if d in written:
+                raise UnsafePathError(w.path, f"'{d}' is also a file in the same snapshot; {NOTHING_CHANGED}")
+    out = Prepared(os.path.abspath(root), writes, removals)
+    tree = _Tree(root)
+    for w in writes:
+        if not store.has(w.oid):
+            raise ObjectNotFoundError(w.oid, context=w.path).with_hint(
+                f"the repository is missing data; {NOTHING_CHANGED}; run 'dsv fsck', or fetch it from a remote"
+            )
+        if w.mode == MODE_LINK:
+            out.link_targets[w.path] = check_link_target(w.path, store.read(w.oid))
+    checked: dict[str, str] = {}
+    for w in writes:
+        _check_folders(tree, w.path, removing, force, checked, out)
+        _check_target(tree, w.path, removing, out)
+    return out
+
+
+def _check_folders(tree: _Tree, path: str, removing: set[str], force: bool, checked: dict[str, str], out: Prepared) -> None:
+    """Every existing folder above ``path`` must be a real folder (or a file that goes away)."""
+    for rel in _folders_above(path):
+        state = checked.get(rel)
+        if state is None:
+            st = tree.lstat(rel)
+            if st is None:
+                state = "absent"
+            elif statmod.S_ISDIR(st.st_mode):
+                state = "dir"
+            elif rel in removing:
+                state = "removed"
+            elif statmod.S_ISLNK(st.st_mode):
+                # Even with --force: a link in the way may lead to data elsewhere; the user decides.
+                raise UnsafePathError(path, f"{rel} is a symlink; dsv never writes through symlinks; {NOTHING_CHANGED}")
+            elif force:
+                state = "cleared"
+                out.clear_files.append(rel)
+            else:
+                raise WorktreeError(f"cannot write {path}: {rel} is a file that is not tracked", hint=f"move it away or use --force; {NOTHING_CHANGED}")
+            checked[rel] = state
+        if state in ("absent", "removed", "cleared"):
+            return  # everything below is created by the checkout
+
+
+def _check_target(tree: _Tree, path: str, removing: set[str], out: Prepared) -> None:
+    """A folder where the file must go may hold only tracked files (removed first) and empty folders."""
+    st = tree.lstat(path)
+    if st is None or not statmod.S_ISDIR(st.st_mode):
+        return
+    full = tree.abs(path)
+    for dirpath, dirs, files in os.walk(full):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+            rel = os.path.relpath(os.path.join(dirpath, name), tree.root).replace(os.sep, "/")
+            if rel not in removing:
+                raise WorktreeError(
+                    f"cannot write {path}: folder {path} holds {rel}, which is not tracked",
+                    hint=f"move it away (or delete it), then run the checkout again; {NOTHING_CHANGED}",
+                )
+    out.clear_folders.append(path)
+
+
+def staging_folder(root: str) -> str:
+    """Where a checkout stages its files: inside ``.dsv`` when there is one."""
+    dsv_dir = os.path.join(root, ".dsv")
+    if os.path.isdir(dsv_dir):
+        return os.path.join(dsv_dir, "staging", f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    return os.path.join(root, f"{CHECKOUT_TEMP_PREFIX}staging-{uuid.uuid4().hex[:12]}")
+
+
+def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progress | None = None) -> Staged:
+    """Write every file into ``folder``, each verified against its id (step 2).
+
+    On any failure the staging folder is removed and the error re-raised, with a
+    hint saying the working tree was not changed.
+    """
+    progress = progress or NullProgress()
+    staged = Staged(prepared, folder)
+    total = sum(w.size for w in prepared.writes)
+    progress.start("checkout", len(prepared.writes), total)
     try:
-        removed = sum(1 for p in sorted(removals, reverse=True) if m.remove(p))
-        keys: dict[str, StatKey] = {}
-        for w in writes:
-            keys[w.path] = m.write(w)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            free = shutil.disk_usage(folder).free
+        except OSError as err:
+            raise StorageError("create", folder, err) from err
+        if total > free:
+            raise WorktreeError(
+                f"checkout needs {total} bytes for the files it writes and {free} are free",
+                hint=f"free some space, then run the checkout again; {NOTHING_CHANGED}",
+            )
+        for i, w in enumerate(prepared.writes):
+            tmp = os.path.join(folder, str(i))
+            _write_staged(tmp, w, prepared, store)
+            staged.names[w.path] = tmp
+            progress.advance(1, w.size)
+    except BaseException as err:
+        staged.discard()
+        if isinstance(err, StorageError):
+            err.hint = f"free space or fix permissions, then run the checkout again; {NOTHING_CHANGED}"
+        elif isinstance(err, DsvError) and NOTHING_CHANGED not in (err.hint or ""):
+            err.hint = f"{err.hint}; {NOTHING_CHANGED}" if err.hint else NOTHING_CHANGED
+        raise
     finally:
         progress.finish()
+    return staged
+
+
+def _write_staged(tmp: str, w: FileWrite, prepared: Prepared, store: ObjectStore) -> None:
+    try:
+        if w.mode == MODE_LINK:
+            os.symlink(os.fsdecode(prepared.link_targets[w.path]), tmp)
+            return
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o755 if w.mode == MODE_EXEC else 0o644)
+        try:
+            # iter_chunks verifies the id when the stream ends, before anything is renamed.
+            for chunk in store.iter_chunks(w.oid):
+                write_all(fd, chunk)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise StorageError("write", tmp, err) from err
+
+
+def switch(staged: Staged) -> tuple[dict[str, StatKey], int]:
+    """Delete, clear and rename into place (step 3); return stat keys of written files and files removed.
+
+    Only deletes and renames: the slow and fallible work was done by :func:`stage`.
+    """
+    prepared = staged.prepared
+    tree = _Tree(prepared.root)
+    dirs_ok: set[str] = {""}
+    removed = sum(1 for p in sorted(prepared.removals, reverse=True) if _remove_tracked(tree, p, dirs_ok))
+    for rel in prepared.clear_files:
+        try:
+            os.unlink(tree.abs(rel))
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise StorageError("delete", tree.abs(rel), err) from err
+    for rel in prepared.clear_folders:
+        _remove_empty_folders(tree.abs(rel))
+    keys: dict[str, StatKey] = {}
+    for w in prepared.writes:
+        _ensure_parent(tree, w.path, dirs_ok)
+        target = tree.abs(w.path)
+        st0 = tree.lstat(w.path)
+        if st0 is not None and statmod.S_ISDIR(st0.st_mode):
+            raise WorktreeError(f"cannot write {w.path}: a folder appeared in the way", hint="move it away, then run the same checkout again to finish it")
+        src = staged.names[w.path]
+        try:
+            try:
+                os.replace(src, target)
+            except OSError as err:
+                if err.errno != errno.EXDEV:
+                    raise
+                _replace_across_devices(src, target)
+            st = os.lstat(target)
+        except OSError as err:
+            raise StorageError("write", target, err) from err
+        keys[w.path] = stat_key(st, w.mode)
+    staged.discard()
     return keys, removed
+
+
+def _replace_across_devices(src: str, target: str) -> None:
+    """A folder of the tree is another filesystem: copy beside the target, then rename."""
+    tmp = os.path.join(os.path.dirname(target), f"{CHECKOUT_TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
+    try:
+        if os.path.islink(src):
+            os.symlink(os.readlink(src), tmp)
+        else:
+            shutil.copy2(src, tmp, follow_symlinks=False)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    os.unlink(src)
+
+
+def _remove_empty_folders(full: str) -> None:
+    """Remove a folder that holds only empty folders, bottom-up (``rmdir`` never deletes data)."""
+    try:
+        for dirpath, _dirs, _files in sorted(os.walk(full, topdown=False), key=lambda t: -len(t[0])):
+            os.rmdir(dirpath)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise StorageError("remove folder", full, err) from err
+
+
+def _ensure_parent(tree: _Tree, path: str, dirs_ok: set[str]) -> None:
+    for rel in _folders_above(path):
+        if rel in dirs_ok:
+            continue
+        full = tree.abs(rel)
+        st = tree.lstat(rel)
+        if st is None:
+            try:
+                os.mkdir(full, 0o755)
+            except FileExistsError:
+                st = os.lstat(full)
+                if not statmod.S_ISDIR(st.st_mode):
+                    raise WorktreeError(f"cannot create folder {rel}: something else appeared there") from None
+            except OSError as err:
+                raise StorageError("create folder", full, err) from err
+            dirs_ok.add(rel)
+            continue
+        if statmod.S_ISLNK(st.st_mode):
+            raise UnsafePathError(path, f"{rel} is a symlink; dsv never writes through symlinks")
+        if not statmod.S_ISDIR(st.st_mode):
+            raise WorktreeError(f"cannot write {path}: {rel} is a file, not a folder", hint="move that file away, then run the same checkout again")
+        dirs_ok.add(rel)
+
+
+def _remove_tracked(tree: _Tree, path: str, dirs_ok: set[str]) -> bool:
+    """Delete a tracked file (not a folder), then any folders it leaves empty.
+
+    Nothing is deleted through a symlinked folder: a tracked folder replaced by
+    a link to elsewhere leaves the link's target untouched.
+    """
+    for rel in _folders_above(path):
+        st = tree.lstat(rel)
+        if st is None or not statmod.S_ISDIR(st.st_mode):
+            return False
+    full = tree.abs(path)
+    st = tree.lstat(path)
+    if st is None or statmod.S_ISDIR(st.st_mode):
+        return False
+    try:
+        os.unlink(full)
+    except FileNotFoundError:
+        return False
+    except OSError as err:
+        raise StorageError("delete", full, err) from err
+    parts = path.split("/")[:-1]
+    while parts:
+        try:
+            os.rmdir(tree.abs("/".join(parts)))
+        except OSError:
+            break
+        dirs_ok.discard("/".join(parts))
+        parts.pop()
+    return True
+
+
+def materialize(
+    root: str,
+    store: ObjectStore,
+    writes: Iterable[FileWrite],
+    removals: Iterable[str],
+    progress: Progress | None = None,
+    *,
+    force: bool = False,
+    staging: str | None = None,
+) -> tuple[dict[str, StatKey], int]:
+    """Check, stage and switch in one call (no in-progress record: for callers that need none)."""
+    prepared = prepare(root, store, writes, removals, force=force)
+    staged = stage(prepared, store, staging or staging_folder(root), progress)
+    try:
+        return switch(staged)
+    finally:
+        staged.discard()
 
 
 def remove_leftovers(root: str, paths: Iterable[str]) -> int:
@@ -254,3 +419,15 @@ def remove_leftovers(root: str, paths: Iterable[str]) -> int:
         except OSError:
             continue
     return removed
+
+
+def sweep_staging(dsv_dir: str) -> int:
+    """Remove staging folders of checkouts that died (caller holds the write lock)."""
+    base = os.path.join(dsv_dir, "staging")
+    try:
+        names = os.listdir(base)
+    except FileNotFoundError:
+        return 0
+    for n in names:
+        shutil.rmtree(os.path.join(base, n), ignore_errors=True)
+    return len(names)

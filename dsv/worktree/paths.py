@@ -1,10 +1,16 @@
 """Path safety: every manifest path is checked before any filesystem call.
 
 A manifest path is a relative, ``/``-separated UTF-8 string. It must not be empty,
-absolute, contain empty, ``.`` or ``..`` components, backslashes or NUL, and no
-component may be ``.dsv`` or ``.git`` in any letter case (a malicious manifest
-must not reach the repository's own data, or an enclosing git repository's hooks). Paths from the command line are made relative to the
-working-tree root and refused if they leave it.
+absolute, contain empty, ``.`` or ``..`` components or NUL, and no component may
+be ``.dsv`` or ``.git`` in any letter case (a malicious manifest must not reach
+the repository's own data, or an enclosing git repository's hooks). Paths from
+the command line are made relative to the working-tree root and refused if they
+leave it.
+
+A backslash is an ordinary character of a file name on POSIX systems, so names
+like ``data\\file.csv`` are committed and checked out as they are (as git does).
+Where the operating system treats ``\\`` as a separator (Windows), such a path
+would name other folders, so it is refused there.
 """
 
 from __future__ import annotations
@@ -18,14 +24,18 @@ RESERVED_NAMES = frozenset({DSV_DIR, ".git"})
 """Folder names never tracked (at any depth) and refused in manifests."""
 
 
-def check_manifest_path(path: str) -> str:
+BACKSLASH_IS_SEPARATOR = "\\" in (os.sep, os.altsep)
+"""Whether this system reads ``\\`` in a path as a folder separator."""
+
+
+def check_manifest_path(path: str, *, backslash_is_separator: bool = BACKSLASH_IS_SEPARATOR) -> str:
     """Return ``path`` if it is safe to join to the working-tree root, else raise."""
     if not path:
         raise UnsafePathError(path, "empty path")
     if "\x00" in path:
         raise UnsafePathError(path, "contains NUL")
-    if "\\" in path:
-        raise UnsafePathError(path, "contains a backslash")
+    if backslash_is_separator and "\\" in path:
+        raise UnsafePathError(path, "contains a backslash, a folder separator on this system")
     if path.startswith("/"):
         raise UnsafePathError(path, "absolute path")
     for part in path.split("/"):

@@ -1,0 +1,66 @@
+"""``.dsv/CHECKOUT``: the record of a checkout that has started changing the working tree.
+
+Written (durably) just before a checkout's first change to the tree, deleted
+after HEAD and the stat cache are updated. If it is still there, a checkout
+stopped part-way (killed, power cut): ``status`` says so, ``commit`` refuses
+(the tree holds a mix of two versions), and running the same checkout again
+completes it. Like git's ``MERGE_HEAD``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from dsv.base.errors import CorruptMetadataError, StorageError
+from dsv.base.fsio import atomic_write_bytes, fsync_dir, read_bytes
+from dsv.base.ondisk import OnDiskModel
+from dsv.history.objects import AwareDatetime, ObjectIdStr
+
+RECORD_NAME = "CHECKOUT"
+
+
+class CheckoutRecord(OnDiskModel):
+    """A checkout in progress: the revision as typed, the commit it named, and the paths (or all)."""
+
+    type: Literal["checkout"] = "checkout"
+    rev: str
+    commit: ObjectIdStr
+    paths: tuple[str, ...] | None = None
+    started: AwareDatetime
+
+    def command(self) -> str:
+        """The command that finishes it."""
+        if self.paths is None:
+            return f"dsv checkout {self.rev}"
+        return f"dsv checkout {self.rev} -- " + " ".join(self.paths)
+
+
+def read_record(dsv_dir: str) -> CheckoutRecord | None:
+    """The pending checkout, or ``None``."""
+    path = os.path.join(dsv_dir, RECORD_NAME)
+    try:
+        data = read_bytes(path)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise StorageError("read", path, err) from err
+    try:
+        return CheckoutRecord.from_json_bytes(data, what=path)
+    except CorruptMetadataError as err:
+        err.hint = f"a checkout stopped part-way; run 'dsv checkout --force <rev>' to restore a version, which replaces {path}"
+        raise
+
+
+def write_record(dsv_dir: str, record: CheckoutRecord) -> None:
+    """Record a checkout before it changes the tree (durable)."""
+    atomic_write_bytes(os.path.join(dsv_dir, RECORD_NAME), record.to_json_bytes())
+
+
+def clear_record(dsv_dir: str) -> None:
+    """The checkout finished."""
+    try:
+        os.unlink(os.path.join(dsv_dir, RECORD_NAME))
+        fsync_dir(dsv_dir)
+    except FileNotFoundError:
+        pass
