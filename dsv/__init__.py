@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["DsvError", "Repo", "__version__", "current_version"]
 
 if TYPE_CHECKING:
