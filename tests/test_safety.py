@@ -588,3 +588,36 @@ def test_cli_checkout_restores_paths_from_head_after_dashdash(tmp_path: Path) ->
     for bad in (["checkout", "--"], ["checkout", "a", "b", "--", "c"], ["checkout"]):
         res = run_dsv(root, *bad)
         assert_one_line_error(res.stderr, res.returncode)
+
+
+# -- issue 8: one rule pairs moves for every command -------------------------------------------------
+
+
+def test_identical_files_pair_the_same_way_in_status_diff_and_commit(tmp_path: Path) -> None:
+    from dsv.base.moves import pair_moves
+
+    root = tmp_path / "repo"
+    same = b"identical bytes\n"
+    make_repo(root, {**{f"a{i}": same for i in range(1, 7)}, "keep": b"k\n"})
+    for i in range(1, 7):
+        (root / f"a{i}").unlink()
+    (root / "z").mkdir()
+    # Created in reverse order, so directory order differs from path order.
+    for i in reversed(range(1, 7)):
+        (root / "z" / f"b{i}").write_bytes(same)
+    expected = [(f"a{i}", f"z/b{i}") for i in range(1, 7)]
+    assert pair_moves([(f"a{i}", 1) for i in (3, 1, 2, 6, 5, 4)], [(f"z/b{i}", 1) for i in range(6, 0, -1)]) == expected
+    st = status_json(root)
+    assert [(m["from"], m["to"]) for m in st["moved"]] == expected
+    c = json.loads(ok(run_dsv(root, "commit", "-m", "move", "--json")).stdout)
+    assert c["changes"] == {"added": 0, "removed": 0, "modified": 0, "moved": 6}
+    d = json.loads(ok(run_dsv(root, "diff", "HEAD~1", "HEAD", "--json")).stdout)
+    assert [(x["old_path"], x["path"]) for x in d["files"]["changes"] if x["kind"] == "moved"] == expected
+
+
+def test_pair_moves_rule() -> None:
+    from dsv.base.moves import pair_moves
+
+    # k-th removed with k-th added per content id, in UTF-8 byte order; surplus stays removed/added.
+    assert pair_moves([("b", "x"), ("a", "x"), ("c", "y")], [("z", "x"), ("é", "x"), ("q", "x"), ("w", "nope")]) == [("a", "q"), ("b", "z")]
+    assert pair_moves([], [("a", 1)]) == [] and pair_moves([("a", 1)], []) == []

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dsv.base.moves import pair_moves
 from dsv.manifest.tables import empty_entries
 
 if TYPE_CHECKING:
@@ -82,25 +83,11 @@ def _hex_or_none(raw: bytes | None) -> str | None:
     return None if raw is None else raw.hex()
 
 
-def _rank_within(table: pa.Table, key: str) -> pa.Array:
-    """Rank of each row within its run of equal ``key`` values (table sorted by key)."""
-    n = table.num_rows
-    if n == 0:
-        return pa.array([], pa.int64())
-    keys = table.column(key).combine_chunks()
-    idx = pa.array(range(n), pa.int64())
-    change = pc.not_equal(keys.slice(1), keys.slice(0, n - 1))
-    starts_mask = pa.concat_arrays([pa.array([True]), change.combine_chunks() if isinstance(change, pa.ChunkedArray) else change])
-    starts = pc.if_else(starts_mask, idx, pa.scalar(0, pa.int64()))
-    group_start = pc.cumulative_max(starts)
-    return pc.subtract(idx, group_start)
-
-
 def diff_tables(old: pa.Table, new: pa.Table, *, detect_moves: bool = True) -> FileDiff:
     """Compare two manifest tables (pure, vectorized).
 
     A removed path and an added path with the same content id are paired into a
-    move (one-to-one, in path order, when several copies moved).
+    move by the one rule every command uses (:func:`dsv.base.moves.pair_moves`).
     """
     joined = old.select(["path", "oid", "size", "mode"]).join(
         new.select(["path", "oid", "size", "mode"]), keys="path", join_type="full outer", left_suffix="_a", right_suffix="_b"
@@ -115,22 +102,22 @@ def diff_tables(old: pa.Table, new: pa.Table, *, detect_moves: bool = True) -> F
     )
     moves: list[FileChange] = []
     if detect_moves and added.num_rows and removed.num_rows:
-        rem = removed.select(["path", "oid_a", "size_a", "mode_a"]).rename_columns(["old_path", "oid", "old_size", "old_mode"])
-        add = added.select(["path", "oid_b", "size_b", "mode_b"]).rename_columns(["path", "oid", "new_size", "new_mode"])
-        rem = rem.sort_by([("oid", "ascending"), ("old_path", "ascending")])
-        add = add.sort_by([("oid", "ascending"), ("path", "ascending")])
-        rem = rem.append_column("rank", _rank_within(rem, "oid"))
-        add = add.append_column("rank", _rank_within(add, "oid"))
-        pairs = rem.join(add, keys=["oid", "rank"], join_type="inner")
-        if pairs.num_rows:
-            moved_old = set(pairs.column("old_path").to_pylist())
-            moved_new = set(pairs.column("path").to_pylist())
-            for r in pairs.to_pylist():
-                moves.append(
-                    FileChange(ChangeKind.MOVED, r["path"], r["old_path"], r["oid"].hex(), r["oid"].hex(), r["old_size"], r["new_size"], r["old_mode"], r["new_mode"])
-                )
-            added = added.filter(pc.invert(pc.is_in(added.column("path"), pa.array(list(moved_new), pa.string()))))
-            removed = removed.filter(pc.invert(pc.is_in(removed.column("path"), pa.array(list(moved_old), pa.string()))))
+        r_paths, r_oids = removed.column("path").to_pylist(), removed.column("oid_a").to_pylist()
+        a_paths, a_oids = added.column("path").to_pylist(), added.column("oid_b").to_pylist()
+        pairs = pair_moves(zip(r_paths, r_oids), zip(a_paths, a_oids))
+        if pairs:
+            old_rows = {p: i for i, p in enumerate(r_paths)}
+            new_rows = {p: i for i, p in enumerate(a_paths)}
+            r_sizes, r_modes = removed.column("size_a").to_pylist(), removed.column("mode_a").to_pylist()
+            a_sizes, a_modes = added.column("size_b").to_pylist(), added.column("mode_b").to_pylist()
+            for old_path, new_path in pairs:
+                i, j = old_rows[old_path], new_rows[new_path]
+                oid = r_oids[i].hex()
+                moves.append(FileChange(ChangeKind.MOVED, new_path, old_path, oid, oid, r_sizes[i], a_sizes[j], r_modes[i], a_modes[j]))
+            moved_old = pa.array([o for o, _ in pairs], pa.string())
+            moved_new = pa.array([n for _, n in pairs], pa.string())
+            added = added.filter(pc.invert(pc.is_in(added.column("path"), moved_new)))
+            removed = removed.filter(pc.invert(pc.is_in(removed.column("path"), moved_old)))
     changes: list[FileChange] = []
     for r in added.sort_by("path").to_pylist():
         changes.append(FileChange(ChangeKind.ADDED, r["path"], None, None, _hex_or_none(r["oid_b"]), None, r["size_b"], None, r["mode_b"]))

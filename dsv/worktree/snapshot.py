@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
+from dsv.base.moves import pair_moves
 from dsv.base.progress import NullProgress, Progress
 from dsv.store.base import ObjectWriter
 from dsv.worktree.content import ReadResult, is_large, store_path
@@ -141,15 +142,12 @@ def take_snapshot(
 
     snap.removed = len(result.missing)
     if result.missing and snap.added:
-        # Pair removed and added files with identical content into moves.
-        missing_oids: dict[bytes, int] = {}
-        for r in result.missing:
-            missing_oids[cache.oids[r]] = missing_oids.get(cache.oids[r], 0) + 1
+        # Removed and added files with identical content are moves (the rule every command uses).
         new_paths = {p for p, _, _ in result.new}
-        for p, o in zip(paths, oids):
-            if p in new_paths and missing_oids.get(o, 0) > 0:
-                missing_oids[o] -= 1
-                snap.moved += 1
+        pairs = pair_moves(
+            [(cache.paths[r], cache.oids[r]) for r in result.missing], [(p, o) for p, o in zip(paths, oids) if p in new_paths]
+        )
+        snap.moved = len(pairs)
         snap.added -= snap.moved
         snap.removed -= snap.moved
     # pyarrow only now: importing it starts a native thread, and the helper

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from dsv.base.moves import pair_moves
 from dsv.base.progress import NullProgress, Progress
 from dsv.worktree.content import hash_path
 from dsv.worktree.ignore import IgnoreRules
@@ -89,30 +90,21 @@ def worktree_status(
     removed_rows = list(res.missing)
     added = [p for p, _, _ in res.new]
     if removed_rows and res.new:
-        # Only a new file of the same size as a removed one can be its move.
-        by_size: dict[int, list[int]] = {}
-        for r in removed_rows:
-            by_size.setdefault(cache.sizes[r], []).append(r)
-        by_oid: dict[bytes, list[int]] = {}
-        moved_rows: set[int] = set()
-        moved_new: set[str] = set()
+        # Only a new file of the same size as a removed one can be its move: hash just those.
+        sizes = {cache.sizes[r] for r in removed_rows}
+        candidates = []
         for p, st, mode in res.new:
-            cands = by_size.get(st.st_size)
-            if not cands:
-                continue
-            if not by_oid:
-                for r in removed_rows:
-                    by_oid.setdefault(cache.oids[r], []).append(r)
-            h = hash_path(_abs(root, p), st, mode)
-            rows = [r for r in by_oid.get(h.raw_oid, []) if r not in moved_rows]
-            if rows:
-                moved_rows.add(rows[0])
-                moved_new.add(p)
-                out.moved.append((cache.paths[rows[0]], p))
+            if st.st_size in sizes:
+                h = hash_path(_abs(root, p), st, mode)
+                if not h.vanished:
+                    candidates.append((p, h.raw_oid))
+        pairs = pair_moves([(cache.paths[r], cache.oids[r]) for r in removed_rows], candidates)
+        out.moved = pairs
+        moved_old = {a for a, _ in pairs}
+        moved_new = {b for _, b in pairs}
         added = [p for p in added if p not in moved_new]
-        removed_rows = [r for r in removed_rows if r not in moved_rows]
+        removed_rows = [r for r in removed_rows if cache.paths[r] not in moved_old]
     out.added = sorted(added)
     out.removed = sorted(out.removed + [cache.paths[r] for r in removed_rows])
     out.modified.sort()
-    out.moved.sort(key=lambda m: m[1])
     return out
