@@ -176,3 +176,36 @@ def dead_pid() -> int:
     except ProcessLookupError:
         return p.pid
     raise RuntimeError("pid was reused immediately")  # pragma: no cover - vanishingly rare
+
+
+def damage_chunk(repo: os.PathLike[str] | str, file_oid: str, *, remove: bool = False) -> str:
+    """Flip a byte of one chunk of a chunked (big) file's object, or remove that chunk; return the chunk id.
+
+    Removing rewrites the chunk's pack without it (as a lost object would look).
+    """
+    from dsv.store.local import LocalObjectStore
+
+    store = LocalObjectStore(os.path.join(os.fspath(repo), ".dsv", "objects"))
+    chunks = store.chunk_list(file_oid)
+    assert chunks, f"{file_oid} is not chunked"
+    chunk = chunks[len(chunks) // 2][0]
+    raw = bytes.fromhex(chunk)
+    for pack in store.packs():
+        if raw in pack.index.ids:
+            if remove:
+                keep = set(pack.index.ids) - {raw}
+                store.repack([pack], keep)
+            else:
+                i = pack.index.ids.index(raw)
+                path = Path(pack.pack_path)
+                mode = path.stat().st_mode
+                path.chmod(0o644)
+                with open(path, "r+b") as f:
+                    f.seek(pack.index.offsets[i] + pack.index.lengths[i] // 2)
+                    b = f.read(1)
+                    f.seek(pack.index.offsets[i] + pack.index.lengths[i] // 2)
+                    f.write(bytes([b[0] ^ 0x5A]))
+                path.chmod(mode)
+            store.close()
+            return chunk
+    raise AssertionError(f"chunk {chunk} not found")

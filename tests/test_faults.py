@@ -28,6 +28,7 @@ import dsv  # noqa: E402
 from dsv.base.errors import StorageError, UnsafePathError  # noqa: E402
 from faultutil import (  # noqa: E402
     BIG,
+    damage_chunk,
     assert_fsck_clean,
     assert_one_line_error,
     dsv_cmd,
@@ -485,7 +486,7 @@ def _assert_fsck_names(root: Path, oid: str, actual: str | None, user: str) -> N
     assert any(p["oid"] == oid for p in js["problems"])
 
 
-@pytest.mark.parametrize("where", ["pack", "loose"])
+@pytest.mark.parametrize("where", ["pack", "chunk"])
 def test_corrupt_object_is_reported_and_never_checked_out(two_commits, where: str) -> None:
     from dsv.base.hashing import hash_bytes
 
@@ -497,14 +498,12 @@ def test_corrupt_object_is_reported_and_never_checked_out(two_commits, where: st
         _flip(pack, off + length // 2)
         corrupt = bytearray(t1[path])
         corrupt[length // 2] ^= 0x5A
+        _assert_fsck_names(root, oid, hash_bytes(bytes(corrupt)), f"commit {c1}:{path}")
     else:
-        loose = root / ".dsv" / "objects" / "loose" / oid[:2] / oid[2:]
-        assert loose.is_file()
-        _flip(loose, BIG // 2)
-        corrupt = bytearray(t1[path])
-        corrupt[BIG // 2] ^= 0x5A
-    actual = hash_bytes(bytes(corrupt))
-    _assert_fsck_names(root, oid, actual, f"commit {c1}:{path}")
+        chunk = damage_chunk(root, oid)
+        # The chunk and the big file that needs it are both named, with the file's users.
+        _assert_fsck_names(root, oid, None, f"commit {c1}:{path}")
+        assert chunk in run_dsv(root, "fsck").stdout
 
     before = read_tree(root)
     assert_same_tree(before, t2, "before")
@@ -527,24 +526,24 @@ def test_corrupt_object_is_reported_and_never_checked_out(two_commits, where: st
     assert ok(run_dsv(root, "cat", f"{c2}:data/d01/f00001.bin")).stdout == "version two\n"
 
 
-def test_cat_of_corrupt_loose_object_prints_nothing(two_commits) -> None:
+def test_cat_of_corrupt_big_object_prints_nothing(two_commits) -> None:
     """Regression: cat once streamed every unverified byte before failing at the end."""
     root, c1, c2, t1, t2 = two_commits
     oid = _oid_of(root, c1, "big/blob0.bin")
-    _flip(root / ".dsv" / "objects" / "loose" / oid[:2] / oid[2:], BIG // 2)
+    damage_chunk(root, oid)
     res = run_dsv(root, "cat", f"{c1}:big/blob0.bin", text=False)
     assert_one_line_error(res.stderr, res.returncode, contains=[oid])
     assert res.stdout == b"", f"cat wrote {len(res.stdout)} unverified bytes to stdout"
 
 
-def test_missing_loose_object_is_reported(two_commits) -> None:
+def test_missing_chunk_is_reported(two_commits) -> None:
     root, c1, c2, t1, t2 = two_commits
     oid = _oid_of(root, c1, "big/blob0.bin")
-    (root / ".dsv" / "objects" / "loose" / oid[:2] / oid[2:]).unlink()
+    chunk = damage_chunk(root, oid, remove=True)
     res = run_dsv(root, "fsck")
     assert res.returncode == 1
     line = next(ln for ln in res.stdout.splitlines() if oid in ln)
-    assert "missing" in line and f"commit {c1}:big/blob0.bin" in line, line
+    assert "missing" in line and chunk in line and f"commit {c1}:big/blob0.bin" in line, line
     res = run_dsv(root, "checkout", c1)
     assert_one_line_error(res.stderr, res.returncode, contains=[oid])
     after = {p: d for p, d in read_tree(root).items() if p in t2}  # leftover temp files: see the next test
@@ -556,7 +555,7 @@ def test_checkout_of_missing_object_leaves_no_temp_file(two_commits) -> None:
     """Regression: a missing object once left the checkout's temp file in the working tree."""
     root, c1, c2, t1, t2 = two_commits
     oid = _oid_of(root, c1, "big/blob0.bin")
-    (root / ".dsv" / "objects" / "loose" / oid[:2] / oid[2:]).unlink()
+    damage_chunk(root, oid, remove=True)
     res = run_dsv(root, "checkout", c1, "big/blob0.bin")
     assert_one_line_error(res.stderr, res.returncode, contains=[oid])
     assert_same_tree(read_tree(root), t2, "after failed checkout")

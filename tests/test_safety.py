@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import dsv  # noqa: E402
 from faultutil import (  # noqa: E402
     BIG,
+    damage_chunk,
     assert_fsck_clean,
     assert_one_line_error,
     log_ids,
@@ -118,7 +119,7 @@ def test_checkout_with_a_bad_object_changes_nothing(tmp_path: Path, damage: str)
         pack, off, length = pack_location(root, oid)
         flip(pack, off + length // 2)
     else:
-        (root / ".dsv" / "objects" / "loose" / oid[:2] / oid[2:]).unlink()
+        damage_chunk(root, oid, remove=True)
     res = run_dsv(root, "checkout", "HEAD~1")
     assert_one_line_error(res.stderr, res.returncode, contains=[oid])
     assert read_tree(root) == new, "the failed checkout rewrote files"
@@ -270,7 +271,7 @@ def test_fsck_repair_restores_objects_from_the_working_tree(tmp_path: Path) -> N
     small, bigo, lost = (oid_of(root, c1, p) for p in ("small.txt", "big.bin", "lost.txt"))
     pack, off, length = pack_location(root, small)
     flip(pack, off + 3)
-    (root / ".dsv" / "objects" / "loose" / bigo[:2] / bigo[2:]).unlink()
+    damage_chunk(root, bigo, remove=True)
     pack, off, length = pack_location(root, lost)
     flip(pack, off + 3)
     res = run_dsv(root, "fsck", "--repair", "--json")

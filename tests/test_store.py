@@ -118,13 +118,39 @@ def test_small_objects_share_one_pack_per_transaction(tmp_path: Path) -> None:
     assert sorted(n.rsplit(".", 1)[1] for n in names) == ["idx", "pack"]
 
 
-def test_large_objects_are_loose(tmp_path: Path) -> None:
+def test_large_objects_are_chunked_and_an_edit_stores_about_what_changed(tmp_path: Path) -> None:
+    import random
+
     store = _local(tmp_path)
+    data = bytearray(random.Random(1).randbytes(3 * LOOSE_THRESHOLD))
     w = store.begin_write()
-    oid = w.add_bytes(b"x" * LOOSE_THRESHOLD)
+    oid = w.add_bytes(bytes(data))
     w.commit()
-    assert os.path.exists(os.path.join(store.loose_dir, oid[:2], oid[2:]))
+    assert not os.listdir(store.loose_dir)
+    chunks = store.chunk_list(oid)
+    assert chunks is not None and len(chunks) > 100
+    assert sum(n for _, n in chunks) == len(data)
+    assert store.size(oid) == len(data)
+    assert LocalObjectStore(store.root).read(oid) == bytes(data)
+    before = sum(os.path.getsize(os.path.join(store.packs_dir, n)) for n in os.listdir(store.packs_dir))
+    data[len(data) // 2 : len(data) // 2 + 1000] = b"edited!" * 142 + b"xxxxxx"  # 1000 bytes rewritten in place
+    w = store.begin_write()
+    oid2 = w.add_bytes(bytes(data))
+    w.commit()
+    after = sum(os.path.getsize(os.path.join(store.packs_dir, n)) for n in os.listdir(store.packs_dir))
+    assert after - before < 600_000, after - before  # a couple of chunks and a chunk list, not 24 MiB
+    assert b"".join(LocalObjectStore(store.root).iter_chunks(oid2)) == bytes(data)
     assert os.listdir(store.tmp_dir) == []
+
+
+def _write_loose(store: LocalObjectStore, data: bytes) -> str:
+    """A loose object as format 1 wrote big files (still read by format 2)."""
+    from dsv.base.hashing import hash_bytes
+
+    oid = hash_bytes(data)
+    os.makedirs(os.path.join(store.loose_dir, oid[:2]), exist_ok=True)
+    Path(store.loose_dir, oid[:2], oid[2:]).write_bytes(data)
+    return oid
 
 
 def test_corrupt_pack_byte_is_detected(tmp_path: Path) -> None:
@@ -146,9 +172,8 @@ def test_corrupt_pack_byte_is_detected(tmp_path: Path) -> None:
 
 def test_corrupt_loose_object_is_detected_when_streamed(tmp_path: Path) -> None:
     store = _local(tmp_path)
-    w = store.begin_write()
-    oid = w.add_bytes(b"y" * LOOSE_THRESHOLD)
-    w.commit()
+    oid = _write_loose(store, b"y" * LOOSE_THRESHOLD)
+    assert b"".join(LocalObjectStore(store.root).iter_chunks(oid)) == b"y" * LOOSE_THRESHOLD
     path = os.path.join(store.loose_dir, oid[:2], oid[2:])
     os.chmod(path, 0o644)
     with open(path, "r+b") as f:

@@ -144,9 +144,9 @@ class CorruptObjectError(ObjectError):
 
     default_hint = "run 'dsv fsck' to list every damaged object and what uses it"
 
-    def __init__(self, oid: str, actual: str, *, location: str | None = None) -> None:
+    def __init__(self, oid: str, actual: str, *, location: str | None = None, reason: str | None = None) -> None:
         where = f" at {location}" if location else ""
-        super().__init__(f"object {oid} is corrupt{where}: its bytes hash to {actual}")
+        super().__init__(f"object {oid} is corrupt{where}: {reason or f'its bytes hash to {actual}'}")
         self.oid = oid
         self.expected = oid
         self.actual = actual

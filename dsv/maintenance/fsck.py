@@ -120,6 +120,11 @@ def _check(repo: Repository, progress: Progress | None, report: FsckReport) -> F
         progress.advance(1, c.size)
         if actual == c.oid:
             good.add(c.oid)
+        elif actual.startswith(("<missing chunk ", "<corrupt chunk ")):
+            # The chunk list is sound; one of its chunks is not (reported on its own too).
+            kind = "missing-object" if actual.startswith("<missing") else "corrupt-object"
+            chunk = actual.split()[-1].rstrip(">")
+            bad.setdefault(c.oid, Problem(kind, c.oid, f"object {c.oid} is damaged: its chunk {chunk} is {kind.split('-')[0]}", location=c.location))
         else:
             # Set aside, so that it counts as missing and a good copy can replace it.
             store.quarantine(c)
@@ -137,8 +142,9 @@ def _check(repo: Repository, progress: Progress | None, report: FsckReport) -> F
         reach = walk_reachable(repo, check_paths=True, watch=watch)
     report.commits = reach.commits
     report.sizes = reach.sizes
+    owners = store.chunk_owners({bytes.fromhex(o) for o in bad if o not in reach.watched_users})
     for oid, prob in bad.items():
-        users = reach.watched_users.get(oid) or ("unreachable",)
+        users = reach.watched_users.get(oid) or tuple(f"chunk of {o.hex()}" for o in owners.get(bytes.fromhex(oid), [])) or ("unreachable",)
         report.problems.append(Problem(prob.kind, oid, prob.message, prob.expected, prob.actual, prob.location, users))
     for p in reach.problems:
         if p.oid in bad or p.oid in missing:

@@ -56,6 +56,7 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
             first = reach.problems[0]
             raise CorruptMetadataError("repository", first.message, hint="gc stopped without deleting anything; run 'dsv fsck'")
         keep = {from_hex(o) for o in reach.objects}
+        keep |= store.chunks_reached(keep)  # a big file's chunks live while any file uses them
         cutoff = time.time() - grace_seconds
         for c in list(store.loose_copies()):
             try:

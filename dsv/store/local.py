@@ -2,14 +2,16 @@
 
 Layout::
 
-    objects/packs/pack-<name>.pack + .idx   small objects (< LOOSE_THRESHOLD)
-    objects/loose/ab/<30 hex>               one file per large object
+    objects/packs/pack-<name>.pack + .idx   every object: small ones whole, big files as chunks
+    objects/loose/ab/<30 hex>               one file per large object (format 1; still read)
     objects/quarantine/<id>.<where>         copies found corrupt, set aside
     objects/tmp/                            in-flight writes (garbage after a crash)
 
-Small objects are appended to one pack per write transaction and made durable with
-a single fsync; large objects are hashed while they are copied to a temp file,
-fsynced, and renamed to their id. Every read re-hashes what it returns.
+Objects are appended to one pack per write transaction and made durable with a
+single fsync. A file of 8 MiB or more is cut into content-defined chunks
+(:mod:`dsv.store.chunking`), each stored as an object, plus a *chunk list*
+stored under the file's own id; so an edit stores about what it changed. Every
+read re-hashes what it returns (each chunk, and the whole file at the end).
 
 The store heals itself: a copy that a read finds corrupt is *quarantined* (its
 bytes moved or copied to ``quarantine/``) and from then on counts as missing, so
@@ -30,13 +32,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError
-from dsv.base.fsio import atomic_write_bytes, fsync_dir, write_all
+from dsv.base.fsio import atomic_write_bytes, fsync_dir
 from dsv.base.hashing import Hasher, digest_bytes, from_hex, hash_bytes, is_object_id, to_hex
 from dsv.store.base import CHUNK_SIZE
+from dsv.store.chunking import CHUNKED_THRESHOLD, chunks_of_bytes, chunks_of_fd
 from dsv.store.pack import (
     PACK_HEADER,
     TRAILER,
     Encoding,
+    decode_chunk_list,
+    encode_chunk_list,
     PackIndex,
     PackWriter,
     check_pack_header,
@@ -50,8 +55,8 @@ from dsv.store.pack import (
 
 log = logging.getLogger(__name__)
 
-LOOSE_THRESHOLD = 8 * 1024 * 1024
-"""Objects at least this large are stored as loose files rather than in packs."""
+LOOSE_THRESHOLD = CHUNKED_THRESHOLD
+"""Objects at least this large are stored as chunks (format 1 stored them as loose files)."""
 
 PACK_ROLLOVER = 1024 * 1024 * 1024
 """A transaction starts a new pack once the current one reaches this size."""
@@ -74,6 +79,11 @@ class LoadedPack:
         """The pack format version (that of its index)."""
         return self.index.version
 
+    def encoding(self, row: int) -> int:
+        """How entry ``row`` is stored (:class:`Encoding`)."""
+        encodings = self.index.encodings
+        return 0 if encodings is None else encodings[row]
+
 
 @dataclass(frozen=True)
 class StoredCopy:
@@ -83,6 +93,8 @@ class StoredCopy:
     kind: str  # "pack" or "loose"
     location: str
     size: int
+    encoding: int = 0
+    """How the copy is stored (:class:`dsv.store.pack.Encoding`)."""
 
 
 @dataclass(frozen=True)
@@ -317,6 +329,8 @@ class LocalObjectStore:
             found = self._find_packed(raw)
             if found is not None:
                 pack, row = found
+                if pack.encoding(row) == Encoding.CHUNKED:
+                    return b"".join(self.iter_chunks(oid))
                 try:
                     return self._decoded(oid, pack, row)
                 except CorruptObjectError as err:
@@ -365,10 +379,50 @@ class LocalObjectStore:
         except FileNotFoundError:
             raise ObjectNotFoundError(oid) from None
 
+    def chunk_list(self, oid: str) -> list[tuple[str, int]] | None:
+        """``(chunk id, length)`` of a chunked object, in order; ``None`` if ``oid`` is stored whole."""
+        found = self._find_packed(from_hex(oid))
+        if found is None or found[0].encoding(found[1]) != Encoding.CHUNKED:
+            return None
+        return [(raw.hex(), n) for raw, n in self._chunks_of(oid, *found)]
+
+    def _chunks_of(self, oid: str, pack: LoadedPack, row: int) -> list[tuple[bytes, int]]:
+        stored, size, _ = self._stored_record(pack, row)
+        try:
+            if size < 0:
+                raise ValueError("truncated")
+            return decode_chunk_list(stored, size)
+        except ValueError:
+            self._quarantine_packed(oid, pack, row)
+            raise CorruptObjectError(oid, "<bad chunk list>", location=pack.pack_path).with_hint(QUARANTINE_HINT) from None
+
+    def _stream_chunked(self, oid: str, pack: LoadedPack, row: int) -> Iterator[bytes]:
+        """Each chunk verified as it is read, then the whole object's id at the end."""
+        hasher = Hasher()
+        for raw, n in self._chunks_of(oid, pack, row):
+            try:
+                data = self.read(raw.hex())
+            except ObjectNotFoundError:
+                raise CorruptObjectError(oid, "<missing chunk>", reason=f"its chunk {raw.hex()} is missing").with_hint(QUARANTINE_HINT) from None
+            except CorruptObjectError:
+                raise CorruptObjectError(oid, "<corrupt chunk>", reason=f"its chunk {raw.hex()} is corrupt (set aside)").with_hint(QUARANTINE_HINT) from None
+            if len(data) != n:
+                raise CorruptObjectError(oid, "<chunk of the wrong length>", location=pack.pack_path)
+            hasher.update(data)
+            yield data
+        actual = hasher.hexdigest()
+        if actual != oid:
+            self._quarantine_packed(oid, pack, row)
+            raise CorruptObjectError(oid, actual, location=pack.pack_path).with_hint(QUARANTINE_HINT)
+
     def iter_chunks(self, oid: str) -> Iterator[bytes]:
         """Stream ``oid``; raises :class:`CorruptObjectError` at the end if it does not verify."""
-        if self._find_packed(from_hex(oid)) is not None:
-            yield self.read(oid)
+        found = self._find_packed(from_hex(oid))
+        if found is not None:
+            if found[0].encoding(found[1]) == Encoding.CHUNKED:
+                yield from self._stream_chunked(oid, *found)
+            else:
+                yield self.read(oid)
             return
         path = self._loose_path(oid)
         try:
@@ -426,7 +480,7 @@ class LocalObjectStore:
             for row, (raw, length) in enumerate(zip(pack.index.ids, pack.index.lengths)):
                 if self._quarantined and self._is_quarantined(slot, row):
                     continue
-                yield StoredCopy(raw.hex(), "pack", pack.pack_path, length)
+                yield StoredCopy(raw.hex(), "pack", pack.pack_path, length, pack.encoding(row))
         yield from self.loose_copies()
 
     def loose_copies(self) -> Iterator[StoredCopy]:
@@ -455,6 +509,8 @@ class LocalObjectStore:
         if copy.kind == "pack":
             pack = next(p for p in self._load_packs() if p.pack_path == copy.location)
             i = bisect.bisect_left(pack.index.ids, from_hex(copy.oid))
+            if pack.encoding(i) == Encoding.CHUNKED:
+                return self._verify_chunked(copy.oid, pack, i)
             stored, size, encoding = self._stored_record(pack, i)
             if size < 0:
                 return "<truncated>"
@@ -467,6 +523,60 @@ class LocalObjectStore:
             while chunk := f.read(CHUNK_SIZE):
                 hasher.update(chunk)
         return hasher.hexdigest()
+
+    def _verify_chunked(self, oid: str, pack: LoadedPack, row: int) -> str:
+        stored, size, _ = self._stored_record(pack, row)
+        try:
+            chunks = decode_chunk_list(stored, size)
+        except ValueError:
+            return "<bad chunk list>"
+        hasher = Hasher()
+        for raw, n in chunks:
+            try:
+                data = self.read(raw.hex())
+            except ObjectNotFoundError:
+                return f"<missing chunk {raw.hex()}>"
+            except CorruptObjectError:
+                return f"<corrupt chunk {raw.hex()}>"
+            if len(data) != n:
+                return "<chunk of the wrong length>"
+            hasher.update(data)
+        return hasher.hexdigest()
+
+    def chunk_owners(self, chunks: set[bytes]) -> dict[bytes, list[bytes]]:
+        """For each of ``chunks``, the chunked objects that list it."""
+        out: dict[bytes, list[bytes]] = {}
+        for pack in self._load_packs():
+            encodings = pack.index.encodings
+            if encodings is None:
+                continue
+            for row, enc in enumerate(encodings):
+                if enc == Encoding.CHUNKED:
+                    stored, size, _ = self._stored_record(pack, row)
+                    try:
+                        listed = decode_chunk_list(stored, size)
+                    except ValueError:
+                        continue
+                    for raw, _ in listed:
+                        if raw in chunks:
+                            out.setdefault(raw, []).append(pack.index.ids[row])
+        return out
+
+    def chunks_reached(self, raws: set[bytes]) -> set[bytes]:
+        """Chunk ids of the chunked objects among ``raws`` (gc keeps them alive)."""
+        out: set[bytes] = set()
+        for slot, pack in enumerate(self._load_packs()):
+            encodings = pack.index.encodings
+            if encodings is None:
+                continue
+            for row, enc in enumerate(encodings):
+                if enc == Encoding.CHUNKED and pack.index.ids[row] in raws and not self._is_quarantined(slot, row):
+                    stored, size, _ = self._stored_record(pack, row)
+                    try:
+                        out.update(raw for raw, _ in decode_chunk_list(stored, size))
+                    except ValueError:
+                        continue
+        return out
 
     def packs(self) -> list[LoadedPack]:
         """The visible packs."""
@@ -556,7 +666,7 @@ class LocalObjectStore:
             fd = os.open(pack_path, os.O_RDONLY)
         except OSError as err:
             raise StorageError("open", pack_path, err) from err
-        good: list[tuple[bytes, int, int]] = []
+        good: list[tuple[bytes, int, int, int]] = []
         payloads: list[tuple[bytes, bytes, int, int]] = []
         dropped = 0
         try:
@@ -565,14 +675,14 @@ class LocalObjectStore:
             for rec in records:
                 stored = os.pread(fd, rec.stored_length, rec.offset)
                 try:
-                    data = decode_payload(stored, rec.size, rec.encoding)
+                    if rec.encoding == Encoding.CHUNKED:
+                        decode_chunk_list(stored, rec.size)
+                    elif digest_bytes(decode_payload(stored, rec.size, rec.encoding)) != rec.raw_id:
+                        raise ValueError("hash mismatch")
                 except ValueError:
                     dropped += 1
                     continue
-                if digest_bytes(data) != rec.raw_id:
-                    dropped += 1
-                    continue
-                good.append((rec.raw_id, rec.offset, rec.stored_length))
+                good.append((rec.raw_id, rec.offset, rec.stored_length, rec.encoding))
                 payloads.append((rec.raw_id, stored, rec.size, rec.encoding))
         finally:
             os.close(fd)
@@ -630,6 +740,8 @@ class LocalObjectStore:
         if found is None:
             return False
         pack, row = found
+        if pack.encoding(row) == Encoding.CHUNKED:
+            return True  # its chunks are verified when read; re-reading a big file on every commit would cost its size
         try:
             self._decoded(raw.hex(), pack, row)
             return True
@@ -676,7 +788,10 @@ class LocalObjectStore:
                     ok = size >= 0
                     if ok:
                         try:
-                            ok = digest_bytes(decode_payload(stored, size, encoding)) == raw
+                            if encoding == Encoding.CHUNKED:
+                                decode_chunk_list(stored, size)  # its chunks are objects, checked on their own
+                            else:
+                                ok = digest_bytes(decode_payload(stored, size, encoding)) == raw
                         except ValueError:
                             ok = False
                     if not ok:
@@ -722,7 +837,6 @@ class LocalWriter:
         self._pack: PackWriter | None = None
         self._finished_packs: list[tuple[str, bytes]] = []  # (tmp pack path, index bytes)
         self._added: set[bytes] = set()
-        self._loose: dict[str, str] = {}  # oid -> fsynced temp path
         self.bytes_written = 0
         self.objects_written = 0
 
@@ -746,25 +860,10 @@ class LocalWriter:
     def _add_raw(self, data: bytes, want_compression: bool = False) -> bytes:
         raw = digest_bytes(data)
         n = len(data)
-        if n >= LOOSE_THRESHOLD:
-            oid = raw.hex()
-            with self._lock:
-                if raw in self._added:
-                    return raw
-                self._added.add(raw)
-            # Written even when a loose copy exists: publishing renames this verified
-            # copy over it, so a damaged copy is replaced at no extra read.
-            tmp = self._tmp(".obj")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-            try:
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            with self._lock:
-                self._loose[oid] = tmp
-                self.bytes_written += n
-                self.objects_written += 1
+        if n >= CHUNKED_THRESHOLD:
+            if raw not in self._added and not self.store.has_raw(raw):
+                chunks = [(self._add_chunk(bytes(c)), len(c)) for c in chunks_of_bytes(data)]
+                self._add_chunk_list(raw, chunks, n)
             return raw
         with self._lock:
             if raw in self._added:
@@ -776,16 +875,31 @@ class LocalWriter:
             packed = compress(data)
             if len(packed) < n:
                 stored, encoding = packed, Encoding.ZSTD
+        self._append(raw, stored, n, encoding)
+        return raw
+
+    def _append(self, raw: bytes, stored: bytes, size: int, encoding: Encoding) -> bool:
+        """Append one record unless this transaction already has it; return whether it did."""
         with self._lock:
             if raw in self._added:
-                return raw
+                return False
             self._added.add(raw)
             if self._pack is None or self._pack.size >= PACK_ROLLOVER:
                 self._roll_pack()
-            self._pack.append(raw, stored, n, encoding)  # type: ignore[union-attr]
+            self._pack.append(raw, stored, size, encoding)  # type: ignore[union-attr]
             self.bytes_written += len(stored)
             self.objects_written += 1
+            return True
+
+    def _add_chunk(self, data: bytes) -> bytes:
+        """Store one chunk of a big file (deduplicated by id, not re-read: see has_good_copy)."""
+        raw = digest_bytes(data)
+        if raw not in self._added and not self.store.has_raw(raw, len(data)):
+            self._append(raw, data, len(data), Encoding.RAW)
         return raw
+
+    def _add_chunk_list(self, raw: bytes, chunks: list[tuple[bytes, int]], size: int) -> None:
+        self._append(raw, encode_chunk_list(chunks), size, Encoding.CHUNKED)
 
     def _roll_pack(self) -> None:
         self._close_pack_locked()
@@ -808,59 +922,31 @@ class LocalWriter:
             raise StorageError("write objects to", self.store.root, err) from err
 
     def _add_fd(self, fd: int) -> tuple[str, int]:
-        chunks: list[bytes] = []
+        head = b""
+        parts: list[bytes] = []
         total = 0
-        large = False
-        while True:
+        while total < CHUNKED_THRESHOLD:
             c = os.read(fd, CHUNK_SIZE)
             if not c:
                 break
-            chunks.append(c)
+            parts.append(c)
             total += len(c)
-            if total >= LOOSE_THRESHOLD:
-                large = True
-                break
-        if not large:
-            data = b"".join(chunks)
-            return self._add_raw(data).hex(), len(data)
-        # Large: stream to a temp file, hashing exactly the bytes written.
-        tmp = self._tmp(".obj")
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        head = b"".join(parts)
+        del parts
+        if total < CHUNKED_THRESHOLD:
+            return self._add_raw(head).hex(), total
+        # Big: cut into content-defined chunks while hashing the whole stream, one pass.
         hasher = Hasher()
-        try:
-            for c in chunks:
-                hasher.update(c)
-                write_all(out, c)
-            del chunks
-            # One reused buffer: no fresh multi-MB allocation (and page faults) per chunk.
-            buf = bytearray(CHUNK_SIZE)
-            view = memoryview(buf)
-            while True:
-                k = os.readv(fd, [buf])
-                if not k:
-                    break
-                part = view[:k]
-                hasher.update(part)
-                write_all(out, part)
-                total += k
-            os.fsync(out)
-        except BaseException:
-            os.close(out)
-            os.unlink(tmp)
-            raise
-        os.close(out)
+        chunks: list[tuple[bytes, int]] = []
+        total = 0
+        for chunk in chunks_of_fd(fd, head):
+            hasher.update(chunk)
+            chunks.append((self._add_chunk(chunk), len(chunk)))
+            total += len(chunk)
         raw = hasher.digest()
-        oid = raw.hex()
-        with self._lock:
-            if raw in self._added:
-                os.unlink(tmp)
-                return oid, total
-            self._added.add(raw)
-            # Published even over an existing copy: that replaces a damaged one for free.
-            self._loose[oid] = tmp
-            self.bytes_written += total
-            self.objects_written += 1
-        return oid, total
+        if raw not in self._added and not self.store.has_raw(raw):
+            self._add_chunk_list(raw, chunks, total)
+        return raw.hex(), total
 
     def sibling(self) -> "LocalWriter":
         """A new transaction on the same store, for a helper process (see :meth:`detach`)."""
@@ -896,22 +982,11 @@ class LocalWriter:
 
     def _commit(self) -> None:
         with self._lock:
-            dirs: set[str] = set()
-            for oid, tmp in self._loose.items():
-                shard = os.path.join(self.store.loose_dir, oid[:2])
-                os.makedirs(shard, exist_ok=True)
-                os.replace(tmp, os.path.join(shard, oid[2:]))
-                dirs.add(shard)
-            self._loose.clear()
             self._close_pack_locked()
             published = [self.store._publish_pack(tmp, index_bytes) for tmp, index_bytes in self._finished_packs]
             self._finished_packs.clear()
             if published:
-                dirs.add(self.store.packs_dir)
-            for d in dirs:
-                fsync_dir(d)
-            if dirs:
-                fsync_dir(self.store.loose_dir)
+                fsync_dir(self.store.packs_dir)
             for base in published:
                 self.store._published_pack(base)
 
@@ -927,12 +1002,6 @@ class LocalWriter:
                 except FileNotFoundError:
                     pass
             self._finished_packs.clear()
-            for tmp in self._loose.values():
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
-            self._loose.clear()
 
 
 __all__ = ["LOOSE_THRESHOLD", "LocalObjectStore", "LocalWriter", "QuarantinedCopy", "StoredCopy", "to_hex"]

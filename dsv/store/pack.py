@@ -8,12 +8,14 @@ Layout (all integers little-endian; docs/format.md §3 has the authoritative spe
                        v1: 16-byte id, u64 length, data
                        v2: 16-byte id, u64 stored length, u64 size, u32 encoding, u32 0, data
     pack-<name>.idx    "DSVIDX\\n\\0" u32 version u32 0 u64 count,
-                       count x (16-byte id, u64 data offset, u64 stored length) sorted by id,
+                       count x (16-byte id, u64 data offset [v2: | encoding << 56],
+                       u64 stored length) sorted by id,
                        16-byte XXH3-128 of everything before it
 
 An object's id is always the hash of its bytes (``size`` of them); the *encoding*
-says how they are stored: as they are, or zstd-compressed. Compression is a
-storage detail that never changes an id. A pack becomes visible when its ``.idx``
+says how they are stored: as they are, zstd-compressed, or as a list of chunks
+(a big file cut at content-defined boundaries, each chunk an object of its own).
+Compression and chunking are storage details that never change an id. A pack becomes visible when its ``.idx``
 appears (renamed into place after the pack was made durable); a pack without an
 index is garbage for ``dsv gc``. The records of a pack are self-describing, so a
 damaged index can be rebuilt from its pack (:func:`scan_pack`).
@@ -53,6 +55,29 @@ class Encoding(enum.IntEnum):
     """The object's bytes as they are."""
     ZSTD = 1
     """One zstd frame that decompresses to the object's ``size`` bytes."""
+    CHUNKED = 2
+    """A chunk list: the object is the concatenation of these chunk objects (see :func:`decode_chunk_list`)."""
+
+
+OFFSET_BITS = 56
+"""In a v2 index, an entry's offset holds the encoding in its top 8 bits."""
+OFFSET_MASK = (1 << OFFSET_BITS) - 1
+CHUNK_ENTRY = struct.Struct("<16sQ")
+
+
+def encode_chunk_list(chunks: list[tuple[bytes, int]]) -> bytes:
+    """The stored bytes of a chunked object: ``(chunk id, length)`` per chunk, in order."""
+    return b"".join(CHUNK_ENTRY.pack(raw, n) for raw, n in chunks)
+
+
+def decode_chunk_list(stored: bytes, size: int) -> list[tuple[bytes, int]]:
+    """Parse a chunk list; ``ValueError`` unless its lengths add up to ``size``."""
+    if len(stored) % CHUNK_ENTRY.size:
+        raise ValueError("chunk list length is not a multiple of 24")
+    out = [CHUNK_ENTRY.unpack_from(stored, i) for i in range(0, len(stored), CHUNK_ENTRY.size)]
+    if sum(n for _, n in out) != size:
+        raise ValueError("chunk lengths do not add up to the object's size")
+    return out
 
 
 @dataclass(frozen=True)
@@ -63,16 +88,20 @@ class PackIndex:
     offsets: list[int]
     lengths: list[int]
     version: int = PACK_VERSION
+    encodings: list[int] | None = None
+    """Encoding of each entry (v2); ``None`` when every entry is raw."""
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
-def encode_index(entries: list[tuple[bytes, int, int]], version: int = PACK_VERSION) -> bytes:
-    """Serialize ``(id, offset, stored length)`` entries (any order) as an ``.idx`` file."""
-    entries = sorted(entries)
-    parts = [IDX_HEADER.pack(IDX_MAGIC, version, 0, len(entries))]
-    parts.extend(RECORD.pack(oid, off, length) for oid, off, length in entries)
+def encode_index(entries: list[tuple[bytes, int, int, int]] | list[tuple[bytes, int, int]], version: int = PACK_VERSION) -> bytes:
+    """Serialize ``(id, offset, stored length[, encoding])`` entries (any order) as an ``.idx`` file."""
+    ordered = sorted(entries)
+    parts = [IDX_HEADER.pack(IDX_MAGIC, version, 0, len(ordered))]
+    for e in ordered:
+        encoding = e[3] if len(e) > 3 and version >= 2 else 0
+        parts.append(RECORD.pack(e[0], e[1] | (encoding << OFFSET_BITS), e[2]))
     body = b"".join(parts)
     return body + digest_bytes(body)
 
@@ -99,7 +128,12 @@ def decode_index(data: bytes, *, what: str) -> PackIndex:
     words.frombytes(data[start:end])
     if sys.byteorder != "little":
         words.byteswap()
-    return PackIndex(ids, words[2::4].tolist(), words[3::4].tolist(), version)
+    offsets = words[2::4].tolist()
+    encodings = None
+    if version >= 2 and any(o >> OFFSET_BITS for o in offsets):
+        encodings = [o >> OFFSET_BITS for o in offsets]
+        offsets = [o & OFFSET_MASK for o in offsets]
+    return PackIndex(ids, offsets, words[3::4].tolist(), version, encodings)
 
 
 def check_pack_header(header: bytes, *, what: str) -> int:
@@ -142,6 +176,8 @@ def decode_payload(stored: bytes, size: int, encoding: int) -> bytes:
         return stored
     if encoding == Encoding.ZSTD:
         return decompress(stored, size)
+    if encoding == Encoding.CHUNKED:
+        raise ValueError("a chunked object is read chunk by chunk")
     raise ValueError(f"unknown encoding {encoding}")
 
 
@@ -151,7 +187,7 @@ class PackWriter:
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        self.entries: list[tuple[bytes, int, int]] = []
+        self.entries: list[tuple[bytes, int, int, int]] = []
         self._buffer: list[bytes] = [PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0)]
         self._buffered = PACK_HEADER.size
         self.size = PACK_HEADER.size
@@ -159,7 +195,7 @@ class PackWriter:
     def append(self, raw_id: bytes, stored: bytes, size: int, encoding: Encoding = Encoding.RAW) -> None:
         """Append one object (buffered; written in large batches)."""
         header = OBJECT_HEADER.pack(raw_id, len(stored), size, int(encoding), 0)
-        self.entries.append((raw_id, self.size + OBJECT_HEADER.size, len(stored)))
+        self.entries.append((raw_id, self.size + OBJECT_HEADER.size, len(stored), int(encoding)))
         self._buffer.append(header)
         self._buffer.append(stored)
         n = OBJECT_HEADER.size + len(stored)
