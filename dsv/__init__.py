@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
-__all__ = ["DsvError", "Repo", "__version__", "current_version"]
+__all__ = ["DsvError", "Repo", "__version__", "current_version", "write_parquet"]
 
 if TYPE_CHECKING:
     from dsv.api import Repo
+    from dsv.api.parquet import write_parquet
     from dsv.base.errors import DsvError
 
 
@@ -39,6 +40,10 @@ def __getattr__(name: str) -> Any:
         from dsv.api import Repo
 
         return Repo
+    if name == "write_parquet":
+        from dsv.api.parquet import write_parquet
+
+        return write_parquet
     if name == "DsvError":
         from dsv.base.errors import DsvError
 
