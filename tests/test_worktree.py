@@ -181,14 +181,16 @@ def test_git_and_dsv_folders_are_never_tracked_at_any_depth(tmp_path: Path) -> N
             "sub/.git/HEAD": "g",
             "sub/.dsv/x": "d",
             "sub/ok.txt": "2",
-            ".dsv-tmp-0123": "crash leftover",
+            ".dsv-tmp-0123456789abcdef": "crash leftover",
+            ".dsv-tmp-notes.txt": "a user's file that merely starts like one",
             ".GIT/config": "upper-case git folder",
             "wt/.git": "gitdir: ../x (a worktree marker file)",
             ".dsv.init-123/config.json": "half-made repository",
         },
     )
     res = scan(str(tmp_path), StatCache(None, None), None, lambda m: None, parallel=False)
-    assert sorted(p for p, _, _ in res.new) == ["a.txt", "sub/ok.txt"]
+    assert sorted(p for p, _, _ in res.new) == [".dsv-tmp-notes.txt", "a.txt", "sub/ok.txt"]
+    assert res.leftovers == [".dsv-tmp-0123456789abcdef"]
 
 
 def test_removal_never_follows_a_symlinked_folder(tmp_path: Path) -> None:

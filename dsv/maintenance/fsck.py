@@ -82,26 +82,48 @@ def fsck(repo: Repository, progress: Progress | None = None, *, repair: bool = F
             _rebuild_indexes(repo, report)
             checked = _check(repo, progress, report)
             _restore_from_worktree(repo, checked, report)
-            return _check(repo, progress, FsckReport(repaired=report.repaired, indexes_rebuilt=report.indexes_rebuilt))
+            final = _check(repo, progress, FsckReport(repaired=report.repaired, indexes_rebuilt=report.indexes_rebuilt))
+            final.quarantined += checked.quarantined
+            return final
     return _check(repo, progress, FsckReport())
 
 
 def _rebuild_indexes(repo: Repository, report: FsckReport) -> None:
-    for idx_path, _problem in repo.store.damaged_indexes():
+    """Rebuild damaged and lost pack indexes (and rescue packs whose header is damaged)."""
+    store = repo.store
+    _touch_every_pack(repo)
+    targets = [path for path, _ in store.damaged_indexes()] + store.orphan_packs()
+    for path in targets:
         try:
-            repo.store.rebuild_index(idx_path)
+            store.rebuild_index(path)
         except (DsvError, OSError) as err:
-            report.problems.append(Problem("bad-metadata", None, f"cannot rebuild {idx_path}: {err}", location=idx_path))
+            report.problems.append(Problem("bad-metadata", None, f"cannot rebuild the index of {path}: {err}", location=path))
             continue
-        report.indexes_rebuilt.append(idx_path)
+        report.indexes_rebuilt.append(path)
+
+
+def _touch_every_pack(repo: Repository) -> None:
+    """Open every pack once, so one whose header is damaged is found (and set aside) now."""
+    for pack in repo.store.packs():
+        try:
+            repo.store._pack_fd(pack)
+        except DsvError:
+            continue
 
 
 def _check(repo: Repository, progress: Progress | None, report: FsckReport) -> FsckReport:
     """Verify every stored copy, then walk everything the refs reach."""
     progress = progress or NullProgress()
     store = repo.store
-    for idx_path, problem in store.damaged_indexes():
-        report.problems.append(Problem("bad-metadata", None, f"pack index {os.path.basename(idx_path)}: {problem}", location=idx_path))
+    store.recheck_quarantined()
+    _touch_every_pack(repo)
+    for path, problem in store.damaged_indexes():
+        what = "pack index" if path.endswith(".idx") else "pack"
+        report.problems.append(Problem("bad-metadata", None, f"{what} {os.path.basename(path)}: {problem}", location=path))
+    for path in store.orphan_packs(older_than=60):
+        report.problems.append(
+            Problem("bad-metadata", None, f"pack {os.path.basename(path)} has no index: its objects are invisible (run 'dsv fsck --repair')", location=path)
+        )
     copies = list(store.copies())
     good: set[str] = set()
     bad: dict[str, Problem] = {}

@@ -46,6 +46,10 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
     store = repo.store
     with repo.write_lock():
         store.refresh()
+        # A pack whose index was lost may hold the only copy of something: index it, never delete it.
+        for orphan in store.orphan_packs():
+            store.rebuild_index(orphan)
+        store.recheck_quarantined()
         damaged = store.damaged_indexes()
         if damaged:
             raise CorruptMetadataError(
@@ -96,7 +100,7 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
             if old and (q.oid not in reach.objects or store.has(q.oid)):
                 store.drop_quarantined(q)
                 report.quarantine_dropped += 1
-        report.temp_files_removed = _sweep_temp(store.tmp_dir, cutoff) + _sweep_orphan_packs(store.packs_dir, cutoff)
+        report.temp_files_removed = _sweep_temp(store.tmp_dir, cutoff) + _sweep_pack_temps(store.packs_dir, cutoff)
         # Checkout temp and staging files: under the write lock no checkout is live.
         report.temp_files_removed += remove_leftovers(repo.root, find_leftovers(repo.root)) + sweep_staging(repo.layout.dsv)
     return report
@@ -119,15 +123,14 @@ def _sweep_temp(tmp_dir: str, cutoff: float) -> int:
     return removed
 
 
-def _sweep_orphan_packs(packs_dir: str, cutoff: float) -> int:
+def _sweep_pack_temps(packs_dir: str, cutoff: float) -> int:
     removed = 0
     try:
         names = set(os.listdir(packs_dir))
     except FileNotFoundError:
         return 0
     for n in names:
-        orphan = n.endswith(".pack") and n[:-5] + ".idx" not in names
-        if orphan or ".tmp-" in n:
+        if ".tmp-" in n:
             p = os.path.join(packs_dir, n)
             try:
                 if os.stat(p).st_mtime <= cutoff:

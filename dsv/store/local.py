@@ -49,6 +49,7 @@ from dsv.store.pack import (
     decode_index,
     decode_payload,
     encode_index,
+    ScannedRecord,
     pack_name,
     scan_pack,
 )
@@ -260,11 +261,24 @@ class LocalObjectStore:
                 raise StorageError("open", pack.pack_path, err) from err
             try:
                 check_pack_header(os.pread(fd, PACK_HEADER.size, 0), what=f"pack {pack.pack_path}")
+            except CorruptMetadataError as err:
+                os.close(fd)
+                self._mark_broken(pack, err.detail)
+                raise
             except BaseException:
                 os.close(fd)
                 raise
             pack.fd = fd
         return pack.fd
+
+    def _mark_broken(self, pack: LoadedPack, problem: str) -> None:
+        """Stop using a pack whose file is damaged (its objects count as missing; fsck --repair rescues them)."""
+        with self._lock:
+            if self._packs is not None and pack in self._packs:
+                self._packs.remove(pack)
+                self._where = None
+            if all(path != pack.pack_path for path, _ in self._damaged):
+                self._damaged.append((pack.pack_path, problem))
 
     # -- reads -------------------------------------------------------------------
 
@@ -333,6 +347,8 @@ class LocalObjectStore:
                     return b"".join(self.iter_chunks(oid))
                 try:
                     return self._decoded(oid, pack, row)
+                except CorruptMetadataError:
+                    continue  # the pack's header is damaged: it was set aside, look elsewhere
                 except CorruptObjectError as err:
                     self._quarantine_packed(oid, pack, row)
                     if self._find_packed(raw) is None and not os.path.exists(self._loose_path(oid)):
@@ -587,14 +603,64 @@ class LocalObjectStore:
     def quarantined(self) -> list[QuarantinedCopy]:
         """Every copy set aside as corrupt."""
         try:
-            names = sorted(os.listdir(self.quarantine_dir))
-        except FileNotFoundError:
+            with os.scandir(self.quarantine_dir) as it:
+                names = sorted(e.name for e in it if e.is_file(follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
             return []
         out = []
         for n in names:
             oid, _, origin = n.partition(".")
             if is_object_id(oid) and origin and ".tmp-" not in n:
                 out.append(QuarantinedCopy(oid, origin, os.path.join(self.quarantine_dir, n)))
+        return out
+
+    def recheck_quarantined(self) -> int:
+        """Re-verify every quarantined packed record; release those that now verify. Returns how many.
+
+        A quarantine entry is a claim, not a verdict: a one-off bad read (or a stray
+        file in ``quarantine/``) must never make gc drop the only copy of an object.
+        """
+        released = 0
+        packs = {p.name: p for p in self._load_packs()}
+        for q in self.quarantined():
+            pack = packs.get(q.origin)
+            if pack is None:
+                continue
+            raw = from_hex(q.oid)
+            i = bisect.bisect_left(pack.index.ids, raw)
+            if i >= len(pack.index.ids) or pack.index.ids[i] != raw:
+                continue
+            try:
+                if pack.encoding(i) == Encoding.CHUNKED:
+                    stored, size, _ = self._stored_record(pack, i)
+                    decode_chunk_list(stored, size)
+                else:
+                    stored, size, encoding = self._stored_record(pack, i)
+                    if size < 0 or digest_bytes(decode_payload(stored, size, encoding)) != raw:
+                        continue
+            except (ValueError, DsvError):
+                continue
+            self.drop_quarantined(q)
+            released += 1
+        return released
+
+    def orphan_packs(self, *, older_than: float = 0.0) -> list[str]:
+        """Pack files with no index (a lost index, or a commit that died while publishing)."""
+        import time
+
+        try:
+            names = set(os.listdir(self.packs_dir))
+        except FileNotFoundError:
+            return []
+        out = []
+        for n in sorted(names):
+            if n.startswith("pack-") and n.endswith(".pack") and n[:-5] + ".idx" not in names:
+                path = os.path.join(self.packs_dir, n)
+                try:
+                    if time.time() - os.stat(path).st_mtime >= older_than:
+                        out.append(path)
+                except FileNotFoundError:
+                    continue
         return out
 
     def quarantine(self, copy: StoredCopy) -> None:
@@ -645,49 +711,53 @@ class LocalObjectStore:
             os.unlink(q.path)
         except FileNotFoundError:
             pass
+        except OSError as err:
+            raise StorageError("delete", q.path, err) from err
         with self._lock:
             self._quarantined.discard((q.origin, from_hex(q.oid)))
             self._where = None
 
     # -- repair --------------------------------------------------------------------
 
-    def rebuild_index(self, idx_path: str) -> tuple[int, int]:
-        """Rebuild a damaged pack index from its pack; return ``(objects kept, records dropped)``.
+    def rebuild_index(self, path: str) -> tuple[int, int]:
+        """Rebuild the index of a pack (given its ``.idx`` or ``.pack`` path); return ``(objects kept, records dropped)``.
 
         Every record is verified against its id. When all records are good the
         rebuilt index is identical to the original and is written in place;
-        otherwise the good objects move to a new pack (published first) and the
-        damaged pack and index are removed.
+        otherwise (or when the pack's header is damaged) the good objects move to
+        a new pack (published first) and the damaged pack goes to
+        ``quarantine/packs/``. A pack whose header is damaged is walked as each
+        pack version, keeping the walk whose records verify.
         """
         self._prepare_write()
-        base = os.path.basename(idx_path)[: -len(".idx")]
+        base = os.path.basename(path).rsplit(".", 1)[0]
+        idx_path = os.path.join(self.packs_dir, base + ".idx")
         pack_path = os.path.join(self.packs_dir, base + ".pack")
         try:
             fd = os.open(pack_path, os.O_RDONLY)
         except OSError as err:
             raise StorageError("open", pack_path, err) from err
-        good: list[tuple[bytes, int, int, int]] = []
-        payloads: list[tuple[bytes, bytes, int, int]] = []
-        dropped = 0
         try:
             file_size = os.fstat(fd).st_size
-            version, records = scan_pack(fd, file_size, what=f"pack {pack_path}")
-            for rec in records:
-                stored = os.pread(fd, rec.stored_length, rec.offset)
-                try:
-                    if rec.encoding == Encoding.CHUNKED:
-                        decode_chunk_list(stored, rec.size)
-                    elif digest_bytes(decode_payload(stored, rec.size, rec.encoding)) != rec.raw_id:
-                        raise ValueError("hash mismatch")
-                except ValueError:
-                    dropped += 1
-                    continue
-                good.append((rec.raw_id, rec.offset, rec.stored_length, rec.encoding))
-                payloads.append((rec.raw_id, stored, rec.size, rec.encoding))
+            try:
+                check_pack_header(os.pread(fd, PACK_HEADER.size, 0), what=f"pack {pack_path}")
+                header_ok = True
+                candidates: list[int | None] = [None]
+            except CorruptMetadataError:
+                header_ok = False
+                candidates = [2, 1]
+            best: tuple[int, list[tuple[bytes, int, int, int]], list[tuple[bytes, bytes, int, int]], int] | None = None
+            for version_guess in candidates:
+                version, records = scan_pack(fd, file_size, what=f"pack {pack_path}", version=version_guess)
+                good, payloads, dropped = self._verified_records(fd, records)
+                if best is None or len(good) > len(best[1]):
+                    best = (version, good, payloads, dropped)
         finally:
             os.close(fd)
+        assert best is not None
+        version, good, payloads, dropped = best
         index_bytes = encode_index(good, version)
-        if not dropped and pack_name(index_bytes) == base[len("pack-") :]:
+        if header_ok and not dropped and pack_name(index_bytes) == base[len("pack-") :]:
             atomic_write_bytes(idx_path, index_bytes, mode=0o444)
         else:
             writer = PackWriter(os.path.join(self.tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}.pack"))
@@ -697,25 +767,45 @@ class LocalObjectStore:
             except BaseException:
                 writer.discard()
                 raise
+            new_base = None
             if writer.entries:
-                self._publish_pack(writer.path, writer.finish())
+                new_base = self._publish_pack(writer.path, writer.finish())
             else:
                 writer.discard()
-            try:
-                os.unlink(idx_path)
-            except FileNotFoundError:
-                pass
-            fsync_dir(self.packs_dir)
-            if dropped:
+            if new_base != base:
+                # (The same name means the same records at the same offsets: the good pack
+                # has just replaced the damaged file, and its index is in place.)
+                try:
+                    os.unlink(idx_path)
+                except FileNotFoundError:
+                    pass
+                fsync_dir(self.packs_dir)
                 # Keep the damaged pack's bytes for inspection instead of deleting them.
                 damaged_dir = os.path.join(self.quarantine_dir, "packs")
                 os.makedirs(damaged_dir, exist_ok=True)
                 os.replace(pack_path, os.path.join(damaged_dir, base + ".pack"))
-            else:
-                os.unlink(pack_path)
             fsync_dir(self.packs_dir)
         self.refresh()
         return len(good), dropped
+
+    @staticmethod
+    def _verified_records(fd: int, records: Iterator[ScannedRecord]) -> tuple[list[tuple[bytes, int, int, int]], list[tuple[bytes, bytes, int, int]], int]:
+        good: list[tuple[bytes, int, int, int]] = []
+        payloads: list[tuple[bytes, bytes, int, int]] = []
+        dropped = 0
+        for rec in records:
+            stored = os.pread(fd, rec.stored_length, rec.offset)
+            try:
+                if rec.encoding == Encoding.CHUNKED:
+                    decode_chunk_list(stored, rec.size)
+                elif digest_bytes(decode_payload(stored, rec.size, rec.encoding)) != rec.raw_id:
+                    raise ValueError("hash mismatch")
+            except ValueError:
+                dropped += 1
+                continue
+            good.append((rec.raw_id, rec.offset, rec.stored_length, rec.encoding))
+            payloads.append((rec.raw_id, stored, rec.size, rec.encoding))
+        return good, payloads, dropped
 
     # -- writes ------------------------------------------------------------------
 
@@ -745,6 +835,8 @@ class LocalObjectStore:
         try:
             self._decoded(raw.hex(), pack, row)
             return True
+        except CorruptMetadataError:
+            return self.has_good_copy(raw, size)  # that pack was set aside; another copy may exist
         except CorruptObjectError:
             self._quarantine_packed(raw.hex(), pack, row)
             return self._find_packed(raw) is not None and self.has_good_copy(raw, size)

@@ -249,13 +249,16 @@ class ScannedRecord:
     encoding: int
 
 
-def scan_pack(fd: int, file_size: int, *, what: str) -> tuple[int, Iterator[ScannedRecord]]:
+def scan_pack(fd: int, file_size: int, *, what: str, version: int | None = None) -> tuple[int, Iterator[ScannedRecord]]:
     """Walk a pack's records in order (to rebuild a lost index); returns its version and the records.
 
-    The walk stops at the first record that does not fit in the file (a truncated
-    pack keeps the records before it). Callers verify each record's bytes.
+    ``version`` overrides the header (for a pack whose header is damaged: callers
+    try each version and keep the walk whose records verify). The walk stops at
+    the first record that does not fit in the file (a truncated pack keeps the
+    records before it). Callers verify each record's bytes.
     """
-    version = check_pack_header(os.pread(fd, PACK_HEADER.size, 0), what=what)
+    if version is None:
+        version = check_pack_header(os.pread(fd, PACK_HEADER.size, 0), what=what)
     head = OBJECT_HEADER if version >= 2 else OBJECT_HEADER_V1
 
     def records() -> Iterator[ScannedRecord]:

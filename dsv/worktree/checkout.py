@@ -32,12 +32,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dsv.base.errors import DsvError, ObjectNotFoundError, StorageError, UnsafePathError, WorktreeError
-from dsv.base.filemodes import MODE_EXEC, MODE_LINK
+from dsv.base.filemodes import MODE_EXEC, MODE_LINK, MODES
 from dsv.base.fsio import write_all
 from dsv.base.hashing import from_hex
 from dsv.base.progress import NullProgress, Progress
 from dsv.store.base import ObjectStore
-from dsv.worktree.ignore import CHECKOUT_TEMP_PREFIX
+from dsv.worktree.ignore import CHECKOUT_TEMP_PREFIX, CHECKOUT_TEMP_RE
 from dsv.worktree.paths import check_manifest_path
 from dsv.worktree.statcache import StatKey, stat_key
 
@@ -81,10 +81,26 @@ class Staged:
     prepared: Prepared
     folder: str
     names: dict[str, str] = field(default_factory=dict)
+    beside: list[str] = field(default_factory=list)
+    """Temp files staged next to their target (a folder on another filesystem than ``.dsv``)."""
+    created: list[str] = field(default_factory=list)
+    """Folders created to stage beside a target, removed again if the checkout stops."""
 
     def discard(self) -> None:
-        """Remove the staging folder and what it holds."""
+        """Remove the staging folder, temp files staged beside targets, and folders made for them."""
         shutil.rmtree(self.folder, ignore_errors=True)
+        for tmp in self.beside:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        self.beside.clear()
+        for d in reversed(self.created):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        self.created.clear()
 
 
 class _Tree:
@@ -101,6 +117,19 @@ class _Tree:
             return os.lstat(self.abs(path))
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+
+def _limits(root: str) -> tuple[int, int]:
+    """The longest file name and path the working tree's filesystem takes."""
+    try:
+        name_max = os.pathconf(root, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    try:
+        path_max = os.pathconf(root, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        path_max = 4096
+    return name_max or 255, path_max or 4096
 
 
 def check_link_target(path: str, target: bytes) -> bytes:
@@ -124,9 +153,26 @@ def prepare(
     removals = sorted(removals)
     for p in removals:
         check_manifest_path(p)
+    name_max, path_max = _limits(root)
+    previous = None
     for w in writes:
         check_manifest_path(w.path)
         from_hex(w.oid)
+        if w.path == previous:
+            raise UnsafePathError(w.path, f"appears twice in the snapshot; {NOTHING_CHANGED}")
+        previous = w.path
+        if w.mode not in MODES:
+            raise UnsafePathError(w.path, f"has an unknown file mode {w.mode:o}; {NOTHING_CHANGED}")
+        if w.size < 0:
+            raise UnsafePathError(w.path, f"has a negative size; {NOTHING_CHANGED}")
+        long_part = next((part for part in w.path.split("/") if len(part.encode("utf-8", "surrogateescape")) > name_max), None)
+        if long_part is not None:
+            raise WorktreeError(
+                f"cannot write {w.path}: a name is longer than this filesystem allows ({name_max} bytes)",
+                hint=f"check it out on a filesystem that allows longer names; {NOTHING_CHANGED}",
+            )
+        if len(os.fsencode(os.path.join(os.path.abspath(root), w.path))) >= path_max:
+            raise WorktreeError(f"cannot write {w.path}: its path is longer than this system allows ({path_max} bytes)", hint=NOTHING_CHANGED)
     removing = set(removals)
     written = {w.path for w in writes}
     # A manifest that holds both "a" and "a/x" cannot be written (one would hide the other).
@@ -193,15 +239,39 @@ def _check_target(tree: _Tree, path: str, removing: set[str], out: Prepared) -> 
 
 
 def staging_folder(root: str) -> str:
-    """Where a checkout stages its files: inside ``.dsv`` when there is one."""
+    """Where a checkout stages its files: inside ``.dsv`` when there is one.
+
+    ``.dsv/staging`` must be a real folder: a symlink there (to anywhere) is
+    removed, never followed, so staging and sweeping stay inside the repository.
+    """
     dsv_dir = os.path.join(root, ".dsv")
     if os.path.isdir(dsv_dir):
-        return os.path.join(dsv_dir, "staging", f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        base = os.path.join(dsv_dir, "staging")
+        _real_folder(base)
+        return os.path.join(base, f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
     return os.path.join(root, f"{CHECKOUT_TEMP_PREFIX}staging-{uuid.uuid4().hex[:12]}")
 
 
+def _real_folder(path: str) -> None:
+    """Make ``path`` a real folder: replace a symlink or file there (without following it)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+        return
+    except OSError as err:
+        raise StorageError("read", path, err) from err
+    if statmod.S_ISDIR(st.st_mode):
+        return
+    try:
+        os.unlink(path)
+        os.mkdir(path)
+    except OSError as err:
+        raise StorageError("create", path, err) from err
+
+
 def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progress | None = None) -> Staged:
-    """Write every file into ``folder``, each verified against its id (step 2).
+    """Write every file into ``folder`` (or beside its target, on another filesystem), each verified (step 2).
 
     On any failure the staging folder is removed and the error re-raised, with a
     hint saying the working tree was not changed.
@@ -213,16 +283,37 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
     try:
         try:
             os.makedirs(folder, exist_ok=True)
-            free = shutil.disk_usage(folder).free
+            staging_dev = os.stat(folder).st_dev
         except OSError as err:
             raise StorageError("create", folder, err) from err
-        if total > free:
-            raise WorktreeError(
-                f"checkout needs {total} bytes for the files it writes and {free} are free",
-                hint=f"free some space, then run the checkout again; {NOTHING_CHANGED}",
-            )
+        tree = _Tree(prepared.root)
+        # A file whose folder is on another filesystem is staged beside it: a rename
+        # across filesystems would be a copy, which could fail half-way in the switch.
+        devices: dict[str, int] = {}
+        need: dict[int, tuple[str, int]] = {}
+        for w in prepared.writes:
+            dev, probe = _device_of(tree, w.path, devices)
+            where, n = need.get(dev, (probe, 0))
+            need[dev] = (where, n + w.size)
+        for dev, (probe, nbytes) in need.items():
+            try:
+                free = shutil.disk_usage(folder if dev == staging_dev else probe).free
+            except OSError:
+                continue
+            if nbytes > free:
+                raise WorktreeError(
+                    f"checkout needs {nbytes} bytes for the files it writes and {free} are free",
+                    hint=f"free some space, then run the checkout again; {NOTHING_CHANGED}",
+                )
         for i, w in enumerate(prepared.writes):
-            tmp = os.path.join(folder, str(i))
+            dev, _ = _device_of(tree, w.path, devices)
+            if dev == staging_dev:
+                tmp = os.path.join(folder, str(i))
+            else:
+                parent = os.path.dirname(tree.abs(w.path))
+                _make_folders(tree, w.path, staged.created)
+                tmp = os.path.join(parent, f"{CHECKOUT_TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
+                staged.beside.append(tmp)
             _write_staged(tmp, w, prepared, store)
             staged.names[w.path] = tmp
             progress.advance(1, w.size)
@@ -236,6 +327,34 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
     finally:
         progress.finish()
     return staged
+
+
+def _device_of(tree: _Tree, path: str, cache: dict[str, int]) -> tuple[int, str]:
+    """The filesystem (``st_dev``) of the nearest existing real folder above ``path``, and that folder."""
+    folders = [""] + _folders_above(path)
+    for rel in reversed(folders):
+        if rel in cache:
+            return cache[rel], tree.abs(rel) if rel else tree.root
+        st = tree.lstat(rel) if rel else os.lstat(tree.root)
+        if st is not None and statmod.S_ISDIR(st.st_mode):
+            cache[rel] = st.st_dev
+            return st.st_dev, tree.abs(rel) if rel else tree.root
+    raise WorktreeError(f"cannot write {path}: the working tree is gone")  # pragma: no cover
+
+
+def _make_folders(tree: _Tree, path: str, created: list[str]) -> None:
+    """Create missing real folders above ``path`` (recorded so a failed checkout removes them)."""
+    for rel in _folders_above(path):
+        full = tree.abs(rel)
+        st = tree.lstat(rel)
+        if st is None:
+            try:
+                os.mkdir(full, 0o755)
+            except OSError as err:
+                raise StorageError("create folder", full, err) from err
+            created.append(full)
+        elif not statmod.S_ISDIR(st.st_mode):
+            return  # replaced during the switch; staged in .dsv instead would be needed
 
 
 def _write_staged(tmp: str, w: FileWrite, prepared: Prepared, store: ObjectStore) -> None:
@@ -273,6 +392,7 @@ def switch(staged: Staged) -> tuple[dict[str, StatKey], int]:
     for rel in prepared.clear_folders:
         _remove_empty_folders(tree.abs(rel))
     keys: dict[str, StatKey] = {}
+    staged.created.clear()  # the folders are part of the new tree now
     for w in prepared.writes:
         _ensure_parent(tree, w.path, dirs_ok)
         target = tree.abs(w.path)
@@ -291,6 +411,7 @@ def switch(staged: Staged) -> tuple[dict[str, StatKey], int]:
         except OSError as err:
             raise StorageError("write", target, err) from err
         keys[w.path] = stat_key(st, w.mode)
+    staged.beside.clear()
     staged.discard()
     return keys, removed
 
@@ -406,7 +527,7 @@ def remove_leftovers(root: str, paths: Iterable[str]) -> int:
     """
     removed = 0
     for rel in paths:
-        if not rel.rsplit("/", 1)[-1].startswith(CHECKOUT_TEMP_PREFIX):
+        if not CHECKOUT_TEMP_RE.match(rel.rsplit("/", 1)[-1]):
             continue
         full = os.path.join(root, *rel.split("/"))
         try:
@@ -422,12 +543,29 @@ def remove_leftovers(root: str, paths: Iterable[str]) -> int:
 
 
 def sweep_staging(dsv_dir: str) -> int:
-    """Remove staging folders of checkouts that died (caller holds the write lock)."""
+    """Remove staging folders of checkouts that died (caller holds the write lock).
+
+    Never follows a symlink: a link at ``.dsv/staging`` or inside it is removed
+    itself, and ``rmtree`` never descends through links.
+    """
     base = os.path.join(dsv_dir, "staging")
     try:
-        names = os.listdir(base)
+        st = os.lstat(base)
     except FileNotFoundError:
         return 0
-    for n in names:
-        shutil.rmtree(os.path.join(base, n), ignore_errors=True)
-    return len(names)
+    if not statmod.S_ISDIR(st.st_mode):
+        os.unlink(base)
+        return 1
+    removed = 0
+    with os.scandir(base) as it:
+        entries = list(it)
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(e.path)
+            else:
+                os.unlink(e.path)
+            removed += 1
+        except OSError:
+            continue
+    return removed

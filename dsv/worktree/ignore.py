@@ -21,9 +21,20 @@ ALWAYS_IGNORED = frozenset({".dsv", ".git"})
 """Folder names never tracked, at any depth."""
 
 CHECKOUT_TEMP_PREFIX = ".dsv-tmp-"
-"""Name prefix of a file checkout is writing (renamed over its target when verified)."""
+"""Start of the name of a file checkout is writing in the tree (``.dsv-tmp-<16 hex>``)."""
 
-TEMP_PREFIXES = (CHECKOUT_TEMP_PREFIX, ".dsv.init-")
+CHECKOUT_TEMP_RE = re.compile(r"\.dsv-tmp-[0-9a-f]{16}\Z")
+"""Exactly the names of checkout's temp files: only these are ever deleted as leftovers."""
+
+RESERVED_TEMP_RE = re.compile(r"\.dsv-tmp-(?:[0-9a-f]{16}|staging-[0-9a-f]{12})\Z|\.dsv\.init-[0-9]+\Z")
+"""Names dsv itself creates in the working tree while it works: never tracked, refused in manifests.
+
+Any other name (``.dsv-tmp-notes.txt``) is an ordinary file."""
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of dsv's own in-flight names (:data:`RESERVED_TEMP_RE`)."""
+    return name.startswith((".dsv-tmp-", ".dsv.init-")) and RESERVED_TEMP_RE.match(name) is not None
 """Names of dsv's own in-flight files (checkout temp files, a half-made repository): never tracked."""
 IGNORE_FILE = ".dsvignore"
 

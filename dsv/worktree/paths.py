@@ -19,6 +19,7 @@ import os
 
 from dsv.base.errors import UnsafePathError
 from dsv.base.layout import DSV_DIR
+from dsv.worktree.ignore import is_temp_name
 
 RESERVED_NAMES = frozenset({DSV_DIR, ".git"})
 """Folder names never tracked (at any depth) and refused in manifests."""
@@ -41,6 +42,8 @@ def check_manifest_path(path: str, *, backslash_is_separator: bool = BACKSLASH_I
     for part in path.split("/"):
         if part in ("", ".", ".."):
             raise UnsafePathError(path, f"has a {part or 'empty'!r} component")
+        if part.startswith(".dsv") and is_temp_name(part):
+            raise UnsafePathError(path, f"has a component {part!r} named like dsv's own temp files")
         # Case-insensitively, so that '.DSV' cannot reach '.dsv' on macOS or Windows filesystems.
         if part.lower() in RESERVED_NAMES:
             raise UnsafePathError(path, f"has a reserved {part!r} component")

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from dsv.base.errors import StorageError
 from dsv.base.filemodes import MODE_EXEC, MODE_FILE, MODE_LINK
 from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
-from dsv.worktree.ignore import ALWAYS_IGNORED, CHECKOUT_TEMP_PREFIX, TEMP_PREFIXES, IgnoreRules
+from dsv.worktree.ignore import ALWAYS_IGNORED, CHECKOUT_TEMP_RE, IgnoreRules, is_temp_name
 from dsv.worktree.statcache import KEY, StatCache, StatKey
 
 
@@ -112,8 +112,8 @@ def _scan_dirs(
                         warn(f"skipped {rel_dir}{name.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8")
                         continue
                 # .dsv and .git (any letter case, file or folder) and dsv's temp files are never tracked.
-                if name[0] == "." and (name.lower() in ALWAYS_IGNORED or name.startswith(TEMP_PREFIXES)):
-                    if name.startswith(CHECKOUT_TEMP_PREFIX) and not e.is_dir(follow_symlinks=False):
+                if name[0] == "." and (name.lower() in ALWAYS_IGNORED or is_temp_name(name)):
+                    if CHECKOUT_TEMP_RE.match(name) and not e.is_dir(follow_symlinks=False):
                         result.leftovers.append(rel_dir + name)
                     continue
                 rel = rel_dir + name
@@ -261,6 +261,6 @@ def find_leftovers(root: str) -> list[str]:
                 if is_dir:
                     if name.lower() not in ALWAYS_IGNORED:
                         stack.append((rel_dir + name + "/", e.path))
-                elif name.startswith(CHECKOUT_TEMP_PREFIX):
+                elif CHECKOUT_TEMP_RE.match(name):
                     out.append(rel_dir + name)
     return sorted(out)
