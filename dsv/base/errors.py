@@ -29,11 +29,15 @@ maps the tree to a one-line message and an exit code in a single place
     │   ├── UncommittedChangesError   checkout would clobber local changes
     │   └── NothingToCommitError
     ├── UsageError                    a bad argument value (durations, key=value)
-    └── StorageError                  the filesystem refused a read or write
+    ├── StorageError                  the filesystem refused a read or write
+    ├── SampleSourceError             a declared sample table cannot be read, lacks a column, repeats a key
+    └── MetricsFormatError            a metrics file that is not JSON or fits none of the accepted formats
 """
 
 from __future__ import annotations
 
+import json as _json
+import re as _re
 from collections.abc import Sequence
 
 
@@ -276,3 +280,45 @@ class StorageError(DsvError):
         self.path = path
         self.errno = error.errno
         self.published = False
+
+
+class SampleSourceError(DsvError):
+    """A declared sample source cannot be read (bad file, missing column, duplicate keys)."""
+
+    exit_code = 3
+
+
+# Key path segments printed bare in metrics messages; anything else is quoted as ["..."].
+_BARE_SEGMENT = _re.compile(r"[^.\[\]\"'\s](?:[^.\[\]\"']*[^.\[\]\"'\s])?")
+
+
+def format_key_path(keys: Sequence[str]) -> str:
+    """Render a key path for messages: ``classes.cat.f1``, ``slices["a.b"].x``."""
+    out = ""
+    for key in keys:
+        if _BARE_SEGMENT.fullmatch(key):
+            out += f".{key}" if out else key
+        else:
+            out += f"[{_json.dumps(key, ensure_ascii=False)}]"
+    return out
+
+
+class MetricsFormatError(DsvError):
+    """A metrics file that is not valid JSON or fits none of the accepted formats (docs/metrics.md).
+
+    Attributes:
+        name: the file (or other source) name given to the parser.
+        keys: the key path to the offending value, outermost first; empty when
+            the problem is the file as a whole.
+        detail: what is wrong there, and what was expected.
+    """
+
+    exit_code = 3
+    default_hint = "see docs/metrics.md for the accepted metrics formats"
+
+    def __init__(self, name: str, detail: str, *, keys: tuple[str, ...] = (), hint: str | None = None) -> None:
+        where = f"{name}: {format_key_path(keys)}: " if keys else f"{name}: "
+        super().__init__(where + detail, hint=hint)
+        self.name = name
+        self.keys = keys
+        self.detail = detail

@@ -15,7 +15,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-from dsv.base.errors import DsvError
+from dsv.base.errors import SampleSourceError
 from dsv.semantic.declaration import FolderSource, TableSource
 from dsv.semantic.report import CellChange, ClassRow, RelabelRow, SchemaChange, SliceClassRow, SliceRow, SourceDiff, Totals
 
@@ -24,12 +24,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 DEFAULT_ROWS = 20
-
-
-class SampleSourceError(DsvError):
-    """A declared sample source cannot be read (bad file, missing column, duplicate keys)."""
-
-    exit_code = 3
 
 
 def q(name: str) -> str:
