@@ -203,7 +203,7 @@ def run_semantic_diff(
 def _literal_prefix(pattern: str) -> str:
     parts = []
     for part in pattern.split("/"):
-        if any(ch in part for ch in "{*?["):
+        if any(ch in part for ch in "{*?[\\"):
             break
         parts.append(part)
     return "/".join(parts)

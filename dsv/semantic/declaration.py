@@ -17,17 +17,16 @@ The declaration is versioned with the data; a diff uses the newer side's.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dsv.base.errors import CorruptMetadataError, UsageError
+from dsv.base.globs import PLACEHOLDER as _PLACEHOLDER
 
 DECLARATION_FILE = "dsv.toml"
 TABLE_FORMATS = ("csv", "parquet", "jsonl")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class FolderSource(BaseModel):

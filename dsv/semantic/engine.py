@@ -12,10 +12,10 @@ larger than memory.
 from __future__ import annotations
 
 import os
-import re
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import SampleSourceError
+from dsv.base.globs import translate
 from dsv.semantic.declaration import FolderSource, TableSource
 from dsv.semantic.report import CellChange, ClassRow, RelabelRow, SchemaChange, SliceClassRow, SliceRow, SourceDiff, Totals
 
@@ -176,46 +176,19 @@ def _relabel_rows(con: "duckdb.DuckDBPyConnection", t: str, *, multilabel: bool)
 
 
 def folder_regex(pattern: str) -> tuple[str, list[str]]:
-    """A regex for a folder pattern, and its group names in order (``_w<i>`` for wildcards)."""
-    out = ["^"]
+    """A regex for a folder pattern, and its placeholder names in order.
+
+    The glob syntax is that of ``.dsvignore`` (one translator, :mod:`dsv.base.globs`);
+    each ``{name}`` becomes a named group matching one path component.
+    """
     groups: list[str] = []
-    i = 0
-    wild = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "{":
-            j = pattern.index("}", i)
-            name = pattern[i + 1 : j]
-            out.append(f"(?P<{name}>[^/]+)")
-            groups.append(name)
-            i = j + 1
-            continue
-        if pattern.startswith("**/", i):
-            # Zero or more folders, as in gitignore and most globs.
-            out.append(f"(?P<_w{wild}>(?:[^/]+/)*)")
-            groups.append(f"_w{wild}")
-            wild += 1
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(f"(?P<_w{wild}>.*)")
-            groups.append(f"_w{wild}")
-            wild += 1
-            i += 2
-            continue
-        if c == "*":
-            out.append(f"(?P<_w{wild}>[^/]*)")
-            groups.append(f"_w{wild}")
-            wild += 1
-        elif c == "?":
-            out.append(f"(?P<_w{wild}>[^/])")
-            groups.append(f"_w{wild}")
-            wild += 1
-        else:
-            out.append(re.escape(c))
-        i += 1
-    out.append("$")
-    return "".join(out), groups
+
+    def group(name: str) -> str:
+        groups.append(name)
+        return f"(?P<{name}>[^/]+)"
+
+    # (?s): a file name may hold a newline; '*' and '**' still match it, as in .dsvignore.
+    return "(?s)^" + translate(pattern, group) + "$", groups
 
 
 def folder_samples(manifest: "pa.Table", source: FolderSource) -> "pa.Table":
