@@ -541,14 +541,14 @@ def test_multilabel_empty_and_null_sets(repo: dsv.Repo, repo_dir: Path) -> None:
 
 
 def test_unchanged_table_is_not_read(repo: dsv.Repo, repo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dsv.semantic import engine
+    from dsv.semantic import tables
 
     two_versions(repo, repo_dir, {"t.csv": "id,label\n1,cat\n", "img/a.jpg": "a"}, {"img/a.jpg": "b"})
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("load_table called for an unchanged table")
 
-    monkeypatch.setattr(engine, "load_table", boom)
+    monkeypatch.setattr(tables, "load_table", boom)
     d = repo.semantic_diff("HEAD~1", "HEAD", declaration=table_decl("t.csv"))
     src = d.sources[0]
     assert src.read is False and not src.changed

@@ -187,6 +187,7 @@ def run_semantic_diff(
         for name, job in jobs:
             try:
                 sources.append(job())
+                warnings.extend(sources[-1].warnings)
             except DsvError as err:
                 if strict:
                     raise
@@ -224,7 +225,7 @@ def _folder(con, a: Side, b: Side, folder: FolderSource, changed: set[str], by: 
 def _table(  # type: ignore[no-untyped-def]
     con, a: Side, b: Side, table: TableSource, file_diff: "FileDiff", by: list[str], rows: int | None, tag: str, force_read: bool = False
 ) -> SourceDiff:
-    from dsv.semantic import engine
+    from dsv.semantic import tables
 
     oid_a, oid_b = a.oid_of(table.path), b.oid_of(table.path)
     if oid_a is None and oid_b is None:
@@ -234,7 +235,7 @@ def _table(  # type: ignore[no-untyped-def]
     if oid_a == oid_b and not files_changed and not force_read:
         # Same content: nothing to read.
         return SourceDiff(table.display_name, "table", read=False)
-    return engine.diff_table(
+    return tables.diff_table(
         con,
         a.disk_path(table.path) if oid_a is not None else None,
         b.disk_path(table.path) if oid_b is not None else None,

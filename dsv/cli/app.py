@@ -273,6 +273,7 @@ def diff(
 
     repo = _repo(ctx)
     d = repo.semantic_diff(old, new, declaration=decl, by=by, rows=_rows_option(rows))
+    _print_warnings(d.warnings)
     if as_json:
         fmt = "json"
     if fmt == "json":

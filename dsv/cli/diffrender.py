@@ -119,7 +119,7 @@ def render_text(d: SemanticDiff, *, stat_only: bool) -> list[str]:
                 lines.append(f"{marks[c.kind.value]}  {quote_path(c.path)}")
     n = d.files
     lines.append(f"{sum(n.values())} file(s) changed: {n['added']} added, {n['removed']} removed, {n['modified']} modified, {n['moved']} moved")
-    lines += [f"warning: {w}" for w in d.warnings]
+    # Warnings go to stderr (the caller prints them), never into the report.
     for s in d.sources:
         lines.append("")
         lines += source_blocks(s, markdown=False)

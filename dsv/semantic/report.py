@@ -154,6 +154,7 @@ class SourceDiff:
     schema: tuple[SchemaChange, ...] = ()
     cells: tuple[CellChange, ...] = ()
     cells_truncated: bool = False
+    warnings: tuple[str, ...] = ()  # reported in SemanticDiff.warnings, not in the source's JSON
 
     @property
     def changed(self) -> bool:
