@@ -43,6 +43,7 @@ POOLS = {
 }
 
 BOOL_WORDS = {"true": True, "false": False, "t": True, "f": False}
+SLICE_FIELDS = ("before", "after", "added", "removed", "relabeled", "modified", "moved_in", "moved_out")
 
 
 @dataclass
@@ -130,8 +131,8 @@ def expected(a: dict[str, dict], b: dict[str, dict]) -> dict[str, Any]:
     both = [k for k in a if k in b]
     relabeled = {k for k in both if a[k]["label"] != b[k]["label"]}
     payload_changed = {k for k in both if any(not same(a[k][c], b[k][c], types[c]) for c in PAYLOAD)}
-    split_changed = {k for k in both if a[k]["split"] != b[k]["split"]}
-    modified = payload_changed | split_changed
+    moved = {k for k in both if a[k]["split"] != b[k]["split"]}  # a slice move, not a modification
+    modified = payload_changed
     totals = {
         "before": len(a),
         "after": len(b),
@@ -139,7 +140,8 @@ def expected(a: dict[str, dict], b: dict[str, dict]) -> dict[str, Any]:
         "removed": sum(1 for k in a if k not in b),
         "relabeled": len(relabeled),
         "modified": len(modified),
-        "unchanged": sum(1 for k in both if k not in relabeled and k not in modified),
+        "unchanged": sum(1 for k in both if k not in relabeled and k not in modified and k not in moved),
+        "moved": len(moved),
     }
     classes: dict[Any, Counter[str]] = defaultdict(Counter)
     slices: dict[Any, Counter[str]] = defaultdict(Counter)
@@ -149,8 +151,11 @@ def expected(a: dict[str, dict], b: dict[str, dict]) -> dict[str, Any]:
         if k not in b:
             classes[r["label"]]["removed"] += 1
             slices[r["split"]]["removed"] += 1
-        elif k in relabeled:
-            classes[r["label"]]["relabeled_out"] += 1
+        else:
+            if k in relabeled:
+                classes[r["label"]]["relabeled_out"] += 1
+            if k in moved:
+                slices[r["split"]]["moved_out"] += 1
     for k, r in b.items():
         classes[r["label"]]["after"] += 1
         slices[r["split"]]["after"] += 1
@@ -164,6 +169,8 @@ def expected(a: dict[str, dict], b: dict[str, dict]) -> dict[str, Any]:
         if k in modified:
             classes[r["label"]]["modified"] += 1
             slices[r["split"]]["modified"] += 1
+        if k in moved:
+            slices[r["split"]]["moved_in"] += 1
     cells = {(int(k), c) for k in both for c in PAYLOAD if not same(a[k][c], b[k][c], types[c])}
     cells |= {(int(k), c) for k in both for c in ("label", "split") if a[k][c] != b[k][c]}
     fields = ("before", "after", "added", "removed", "relabeled_in", "relabeled_out", "modified")
@@ -171,7 +178,7 @@ def expected(a: dict[str, dict], b: dict[str, dict]) -> dict[str, Any]:
         "totals": totals,
         "classes": {c: tuple(v[f] for f in fields) for c, v in classes.items()},
         "relabels": dict(Counter((a[k]["label"], b[k]["label"]) for k in relabeled)),
-        "slices": {s: tuple(v[f] for f in ("before", "after", "added", "removed", "relabeled", "modified")) for s, v in slices.items()},
+        "slices": {s: tuple(v[f] for f in SLICE_FIELDS) for s, v in slices.items()},
         "cells": cells,
     }
 
@@ -181,7 +188,7 @@ def observed(src: SourceDiff) -> dict[str, Any]:
         "totals": src.totals.to_dict(),
         "classes": {c.cls: (c.before, c.after, c.added, c.removed, c.relabeled_in, c.relabeled_out, c.modified) for c in src.classes},
         "relabels": {(r.src, r.dst): r.count for r in src.relabels},
-        "slices": {s.value: (s.before, s.after, s.added, s.removed, s.relabeled, s.modified) for s in src.slices},
+        "slices": {s.value: tuple(getattr(s, f) for f in SLICE_FIELDS) for s in src.slices},
         "cells": {(c.key["id"], c.column) for c in src.cells},
     }
 
@@ -191,7 +198,7 @@ def test_model_reads_like_the_reported_cases() -> None:
     a = read_as_text(b"id,label,split,p,q\n1,T,1.0,0.50,x\n2,F,2.0,1,y\n")
     b = read_as_text(b"id,label,split,p,q\n1,T,1.0,0.50,x\n2,F,2.0,1,y\n3,unknown,holdout,n/a,z\n")
     exp = expected(a, b)
-    assert exp["totals"] == {"before": 2, "after": 3, "added": 1, "removed": 0, "relabeled": 0, "modified": 0, "unchanged": 2}
+    assert exp["totals"] == {"before": 2, "after": 3, "added": 1, "removed": 0, "relabeled": 0, "modified": 0, "unchanged": 2, "moved": 0}
     assert set(exp["classes"]) == {"T", "F", "unknown"} and set(exp["slices"]) == {"1.0", "2.0", "holdout"}
     assert not same("0.5", "0.50", common("number", "text")) and same("0.5", "0.50", common("number", "int"))
 

@@ -8,7 +8,7 @@ from typing import Any
 from dsv.semantic.report import SemanticDiff, SourceDiff
 
 CLASS_HEAD = ["class", "before", "after", "added", "removed", "relabeled in", "relabeled out", "modified"]
-SLICE_HEAD = ["value", "before", "after", "added", "removed", "relabeled", "modified"]
+SLICE_HEAD = ["value", "before", "after", "added", "removed", "moved in", "moved out", "relabeled", "modified"]
 
 
 def _show(v: Any) -> str:
@@ -43,9 +43,10 @@ def _ratio(v: float | None) -> str:
 
 def _summary_line(s: SourceDiff) -> str:
     t = s.totals
+    moved = f"{t.moved} moved between slices, " if s.slices or t.moved else ""
     return (
         f"samples {t.before} -> {t.after}: +{t.added} added, -{t.removed} removed, "
-        f"{t.relabeled} relabeled, {t.modified} modified, {t.unchanged} unchanged"
+        f"{t.relabeled} relabeled, {moved}{t.modified} modified, {t.unchanged} unchanged"
     )
 
 
@@ -78,7 +79,10 @@ def source_blocks(s: SourceDiff, *, markdown: bool, heading: str = "") -> list[s
         lines.append(f"{ind}Slice {col}:" if not markdown else f"**Slice `{col}`**")
         if markdown:
             lines.append("")
-        lines += table(SLICE_HEAD, [[r.value, r.before, r.after, r.added, r.removed, r.relabeled, r.modified] for r in s.slices if r.column == col])
+        lines += table(
+            SLICE_HEAD,
+            [[r.value, r.before, r.after, r.added, r.removed, r.moved_in, r.moved_out, r.relabeled, r.modified] for r in s.slices if r.column == col],
+        )
     by_cols = list(dict.fromkeys(r.column for r in s.by))
     for col in by_cols:
         lines.append("")
@@ -86,8 +90,12 @@ def source_blocks(s: SourceDiff, *, markdown: bool, heading: str = "") -> list[s
         if markdown:
             lines.append("")
         lines += table(
-            [col] + CLASS_HEAD,
-            [[r.value, r.row.cls, r.row.before, r.row.after, r.row.added, r.row.removed, r.row.relabeled_in, r.row.relabeled_out, r.row.modified] for r in s.by if r.column == col],
+            [col] + CLASS_HEAD + ["moved in", "moved out"],
+            [
+                [r.value, r.row.cls, r.row.before, r.row.after, r.row.added, r.row.removed, r.row.relabeled_in, r.row.relabeled_out, r.row.modified, r.moved_in, r.moved_out]
+                for r in s.by
+                if r.column == col
+            ],
         )
     if s.schema:
         lines.append("")

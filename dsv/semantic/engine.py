@@ -2,8 +2,8 @@
 
 Every source is first turned into two relations ``a`` and ``b`` (one row per
 sample) and a joined table with, per sample: ``in_a``, ``in_b``, ``label_a``,
-``label_b``, each slice on both sides, ``relabeled`` and ``changed`` (content or
-other columns differ). All summaries (classes, relabel matrix, slices, per
+``label_b``, each slice on both sides, ``relabeled`` and ``changed`` (content
+differs; a slice value that differs is a move, counted from the slice columns). All summaries (classes, relabel matrix, slices, per
 class within a slice) are group-bys over that one table, so the expensive join
 happens once. DuckDB runs it vectorised and spills to disk when a table is
 larger than memory.
@@ -76,25 +76,33 @@ def summarize(
 ) -> SourceDiff:
     """Totals, classes, relabel matrix, slices and per-slice classes of a joined table."""
     t = q(joined)
-    (before, after, added, removed, relabeled, modified, unchanged) = _fetch(
+    # A sample on both sides whose slice value changed in any slice column has moved.
+    moved = " OR ".join(f"s_a_{i} IS DISTINCT FROM s_b_{i}" for i in range(len(slices))) or "false"
+    (before, after, added, removed, relabeled, modified, unchanged, n_moved) = _fetch(
         con,
         f"""SELECT count(*) FILTER (in_a), count(*) FILTER (in_b),
                    count(*) FILTER (in_b AND NOT in_a), count(*) FILTER (in_a AND NOT in_b),
                    count(*) FILTER (in_a AND in_b AND relabeled), count(*) FILTER (in_a AND in_b AND changed),
-                   count(*) FILTER (in_a AND in_b AND NOT relabeled AND NOT changed)
+                   count(*) FILTER (in_a AND in_b AND NOT relabeled AND NOT changed AND NOT ({moved})),
+                   count(*) FILTER (in_a AND in_b AND ({moved}))
             FROM {t}""",
     )[0]
-    totals = Totals(before, after, added, removed, relabeled, modified, unchanged)
+    totals = Totals(before, after, added, removed, relabeled, modified, unchanged, n_moved)
     classes = _class_rows(con, t, multilabel=multilabel)
     relabels = _relabel_rows(con, t, multilabel=multilabel)
     slice_rows: list[SliceRow] = []
     for i, s in enumerate(slices):
+        # The old side's value counts before, removed and moved out; the new side's counts
+        # after, added, moved in, relabeled and modified.
+        mv = f"(in_a AND in_b AND s_a_{i} IS DISTINCT FROM s_b_{i})::INT"
         rows = _fetch(
             con,
-            f"""SELECT value, sum(b0)::BIGINT, sum(b1)::BIGINT, sum(ad)::BIGINT, sum(rm)::BIGINT, sum(rl)::BIGINT, sum(md)::BIGINT FROM (
-                    SELECT s_a_{i} AS value, 1 AS b0, 0 AS b1, 0 AS ad, (NOT in_b)::INT AS rm, 0 AS rl, 0 AS md FROM {t} WHERE in_a
+            f"""SELECT value, sum(b0)::BIGINT, sum(b1)::BIGINT, sum(ad)::BIGINT, sum(rm)::BIGINT, sum(rl)::BIGINT, sum(md)::BIGINT,
+                       sum(mi)::BIGINT, sum(mo)::BIGINT FROM (
+                    SELECT s_a_{i} AS value, 1 AS b0, 0 AS b1, 0 AS ad, (NOT in_b)::INT AS rm, 0 AS rl, 0 AS md, 0 AS mi, {mv} AS mo
+                      FROM {t} WHERE in_a
                     UNION ALL
-                    SELECT s_b_{i}, 0, 1, (NOT in_a)::INT, 0, (in_a AND relabeled)::INT, (in_a AND changed)::INT FROM {t} WHERE in_b
+                    SELECT s_b_{i}, 0, 1, (NOT in_a)::INT, 0, (in_a AND relabeled)::INT, (in_a AND changed)::INT, {mv}, 0 FROM {t} WHERE in_b
                 ) GROUP BY value ORDER BY value NULLS LAST""",
         )
         slice_rows.extend(SliceRow(s, v, *map(int, r)) for v, *r in rows)
@@ -103,8 +111,8 @@ def summarize(
         if col not in slices:
             continue  # another source may have it; the caller checks that one does
         i = slices.index(col)
-        for value, row in _class_rows(con, t, multilabel=multilabel, slice_index=i):
-            by_rows.append(SliceClassRow(col, value, row))
+        for value, row, moved_in, moved_out in _class_rows(con, t, multilabel=multilabel, slice_index=i):
+            by_rows.append(SliceClassRow(col, value, row, moved_in, moved_out))
     counts_b = [c.before for c in classes if c.before > 0 and c.cls is not None]
     counts_a = [c.after for c in classes if c.after > 0 and c.cls is not None]
     return SourceDiff(
@@ -116,15 +124,22 @@ def summarize(
         relabels=tuple(relabels),
         slices=tuple(slice_rows),
         by=tuple(by_rows),
-        imbalance_before=round(max(counts_b) / min(counts_b), 4) if counts_b else None,
-        imbalance_after=round(max(counts_a) / min(counts_a), 4) if counts_a else None,
+        # Full precision: renderers round (text shows 2 decimals).
+        imbalance_before=max(counts_b) / min(counts_b) if counts_b else None,
+        imbalance_after=max(counts_a) / min(counts_a) if counts_a else None,
     )
 
 
 def _class_rows(con: "duckdb.DuckDBPyConnection", t: str, *, multilabel: bool, slice_index: int | None = None) -> Any:
-    """Per-class counts; with ``slice_index``, per (slice value, class)."""
+    """Per-class counts; with ``slice_index``, per (slice value, class) with moves in and out of the value.
+
+    Rows of the old side (before, removed, relabeled out, moved out) count under
+    the old slice value and class; rows of the new side (after, added, relabeled
+    in, modified, moved in) under the new ones.
+    """
     sa = f"s_a_{slice_index}" if slice_index is not None else "NULL"
     sb = f"s_b_{slice_index}" if slice_index is not None else "NULL"
+    mv = f"(in_a AND in_b AND s_a_{slice_index} IS DISTINCT FROM s_b_{slice_index})::INT" if slice_index is not None else "0"
     if multilabel:
         # A sample counts once for each of its classes (an empty set as class NULL); a class
         # leaving its label set is "relabeled out", joining it "relabeled in".
@@ -133,25 +148,26 @@ def _class_rows(con: "duckdb.DuckDBPyConnection", t: str, *, multilabel: bool, s
 
         src = f"""
             SELECT {sa} AS sv, c AS cls, 1 AS b0, 0 AS b1, 0 AS ad, (NOT in_b)::INT AS rm, 0 AS ri,
-                   (in_b AND NOT {member("c", "label_b")})::INT AS ro, 0 AS md
+                   (in_b AND NOT {member("c", "label_b")})::INT AS ro, 0 AS md, 0 AS mi, {mv} AS mo
               FROM (SELECT *, unnest(CASE WHEN len(label_a) = 0 THEN [NULL::VARCHAR] ELSE label_a END) AS c FROM {t} WHERE in_a)
             UNION ALL
-            SELECT {sb}, c, 0, 1, (NOT in_a)::INT, 0, (in_a AND NOT {member("c", "label_a")})::INT, 0, (in_a AND changed)::INT
+            SELECT {sb}, c, 0, 1, (NOT in_a)::INT, 0, (in_a AND NOT {member("c", "label_a")})::INT, 0, (in_a AND changed)::INT, {mv}, 0
               FROM (SELECT *, unnest(CASE WHEN len(label_b) = 0 THEN [NULL::VARCHAR] ELSE label_b END) AS c FROM {t} WHERE in_b)"""
     else:
         src = f"""
             SELECT {sa} AS sv, label_a AS cls, 1 AS b0, 0 AS b1, 0 AS ad, (NOT in_b)::INT AS rm, 0 AS ri,
-                   (in_b AND relabeled)::INT AS ro, 0 AS md FROM {t} WHERE in_a
+                   (in_b AND relabeled)::INT AS ro, 0 AS md, 0 AS mi, {mv} AS mo FROM {t} WHERE in_a
             UNION ALL
-            SELECT {sb}, label_b, 0, 1, (NOT in_a)::INT, 0, (in_a AND relabeled)::INT, 0, (in_a AND changed)::INT FROM {t} WHERE in_b"""
+            SELECT {sb}, label_b, 0, 1, (NOT in_a)::INT, 0, (in_a AND relabeled)::INT, 0, (in_a AND changed)::INT, {mv}, 0 FROM {t} WHERE in_b"""
     rows = _fetch(
         con,
-        f"""SELECT sv, cls, sum(b0)::BIGINT, sum(b1)::BIGINT, sum(ad)::BIGINT, sum(rm)::BIGINT, sum(ri)::BIGINT, sum(ro)::BIGINT, sum(md)::BIGINT
+        f"""SELECT sv, cls, sum(b0)::BIGINT, sum(b1)::BIGINT, sum(ad)::BIGINT, sum(rm)::BIGINT, sum(ri)::BIGINT, sum(ro)::BIGINT, sum(md)::BIGINT,
+                   sum(mi)::BIGINT, sum(mo)::BIGINT
             FROM ({src}) GROUP BY sv, cls ORDER BY sv NULLS LAST, cls NULLS LAST""",
     )
-    out = [(sv, ClassRow(cls, *map(int, r))) for sv, cls, *r in rows]
+    out = [(sv, ClassRow(cls, *map(int, r[:7])), int(r[7]), int(r[8])) for sv, cls, *r in rows]
     if slice_index is None:
-        return [c for _, c in out]
+        return [c for _, c, _, _ in out]
     return out
 
 

@@ -58,6 +58,8 @@ class SliceRow:
     removed: int
     relabeled: int
     modified: int
+    moved_in: int = 0  # on both sides; had another value of this column before
+    moved_out: int = 0  # on both sides; has another value of this column now
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -70,6 +72,8 @@ class SliceRow:
             "removed": self.removed,
             "relabeled": self.relabeled,
             "modified": self.modified,
+            "moved_in": self.moved_in,
+            "moved_out": self.moved_out,
         }
 
 
@@ -80,10 +84,12 @@ class SliceClassRow:
     column: str
     value: str | None
     row: ClassRow
+    moved_in: int = 0  # samples of the class that came from another value of the column
+    moved_out: int = 0  # samples of the class that left for another value
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"column": self.column, "value": self.value, **self.row.to_dict()}
+        return {"column": self.column, "value": self.value, **self.row.to_dict(), "moved_in": self.moved_in, "moved_out": self.moved_out}
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ class Totals:
     relabeled: int = 0
     modified: int = 0
     unchanged: int = 0
+    moved: int = 0  # on both sides, a slice value changed (split folder, slice column)
 
     def to_dict(self) -> dict[str, int]:
         """JSON form."""
@@ -134,7 +141,7 @@ class Totals:
     @property
     def changed(self) -> bool:
         """Whether any sample changed."""
-        return bool(self.added or self.removed or self.relabeled or self.modified)
+        return bool(self.added or self.removed or self.relabeled or self.modified or self.moved)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ in one version never changes how the other values read (docs/diff-format.md,
 * ``types = { col = "..." }`` in ``dsv.toml`` pins a column's type.
 
 The joined table has one row per sample: ``in_a``, ``in_b``, the key, ``label_a``,
-``label_b``, each slice on both sides, ``relabeled`` and ``changed``; the
-summaries in :mod:`dsv.semantic.engine` are group-bys over it.
+``label_b``, each slice on both sides, ``relabeled`` and ``changed`` (content:
+other columns, and the bytes of the file a row names); the summaries in
+:mod:`dsv.semantic.engine` are group-bys over it, and count a slice that differs
+as a move, apart from ``changed``.
 """
 
 from __future__ import annotations
@@ -434,23 +436,30 @@ def diff_table(
 
     keys = [r.key(k) for k in source.key]
     join_on = " AND ".join(f"{k.a} = {k.b}" for k in keys)
-    special = {*source.key, source.label, *source.slices}
+    # Content: every other column present on both sides, and the content of the file a
+    # row names. Label (relabeled) and slices (moved) are counted apart.
+    file_col = source.file if source.file and file_oids is not None else None
+    special = {*source.key, source.label, *source.slices, *([file_col] if file_col else [])}
     payload = [c for c in b.types if c in a.types and c not in special]
     diffs = [f"NOT {r.cell(c)[0]}" for c in payload]
-    # Slice values compare as they group, so a cell and the slice table never disagree.
-    diffs += [f"{r.text('a', s)} IS DISTINCT FROM {r.text('b', s)}" for s in source.slices]
     file_join = ""
-    if source.file and file_oids is not None:
+    if file_col and file_oids is not None:
         con.register(f"fo_a_{tag}", file_oids[0])
         con.register(f"fo_b_{tag}", file_oids[1])
         oid_a = oid_b = "NULL"
-        if source.file in a.types:
-            file_join += f" LEFT JOIN fo_a_{tag} foa ON foa.path = {r.raw('a', source.file)}"
+        path_a, path_b = r.raw("a", file_col), r.raw("b", file_col)
+        if file_col in a.types:
+            file_join += f" LEFT JOIN fo_a_{tag} foa ON foa.path = {path_a}"
             oid_a = "foa.oid"
-        if source.file in b.types:
-            file_join += f" LEFT JOIN fo_b_{tag} fob ON fob.path = {r.raw('b', source.file)}"
+        if file_col in b.types:
+            file_join += f" LEFT JOIN fo_b_{tag} fob ON fob.path = {path_b}"
             oid_b = "fob.oid"
-        diffs.append(f"{oid_a} IS DISTINCT FROM {oid_b}")
+        # Same bytes at a new path (the image moved with its row) is no change of content;
+        # where a path names no file, the paths themselves are compared.
+        diffs.append(
+            f"(CASE WHEN {oid_a} IS NOT NULL AND {oid_b} IS NOT NULL THEN {oid_a} <> {oid_b} "
+            f"ELSE {path_a} IS DISTINCT FROM {path_b} END)"
+        )
     changed = " OR ".join(diffs) if diffs else "false"
     slices = ", ".join(f"{r.text('a', s)} AS s_a_{i}, {r.text('b', s)} AS s_b_{i}" for i, s in enumerate(source.slices))
     keys_out = ", ".join(f"coalesce({k.a}, {k.b}) AS __k{i}" for i, k in enumerate(keys))
@@ -469,7 +478,9 @@ def diff_table(
     cells: list[CellChange] = []
     truncated = False
     if rows != 0:
-        shown: list[tuple[str, tuple[str, str, str]]] = [(c, r.cell(c)) for c in payload]
+        # Every cell that differs: content, file path, label and slices (the counts classify them).
+        listed = payload + ([file_col] if file_col and file_col in a.types and file_col in b.types else [])
+        shown: list[tuple[str, tuple[str, str, str]]] = [(c, r.cell(c)) for c in listed]
         if source.label in a.types and source.label in b.types:
             shown.append((source.label, (f"({label_a} IS NOT DISTINCT FROM {label_b})", *(
                 (_json(f"a.{q(source.label)}"), _json(f"b.{q(source.label)}")) if multilabel else (_json(label_a), _json(label_b))
