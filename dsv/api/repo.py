@@ -570,21 +570,43 @@ class Repo:
         return [e for e in iter_records(self._repo.store, self._repo.refs, commit) if name is None or e.record.name == name]
 
     def metrics_changelog(
-        self, spec: str | None = None, *, name: str | None = None, declaration: "Declaration | None" = None, by: Sequence[str] = ()
+        self,
+        spec: str | None = None,
+        *,
+        name: str | None = None,
+        declaration: "Declaration | None" = None,
+        by: Sequence[str] = (),
+        source: str | None = None,
     ) -> list[tuple[LogEntry, "SemanticDiff", "MetricsComparison"]]:
         """:meth:`changelog` with, per step, the metrics of the parent and of the commit joined to its data changes.
 
-        Each side uses its record named ``name``, or its newest record.
+        Each side uses its record named ``name``, or its newest record. Records are
+        joined with one sample source: ``source``, else the one a record names
+        (``source`` metadata), else the step's only one; with several, each
+        source is shown apart (:func:`dsv.metrics.compare.compare`).
         """
         from dsv.metrics.compare import compare, pick
+        from dsv.metrics.records import iter_records
+
+        # Only the records of commits in the range are listed and read, each commit once.
+        cache: dict[str, list["MetricsEntry"]] = {}
+
+        def records_of(commit: str) -> list["MetricsEntry"]:
+            if commit not in cache:
+                cache[commit] = list(iter_records(self._repo.store, self._repo.refs, commit))
+            return cache[commit]
 
         out = []
+        seen_sources: set[str] = set()
         # Metrics need class counts on both sides, even of sources a step left unchanged.
         for entry, d in self.changelog(spec, declaration=declaration, by=by, force_read=True):
             parent = entry.commit.parents[0] if entry.commit.parents else None
-            old = pick(self.metrics(parent), name) if parent else None
-            new = pick(self.metrics(entry.id), name)
-            out.append((entry, d, compare(old, new, d)))
+            old = pick(records_of(parent), name) if parent else None
+            new = pick(records_of(entry.id), name)
+            seen_sources.update(s.name for s in d.sources)
+            out.append((entry, d, compare(old, new, d, source=source)))
+        if source is not None and out and source not in seen_sources:
+            raise UsageError(f"--source {source}: no sample source of that name in {spec or 'HEAD'}", hint="sources: " + (", ".join(sorted(seen_sources)) or "none"))
         return out
 
     def current_version(self) -> "VersionInfo":

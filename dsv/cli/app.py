@@ -293,6 +293,7 @@ def diff(
 @source_options
 @click.option("--metrics", "with_metrics", is_flag=True, help="Put metric deltas (attached with 'dsv metrics add') next to the data changes.")
 @click.option("--metrics-name", default=None, metavar="NAME", help="Compare records named NAME (default: each side's newest).")
+@click.option("--source", "metrics_source", default=None, metavar="NAME", help="With --metrics: join the metrics with this sample source only.")
 @click.pass_context
 def changelog(
     ctx: click.Context,
@@ -303,6 +304,7 @@ def changelog(
     by: tuple[str, ...],
     with_metrics: bool,
     metrics_name: str | None,
+    metrics_source: str | None,
 ) -> None:
     """Per commit in A..B, newest first: its message and what it did to each class and slice.
 
@@ -312,8 +314,10 @@ def changelog(
     from dsv.cli.diffrender import metrics_blocks, render_markdown, source_blocks
 
     repo = _repo(ctx)
-    if with_metrics or metrics_name:
-        entries = repo.metrics_changelog(spec, name=metrics_name, declaration=decl, by=by)
+    if with_metrics or metrics_name or metrics_source:
+        entries = repo.metrics_changelog(spec, name=metrics_name, declaration=decl, by=by, source=metrics_source)
+        for e, _, comp in entries:
+            _print_warnings([f"{short(e.id)}: {w}" for w in comp.warnings])
     else:
         entries = [(e, d, None) for e, d in repo.changelog(spec, declaration=decl, by=by)]
     if as_json:

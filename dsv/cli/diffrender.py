@@ -166,7 +166,7 @@ def _shown_metrics(rows: Sequence[Any], limit: int = 3) -> list[str]:
 
 
 def metrics_blocks(comp: Any, *, markdown: bool) -> list[str]:
-    """Lines putting per-class and per-slice data changes next to metric deltas."""
+    """Lines putting per-class and per-slice data changes next to metric deltas, one table per joined source."""
     if comp.old is None and comp.new is None:
         return []
     table = _md_table if markdown else _text_table
@@ -178,25 +178,32 @@ def metrics_blocks(comp: Any, *, markdown: bool) -> list[str]:
         lines.append("")
     if comp.overall:
         lines += table(["metric", "before", "after", "delta"], [[m.metric, m.before, m.after, m.delta] for m in comp.overall if not m.metric.endswith("support")])
-    if comp.classes:
-        shown = _shown_metrics(comp.classes)
-        lines.append("")
-        rows = []
-        for c in comp.classes:
-            by_name = {m.metric: m for m in c.metrics}
-            samples = "not in data" if not c.in_data else f"{c.samples_before} -> {c.samples_after}"
-            rows.append(
-                [c.cls, samples, f"+{c.added}/-{c.removed}", f"{c.relabeled_in}/{c.relabeled_out}"]
-                + [_fmt_delta(by_name[n]) if n in by_name else "-" for n in shown]
-            )
-        lines += table(["class", "samples", "added/removed", "relabeled in/out", *shown], rows)
-    if comp.slices:
-        shown = _shown_metrics(comp.slices)
-        lines.append("")
-        rows = []
-        for s in comp.slices:
-            by_name = {m.metric: m for m in s.metrics}
-            samples = "not in data" if not s.in_data else f"{s.samples_before} -> {s.samples_after}"
-            rows.append([f"{s.column}={s.value}", samples] + [_fmt_delta(by_name[n]) if n in by_name else "-" for n in shown])
-        lines += table(["slice", "samples", *shown], rows)
+    for src in comp.sources:
+        if not src.classes and not src.slices:
+            continue
+        where = "" if src.name is None else f"{src.name} ({src.kind})" if src.kind else src.name
+        if where:
+            lines.append("")
+            lines.append(f"*Joined with {where}*" if markdown else f"{ind}Joined with {where}:")
+        if src.classes:
+            shown = _shown_metrics(src.classes)
+            lines.append("")
+            rows = []
+            for c in src.classes:
+                by_name = {m.metric: m for m in c.metrics}
+                samples = "not in data" if not c.in_data else f"{c.samples_before} -> {c.samples_after}"
+                rows.append(
+                    [c.cls, samples, f"+{c.added}/-{c.removed}", f"{c.relabeled_in}/{c.relabeled_out}"]
+                    + [_fmt_delta(by_name[n]) if n in by_name else "-" for n in shown]
+                )
+            lines += table(["class", "samples", "added/removed", "relabeled in/out", *shown], rows)
+        if src.slices:
+            shown = _shown_metrics(src.slices)
+            lines.append("")
+            rows = []
+            for sl in src.slices:
+                by_name = {m.metric: m for m in sl.metrics}
+                samples = "not in data" if not sl.in_data else f"{sl.samples_before} -> {sl.samples_after}"
+                rows.append([f"{sl.column}={sl.value}", samples] + [_fmt_delta(by_name[n]) if n in by_name else "-" for n in shown])
+            lines += table(["slice", "samples", *shown], rows)
     return lines

@@ -117,11 +117,13 @@ def read_record(store: "ObjectStore", oid: str) -> MetricsRecord:
 
 
 def iter_records(store: "ObjectStore", refs: RefStore, commit: str | None = None) -> Iterator[MetricsEntry]:
-    """Records of ``commit`` (or of every commit), oldest first."""
-    entries = []
-    for name, oid in refs.list(METRICS).items():
-        cid, _, _ = name.partition("/")
-        if commit is None or cid == commit:
-            entries.append(MetricsEntry(oid, read_record(store, oid)))
+    """Records of ``commit`` (or of every commit), oldest first.
+
+    For one commit only its own refs (``refs/metrics/<commit>/``) are listed and
+    read, so a changelog costs one small listing per commit, not one of the
+    whole repository's records.
+    """
+    namespace = METRICS if commit is None else f"{METRICS}/{commit}"
+    entries = [MetricsEntry(oid, read_record(store, oid)) for oid in refs.list(namespace).values()]
     entries.sort(key=lambda e: (e.record.time, e.record.name))
     return iter(entries)
