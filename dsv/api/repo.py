@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from dsv.metrics.compare import MetricsComparison
     from dsv.metrics.records import MetricsEntry
     from dsv.semantic.declaration import Declaration
-    from dsv.semantic.report import SemanticDiff
+    from dsv.semantic.report import DeclarationCheck, SemanticDiff
 
     from dsv.maintenance import FsckReport, GcReport
     from dsv.manifest import FileDiff, Manifest
@@ -186,6 +186,10 @@ class Repo:
             repo.save_statcache(snap.cache)
         for p in snap.changed_while_reading:
             warn(f"{p} changed while it was being committed; the version read was stored")
+        # A dsv.toml that does not parse is committed anyway, and said now (issue 8).
+        from dsv.semantic.declaration import commit_warnings
+
+        warn.items.extend(commit_warnings(self.root))
         return CommitResult(
             cid, head.branch, commit, tuple(warn.items), tuple(snap.changed_while_reading), snap.files_read, snap.bytes_read
         )
@@ -608,6 +612,12 @@ class Repo:
         if source is not None and out and source not in seen_sources:
             raise UsageError(f"--source {source}: no sample source of that name in {spec or 'HEAD'}", hint="sources: " + (", ".join(sorted(seen_sources)) or "none"))
         return out
+
+    def check_declaration(self, rev: str | None = None) -> "DeclarationCheck":
+        """``dsv check``: validate the ``dsv.toml`` of ``rev`` (default: the working tree) against its files."""
+        from dsv.api.semantic import check_declaration
+
+        return check_declaration(self, rev, self._manifest(self.resolve(rev).commit) if rev is not None else None)
 
     def current_version(self) -> "VersionInfo":
         """The checked-out version: commit, branch, tags naming it, and whether the tree is dirty."""

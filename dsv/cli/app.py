@@ -320,6 +320,8 @@ def changelog(
             _print_warnings([f"{short(e.id)}: {w}" for w in comp.warnings])
     else:
         entries = [(e, d, None) for e, d in repo.changelog(spec, declaration=decl, by=by)]
+    for e, d, _ in entries:
+        _print_warnings([f"{short(e.id)}: {w}" for w in d.warnings])
     if as_json:
         fmt = "json"
     if fmt == "json":
@@ -350,13 +352,41 @@ def changelog(
         click.echo("\n".join(_commit_lines(e.id, e.commit, e.refs)))
         n = d.files
         click.echo(f"    files: {n['added']} added, {n['removed']} removed, {n['modified']} modified, {n['moved']} moved")
-        for w in d.warnings:
-            click.echo(f"    warning: {w}")
         for s in d.sources:
             click.echo("")
             click.echo("\n".join("  " + line for line in source_blocks(s, markdown=False)))
         if comp is not None:
             click.echo("\n".join("  " + line for line in metrics_blocks(comp, markdown=False)))
+
+
+@cli.command()
+@click.argument("rev", required=False)
+@json_option
+@click.pass_context
+def check(ctx: click.Context, rev: str | None, as_json: bool) -> None:
+    """Validate dsv.toml against the files of REV (default: the working tree); exit 1 on any problem.
+
+    For CI: every table exists, reads and has its columns and unique keys; every
+    folder pattern matches files; source names are distinct.
+    """
+    report = _repo(ctx).check_declaration(rev)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(f"{report.declaration or 'dsv.toml'} at {report.revision}")
+        for p in report.problems:
+            click.echo(f"  problem  {p}")
+        for s in report.sources:
+            counts = f": {s.samples} samples, {s.classes} classes" if s.samples is not None and s.classes is not None else ""
+            click.echo(f"  {'ok' if s.ok else 'problem':<8} {s.name} ({s.kind}){counts}")
+            for p in s.problems:
+                click.echo(f"    problem  {p}")
+            for w in s.warnings:
+                click.echo(f"    warning  {w}")
+        bad = len(report.problems) + sum(len(s.problems) for s in report.sources)
+        click.echo(f"ok: {len(report.sources)} source(s) checked" if report.ok else f"{bad} problem(s)")
+    if not report.ok:
+        ctx.exit(1)
 
 
 @cli.command(name="ls")

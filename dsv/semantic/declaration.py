@@ -19,7 +19,7 @@ The declaration is versioned with the data; a diff uses the newer side's.
 from __future__ import annotations
 
 import tomllib
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -134,13 +134,20 @@ def table_format(path: str) -> str | None:
     return None
 
 
-def validation_message(err: ValidationError) -> str:
-    """The first problem of a pydantic error as one plain line: ``where: what`` (no pydantic jargon)."""
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    kind = first["type"]
-    value = first.get("input")
-    ctx = first.get("ctx") or {}
+def validation_message(err: ValidationError, limit: int = 3) -> str:
+    """The problems of a pydantic error as one plain line, ``where: what; ...`` (no pydantic jargon).
+
+    Unknown keys come first: a misspelt key (``lable``) is usually why a required one is missing.
+    """
+    problems = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    return "; ".join(_one_problem(e) for e in problems[:limit])
+
+
+def _one_problem(problem: Any) -> str:
+    loc = ".".join(str(p) for p in problem["loc"])
+    kind = problem["type"]
+    value = problem.get("input")
+    ctx = problem.get("ctx") or {}
     if kind == "value_error" and "error" in ctx:
         what = str(ctx["error"])
     elif kind == "literal_error":
@@ -153,7 +160,7 @@ def validation_message(err: ValidationError) -> str:
     elif kind.endswith("_type"):
         what = f"expected {kind[: -len('_type')].replace('_', ' ')}, got {value!r}"
     else:
-        what = str(first["msg"]).removeprefix("Value error, ")
+        what = str(problem["msg"]).removeprefix("Value error, ")
     return f"{loc}: {what}" if loc else what
 
 
@@ -190,11 +197,32 @@ def declaration_from_flags(
         try:
             table_sources.append(TableSource(path=path, key=keys, label=label, slices=slices, file=file))
         except ValidationError as err:
-            raise UsageError(f"--table {path}: {validation_message(err).split(': ', 1)[-1]}") from err
+            raise UsageError(f"--table {path}: {validation_message(err, limit=1).split(': ', 1)[-1]}") from err
     folder_sources = []
     for pattern in folders:
         try:
             folder_sources.append(FolderSource(pattern=pattern))
         except ValidationError as err:
-            raise UsageError(f"--folder {pattern}: {validation_message(err).split(': ', 1)[-1]}") from err
+            raise UsageError(f"--folder {pattern}: {validation_message(err, limit=1).split(': ', 1)[-1]}") from err
     return Declaration(folders=folder_sources, tables=table_sources)
+
+
+def commit_warnings(root: str) -> list[str]:
+    """Warnings for the ``dsv.toml`` being committed at ``root``: the commit goes on, but a broken one is said now.
+
+    Data is never held hostage to a config typo; without this, the problem would
+    only appear later, in ``dsv diff`` or as a changelog warning.
+    """
+    import os
+
+    path = os.path.join(root, DECLARATION_FILE)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    try:
+        parse_declaration(data, where=DECLARATION_FILE)
+    except CorruptMetadataError as err:
+        return [f"{err.message}; committed as it is, but diff stops on it and changelog skips it until fixed ('dsv check' validates it)"]
+    return []

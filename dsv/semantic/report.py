@@ -211,3 +211,57 @@ class SemanticDiff:
             "sources": [s.to_dict() for s in self.sources],
             "warnings": list(self.warnings),
         }
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    """What ``dsv check`` found for one declared source."""
+
+    name: str
+    kind: str  # folder | table
+    samples: int | None = None
+    classes: int | None = None
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """No problem (warnings allowed)."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (docs/cli.md, ``dsv check``)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "ok": self.ok,
+            "samples": self.samples,
+            "classes": self.classes,
+            "problems": list(self.problems),
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class DeclarationCheck:
+    """``dsv check``: the ``dsv.toml`` of a revision (or the working tree) validated against its files."""
+
+    revision: str
+    declaration: str | None  # the file checked, None when there is none
+    sources: tuple[SourceCheck, ...] = ()
+    problems: tuple[str, ...] = ()  # about the declaration as a whole
+
+    @property
+    def ok(self) -> bool:
+        """No problem anywhere."""
+        return not self.problems and all(s.ok for s in self.sources)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (docs/cli.md, ``dsv check``)."""
+        return {
+            "ok": self.ok,
+            "revision": self.revision,
+            "declaration": self.declaration,
+            "problems": list(self.problems),
+            "sources": [s.to_dict() for s in self.sources],
+        }
