@@ -21,6 +21,7 @@ maps the tree to a one-line message and an exit code in a single place
     ├── RefError
     │   ├── InvalidRefNameError
     │   ├── RefExistsError
+    │   │   └── MetricsExistsError    the commit already has a metrics record of that name
     │   ├── RefNotFoundError
     │   └── RefConflictError          compare-and-swap lost a race
     ├── LockError                     another dsv process holds a lock
@@ -36,6 +37,7 @@ maps the tree to a one-line message and an exit code in a single place
 
 from __future__ import annotations
 
+import errno as _errno
 import json as _json
 import re as _re
 from collections.abc import Sequence
@@ -191,6 +193,17 @@ class RefExistsError(RefError):
         self.name = name
 
 
+class MetricsExistsError(RefExistsError):
+    """Attaching a metrics record under a name the commit already has."""
+
+    default_hint = "choose another --name, or pass --force to replace it"
+
+    def __init__(self, name: str, commit: str) -> None:
+        DsvError.__init__(self, f"commit {commit[:10]} already has a metrics record named {name!r}")
+        self.name = name
+        self.commit = commit
+
+
 class RefNotFoundError(RefError):
     """A branch or tag that does not exist."""
 
@@ -268,18 +281,29 @@ class UsageError(DsvError):
 
 
 class StorageError(DsvError):
-    """The filesystem refused an operation (disk full, permission, file-size limit...)."""
+    """The filesystem refused an operation (missing file, permission, disk full, file-size limit...).
+
+    The hint fits the cause: a missing file asks to check the path, a permission
+    error to fix permissions, a full disk to free space.
+    """
 
     def __init__(self, action: str, path: str, error: OSError) -> None:
         reason = error.strerror or str(error)
-        super().__init__(
-            f"cannot {action} {path}: {reason}",
-            hint="free space or fix permissions; the repository was left as it was",
-        )
+        super().__init__(f"cannot {action} {path}: {reason}", hint=_storage_hint(error.errno))
         self.action = action
         self.path = path
         self.errno = error.errno
         self.published = False
+
+
+def _storage_hint(code: int | None) -> str:
+    if code in (_errno.ENOENT, _errno.ENOTDIR, _errno.EISDIR):
+        return "check the path"
+    if code in (_errno.EACCES, _errno.EPERM, _errno.EROFS):
+        return "fix the permissions; the repository was left as it was"
+    if code in (_errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG):
+        return "free some space; the repository was left as it was"
+    return "the repository was left as it was"
 
 
 class SampleSourceError(DsvError):

@@ -550,7 +550,9 @@ def fsck(ctx: click.Context, as_json: bool) -> None:
                 line += f"; used by {', '.join(p.used_by)}"
             click.echo(line)
         status_line = "ok" if report.ok else f"{len(report.problems)} problem(s)"
-        click.echo(f"checked {report.objects_checked} objects ({human_size(report.bytes_checked)}), {report.commits} commits: {status_line}")
+        objects = f"{report.objects_checked} object{'' if report.objects_checked == 1 else 's'}"
+        commits = f"{report.commits} commit{'' if report.commits == 1 else 's'}"
+        click.echo(f"checked {objects} ({human_size(report.bytes_checked)}), {commits}: {status_line}")
     if not report.ok:
         ctx.exit(1)
 
@@ -588,20 +590,25 @@ def gc(ctx: click.Context, grace: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("key")
 @click.argument("value", required=False)
+@json_option
 @click.pass_context
-def config(ctx: click.Context, key: str, value: str | None) -> None:
+def config(ctx: click.Context, key: str, value: str | None, as_json: bool) -> None:
     """Read or set a repository setting (user.name, user.email, core.lock_timeout)."""
     from dsv.config import SETTINGS
 
     repo = _repo(ctx).repository
     if key not in SETTINGS:
         raise UsageError(f"unknown setting {key!r}", hint="known: " + ", ".join(SETTINGS))
-    if value is None:
-        section, _, field = key.partition(".")
-        v = repo.config.model_dump()[section][field]
-        click.echo("" if v is None else str(v))
+    section, _, field = key.partition(".")
+    if value is not None:
+        repo.set_config({key: value})
+        if not as_json:
+            return
+    v = repo.config.model_dump()[section][field]
+    if as_json:
+        emit_json({"key": key, "value": v})
         return
-    repo.set_config({key: value})
+    click.echo("" if v is None else str(v))
 
 
 @cli.group()
@@ -650,6 +657,8 @@ def metrics_list(ctx: click.Context, rev: str | None, as_json: bool) -> None:
 @click.pass_context
 def metrics_show(ctx: click.Context, rev: str, name: str | None, as_json: bool) -> None:
     """Show the metrics records of REV in full."""
+    from dsv.metrics.numbers import format_value
+
     entries = _repo(ctx).metrics(rev, name=name)
     if name is not None and not entries:
         raise UsageError(f"no metrics named {name!r} on {rev}", hint=f"see 'dsv metrics list {rev}'")
@@ -664,9 +673,9 @@ def metrics_show(ctx: click.Context, rev: str, name: str | None, as_json: bool) 
         for k, v in r.meta.items():
             click.echo(f"    {k}={v}")
         if r.overall:
-            click.echo("  overall: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(r.overall.items())))
+            click.echo("  overall: " + " ".join(f"{k}={format_value(v)}" for k, v in sorted(r.overall.items())))
         for cls, vals in sorted(r.classes.items()):
-            click.echo(f"  class {cls}: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(vals.items())))
+            click.echo(f"  class {cls}: " + " ".join(f"{k}={format_value(v)}" for k, v in sorted(vals.items())))
         for col, values in sorted(r.slices.items()):
             for value, vals in sorted(values.items()):
-                click.echo(f"  slice {col}={value}: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(vals.items())))
+                click.echo(f"  slice {col}={value}: " + " ".join(f"{k}={format_value(v)}" for k, v in sorted(vals.items())))

@@ -150,13 +150,9 @@ PREFERRED_METRICS = ("f1", "precision", "recall", "accuracy", "auc", "loss")
 
 
 def _fmt_delta(m: Any) -> str:
-    def num(v: float | None) -> str:
-        return "-" if v is None else f"{v:.4g}"
+    from dsv.metrics.numbers import format_change
 
-    if m.delta is None:
-        return f"{num(m.before)} -> {num(m.after)}"
-    sign = "+" if m.delta >= 0 else ""
-    return f"{num(m.before)} -> {num(m.after)} ({sign}{m.delta:.4g})"
+    return format_change(m.before, m.after, m.delta)
 
 
 def _shown_metrics(rows: Sequence[Any], limit: int = 3) -> list[str]:
@@ -177,7 +173,12 @@ def metrics_blocks(comp: Any, *, markdown: bool) -> list[str]:
     if markdown:
         lines.append("")
     if comp.overall:
-        lines += table(["metric", "before", "after", "delta"], [[m.metric, m.before, m.after, m.delta] for m in comp.overall if not m.metric.endswith("support")])
+        from dsv.metrics.numbers import format_delta, format_value
+
+        lines += table(
+            ["metric", "before", "after", "delta"],
+            [[m.metric, format_value(m.before), format_value(m.after), format_delta(m.delta)] for m in comp.overall if not m.metric.endswith("support")],
+        )
     for src in comp.sources:
         if not src.classes and not src.slices:
             continue
