@@ -114,7 +114,7 @@ class CellChange:
     column: str
     old: Any
     new: Any
-    detail: dict[str, Any] | None = None  # deepdiff summary for nested values
+    detail: list[dict[str, Any]] | None = None  # changes inside nested values (dsv.semantic.detail)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
