@@ -139,3 +139,15 @@ def test_changelog_reads_only_the_records_of_commits_in_range(repo: dsv.Repo, re
     assert len(entries) == 2
     assert len(reads) == 3  # HEAD, HEAD~1, HEAD~2: each once
     assert "refs/metrics" not in listed  # never the whole namespace
+
+
+def test_a_source_absent_at_the_step_does_not_count(repo: dsv.Repo, repo_dir: Path, tmp_path: Path) -> None:
+    toml = '[[folders]]\npattern = "img/{label}/*"\n\n[[tables]]\npath = "later.csv"\nkey = "id"\nlabel = "label"\n'
+    write_tree(repo_dir, {"dsv.toml": toml, "img/bird/1": "1"})
+    repo.commit("v1")
+    write_tree(repo_dir, {"img/bird/2": "2"})
+    repo.commit("v2")
+    (tmp_path / "m.json").write_text(json.dumps(METRICS_V2))
+    repo.add_metrics("HEAD", tmp_path / "m.json", name="r")
+    [(_, _, comp), _] = repo.metrics_changelog()
+    assert comp.source == "img/{label}/*" and _bird(comp) == (1, 2, 1, 0)

@@ -177,13 +177,15 @@ def compare(old: MetricsEntry | None, new: MetricsEntry | None, diff: SemanticDi
                     )
                     wanted = None
                 break
+    # A source absent at this step (a table added later) holds no samples to join.
+    present = [s for s in diff.sources if s.read]
     if wanted is not None:
         tables = (_join(o, n, wanted, by_name.get(wanted)),)
-    elif len(diff.sources) == 1:
-        wanted = diff.sources[0].name
-        tables = (_join(o, n, wanted, diff.sources[0]),)
-    elif diff.sources:
-        tables = tuple(_join(o, n, s.name, s) for s in diff.sources)
+    elif len(present) == 1:
+        wanted = present[0].name
+        tables = (_join(o, n, wanted, present[0]),)
+    elif present:
+        tables = tuple(_join(o, n, s.name, s) for s in present)
     else:
         tables = (_join(o, n, None, None),)
     return MetricsComparison(old, new, overall, wanted, tables, tuple(warnings))
