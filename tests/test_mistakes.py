@@ -176,10 +176,12 @@ def test_check_reports_each_mistake_and_exits_1(declared: dsv.Repo, repo_dir: Pa
 
 def test_check_reports_repeated_keys_and_missing_files(declared: dsv.Repo, repo_dir: Path) -> None:
     write_tree(repo_dir, {"ann.csv": "id,label,split,image_path\n1,cat,train,images/train/cat/1.png\n1,dog,val,images/none.png\n"})
-    doc = json.loads(run_dsv("check", "--json", cwd=repo_dir).stdout)
+    proc = run_dsv("check", "--json", cwd=repo_dir)
+    doc = json.loads(proc.stdout)
     [table] = [s for s in doc["sources"] if s["kind"] == "table"]
     assert any("not unique" in p for p in table["problems"]), table
     assert any("images/none.png" in w for w in table["warnings"]), table
+    assert proc.stderr.decode().startswith("dsv: warning: 1 row(s) of ann.csv name")
 
 
 def test_check_without_dsv_toml(repo: dsv.Repo, repo_dir: Path) -> None:

@@ -370,6 +370,8 @@ def check(ctx: click.Context, rev: str | None, as_json: bool) -> None:
     folder pattern matches files; source names are distinct.
     """
     report = _repo(ctx).check_declaration(rev)
+    # Findings that do not fail the check are warnings: stderr, like every warning.
+    _print_warnings([w for s in report.sources for w in s.warnings])
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -381,8 +383,6 @@ def check(ctx: click.Context, rev: str | None, as_json: bool) -> None:
             click.echo(f"  {'ok' if s.ok else 'problem':<8} {s.name} ({s.kind}){counts}")
             for p in s.problems:
                 click.echo(f"    problem  {p}")
-            for w in s.warnings:
-                click.echo(f"    warning  {w}")
         bad = len(report.problems) + sum(len(s.problems) for s in report.sources)
         click.echo(f"ok: {len(report.sources)} source(s) checked" if report.ok else f"{bad} problem(s)")
     if not report.ok:
