@@ -3,10 +3,10 @@
 Every source is first turned into two relations ``a`` and ``b`` (one row per
 sample) and a joined table with, per sample: ``in_a``, ``in_b``, ``label_a``,
 ``label_b``, each slice on both sides, ``relabeled`` and ``changed`` (content
-differs; a slice value that differs is a move, counted from the slice columns). All summaries (classes, relabel matrix, slices, per
-class within a slice) are group-bys over that one table, so the expensive join
-happens once. DuckDB runs it vectorised and spills to disk when a table is
-larger than memory.
+differs; a slice value that differs is a move, counted from the slice columns).
+All summaries (classes, relabel matrix, slices, per class within a slice) are
+group-bys over that one table, so the expensive join happens once. DuckDB runs
+it vectorised and spills to disk when a table is larger than memory.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from dsv.base.errors import SampleSourceError
 from dsv.base.globs import translate
 from dsv.semantic.declaration import FolderSource
 from dsv.semantic.report import ClassRow, RelabelRow, SliceClassRow, SliceRow, SourceDiff, Totals

@@ -482,9 +482,12 @@ def diff_table(
         listed = payload + ([file_col] if file_col and file_col in a.types and file_col in b.types else [])
         shown: list[tuple[str, tuple[str, str, str]]] = [(c, r.cell(c)) for c in listed]
         if source.label in a.types and source.label in b.types:
-            shown.append((source.label, (f"({label_a} IS NOT DISTINCT FROM {label_b})", *(
-                (_json(f"a.{q(source.label)}"), _json(f"b.{q(source.label)}")) if multilabel else (_json(label_a), _json(label_b))
-            ))))
+            # Listed exactly when the sample is relabeled; a label list shows as written.
+            same_label = f"({label_a} IS NOT DISTINCT FROM {label_b})"
+            if multilabel:
+                shown.append((source.label, (same_label, _json(f"a.{q(source.label)}"), _json(f"b.{q(source.label)}"))))
+            else:
+                shown.append((source.label, (same_label, _json(label_a), _json(label_b))))
         for s in source.slices:
             if s in a.types and s in b.types:
                 sa, sb = r.text("a", s), r.text("b", s)
