@@ -229,3 +229,12 @@ def test_type_change_of_a_label_or_slice_column_warns_on_stderr(repo: dsv.Repo, 
     assert "warning" not in proc.stdout.decode()
     js = json.loads(run_dsv("diff", "HEAD~1", "HEAD", "--table", "t.csv", "--key", "id", "--label", "label", "--slice", "flag", "--json", cwd=repo_dir, check=True).stdout)
     assert len(js["warnings"]) == 2
+
+
+def test_jsonl_objects_keep_their_reading_when_the_column_mixes_types(repo: dsv.Repo, repo_dir: Path) -> None:
+    a = '{"id": 1, "label": "a", "m": {"x": 1, "y": [1, 2]}}\n{"id": 2, "label": "b", "m": {"x": 1, "y": []}}\n'
+    b = '{"id": 1, "label": "a", "m": {"x": 1, "y": [1, 2]}}\n{"id": 2, "label": "b", "m": "none"}\n'
+    _two(repo, repo_dir, {"t.jsonl": a}, {"t.jsonl": b})
+    src = _diff(repo, "t.jsonl", rows=None)
+    assert _totals(src) == (0, 0, 0, 1, 1)
+    assert [(c.key["id"], c.old, c.new) for c in src.cells] == [(2, {"x": 1, "y": []}, "none")]

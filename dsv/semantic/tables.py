@@ -169,6 +169,11 @@ def _integer(t: str | None) -> bool:
     return t in _INTEGERS
 
 
+def _nested(t: str) -> bool:
+    """Structs, maps, unions and lists (``VARCHAR[]``, ``INTEGER[3]``): compared as their JSON text when retyped."""
+    return t.startswith(("STRUCT(", "MAP(", "UNION(")) or t.endswith("]")
+
+
 def common_type(ta: str | None, tb: str | None) -> str:
     """The type that reads a column's values in both versions: the same type, a number, or text."""
     if ta is None or tb is None:
@@ -195,11 +200,16 @@ def canon(x: str, typ: str) -> str:
     if typ == "VARCHAR":
         return x
     if typ == "JSON":
-        # A column mixing JSON types: each value by its own type, so "cat" reads as cat and 1.0 as 1.
+        # A column mixing JSON types: each value by its own type, so "cat" reads as cat and 1.0 as 1;
+        # objects and arrays as minified JSON, as nested types below.
         return (
             f"(CASE json_type({x}) WHEN 'VARCHAR' THEN json_extract_string({x}, '$') "
-            f"WHEN 'DOUBLE' THEN {_float_text(f'CAST({x} AS DOUBLE)')} WHEN 'NULL' THEN NULL ELSE CAST({x} AS VARCHAR) END)"
+            f"WHEN 'DOUBLE' THEN {_float_text(f'CAST({x} AS DOUBLE)')} WHEN 'NULL' THEN NULL "
+            f"WHEN 'OBJECT' THEN CAST(json({x}) AS VARCHAR) WHEN 'ARRAY' THEN CAST(json({x}) AS VARCHAR) "
+            f"ELSE CAST({x} AS VARCHAR) END)"
         )
+    if _nested(typ):
+        return f"CAST(to_json({x}) AS VARCHAR)"
     if typ.startswith(_FLOATS):
         return _float_text(f"CAST({x} AS DOUBLE)")
     return f"CAST({x} AS VARCHAR)"
