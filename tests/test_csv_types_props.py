@@ -1,4 +1,4 @@
-"""CSV columns mixing booleans, integers, floats and text across versions, against an independent model.
+"""CSV (and JSONL) columns mixing booleans, integers, floats and text across versions, against independent models.
 
 The model reads both versions with pandas as text (``dtype=str``: every cell as
 written) and applies the documented rules (docs/diff-format.md, "Column types")
@@ -222,3 +222,128 @@ def test_csv_columns_mixing_types_across_versions(sc: Scenario) -> None:
         assert not src.read
         return
     assert observed(src) == expected(read_as_text(data_a), read_as_text(data_b))
+
+
+# -- JSONL: explicit JSON types, columns mixing them across versions ------------------------
+
+JSON_POOLS: dict[str, list[Any]] = {
+    "int": [0, 1, 2, 10, None],
+    "float": [1.0, 0.5, 2.5, 3, None],
+    "bool": [True, False, None],
+    "text": ["unknown", "n/a", "x", "1", "T", None],
+    "mixed": [1, 1.0, 0.5, True, "x", "1", None],
+}
+
+
+@dataclass
+class JsonScenario:
+    a: list[dict[str, Any]]
+    b: list[dict[str, Any]]
+
+
+@st.composite
+def json_scenarios(draw: st.DrawFn) -> JsonScenario:
+    pools_a = {c: draw(st.sampled_from(sorted(JSON_POOLS))) for c in COLUMNS[1:]}
+    pools_b = {c: draw(st.sampled_from([pools_a[c]] + sorted(JSON_POOLS))) for c in COLUMNS[1:]}
+    n = draw(st.integers(1, 10))
+    a = [{"id": i, **{c: draw(st.sampled_from(JSON_POOLS[pools_a[c]])) for c in COLUMNS[1:]}} for i in range(1, n + 1)]
+    b = []
+    for row in a:
+        if draw(st.integers(0, 4)) == 0:
+            continue
+        new = dict(row)
+        for c in COLUMNS[1:]:
+            if draw(st.integers(0, 2)) == 0:
+                new[c] = draw(st.sampled_from(JSON_POOLS[pools_b[c]]))
+        b.append(new)
+    for i in range(n + 1, n + 1 + draw(st.integers(1, 3))):
+        b.append({"id": i, **{c: draw(st.sampled_from(JSON_POOLS[pools_b[c]])) for c in COLUMNS[1:]}})
+    return JsonScenario(a, b)
+
+
+def json_type(values: list[Any]) -> str:
+    """The type DuckDB's JSON reader gives a column (checked against it for these pools)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "null"
+    if all(isinstance(v, bool) for v in present):
+        return "bool"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "int"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return "number"
+    if all(isinstance(v, str) for v in present):
+        return "text"
+    return "json"
+
+
+def canonical(v: Any) -> str | None:
+    """A JSON value as text: strings as they are, booleans true/false, whole numbers as integers."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v == int(v):
+        return str(int(v))
+    return str(v)
+
+
+def json_same(x: Any, y: Any, ta: str, tb: str) -> bool:
+    if ta == tb and ta != "json" or {ta, tb} <= {"int", "number"}:
+        return x == y  # natively (numbers as numbers)
+    return canonical(x) == canonical(y)
+
+
+def json_expected(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, Any]:
+    ra, rb = {r["id"]: r for r in a}, {r["id"]: r for r in b}
+    types = {c: (json_type([r[c] for r in a]), json_type([r[c] for r in b])) for c in PAYLOAD}
+    both = [k for k in ra if k in rb]
+    relabeled = {k for k in both if canonical(ra[k]["label"]) != canonical(rb[k]["label"])}
+    moved = {k for k in both if canonical(ra[k]["split"]) != canonical(rb[k]["split"])}
+    modified = {k for k in both if any(not json_same(ra[k][c], rb[k][c], *types[c]) for c in PAYLOAD)}
+    classes: dict[Any, Counter[str]] = defaultdict(Counter)
+    for r in a:
+        classes[canonical(r["label"])]["before"] += 1
+    for r in b:
+        classes[canonical(r["label"])]["after"] += 1
+    slices: dict[Any, Counter[str]] = defaultdict(Counter)
+    for k, r in ra.items():
+        slices[canonical(r["split"])]["before"] += 1
+        if k in moved:
+            slices[canonical(r["split"])]["moved_out"] += 1
+    for k, r in rb.items():
+        slices[canonical(r["split"])]["after"] += 1
+        if k in moved:
+            slices[canonical(r["split"])]["moved_in"] += 1
+    return {
+        "totals": (len(relabeled), len(moved), len(modified), sum(1 for k in both if k not in relabeled | moved | modified)),
+        "classes": {c: (v["before"], v["after"]) for c, v in classes.items()},
+        "slices": {s: (v["before"], v["after"], v["moved_in"], v["moved_out"]) for s, v in slices.items()},
+    }
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sc=json_scenarios())
+def test_jsonl_columns_mixing_types_across_versions(sc: JsonScenario) -> None:
+    import json
+
+    def encode(rows: list[dict[str, Any]]) -> bytes:
+        return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+    decl = Declaration(tables=[TableSource(path="t.jsonl", key=["id"], label="label", slices=["split"])])
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "d"
+        root.mkdir()
+        repo = dsv.Repo.init(root)
+        write_tree(root, {"t.jsonl": encode(sc.a), "keep": "k"})
+        repo.commit("a")
+        write_tree(root, {"t.jsonl": encode(sc.b)})
+        repo.commit("b", allow_empty=True)
+        src = repo.semantic_diff("HEAD~1", "HEAD", declaration=decl, rows=0).sources[0]
+    t = src.totals
+    got = {
+        "totals": (t.relabeled, t.moved, t.modified, t.unchanged),
+        "classes": {c.cls: (c.before, c.after) for c in src.classes},
+        "slices": {s.value: (s.before, s.after, s.moved_in, s.moved_out) for s in src.slices},
+    }
+    assert got == json_expected(sc.a, sc.b)
