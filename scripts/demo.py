@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -42,17 +43,23 @@ def make_dataset(root: Path, rng: random.Random) -> None:
     )
 
 
+def plural(n: int, word: str) -> str:
+    """``1 line``, ``2 lines``."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def dsv(*args: str, cwd: Path, limit: int = 40) -> str:
-    """Run one dsv command, echo it and its output, stop the demo if it fails."""
-    print(f"\n$ dsv {' '.join(args)}", flush=True)
+    """Run one dsv command, echo it (quoted so it can be pasted into a shell) and its output; stop the demo if it fails."""
+    command = shlex.join(["dsv", *args])
+    print(f"\n$ {command}", flush=True)
     proc = subprocess.run([sys.executable, "-m", "dsv", *args], cwd=cwd, capture_output=True, text=True)
     out = proc.stdout.rstrip()
     lines = out.splitlines()
-    print("\n".join(lines[:limit] + ([f"... ({len(lines) - limit} more lines)"] if len(lines) > limit else [])))
+    print("\n".join(lines[:limit] + ([f"... ({plural(len(lines) - limit, 'more line')})"] if len(lines) > limit else [])))
     if proc.stderr.strip():
         print(proc.stderr.rstrip(), file=sys.stderr)
     if proc.returncode != 0:
-        raise SystemExit(f"demo failed at: dsv {' '.join(args)} (exit {proc.returncode})")
+        raise SystemExit(f"demo failed at: {command} (exit {proc.returncode})")
     return out
 
 
@@ -64,10 +71,14 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="dsv-demo-"))
     root.mkdir(parents=True, exist_ok=True)
+    keep = args.keep or bool(args.dir)
     os.environ.setdefault("DSV_AUTHOR_NAME", "Demo User")
     os.environ.setdefault("DSV_AUTHOR_EMAIL", "demo@example.com")
     rng = random.Random(42)
-    print(f"Demo dataset in {root}")
+    if keep:
+        print(f"Demo dataset in {root} (kept afterwards)")
+    else:
+        print(f"Demo dataset in {root} (a temporary folder, deleted at the end; run with --keep, or --dir FOLDER, to keep it)")
     try:
         make_dataset(root, rng)
         dsv("init", cwd=root)
@@ -99,8 +110,11 @@ def main() -> None:
         dsv("fsck", cwd=root)
         print("\nDemo finished: every step above ran the real dsv CLI.")
     finally:
-        if not args.keep and not args.dir:
+        if not keep:
             shutil.rmtree(root, ignore_errors=True)
+            print(f"\nDeleted {root}; run 'python scripts/demo.py --keep' to keep the dataset and try dsv on it yourself.")
+        else:
+            print(f"\nThe dataset is in {root}: cd there and try dsv yourself.")
 
 
 if __name__ == "__main__":

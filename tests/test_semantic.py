@@ -119,7 +119,8 @@ def test_json_shape_is_the_documented_one(two_versions: dsv.Repo, repo_dir: Path
     src = d["sources"][1]
     assert set(src["classes"][0]) == {"class", "before", "after", "added", "removed", "relabeled_in", "relabeled_out", "modified"}
     assert src["relabels"] == [{"from": "Adelie", "to": "Gentoo", "count": 1}]
-    assert set(src["slices"][0]) == {"column", "value", "before", "after", "added", "removed", "relabeled", "modified"}
+    assert set(src["slices"][0]) == {"column", "value", "before", "after", "added", "removed", "relabeled", "modified", "moved_in", "moved_out"}
+    assert set(src["totals"]) == {"before", "after", "added", "removed", "relabeled", "modified", "unchanged", "moved"}
     assert src["rows"] == {"cells": [], "truncated": False}  # cells only on request
     assert json.loads(run_dsv("diff", "HEAD~1", "HEAD", "--json", cwd=repo_dir, check=True).stdout) == d
 

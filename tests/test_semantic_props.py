@@ -112,6 +112,8 @@ def expected(sc: Scenario) -> dict[str, Any]:
     """Every count of the diff, from the edit log alone."""
     b = sc.b
     both = [k for k in sc.a if k not in sc.removed]
+    # A new split is a slice move, not a modification (the payload edit is).
+    moved = {k for k in both if b[k][1] != sc.a[k][1]}
     totals = {
         "before": len(sc.a),
         "after": len(b),
@@ -119,7 +121,8 @@ def expected(sc: Scenario) -> dict[str, Any]:
         "removed": len(sc.removed),
         "relabeled": len(sc.relabeled),
         "modified": len(sc.modified),
-        "unchanged": sum(1 for k in both if k not in sc.relabeled and k not in sc.modified),
+        "unchanged": sum(1 for k in both if k not in sc.relabeled and k not in sc.modified and k not in moved),
+        "moved": len(moved),
     }
     fields = ("before", "after", "added", "removed", "relabeled_in", "relabeled_out", "modified")
     classes: dict[Any, Counter[str]] = defaultdict(Counter)
@@ -130,8 +133,11 @@ def expected(sc: Scenario) -> dict[str, Any]:
         if k in sc.removed:
             classes[label]["removed"] += 1
             slices[split]["removed"] += 1
-        elif k in sc.relabeled:
-            classes[label]["relabeled_out"] += 1
+        else:
+            if k in sc.relabeled:
+                classes[label]["relabeled_out"] += 1
+            if k in moved:
+                slices[split]["moved_out"] += 1
     for k, (label, split, _) in b.items():
         classes[label]["after"] += 1
         slices[split]["after"] += 1
@@ -145,13 +151,15 @@ def expected(sc: Scenario) -> dict[str, Any]:
         if k in sc.modified:
             classes[label]["modified"] += 1
             slices[split]["modified"] += 1
+        if k in moved:
+            slices[split]["moved_in"] += 1
     relabels = Counter((sc.a[k][0], new) for k, new in sc.relabeled.items())
     return {
         "totals": totals,
         "classes": {c: tuple(v[f] for f in fields) for c, v in classes.items()},
         "relabels": dict(relabels),
         "slices": {
-            s: tuple(v[f] for f in ("before", "after", "added", "removed", "relabeled", "modified")) for s, v in slices.items()
+            s: tuple(v[f] for f in ("before", "after", "added", "removed", "relabeled", "modified", "moved_in", "moved_out")) for s, v in slices.items()
         },
     }
 
@@ -161,7 +169,7 @@ def observed(src: SourceDiff) -> dict[str, Any]:
     classes = {c.cls: (c.before, c.after, c.added, c.removed, c.relabeled_in, c.relabeled_out, c.modified) for c in src.classes}
     relabels = {(r.src, r.dst): r.count for r in src.relabels}
     assert all(s.column == "split" for s in src.slices)
-    slices = {s.value: (s.before, s.after, s.added, s.removed, s.relabeled, s.modified) for s in src.slices}
+    slices = {s.value: (s.before, s.after, s.added, s.removed, s.relabeled, s.modified, s.moved_in, s.moved_out) for s in src.slices}
     assert len(classes) == len(src.classes) and len(relabels) == len(src.relabels) and len(slices) == len(src.slices)
     return {"totals": src.totals.to_dict(), "classes": classes, "relabels": relabels, "slices": slices}
 
@@ -270,11 +278,11 @@ def test_model_sanity() -> None:
         against_worktree=False,
     )
     exp = expected(sc)
-    assert exp["totals"] == {"before": 3, "after": 3, "added": 1, "removed": 1, "relabeled": 1, "modified": 2, "unchanged": 0}
+    assert exp["totals"] == {"before": 3, "after": 3, "added": 1, "removed": 1, "relabeled": 1, "modified": 2, "unchanged": 0, "moved": 1}
     assert exp["classes"]["dog"] == (1, 1, 0, 1, 1, 0, 1)
     assert exp["classes"]["cat"] == (2, 1, 0, 0, 0, 1, 1)
-    assert exp["slices"]["val"] == (2, 2, 0, 1, 1, 2)
-    assert exp["slices"]["train"] == (1, 0, 0, 0, 0, 0)
+    assert exp["slices"]["val"] == (2, 2, 0, 1, 1, 2, 1, 0)
+    assert exp["slices"]["train"] == (1, 0, 0, 0, 0, 0, 0, 1)
     assert exp["relabels"] == {("cat", "dog"): 1}
 
 
@@ -325,7 +333,7 @@ def test_csv_quoted_fields_and_missing_values(repo: dsv.Repo, repo_dir: Path) ->
     two_versions(repo, repo_dir, {"t.csv": a}, {"t.csv": b})
     src = one(repo, table_decl("t.csv"), rows=0)
     # row 2: null label and null note on both sides -> unchanged; row 4: null -> cat relabel only.
-    assert src.totals.to_dict() == {"before": 4, "after": 4, "added": 0, "removed": 0, "relabeled": 1, "modified": 1, "unchanged": 2}
+    assert src.totals.to_dict() == {"before": 4, "after": 4, "added": 0, "removed": 0, "relabeled": 1, "modified": 1, "unchanged": 2, "moved": 0}
     classes = {c.cls: c for c in src.classes}
     assert set(classes) == {"cat", "dog", None}
     assert (classes[None].before, classes[None].after, classes[None].relabeled_out) == (2, 1, 1)
@@ -356,7 +364,7 @@ def test_csv_renamed_column(repo: dsv.Repo, repo_dir: Path) -> None:
     schema = sorted((s.column, s.change, s.old_type, s.new_type) for s in src.schema)
     assert schema == [("comment", "added", None, "VARCHAR"), ("note", "removed", "VARCHAR", None)]
     # A renamed column is no cell change; only the real edit in a common column counts.
-    assert src.totals.to_dict() == {"before": 2, "after": 2, "added": 0, "removed": 0, "relabeled": 0, "modified": 1, "unchanged": 1}
+    assert src.totals.to_dict() == {"before": 2, "after": 2, "added": 0, "removed": 0, "relabeled": 0, "modified": 1, "unchanged": 1, "moved": 0}
     assert cells(src) == {(2, "score"): (6, 7)}
     assert src.changed
 
@@ -412,7 +420,7 @@ def test_key_type_change_csv(repo: dsv.Repo, repo_dir: Path) -> None:
     two_versions(repo, repo_dir, {"t.csv": a}, {"t.csv": b})
     src = one(repo, table_decl("t.csv"))
     assert ("id", "type_changed", "BIGINT", "VARCHAR") in [(s.column, s.change, s.old_type, s.new_type) for s in src.schema]
-    assert src.totals.to_dict() == {"before": 3, "after": 4, "added": 1, "removed": 0, "relabeled": 1, "modified": 0, "unchanged": 2}
+    assert src.totals.to_dict() == {"before": 3, "after": 4, "added": 1, "removed": 0, "relabeled": 1, "modified": 0, "unchanged": 2, "moved": 0}
     assert [(r.src, r.dst, r.count) for r in src.relabels] == [("dog", "cat", 1)]
 
 
@@ -427,7 +435,7 @@ def test_key_type_change_parquet(repo: dsv.Repo, repo_dir: Path) -> None:
     two_versions(repo, repo_dir, {"t.parquet": a}, {"t.parquet": b})
     src = one(repo, table_decl("t.parquet"))
     assert [(s.column, s.change) for s in src.schema] == [("id", "type_changed")]
-    assert src.totals.to_dict() == {"before": 3, "after": 3, "added": 0, "removed": 0, "relabeled": 1, "modified": 0, "unchanged": 2}
+    assert src.totals.to_dict() == {"before": 3, "after": 3, "added": 0, "removed": 0, "relabeled": 1, "modified": 0, "unchanged": 2, "moved": 0}
 
 
 # -- 5. unparseable files ------------------------------------------------------------------
@@ -516,7 +524,7 @@ def test_multilabel_counts(repo: dsv.Repo, repo_dir: Path) -> None:
     two_versions(repo, repo_dir, {"t.parquet": a}, {"t.parquet": b})
     src = one(repo, table_decl("t.parquet", label="tags"), rows=0)
     # 1: +dog (relabel), 2: {cat,dog}->{bird} (relabel), 3: same, 4 removed, 5 added, 6: same set reordered + payload change.
-    assert src.totals.to_dict() == {"before": 5, "after": 5, "added": 1, "removed": 1, "relabeled": 2, "modified": 1, "unchanged": 1}
+    assert src.totals.to_dict() == {"before": 5, "after": 5, "added": 1, "removed": 1, "relabeled": 2, "modified": 1, "unchanged": 1, "moved": 0}
     classes = {c.cls: (c.before, c.after, c.added, c.removed, c.relabeled_in, c.relabeled_out, c.modified) for c in src.classes}
     assert classes == {
         "cat": (4, 3, 0, 0, 0, 1, 1),
@@ -541,14 +549,14 @@ def test_multilabel_empty_and_null_sets(repo: dsv.Repo, repo_dir: Path) -> None:
 
 
 def test_unchanged_table_is_not_read(repo: dsv.Repo, repo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dsv.semantic import engine
+    from dsv.semantic import tables
 
     two_versions(repo, repo_dir, {"t.csv": "id,label\n1,cat\n", "img/a.jpg": "a"}, {"img/a.jpg": "b"})
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("load_table called for an unchanged table")
 
-    monkeypatch.setattr(engine, "load_table", boom)
+    monkeypatch.setattr(tables, "load_table", boom)
     d = repo.semantic_diff("HEAD~1", "HEAD", declaration=table_decl("t.csv"))
     src = d.sources[0]
     assert src.read is False and not src.changed
@@ -572,7 +580,7 @@ def test_folder_move_is_relabel_and_same_name_stays_distinct(repo: dsv.Repo, rep
     d = repo.semantic_diff("HEAD~1", "HEAD", declaration=Declaration(folders=[FolderSource(pattern="img/{label}/*")]))
     src = d.sources[0]
     assert src.kind == "folder" and src.read
-    assert src.totals.to_dict() == {"before": 3, "after": 4, "added": 1, "removed": 0, "relabeled": 1, "modified": 0, "unchanged": 2}
+    assert src.totals.to_dict() == {"before": 3, "after": 4, "added": 1, "removed": 0, "relabeled": 1, "modified": 0, "unchanged": 2, "moved": 0}
     assert [(r.src, r.dst, r.count) for r in src.relabels] == [("cat", "dog", 1)]
     classes = {c.cls: (c.before, c.after, c.added, c.removed, c.relabeled_in, c.relabeled_out, c.modified) for c in src.classes}
     assert classes == {"cat": (2, 1, 0, 0, 0, 1, 0), "dog": (1, 3, 1, 0, 1, 0, 0)}
@@ -584,9 +592,10 @@ def test_folder_move_between_splits(repo: dsv.Repo, repo_dir: Path) -> None:
     d = repo.semantic_diff("HEAD~1", "HEAD", declaration=Declaration(folders=[FolderSource(pattern="{split}/{label}/*")]))
     src = d.sources[0]
     t = src.totals
-    assert (t.added, t.removed, t.relabeled, t.modified, t.unchanged) == (0, 0, 0, 0, 3)
-    slices = {(s.column, s.value): (s.before, s.after, s.added, s.removed) for s in src.slices}
-    assert slices == {("split", "train"): (2, 1, 0, 0), ("split", "val"): (1, 2, 0, 0)}
+    # The same sample, moved to another split: a slice move, neither modified nor unchanged.
+    assert (t.added, t.removed, t.relabeled, t.modified, t.moved, t.unchanged) == (0, 0, 0, 0, 1, 2)
+    slices = {(s.column, s.value): (s.before, s.after, s.added, s.removed, s.moved_in, s.moved_out) for s in src.slices}
+    assert slices == {("split", "train"): (2, 1, 0, 0, 0, 1), ("split", "val"): (1, 2, 0, 0, 1, 0)}
     assert src.relabels == ()
 
 

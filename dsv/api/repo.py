@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from dsv.metrics.compare import MetricsComparison
     from dsv.metrics.records import MetricsEntry
     from dsv.semantic.declaration import Declaration
-    from dsv.semantic.report import SemanticDiff
+    from dsv.semantic.report import DeclarationCheck, SemanticDiff
 
     from dsv.maintenance import FsckReport, GcReport
     from dsv.manifest import FileDiff, Manifest
@@ -230,6 +230,10 @@ class Repo:
             repo.save_statcache(snap.cache)
         for p in snap.changed_while_reading:
             warn(f"{p} changed while it was being committed; the version read was stored")
+        # A dsv.toml that does not parse is committed anyway, and said now (issue 8).
+        from dsv.semantic.declaration import commit_warnings
+
+        warn.items.extend(commit_warnings(self.root))
         return CommitResult(
             cid, head.branch, commit, tuple(warn.items), tuple(snap.changed_while_reading), snap.files_read, snap.bytes_read
         )
@@ -650,22 +654,50 @@ class Repo:
         return [e for e in iter_records(self._repo.store, self._repo.refs, commit) if name is None or e.record.name == name]
 
     def metrics_changelog(
-        self, spec: str | None = None, *, name: str | None = None, declaration: "Declaration | None" = None, by: Sequence[str] = ()
+        self,
+        spec: str | None = None,
+        *,
+        name: str | None = None,
+        declaration: "Declaration | None" = None,
+        by: Sequence[str] = (),
+        source: str | None = None,
     ) -> list[tuple[LogEntry, "SemanticDiff", "MetricsComparison"]]:
         """:meth:`changelog` with, per step, the metrics of the parent and of the commit joined to its data changes.
 
-        Each side uses its record named ``name``, or its newest record.
+        Each side uses its record named ``name``, or its newest record. Records are
+        joined with one sample source: ``source``, else the one a record names
+        (``source`` metadata), else the step's only one; with several, each
+        source is shown apart (:func:`dsv.metrics.compare.compare`).
         """
         from dsv.metrics.compare import compare, pick
+        from dsv.metrics.records import iter_records
+
+        # Only the records of commits in the range are listed and read, each commit once.
+        cache: dict[str, list["MetricsEntry"]] = {}
+
+        def records_of(commit: str) -> list["MetricsEntry"]:
+            if commit not in cache:
+                cache[commit] = list(iter_records(self._repo.store, self._repo.refs, commit))
+            return cache[commit]
 
         out = []
+        seen_sources: set[str] = set()
         # Metrics need class counts on both sides, even of sources a step left unchanged.
         for entry, d in self.changelog(spec, declaration=declaration, by=by, force_read=True):
             parent = entry.commit.parents[0] if entry.commit.parents else None
-            old = pick(self.metrics(parent), name) if parent else None
-            new = pick(self.metrics(entry.id), name)
-            out.append((entry, d, compare(old, new, d)))
+            old = pick(records_of(parent), name) if parent else None
+            new = pick(records_of(entry.id), name)
+            seen_sources.update(s.name for s in d.sources)
+            out.append((entry, d, compare(old, new, d, source=source)))
+        if source is not None and out and source not in seen_sources:
+            raise UsageError(f"--source {source}: no sample source of that name in {spec or 'HEAD'}", hint="sources: " + (", ".join(sorted(seen_sources)) or "none"))
         return out
+
+    def check_declaration(self, rev: str | None = None) -> "DeclarationCheck":
+        """``dsv check``: validate the ``dsv.toml`` of ``rev`` (default: the working tree) against its files."""
+        from dsv.api.semantic import check_declaration
+
+        return check_declaration(self, rev, self._manifest(self.resolve(rev).commit) if rev is not None else None)
 
     def current_version(self) -> "VersionInfo":
         """The checked-out version: commit, branch, tags naming it, and whether the tree is dirty."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import UsageError
 from dsv.semantic.declaration import DECLARATION_FILE, Declaration, FolderSource, TableSource, parse_declaration
-from dsv.semantic.report import SemanticDiff, SourceDiff
+from dsv.semantic.report import DeclarationCheck, SemanticDiff, SourceCheck, SourceDiff
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,6 +34,7 @@ class Side:
     oid_of: Callable[[str], bytes | None] = field(repr=False)
 
     under_fn: Callable[[str], "pa.Table"] | None = field(default=None, repr=False)
+    has_under_fn: Callable[[str], bool] | None = field(default=None, repr=False)
 
     @property
     def table(self) -> "pa.Table":
@@ -51,6 +52,12 @@ class Side:
             return t
         paths = t.column("path")
         return t.filter(pc.or_(pc.equal(paths, prefix), pc.starts_with(paths, prefix + "/")))
+
+    def has_under(self, prefix: str) -> bool:
+        """Whether any file is at or below ``prefix``; a revision reads at most the chunks its root cannot settle."""
+        if self.has_under_fn is not None:
+            return self.has_under_fn(prefix)
+        return self.under(prefix).num_rows > 0
 
 
 def _lazy(build: Callable[[], Any]) -> Callable[[], Any]:
@@ -105,7 +112,22 @@ def revision_side(repo: "Repo", rev: str, temp_files: list[str], manifest: "Mani
         raw = oid_of(path)
         return None if raw is None else store.read(raw.hex())
 
-    return Side(rev, _lazy(manifest.table), disk_path, read_bytes, oid_of, manifest.under)
+    def has_under(prefix: str) -> bool:
+        # The root's first/last path per chunk settles most questions without reading a chunk.
+        prefix = prefix.strip("/")
+        firsts = manifest.root.column("first").to_pylist()
+        lasts = manifest.root.column("last").to_pylist()
+        if not prefix:
+            return bool(firsts)
+        lo, hi = prefix, prefix + "0"
+        inside = [f for f, last in zip(firsts, lasts) if not (last < lo or f >= hi)]
+        if not inside:
+            return False
+        if any(x == prefix or x.startswith(prefix + "/") for f, last in zip(firsts, lasts) for x in (f, last) if not (last < lo or f >= hi)):
+            return True
+        return manifest.under(prefix).num_rows > 0
+
+    return Side(rev, _lazy(manifest.table), disk_path, read_bytes, oid_of, manifest.under, has_under)
 
 
 def worktree_side(repo: "Repo") -> Side:
@@ -184,9 +206,14 @@ def run_semantic_diff(
             jobs.append((folder.display_name, lambda f=folder, t=f"f{i}": _folder(con, a, b, f, changed_paths, by, t)))
         for i, table in enumerate(decl.tables):
             jobs.append((table.display_name, lambda tb=table, t=f"t{i}": _table(con, a, b, tb, file_diff, by, rows, t, force_read)))
-        for name, job in jobs:
+        for (name, job), source in zip(jobs, [*decl.folders, *decl.tables]):
             try:
                 sources.append(job())
+                warnings.extend(sources[-1].warnings)
+                if strict:
+                    # A source found in neither version is a mistake (a typo in a path or pattern),
+                    # not "unchanged". A changelog step before a source existed is normal.
+                    _check_found(sources[-1], source, a, b, explicit=declaration is not None)
             except DsvError as err:
                 if strict:
                     raise
@@ -200,10 +227,33 @@ def run_semantic_diff(
     return SemanticDiff(a.name, b.name, file_diff.counts(), tuple(sources), tuple(file_diff.changes), tuple(warnings))
 
 
+def _check_found(result: SourceDiff, source: FolderSource | TableSource, a: Side, b: Side, *, explicit: bool) -> None:
+    """Refuse a declared source that exists in neither version (flags: exit 2; dsv.toml: exit 3)."""
+    from dsv.base.errors import SampleSourceError
+
+    if isinstance(source, TableSource):
+        if result.read or a.oid_of(source.path) is not None or b.oid_of(source.path) is not None:
+            return
+        flag, what, where = f"--table {source.path}", f"table {source.path}", f"exists at neither {a.name} nor {b.name}"
+    else:
+        if result.read:
+            if result.totals.before or result.totals.after:
+                return
+        elif any(s.has_under(_literal_prefix(source.pattern)) for s in (a, b)):
+            return  # not read (nothing changed below it); a file is there to match
+        flag, what, where = f"--folder {source.pattern}", f"folder pattern {source.pattern}", f"matches no file at {a.name} or {b.name}"
+    if explicit:
+        raise UsageError(f"{flag}: {where}", hint="check the path; 'dsv ls REV' lists the files of a revision")
+    raise SampleSourceError(
+        f"{DECLARATION_FILE} at {b.name} declares {what}, which {where}",
+        hint=f"fix or remove the entry in {DECLARATION_FILE}; 'dsv check' validates it against the files",
+    )
+
+
 def _literal_prefix(pattern: str) -> str:
     parts = []
     for part in pattern.split("/"):
-        if any(ch in part for ch in "{*?["):
+        if any(ch in part for ch in "{*?[\\"):
             break
         parts.append(part)
     return "/".join(parts)
@@ -224,7 +274,7 @@ def _folder(con, a: Side, b: Side, folder: FolderSource, changed: set[str], by: 
 def _table(  # type: ignore[no-untyped-def]
     con, a: Side, b: Side, table: TableSource, file_diff: "FileDiff", by: list[str], rows: int | None, tag: str, force_read: bool = False
 ) -> SourceDiff:
-    from dsv.semantic import engine
+    from dsv.semantic import tables
 
     oid_a, oid_b = a.oid_of(table.path), b.oid_of(table.path)
     if oid_a is None and oid_b is None:
@@ -234,7 +284,7 @@ def _table(  # type: ignore[no-untyped-def]
     if oid_a == oid_b and not files_changed and not force_read:
         # Same content: nothing to read.
         return SourceDiff(table.display_name, "table", read=False)
-    return engine.diff_table(
+    return tables.diff_table(
         con,
         a.disk_path(table.path) if oid_a is not None else None,
         b.disk_path(table.path) if oid_b is not None else None,
@@ -246,3 +296,105 @@ def _table(  # type: ignore[no-untyped-def]
         rows=rows,
         tag=tag,
     )
+
+
+# -- dsv check ---------------------------------------------------------------------------
+
+
+def check_declaration(repo: "Repo", rev: str | None, manifest: "Manifest | None") -> DeclarationCheck:
+    """Validate the ``dsv.toml`` of ``rev`` (its ``manifest``; ``None``: the working tree) against that version's files.
+
+    Every problem a diff would stop on is reported, with the rest still checked:
+    the file parses; source names are distinct; each table exists, reads, has
+    its key, label, slice, file and typed columns, and unique non-empty keys;
+    each folder pattern matches files. Rows naming files absent from the tree
+    are warnings.
+    """
+    from dsv.base.errors import DsvError
+
+    temp_files: list[str] = []
+    try:
+        side = worktree_side(repo) if rev is None or manifest is None else revision_side(repo, rev, temp_files, manifest)
+        data = side.read_bytes(DECLARATION_FILE)
+        if data is None:
+            return DeclarationCheck(side.name, None, problems=(f"no {DECLARATION_FILE} at {side.name}: no sample source is declared",))
+        try:
+            decl = parse_declaration(data, where=DECLARATION_FILE)
+        except DsvError as err:
+            return DeclarationCheck(side.name, DECLARATION_FILE, problems=(err.message,))
+        problems = []
+        names = [s.display_name for s in [*decl.folders, *decl.tables]]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"the source name {name!r} is used twice: give the sources distinct name = \"...\" (reports and --source go by name)")
+        if not names:
+            problems.append(f"{DECLARATION_FILE} declares no [[folders]] or [[tables]]")
+        sources = [_check_folder(side, f) for f in decl.folders]
+        sources += [_check_table(repo, side, t) for t in decl.tables]
+        return DeclarationCheck(side.name, DECLARATION_FILE, tuple(sources), tuple(problems))
+    finally:
+        for t in temp_files:
+            try:
+                os.unlink(t)
+            except OSError:
+                pass
+
+
+def _check_folder(side: Side, folder: FolderSource) -> SourceCheck:
+    from dsv.semantic import engine
+
+    samples = engine.folder_samples(side.under(_literal_prefix(folder.pattern)), folder)
+    if samples.num_rows == 0:
+        return SourceCheck(folder.display_name, "folder", 0, 0, (f"folder pattern {folder.pattern} matches no file at {side.name}",))
+    import pyarrow.compute as pc
+
+    return SourceCheck(folder.display_name, "folder", samples.num_rows, len(pc.unique(samples.column("label"))))
+
+
+def _check_table(repo: "Repo", side: Side, table: TableSource) -> SourceCheck:
+    from dsv.base.errors import DsvError
+    from dsv.semantic import engine, tables
+
+    name = table.display_name
+    if side.oid_of(table.path) is None:
+        return SourceCheck(name, "table", problems=(f"no file {table.path} at {side.name}",))
+    disk = side.disk_path(table.path)
+    assert disk is not None
+    if os.path.getsize(disk) == 0:
+        return SourceCheck(name, "table", 0, 0, warnings=(f"{table.path} is empty at {side.name}",))
+    con = engine.connect(repo.repository.store.tmp_dir)
+    try:
+        try:
+            version = tables.load_table(con, "t", disk, table, side.name)
+        except DsvError as err:
+            return SourceCheck(name, "table", problems=(err.message,))
+        problems: list[str] = []
+        cols = version.types
+        roles = [(table.label, "label")] + [(s, "slice") for s in table.slices] + ([(table.file, "file")] if table.file else [])
+        roles += [(c, "typed") for c in table.types]
+        for col, role in roles:
+            if col not in cols:
+                problems.append(f"{table.path} at {side.name} has no {role} column {col!r} (columns: {', '.join(cols)})")
+        keys = " OR ".join(f"{engine.q(k)} IS NULL" for k in table.key)
+        (empty,) = con.execute(f"SELECT count(*) FROM t WHERE {keys}").fetchall()[0]
+        if empty:
+            problems.append(f"{table.path} at {side.name}: {empty} row(s) have an empty key ({', '.join(table.key)})")
+        try:
+            tables.check_unique_keys(con, "t", table, side.name)
+        except DsvError as err:
+            problems.append(err.message)
+        classes = None
+        if table.label in cols:
+            (classes,) = con.execute(f"SELECT count(DISTINCT {engine.q(table.label)}) FROM t").fetchall()[0]
+        warnings: list[str] = []
+        if table.file and table.file in cols:
+            con.register("paths_", side.table.select(["path"]))
+            fcol = engine.q(table.file)
+            n_missing, first = con.execute(
+                f"""SELECT count(*), min(CAST({fcol} AS VARCHAR)) FROM t
+                    WHERE {fcol} IS NOT NULL AND CAST({fcol} AS VARCHAR) NOT IN (SELECT path FROM paths_)"""
+            ).fetchall()[0]
+            if n_missing:
+                warnings.append(f"{n_missing} row(s) of {table.path} name a {table.file!r} file that is not at {side.name} (first: {first})")
+        return SourceCheck(name, "table", version.rows, classes, tuple(problems), tuple(warnings))
+    finally:
+        con.close()

@@ -21,6 +21,7 @@ maps the tree to a one-line message and an exit code in a single place
     ├── RefError
     │   ├── InvalidRefNameError
     │   ├── RefExistsError
+    │   │   └── MetricsExistsError    the commit already has a metrics record of that name
     │   ├── RefNotFoundError
     │   └── RefConflictError          compare-and-swap lost a race
     ├── LockError                     another dsv process holds a lock
@@ -30,11 +31,16 @@ maps the tree to a one-line message and an exit code in a single place
     │   ├── CheckoutInProgressError   a checkout stopped part-way; finish it first
     │   └── NothingToCommitError
     ├── UsageError                    a bad argument value (durations, key=value)
-    └── StorageError                  the filesystem refused a read or write
+    ├── StorageError                  the filesystem refused a read or write
+    ├── SampleSourceError             a declared sample table cannot be read, lacks a column, repeats a key
+    └── MetricsFormatError            a metrics file that is not JSON or fits none of the accepted formats
 """
 
 from __future__ import annotations
 
+import errno as _errno
+import json as _json
+import re as _re
 from collections.abc import Sequence
 
 
@@ -207,6 +213,17 @@ class RefExistsError(RefError):
         self.name = name
 
 
+class MetricsExistsError(RefExistsError):
+    """Attaching a metrics record under a name the commit already has."""
+
+    default_hint = "choose another --name, or pass --force to replace it"
+
+    def __init__(self, name: str, commit: str) -> None:
+        DsvError.__init__(self, f"commit {commit[:10]} already has a metrics record named {name!r}")
+        self.name = name
+        self.commit = commit
+
+
 class RefNotFoundError(RefError):
     """A branch or tag that does not exist."""
 
@@ -295,15 +312,68 @@ class UsageError(DsvError):
 
 
 class StorageError(DsvError):
-    """The filesystem refused an operation (disk full, permission, file-size limit...)."""
+    """The filesystem refused an operation (missing file, permission, disk full, file-size limit...).
+
+    The hint fits the cause: a missing file asks to check the path, a permission
+    error to fix permissions, a full disk to free space.
+    """
 
     def __init__(self, action: str, path: str, error: OSError) -> None:
         reason = error.strerror or str(error)
-        super().__init__(
-            f"cannot {action} {path}: {reason}",
-            hint="free space or fix permissions; the repository was left as it was",
-        )
+        super().__init__(f"cannot {action} {path}: {reason}", hint=_storage_hint(error.errno))
         self.action = action
         self.path = path
         self.errno = error.errno
         self.published = False
+
+
+def _storage_hint(code: int | None) -> str:
+    if code in (_errno.ENOENT, _errno.ENOTDIR, _errno.EISDIR):
+        return "check the path"
+    if code in (_errno.EACCES, _errno.EPERM, _errno.EROFS):
+        return "fix the permissions; the repository was left as it was"
+    if code in (_errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG):
+        return "free some space; the repository was left as it was"
+    return "the repository was left as it was"
+
+
+class SampleSourceError(DsvError):
+    """A declared sample source cannot be read (bad file, missing column, duplicate keys)."""
+
+    exit_code = 3
+
+
+# Key path segments printed bare in metrics messages; anything else is quoted as ["..."].
+_BARE_SEGMENT = _re.compile(r"[^.\[\]\"'\s](?:[^.\[\]\"']*[^.\[\]\"'\s])?")
+
+
+def format_key_path(keys: Sequence[str]) -> str:
+    """Render a key path for messages: ``classes.cat.f1``, ``slices["a.b"].x``."""
+    out = ""
+    for key in keys:
+        if _BARE_SEGMENT.fullmatch(key):
+            out += f".{key}" if out else key
+        else:
+            out += f"[{_json.dumps(key, ensure_ascii=False)}]"
+    return out
+
+
+class MetricsFormatError(DsvError):
+    """A metrics file that is not valid JSON or fits none of the accepted formats (docs/metrics.md).
+
+    Attributes:
+        name: the file (or other source) name given to the parser.
+        keys: the key path to the offending value, outermost first; empty when
+            the problem is the file as a whole.
+        detail: what is wrong there, and what was expected.
+    """
+
+    exit_code = 3
+    default_hint = "see docs/metrics.md for the accepted metrics formats"
+
+    def __init__(self, name: str, detail: str, *, keys: tuple[str, ...] = (), hint: str | None = None) -> None:
+        where = f"{name}: {format_key_path(keys)}: " if keys else f"{name}: "
+        super().__init__(where + detail, hint=hint)
+        self.name = name
+        self.keys = keys
+        self.detail = detail

@@ -275,6 +275,7 @@ def diff(
 
     repo = _repo(ctx)
     d = repo.semantic_diff(old, new, declaration=decl, by=by, rows=_rows_option(rows))
+    _print_warnings(d.warnings)
     if as_json:
         fmt = "json"
     if fmt == "json":
@@ -294,6 +295,7 @@ def diff(
 @source_options
 @click.option("--metrics", "with_metrics", is_flag=True, help="Put metric deltas (attached with 'dsv metrics add') next to the data changes.")
 @click.option("--metrics-name", default=None, metavar="NAME", help="Compare records named NAME (default: each side's newest).")
+@click.option("--source", "metrics_source", default=None, metavar="NAME", help="With --metrics: join the metrics with this sample source only.")
 @click.pass_context
 def changelog(
     ctx: click.Context,
@@ -304,6 +306,7 @@ def changelog(
     by: tuple[str, ...],
     with_metrics: bool,
     metrics_name: str | None,
+    metrics_source: str | None,
 ) -> None:
     """Per commit in A..B, newest first: its message and what it did to each class and slice.
 
@@ -313,10 +316,14 @@ def changelog(
     from dsv.cli.diffrender import metrics_blocks, render_markdown, source_blocks
 
     repo = _repo(ctx)
-    if with_metrics or metrics_name:
-        entries = repo.metrics_changelog(spec, name=metrics_name, declaration=decl, by=by)
+    if with_metrics or metrics_name or metrics_source:
+        entries = repo.metrics_changelog(spec, name=metrics_name, declaration=decl, by=by, source=metrics_source)
+        for e, _, comp in entries:
+            _print_warnings([f"{short(e.id)}: {w}" for w in comp.warnings])
     else:
         entries = [(e, d, None) for e, d in repo.changelog(spec, declaration=decl, by=by)]
+    for e, d, _ in entries:
+        _print_warnings([f"{short(e.id)}: {w}" for w in d.warnings])
     if as_json:
         fmt = "json"
     if fmt == "json":
@@ -347,13 +354,41 @@ def changelog(
         click.echo("\n".join(_commit_lines(e.id, e.commit, e.refs)))
         n = d.files
         click.echo(f"    files: {n['added']} added, {n['removed']} removed, {n['modified']} modified, {n['moved']} moved")
-        for w in d.warnings:
-            click.echo(f"    warning: {w}")
         for s in d.sources:
             click.echo("")
             click.echo("\n".join("  " + line for line in source_blocks(s, markdown=False)))
         if comp is not None:
             click.echo("\n".join("  " + line for line in metrics_blocks(comp, markdown=False)))
+
+
+@cli.command()
+@click.argument("rev", required=False)
+@json_option
+@click.pass_context
+def check(ctx: click.Context, rev: str | None, as_json: bool) -> None:
+    """Validate dsv.toml against the files of REV (default: the working tree); exit 1 on any problem.
+
+    For CI: every table exists, reads and has its columns and unique keys; every
+    folder pattern matches files; source names are distinct.
+    """
+    report = _repo(ctx).check_declaration(rev)
+    # Findings that do not fail the check are warnings: stderr, like every warning.
+    _print_warnings([w for s in report.sources for w in s.warnings])
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(f"{report.declaration or 'dsv.toml'} at {report.revision}")
+        for p in report.problems:
+            click.echo(f"  problem  {p}")
+        for s in report.sources:
+            counts = f": {s.samples} samples, {s.classes} classes" if s.samples is not None and s.classes is not None else ""
+            click.echo(f"  {'ok' if s.ok else 'problem':<8} {s.name} ({s.kind}){counts}")
+            for p in s.problems:
+                click.echo(f"    problem  {p}")
+        bad = len(report.problems) + sum(len(s.problems) for s in report.sources)
+        click.echo(f"ok: {len(report.sources)} source(s) checked" if report.ok else f"{bad} problem(s)")
+    if not report.ok:
+        ctx.exit(1)
 
 
 @cli.command(name="ls")
@@ -557,7 +592,9 @@ def fsck(ctx: click.Context, repair: bool, as_json: bool) -> None:
                 line += f"; used by {', '.join(p.used_by)}"
             click.echo(line)
         status_line = "ok" if report.ok else f"{len(report.problems)} problem(s)"
-        click.echo(f"checked {report.objects_checked} objects ({human_size(report.bytes_checked)}), {report.commits} commits: {status_line}")
+        objects = f"{report.objects_checked} object{'' if report.objects_checked == 1 else 's'}"
+        commits = f"{report.commits} commit{'' if report.commits == 1 else 's'}"
+        click.echo(f"checked {objects} ({human_size(report.bytes_checked)}), {commits}: {status_line}")
     if not report.ok:
         ctx.exit(1)
 
@@ -595,20 +632,25 @@ def gc(ctx: click.Context, grace: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("key")
 @click.argument("value", required=False)
+@json_option
 @click.pass_context
-def config(ctx: click.Context, key: str, value: str | None) -> None:
+def config(ctx: click.Context, key: str, value: str | None, as_json: bool) -> None:
     """Read or set a repository setting (user.name, user.email, core.lock_timeout)."""
     from dsv.config import SETTINGS
 
     repo = _repo(ctx).repository
     if key not in SETTINGS:
         raise UsageError(f"unknown setting {key!r}", hint="known: " + ", ".join(SETTINGS))
-    if value is None:
-        section, _, field = key.partition(".")
-        v = repo.config.model_dump()[section][field]
-        click.echo("" if v is None else str(v))
+    section, _, field = key.partition(".")
+    if value is not None:
+        repo.set_config({key: value})
+        if not as_json:
+            return
+    v = repo.config.model_dump()[section][field]
+    if as_json:
+        emit_json({"key": key, "value": v})
         return
-    repo.set_config({key: value})
+    click.echo("" if v is None else str(v))
 
 
 @cli.group()
@@ -657,6 +699,8 @@ def metrics_list(ctx: click.Context, rev: str | None, as_json: bool) -> None:
 @click.pass_context
 def metrics_show(ctx: click.Context, rev: str, name: str | None, as_json: bool) -> None:
     """Show the metrics records of REV in full."""
+    from dsv.metrics.numbers import format_value
+
     entries = _repo(ctx).metrics(rev, name=name)
     if name is not None and not entries:
         raise UsageError(f"no metrics named {name!r} on {rev}", hint=f"see 'dsv metrics list {rev}'")
@@ -671,9 +715,9 @@ def metrics_show(ctx: click.Context, rev: str, name: str | None, as_json: bool) 
         for k, v in r.meta.items():
             click.echo(f"    {k}={v}")
         if r.overall:
-            click.echo("  overall: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(r.overall.items())))
+            click.echo("  overall: " + " ".join(f"{k}={format_value(v)}" for k, v in sorted(r.overall.items())))
         for cls, vals in sorted(r.classes.items()):
-            click.echo(f"  class {cls}: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(vals.items())))
+            click.echo(f"  class {cls}: " + " ".join(f"{k}={format_value(v)}" for k, v in sorted(vals.items())))
         for col, values in sorted(r.slices.items()):
             for value, vals in sorted(values.items()):
-                click.echo(f"  slice {col}={value}: " + " ".join(f"{k}={v:.4g}" for k, v in sorted(vals.items())))
+                click.echo(f"  slice {col}={value}: " + " ".join(f"{k}={format_value(v)}" for k, v in sorted(vals.items())))

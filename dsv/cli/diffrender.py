@@ -8,7 +8,7 @@ from typing import Any
 from dsv.semantic.report import SemanticDiff, SourceDiff
 
 CLASS_HEAD = ["class", "before", "after", "added", "removed", "relabeled in", "relabeled out", "modified"]
-SLICE_HEAD = ["value", "before", "after", "added", "removed", "relabeled", "modified"]
+SLICE_HEAD = ["value", "before", "after", "added", "removed", "moved in", "moved out", "relabeled", "modified"]
 
 
 def _show(v: Any) -> str:
@@ -43,9 +43,10 @@ def _ratio(v: float | None) -> str:
 
 def _summary_line(s: SourceDiff) -> str:
     t = s.totals
+    moved = f"{t.moved} moved between slices, " if s.slices or t.moved else ""
     return (
         f"samples {t.before} -> {t.after}: +{t.added} added, -{t.removed} removed, "
-        f"{t.relabeled} relabeled, {t.modified} modified, {t.unchanged} unchanged"
+        f"{t.relabeled} relabeled, {moved}{t.modified} modified, {t.unchanged} unchanged"
     )
 
 
@@ -78,7 +79,10 @@ def source_blocks(s: SourceDiff, *, markdown: bool, heading: str = "") -> list[s
         lines.append(f"{ind}Slice {col}:" if not markdown else f"**Slice `{col}`**")
         if markdown:
             lines.append("")
-        lines += table(SLICE_HEAD, [[r.value, r.before, r.after, r.added, r.removed, r.relabeled, r.modified] for r in s.slices if r.column == col])
+        lines += table(
+            SLICE_HEAD,
+            [[r.value, r.before, r.after, r.added, r.removed, r.moved_in, r.moved_out, r.relabeled, r.modified] for r in s.slices if r.column == col],
+        )
     by_cols = list(dict.fromkeys(r.column for r in s.by))
     for col in by_cols:
         lines.append("")
@@ -86,8 +90,12 @@ def source_blocks(s: SourceDiff, *, markdown: bool, heading: str = "") -> list[s
         if markdown:
             lines.append("")
         lines += table(
-            [col] + CLASS_HEAD,
-            [[r.value, r.row.cls, r.row.before, r.row.after, r.row.added, r.row.removed, r.row.relabeled_in, r.row.relabeled_out, r.row.modified] for r in s.by if r.column == col],
+            [col] + CLASS_HEAD + ["moved in", "moved out"],
+            [
+                [r.value, r.row.cls, r.row.before, r.row.after, r.row.added, r.row.removed, r.row.relabeled_in, r.row.relabeled_out, r.row.modified, r.moved_in, r.moved_out]
+                for r in s.by
+                if r.column == col
+            ],
         )
     if s.schema:
         lines.append("")
@@ -119,7 +127,7 @@ def render_text(d: SemanticDiff, *, stat_only: bool) -> list[str]:
                 lines.append(f"{marks[c.kind.value]}  {quote_path(c.path)}")
     n = d.files
     lines.append(f"{sum(n.values())} file(s) changed: {n['added']} added, {n['removed']} removed, {n['modified']} modified, {n['moved']} moved")
-    lines += [f"warning: {w}" for w in d.warnings]
+    # Warnings go to stderr (the caller prints them), never into the report.
     for s in d.sources:
         lines.append("")
         lines += source_blocks(s, markdown=False)
@@ -142,13 +150,9 @@ PREFERRED_METRICS = ("f1", "precision", "recall", "accuracy", "auc", "loss")
 
 
 def _fmt_delta(m: Any) -> str:
-    def num(v: float | None) -> str:
-        return "-" if v is None else f"{v:.4g}"
+    from dsv.metrics.numbers import format_change
 
-    if m.delta is None:
-        return f"{num(m.before)} -> {num(m.after)}"
-    sign = "+" if m.delta >= 0 else ""
-    return f"{num(m.before)} -> {num(m.after)} ({sign}{m.delta:.4g})"
+    return format_change(m.before, m.after, m.delta)
 
 
 def _shown_metrics(rows: Sequence[Any], limit: int = 3) -> list[str]:
@@ -158,7 +162,7 @@ def _shown_metrics(rows: Sequence[Any], limit: int = 3) -> list[str]:
 
 
 def metrics_blocks(comp: Any, *, markdown: bool) -> list[str]:
-    """Lines putting per-class and per-slice data changes next to metric deltas."""
+    """Lines putting per-class and per-slice data changes next to metric deltas, one table per joined source."""
     if comp.old is None and comp.new is None:
         return []
     table = _md_table if markdown else _text_table
@@ -169,26 +173,38 @@ def metrics_blocks(comp: Any, *, markdown: bool) -> list[str]:
     if markdown:
         lines.append("")
     if comp.overall:
-        lines += table(["metric", "before", "after", "delta"], [[m.metric, m.before, m.after, m.delta] for m in comp.overall if not m.metric.endswith("support")])
-    if comp.classes:
-        shown = _shown_metrics(comp.classes)
-        lines.append("")
-        rows = []
-        for c in comp.classes:
-            by_name = {m.metric: m for m in c.metrics}
-            samples = "not in data" if not c.in_data else f"{c.samples_before} -> {c.samples_after}"
-            rows.append(
-                [c.cls, samples, f"+{c.added}/-{c.removed}", f"{c.relabeled_in}/{c.relabeled_out}"]
-                + [_fmt_delta(by_name[n]) if n in by_name else "-" for n in shown]
-            )
-        lines += table(["class", "samples", "added/removed", "relabeled in/out", *shown], rows)
-    if comp.slices:
-        shown = _shown_metrics(comp.slices)
-        lines.append("")
-        rows = []
-        for s in comp.slices:
-            by_name = {m.metric: m for m in s.metrics}
-            samples = "not in data" if not s.in_data else f"{s.samples_before} -> {s.samples_after}"
-            rows.append([f"{s.column}={s.value}", samples] + [_fmt_delta(by_name[n]) if n in by_name else "-" for n in shown])
-        lines += table(["slice", "samples", *shown], rows)
+        from dsv.metrics.numbers import format_delta, format_value
+
+        lines += table(
+            ["metric", "before", "after", "delta"],
+            [[m.metric, format_value(m.before), format_value(m.after), format_delta(m.delta)] for m in comp.overall if not m.metric.endswith("support")],
+        )
+    for src in comp.sources:
+        if not src.classes and not src.slices:
+            continue
+        where = "" if src.name is None else f"{src.name} ({src.kind})" if src.kind else src.name
+        if where:
+            lines.append("")
+            lines.append(f"*Joined with {where}*" if markdown else f"{ind}Joined with {where}:")
+        if src.classes:
+            shown = _shown_metrics(src.classes)
+            lines.append("")
+            rows = []
+            for c in src.classes:
+                by_name = {m.metric: m for m in c.metrics}
+                samples = "not in data" if not c.in_data else f"{c.samples_before} -> {c.samples_after}"
+                rows.append(
+                    [c.cls, samples, f"+{c.added}/-{c.removed}", f"{c.relabeled_in}/{c.relabeled_out}"]
+                    + [_fmt_delta(by_name[n]) if n in by_name else "-" for n in shown]
+                )
+            lines += table(["class", "samples", "added/removed", "relabeled in/out", *shown], rows)
+        if src.slices:
+            shown = _shown_metrics(src.slices)
+            lines.append("")
+            rows = []
+            for sl in src.slices:
+                by_name = {m.metric: m for m in sl.metrics}
+                samples = "not in data" if not sl.in_data else f"{sl.samples_before} -> {sl.samples_after}"
+                rows.append([f"{sl.column}={sl.value}", samples] + [_fmt_delta(by_name[n]) if n in by_name else "-" for n in shown])
+            lines += table(["slice", "samples", *shown], rows)
     return lines

@@ -6,13 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+from dsv.cli.render import human_size
 
 
 def _duration(s: float) -> str:
@@ -59,7 +53,7 @@ class TerminalProgress:
         now = time.monotonic() if now is None else now
         elapsed = max(now - self.started, 1e-6)
         rate = self.bytes / elapsed
-        parts = [f"{self.phase:<10}", f"{self.files}/{self.total_files} files", f"{_size(self.bytes)}/{_size(self.total_bytes)}", f"{_size(rate)}/s"]
+        parts = [f"{self.phase:<10}", f"{self.files}/{self.total_files} files", f"{human_size(self.bytes)}/{human_size(self.total_bytes)}", f"{human_size(rate)}/s"]
         if self.bytes and self.total_bytes > self.bytes:
             parts.append(f"ETA {_duration((self.total_bytes - self.bytes) / max(rate, 1))}")
         elif self.files and self.total_files > self.files:

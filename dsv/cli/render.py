@@ -20,11 +20,11 @@ def warn(message: str) -> None:
     click.echo(f"dsv: warning: {message}", err=True)
 
 
-def human_size(n: int) -> str:
-    """``1.5 MiB`` style sizes."""
+def human_size(n: float) -> str:
+    """``1.5 MiB`` style sizes (binary units); the one size formatter of every command and the progress bar."""
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
+        if abs(size) < 1024 or unit == "TiB":
             return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} TiB"

@@ -1,9 +1,11 @@
 """Metric deltas beside data changes: what ``dsv changelog --metrics`` joins.
 
 Pure functions from two metrics records and a semantic diff to rows that put,
-per class and per slice value, the data change next to each metric's value on
-both sides and its delta. Classes or slice values that the metrics name but no
-declared sample source has are kept and flagged (``in_data: false``).
+per class and per slice value, the data change of one sample source next to
+each metric's value on both sides and its delta. A record is joined with one
+source; several sources are shown apart, never summed (a folder and a table
+often describe the same images). Classes or slice values that the metrics name
+but the source lacks are kept and flagged (``in_data: false``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dsv.metrics.records import MetricsEntry
-from dsv.semantic.report import SemanticDiff
+from dsv.semantic.report import SemanticDiff, SourceDiff
 
 
 @dataclass(frozen=True)
@@ -88,80 +90,145 @@ class SliceMetrics:
 
 
 @dataclass(frozen=True)
+class SourceMetrics:
+    """The metrics joined with the data changes of one sample source."""
+
+    name: str | None  # None: the step has no sample source
+    kind: str | None
+    classes: tuple[ClassMetrics, ...] = ()
+    slices: tuple[SliceMetrics, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"name": self.name, "kind": self.kind, "classes": [c.to_dict() for c in self.classes], "slices": [s.to_dict() for s in self.slices]}
+
+
+@dataclass(frozen=True)
 class MetricsComparison:
-    """Metrics of the old and new side of one changelog step, joined with its data changes."""
+    """Metrics of the old and new side of one changelog step, joined with its data changes.
+
+    A record is joined with **one** sample source (``source``): the one asked for,
+    the one the record names (its ``source`` metadata), or the step's only one.
+    With several sources and none named, ``sources`` holds one table per source,
+    shown apart: counts of different sources are never added up.
+    """
 
     old: MetricsEntry | None
     new: MetricsEntry | None
     overall: tuple[MetricDelta, ...] = ()
-    classes: tuple[ClassMetrics, ...] = ()
-    slices: tuple[SliceMetrics, ...] = field(default_factory=tuple)
+    source: str | None = None
+    sources: tuple[SourceMetrics, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def classes(self) -> tuple[ClassMetrics, ...]:
+        """The per-class rows when one source is joined (else empty: see ``sources``)."""
+        return self.sources[0].classes if len(self.sources) == 1 else ()
+
+    @property
+    def slices(self) -> tuple[SliceMetrics, ...]:
+        """The per-slice rows when one source is joined (else empty: see ``sources``)."""
+        return self.sources[0].slices if len(self.sources) == 1 else ()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (docs/metrics.md)."""
+        """JSON form (docs/cli.md, ``dsv changelog``)."""
         return {
             "old": self.old.to_dict(values=False) if self.old else None,
             "new": self.new.to_dict(values=False) if self.new else None,
             "overall": [m.to_dict() for m in self.overall],
+            "source": self.source,
             "classes": [c.to_dict() for c in self.classes],
             "slices": [s.to_dict() for s in self.slices],
+            "sources": [t.to_dict() for t in self.sources],
+            "warnings": list(self.warnings),
         }
+
+
+SOURCE_META = "source"
+"""The metadata key by which a metrics record names the sample source it was evaluated on."""
 
 
 def _deltas(before: dict[str, float], after: dict[str, float]) -> tuple[MetricDelta, ...]:
     return tuple(MetricDelta(m, before.get(m), after.get(m)) for m in sorted(set(before) | set(after)))
 
 
-def compare(old: MetricsEntry | None, new: MetricsEntry | None, diff: SemanticDiff) -> MetricsComparison:
-    """Join two records' metrics with a step's per-class and per-slice data changes."""
+def compare(old: MetricsEntry | None, new: MetricsEntry | None, diff: SemanticDiff, *, source: str | None = None) -> MetricsComparison:
+    """Join two records' metrics with a step's per-class and per-slice data changes.
+
+    ``source`` names the sample source to join (``--source``); without it, the
+    source a record names in its ``source`` metadata (the new record's, else the
+    old one's), else the step's only source; with several and none named, each
+    source gets its own table.
+    """
     o = old.record if old else None
     n = new.record if new else None
     overall = _deltas(o.overall if o else {}, n.overall if n else {})
-    data_classes: dict[str, list[Any]] = {}
-    for source in diff.sources:
-        for c in source.classes:
-            if c.cls is not None:
-                data_classes.setdefault(c.cls, []).append(c)
-    class_names = sorted(set(o.classes if o else {}) | set(n.classes if n else {}))
+    by_name = {s.name: s for s in diff.sources}
+    warnings: list[str] = []
+    wanted = source
+    if wanted is None:
+        for rec in (n, o):
+            if rec is not None and rec.meta.get(SOURCE_META):
+                wanted = rec.meta[SOURCE_META]
+                if wanted not in by_name:
+                    warnings.append(
+                        f"metrics record {rec.name!r} names the sample source {wanted!r}, which this step does not have "
+                        f"(sources: {', '.join(by_name) or 'none'}); showing each source apart"
+                    )
+                    wanted = None
+                break
+    # A source absent at this step (a table added later) holds no samples to join.
+    present = [s for s in diff.sources if s.read]
+    if wanted is not None:
+        tables = (_join(o, n, wanted, by_name.get(wanted)),)
+    elif len(present) == 1:
+        wanted = present[0].name
+        tables = (_join(o, n, wanted, present[0]),)
+    elif present:
+        tables = tuple(_join(o, n, s.name, s) for s in present)
+    else:
+        tables = (_join(o, n, None, None),)
+    return MetricsComparison(old, new, overall, wanted, tables, tuple(warnings))
+
+
+def _join(o: Any, n: Any, name: str | None, data: SourceDiff | None) -> SourceMetrics:
+    """One source's per-class and per-slice rows: its data counts beside each metric."""
+    data_classes = {c.cls: c for c in (data.classes if data else ()) if c.cls is not None}
     classes = []
-    for cls in class_names:
-        rows = data_classes.get(cls, [])
+    for cls in sorted(set(o.classes if o else {}) | set(n.classes if n else {})):
+        row = data_classes.get(cls)
         classes.append(
             ClassMetrics(
                 cls,
-                bool(rows),
-                sum(r.before for r in rows) if rows else None,
-                sum(r.after for r in rows) if rows else None,
-                sum(r.added for r in rows),
-                sum(r.removed for r in rows),
-                sum(r.relabeled_in for r in rows),
-                sum(r.relabeled_out for r in rows),
-                sum(r.modified for r in rows),
+                row is not None,
+                row.before if row else None,
+                row.after if row else None,
+                row.added if row else 0,
+                row.removed if row else 0,
+                row.relabeled_in if row else 0,
+                row.relabeled_out if row else 0,
+                row.modified if row else 0,
                 _deltas((o.classes if o else {}).get(cls, {}), (n.classes if n else {}).get(cls, {})),
             )
         )
-    data_slices: dict[tuple[str, str], list[Any]] = {}
-    for source in diff.sources:
-        for s in source.slices:
-            if s.value is not None:
-                data_slices.setdefault((s.column, s.value), []).append(s)
+    data_slices = {(s.column, s.value): s for s in (data.slices if data else ()) if s.value is not None}
     slice_keys = sorted(
         {(c, v) for c, vals in (o.slices if o else {}).items() for v in vals} | {(c, v) for c, vals in (n.slices if n else {}).items() for v in vals}
     )
     slices = []
     for col, value in slice_keys:
-        rows = data_slices.get((col, value), [])
+        srow = data_slices.get((col, value))
         slices.append(
             SliceMetrics(
                 col,
                 value,
-                bool(rows),
-                sum(r.before for r in rows) if rows else None,
-                sum(r.after for r in rows) if rows else None,
+                srow is not None,
+                srow.before if srow else None,
+                srow.after if srow else None,
                 _deltas((o.slices if o else {}).get(col, {}).get(value, {}), (n.slices if n else {}).get(col, {}).get(value, {})),
             )
         )
-    return MetricsComparison(old, new, overall, tuple(classes), tuple(slices))
+    return SourceMetrics(name, data.kind if data else None, tuple(classes), tuple(slices))
 
 
 def pick(entries: list[MetricsEntry], name: str | None) -> MetricsEntry | None:

@@ -22,19 +22,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Mapping
 from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dsv.base.errors import DsvError
+from dsv.base.errors import MetricsFormatError, format_key_path
 
 __all__ = [
     "DSV_METRICS_FORMAT_VERSION",
     "MetricSet",
     "MetricsFormatError",
     "SourceFormat",
+    "format_key_path",
     "parse_metrics",
 ]
 
@@ -54,31 +54,6 @@ _SKLEARN_ROW_KEYS = ("precision", "recall", "f1-score", "support")
 # Averages classification_report may emit; which ones depends on the labels and task.
 _SKLEARN_AVERAGES = ("micro avg", "macro avg", "weighted avg", "samples avg")
 _DSV_SECTIONS = ("overall", "classes", "slices")
-
-# Key path segments printed bare; anything else is quoted as ["..."].
-_BARE_SEGMENT = re.compile(r"[^.\[\]\"'\s](?:[^.\[\]\"']*[^.\[\]\"'\s])?")
-
-
-class MetricsFormatError(DsvError):
-    """A metrics file that is not valid JSON or fits none of the accepted formats.
-
-    Attributes:
-        name: the file (or other source) name given to :func:`parse_metrics`.
-        keys: the key path to the offending value, outermost first; empty when
-            the problem is the file as a whole.
-        detail: what is wrong there, and what was expected.
-    """
-
-    exit_code = 3
-    default_hint = _DOCS_HINT
-
-    def __init__(self, name: str, detail: str, *, keys: tuple[str, ...] = (), hint: str | None = None) -> None:
-        where = f"{name}: {format_key_path(keys)}: " if keys else f"{name}: "
-        super().__init__(where + detail, hint=hint)
-        self.name = name
-        self.keys = keys
-        self.detail = detail
-
 
 class MetricSet(BaseModel):
     """Metrics of one model run, normalized whatever file format they came from.
@@ -153,17 +128,6 @@ def parse_metrics(data: bytes, *, name: str) -> MetricSet:
         len(result.slices),
     )
     return result
-
-
-def format_key_path(keys: tuple[str, ...]) -> str:
-    """Render a key path for messages: ``classes.cat.f1``, ``slices["a.b"].x``."""
-    out = ""
-    for key in keys:
-        if _BARE_SEGMENT.fullmatch(key):
-            out += f".{key}" if out else key
-        else:
-            out += f"[{json.dumps(key, ensure_ascii=False)}]"
-    return out
 
 
 class _DuplicateKeyError(Exception):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from dsv.base.errors import RefExistsError
+from dsv.base.errors import MetricsExistsError
 from dsv.base.ondisk import OnDiskModel
 from dsv.history.objects import AwareDatetime, ObjectIdStr
 from dsv.history.refs import RefStore, check_ref_name
@@ -42,10 +42,12 @@ class MetricsRecord(OnDiskModel):
     slices: dict[str, dict[str, dict[str, float]]] = {}
 
     def summary(self, limit: int = 4) -> str:
-        """A few headline overall metrics, e.g. ``accuracy=0.912 macro_avg.f1=0.887``."""
+        """A few headline overall metrics, e.g. ``accuracy=0.912 macro_avg.f1=0.887`` (numbers as :mod:`dsv.metrics.numbers` writes them)."""
+        from dsv.metrics.numbers import format_value
+
         preferred = ["accuracy", "macro_avg.f1", "f1", "weighted_avg.f1", "loss"]
         keys = [k for k in preferred if k in self.overall] + sorted(k for k in self.overall if k not in preferred)
-        return " ".join(f"{k}={self.overall[k]:.4g}" for k in keys[:limit])
+        return " ".join(f"{k}={format_value(self.overall[k])}" for k in keys[:limit])
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def attach(store: "ObjectStore", refs: RefStore, record: MetricsRecord, *, force
     ref = record_ref(record.commit, record.name)
     current = refs.read(ref)
     if current is not None and not force:
-        raise RefExistsError(f"metrics '{record.name}' on {record.commit[:10]}")
+        raise MetricsExistsError(record.name, record.commit)
     writer = store.begin_write()
     try:
         oid = writer.add_bytes(record.to_json_bytes())
@@ -117,11 +119,13 @@ def read_record(store: "ObjectStore", oid: str) -> MetricsRecord:
 
 
 def iter_records(store: "ObjectStore", refs: RefStore, commit: str | None = None) -> Iterator[MetricsEntry]:
-    """Records of ``commit`` (or of every commit), oldest first."""
-    entries = []
-    for name, oid in refs.list(METRICS).items():
-        cid, _, _ = name.partition("/")
-        if commit is None or cid == commit:
-            entries.append(MetricsEntry(oid, read_record(store, oid)))
+    """Records of ``commit`` (or of every commit), oldest first.
+
+    For one commit only its own refs (``refs/metrics/<commit>/``) are listed and
+    read, so a changelog costs one small listing per commit, not one of the
+    whole repository's records.
+    """
+    namespace = METRICS if commit is None else f"{METRICS}/{commit}"
+    entries = [MetricsEntry(oid, read_record(store, oid)) for oid in refs.list(namespace).values()]
     entries.sort(key=lambda e: (e.record.time, e.record.name))
     return iter(entries)

@@ -11,23 +11,26 @@
     label = "species"
     slices = ["island", "sex"]
     file = "image_path"         # optional
+    types = { zip = "string" }  # optional: pin how a column reads (string, integer, number, boolean)
 
 The declaration is versioned with the data; a diff uses the newer side's.
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dsv.base.errors import CorruptMetadataError, UsageError
+from dsv.base.globs import PLACEHOLDER as _PLACEHOLDER
 
 DECLARATION_FILE = "dsv.toml"
 TABLE_FORMATS = ("csv", "parquet", "jsonl")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ColumnType = Literal["string", "integer", "number", "boolean"]
+"""Types a ``dsv.toml`` may pin a table column to (``types = { col = "string" }``)."""
+COLUMN_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean")
 
 
 class FolderSource(BaseModel):
@@ -78,6 +81,7 @@ class TableSource(BaseModel):
     file: str | None = None
     format: Literal["csv", "parquet", "jsonl"] | None = None
     name: str | None = None
+    types: dict[str, ColumnType] = Field(default_factory=dict)
 
     @field_validator("key", mode="before")
     @classmethod
@@ -121,13 +125,43 @@ class Declaration(BaseModel):
 def table_format(path: str) -> str | None:
     """The table format implied by a file name."""
     lower = path.lower()
-    if lower.endswith((".csv", ".tsv", ".csv.gz")):
+    if lower.endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz")):
         return "csv"
     if lower.endswith((".parquet", ".pq")):
         return "parquet"
     if lower.endswith((".jsonl", ".ndjson", ".jsonl.gz")):
         return "jsonl"
     return None
+
+
+def validation_message(err: ValidationError, limit: int = 3) -> str:
+    """The problems of a pydantic error as one plain line, ``where: what; ...`` (no pydantic jargon).
+
+    Unknown keys come first: a misspelt key (``lable``) is usually why a required one is missing.
+    """
+    problems = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    return "; ".join(_one_problem(e) for e in problems[:limit])
+
+
+def _one_problem(problem: Any) -> str:
+    loc = ".".join(str(p) for p in problem["loc"])
+    kind = problem["type"]
+    value = problem.get("input")
+    ctx = problem.get("ctx") or {}
+    if kind == "value_error" and "error" in ctx:
+        what = str(ctx["error"])
+    elif kind == "literal_error":
+        allowed = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        what = f"expected one of {allowed}, got {value!r}"
+    elif kind == "missing":
+        what = "missing (required)"
+    elif kind == "extra_forbidden":
+        what = "unknown key"
+    elif kind.endswith("_type"):
+        what = f"expected {kind[: -len('_type')].replace('_', ' ')}, got {value!r}"
+    else:
+        what = str(problem["msg"]).removeprefix("Value error, ")
+    return f"{loc}: {what}" if loc else what
 
 
 def parse_declaration(text: bytes, *, where: str) -> Declaration:
@@ -139,9 +173,7 @@ def parse_declaration(text: bytes, *, where: str) -> Declaration:
     try:
         return Declaration.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "document"
-        raise CorruptMetadataError(where, f"{loc}: {first['msg']}", hint="see docs/diff-format.md for the dsv.toml syntax") from err
+        raise CorruptMetadataError(where, validation_message(err), hint="see docs/diff-format.md for the dsv.toml syntax") from err
 
 
 def declaration_from_flags(
@@ -152,12 +184,45 @@ def declaration_from_flags(
         if keys or label or slices or file:
             raise UsageError("--key, --label, --slice and --file go with --table")
         return None
-    try:
-        table_sources = []
-        for path in tables:
-            if not keys or not label:
-                raise UsageError(f"--table {path} needs --key and --label")
+    table_sources = []
+    for path in tables:
+        if not keys or not label:
+            raise UsageError(f"--table {path} needs --key and --label")
+        if table_format(path) is None:
+            raise UsageError(
+                f"--table {path}: cannot tell the table format from the file name",
+                hint="name a .csv, .tsv, .parquet, .pq, .jsonl or .ndjson file (or .csv.gz, .tsv.gz, .jsonl.gz), "
+                "or declare it in dsv.toml with format = 'csv' | 'parquet' | 'jsonl'",
+            )
+        try:
             table_sources.append(TableSource(path=path, key=keys, label=label, slices=slices, file=file))
-        return Declaration(folders=[FolderSource(pattern=p) for p in folders], tables=table_sources)
-    except ValidationError as err:
-        raise UsageError(f"invalid source: {err.errors()[0]['msg']}") from err
+        except ValidationError as err:
+            raise UsageError(f"--table {path}: {validation_message(err, limit=1).split(': ', 1)[-1]}") from err
+    folder_sources = []
+    for pattern in folders:
+        try:
+            folder_sources.append(FolderSource(pattern=pattern))
+        except ValidationError as err:
+            raise UsageError(f"--folder {pattern}: {validation_message(err, limit=1).split(': ', 1)[-1]}") from err
+    return Declaration(folders=folder_sources, tables=table_sources)
+
+
+def commit_warnings(root: str) -> list[str]:
+    """Warnings for the ``dsv.toml`` being committed at ``root``: the commit goes on, but a broken one is said now.
+
+    Data is never held hostage to a config typo; without this, the problem would
+    only appear later, in ``dsv diff`` or as a changelog warning.
+    """
+    import os
+
+    path = os.path.join(root, DECLARATION_FILE)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    try:
+        parse_declaration(data, where=DECLARATION_FILE)
+    except CorruptMetadataError as err:
+        return [f"{err.message}; committed as it is, but diff stops on it and changelog skips it until fixed ('dsv check' validates it)"]
+    return []

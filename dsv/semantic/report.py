@@ -58,6 +58,8 @@ class SliceRow:
     removed: int
     relabeled: int
     modified: int
+    moved_in: int = 0  # on both sides; had another value of this column before
+    moved_out: int = 0  # on both sides; has another value of this column now
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -70,6 +72,8 @@ class SliceRow:
             "removed": self.removed,
             "relabeled": self.relabeled,
             "modified": self.modified,
+            "moved_in": self.moved_in,
+            "moved_out": self.moved_out,
         }
 
 
@@ -80,10 +84,12 @@ class SliceClassRow:
     column: str
     value: str | None
     row: ClassRow
+    moved_in: int = 0  # samples of the class that came from another value of the column
+    moved_out: int = 0  # samples of the class that left for another value
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"column": self.column, "value": self.value, **self.row.to_dict()}
+        return {"column": self.column, "value": self.value, **self.row.to_dict(), "moved_in": self.moved_in, "moved_out": self.moved_out}
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ class CellChange:
     column: str
     old: Any
     new: Any
-    detail: dict[str, Any] | None = None  # deepdiff summary for nested values
+    detail: list[dict[str, Any]] | None = None  # changes inside nested values (dsv.semantic.detail)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -126,6 +132,7 @@ class Totals:
     relabeled: int = 0
     modified: int = 0
     unchanged: int = 0
+    moved: int = 0  # on both sides, a slice value changed (split folder, slice column)
 
     def to_dict(self) -> dict[str, int]:
         """JSON form."""
@@ -134,7 +141,7 @@ class Totals:
     @property
     def changed(self) -> bool:
         """Whether any sample changed."""
-        return bool(self.added or self.removed or self.relabeled or self.modified)
+        return bool(self.added or self.removed or self.relabeled or self.modified or self.moved)
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,7 @@ class SourceDiff:
     schema: tuple[SchemaChange, ...] = ()
     cells: tuple[CellChange, ...] = ()
     cells_truncated: bool = False
+    warnings: tuple[str, ...] = ()  # reported in SemanticDiff.warnings, not in the source's JSON
 
     @property
     def changed(self) -> bool:
@@ -202,4 +210,58 @@ class SemanticDiff:
             "files": {"counts": self.files, "changes": [c.to_dict() for c in self.file_changes]},
             "sources": [s.to_dict() for s in self.sources],
             "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    """What ``dsv check`` found for one declared source."""
+
+    name: str
+    kind: str  # folder | table
+    samples: int | None = None
+    classes: int | None = None
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """No problem (warnings allowed)."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (docs/cli.md, ``dsv check``)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "ok": self.ok,
+            "samples": self.samples,
+            "classes": self.classes,
+            "problems": list(self.problems),
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class DeclarationCheck:
+    """``dsv check``: the ``dsv.toml`` of a revision (or the working tree) validated against its files."""
+
+    revision: str
+    declaration: str | None  # the file checked, None when there is none
+    sources: tuple[SourceCheck, ...] = ()
+    problems: tuple[str, ...] = ()  # about the declaration as a whole
+
+    @property
+    def ok(self) -> bool:
+        """No problem anywhere."""
+        return not self.problems and all(s.ok for s in self.sources)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (docs/cli.md, ``dsv check``)."""
+        return {
+            "ok": self.ok,
+            "revision": self.revision,
+            "declaration": self.declaration,
+            "problems": list(self.problems),
+            "sources": [s.to_dict() for s in self.sources],
         }

@@ -17,6 +17,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from dsv.base.globs import translate as _translate
+
 ALWAYS_IGNORED = frozenset({".dsv", ".git"})
 """Folder names never tracked, at any depth."""
 
@@ -44,44 +46,6 @@ class _Rule:
     regex: re.Pattern[str]
     negate: bool
     dir_only: bool
-
-
-def _translate(glob: str) -> str:
-    """Regex source for one glob (without anchoring)."""
-    out = []
-    i, n = 0, len(glob)
-    while i < n:
-        c = glob[i]
-        if c == "*":
-            if glob.startswith("**", i):
-                # "**/" matches zero or more directories; a trailing "**" everything.
-                if glob.startswith("**/", i):
-                    out.append("(?:.*/)?")
-                    i += 3
-                    continue
-                out.append(".*")
-                i += 2
-                continue
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            j = glob.find("]", i + 2 if glob.startswith("[!", i) or glob.startswith("[^", i) else i + 1)
-            if j == -1:
-                out.append(re.escape(c))
-            else:
-                body = glob[i + 1 : j]
-                if body.startswith(("!", "^")):
-                    body = "^/" + body[1:]  # a negated class never matches the separator
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = j
-        elif c == "\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(glob[i]))
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
 
 
 def _compile_line(line: str, number: int = 0) -> _Rule | None:

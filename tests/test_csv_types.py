@@ -1,0 +1,240 @@
+"""Column types across versions: one value never changes how other values read (issue 8, item 1).
+
+Each example is one of the reported cases or a generalisation of it: a value added
+in one version must not turn unchanged rows into relabels, modifications or slice
+moves; labels and slice values read as the file writes them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import dsv
+from dsv.semantic.declaration import Declaration, TableSource
+from dsv.semantic.report import SourceDiff
+
+from conftest import run_dsv, write_tree
+
+
+def _two(repo: dsv.Repo, root: Path, a: dict, b: dict) -> None:
+    write_tree(root, a)
+    repo.commit("a")
+    write_tree(root, b)
+    repo.commit("b")
+
+
+def _diff(repo: dsv.Repo, path: str, *, label: str = "label", slices: tuple[str, ...] = (), types: dict | None = None, rows: int | None = None) -> SourceDiff:
+    decl = Declaration(tables=[TableSource(path=path, key=["id"], label=label, slices=list(slices), types=types or {})])
+    d = repo.semantic_diff("HEAD~1", "HEAD", declaration=decl, rows=rows)
+    return d.sources[0]
+
+
+def _classes(src: SourceDiff) -> dict:
+    return {c.cls: (c.before, c.after) for c in src.classes}
+
+
+def _totals(src: SourceDiff) -> tuple:
+    t = src.totals
+    return (t.added, t.removed, t.relabeled, t.modified, t.unchanged)
+
+
+# -- the four reported cases ------------------------------------------------------------
+
+
+def test_bool_labels_stay_as_written_when_a_new_value_appears(repo: dsv.Repo, repo_dir: Path) -> None:
+    a = "id,is_fraud\n1,True\n2,False\n3,True\n"
+    _two(repo, repo_dir, {"t.csv": a}, {"t.csv": a + "4,unknown\n"})
+    src = _diff(repo, "t.csv", label="is_fraud")
+    assert _totals(src) == (1, 0, 0, 0, 3)
+    assert src.relabels == ()
+    assert _classes(src) == {"False": (1, 1), "True": (2, 2), "unknown": (0, 1)}
+
+
+def test_float_labels_stay_as_written_when_a_new_value_appears(repo: dsv.Repo, repo_dir: Path) -> None:
+    a = "id,label\n1,1.0\n2,2.0\n3,3.0\n"
+    _two(repo, repo_dir, {"t.csv": a}, {"t.csv": a + "4,unknown\n"})
+    src = _diff(repo, "t.csv")
+    assert _totals(src) == (1, 0, 0, 0, 3)
+    assert _classes(src) == {"1.0": (1, 1), "2.0": (1, 1), "3.0": (1, 1), "unknown": (0, 1)}
+
+
+def test_flag_slice_and_score_keep_their_reading(repo: dsv.Repo, repo_dir: Path) -> None:
+    a = "id,label,flag,score\n1,cat,T,0.50\n2,dog,F,0.25\n3,cat,T,1.00\n"
+    _two(repo, repo_dir, {"t.csv": a}, {"t.csv": a + "4,dog,unknown,n/a\n"})
+    src = _diff(repo, "t.csv", slices=("flag",), rows=None)
+    assert _totals(src) == (1, 0, 0, 0, 3)
+    assert src.cells == ()  # 0.50 is still 0.50, T still T
+    assert {(s.value, s.before, s.after) for s in src.slices} == {("T", 2, 2), ("F", 1, 1), ("unknown", 0, 1)}
+    # The type change is still reported in the schema section.
+    schema = {(c.column, c.change, c.old_type, c.new_type) for c in src.schema}
+    assert schema == {("flag", "type_changed", "BOOLEAN", "VARCHAR"), ("score", "type_changed", "DOUBLE", "VARCHAR")}
+
+
+def test_cell_comparison_and_slice_grouping_agree(repo: dsv.Repo, repo_dir: Path) -> None:
+    a = "id,label,fold\n1,cat,1.0\n2,dog,2.0\n3,cat,3.0\n"
+    _two(repo, repo_dir, {"t.csv": a}, {"t.csv": a + "4,dog,holdout\n"})
+    src = _diff(repo, "t.csv", slices=("fold",), rows=None)
+    assert _totals(src) == (1, 0, 0, 0, 3)
+    slices = {s.value: (s.before, s.after) for s in src.slices}
+    assert slices == {"1.0": (1, 1), "2.0": (1, 1), "3.0": (1, 1), "holdout": (0, 1)}
+
+
+# -- generalisations --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["T", "True", "true", "1.0", "0.50", "007", "1e3", "yes", "2020-01-01"])
+def test_labels_and_slices_read_as_written(repo: dsv.Repo, repo_dir: Path, value: str) -> None:
+    """From nothing to one version: every label and slice value is the file's text."""
+    write_tree(repo_dir, {"keep": "k"})
+    repo.commit("empty")
+    write_tree(repo_dir, {"t.csv": f"id,label,split\n1,{value},{value}\n"})
+    repo.commit("one row")
+    src = _diff(repo, "t.csv", slices=("split",))
+    assert [c.cls for c in src.classes] == [value]
+    assert [s.value for s in src.slices] == [value]
+
+
+def test_numbers_written_differently_are_equal_when_the_column_is_numeric(repo: dsv.Repo, repo_dir: Path) -> None:
+    """A column that holds numbers in both versions compares as numbers: 0.5 == 0.50, 5 == 5.0."""
+    _two(repo, repo_dir, {"t.csv": "id,label,s,n\n1,a,0.5,5\n2,b,1.5,6\n"}, {"t.csv": "id,label,s,n\n1,a,0.50,5.0\n2,b,1.25,6\n"})
+    src = _diff(repo, "t.csv", rows=None)
+    assert _totals(src) == (0, 0, 0, 1, 1)
+    assert [(c.key, c.column, c.old, c.new) for c in src.cells] == [({"id": 2}, "s", 1.5, 1.25)]
+
+
+def test_a_column_holding_text_in_either_version_compares_as_written(repo: dsv.Repo, repo_dir: Path) -> None:
+    a = "id,label,s\n1,a,0.5\n2,b,6\n3,c,7\n"
+    b = "id,label,s\n1,a,0.50\n2,b,n/a\n3,c,7\n"
+    _two(repo, repo_dir, {"t.csv": a}, {"t.csv": b})
+    src = _diff(repo, "t.csv", rows=None)
+    # Row 3 (written 7 both times) is unchanged whatever the other rows hold.
+    assert {(c.key["id"], c.old, c.new) for c in src.cells} == {(1, "0.5", "0.50"), (2, "6", "n/a")}
+    assert _totals(src) == (0, 0, 0, 2, 1)
+
+
+def test_bool_columns_compare_as_booleans_only_when_boolean_on_both_sides(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.csv": "id,label,f\n1,a,T\n2,b,F\n"}, {"t.csv": "id,label,f\n1,a,true\n2,b,true\n"})
+    src = _diff(repo, "t.csv", rows=None)
+    assert [(c.key["id"], c.old, c.new) for c in src.cells] == [(2, False, True)]
+
+
+def test_keys_match_as_written(repo: dsv.Repo, repo_dir: Path) -> None:
+    """An id column that gains a non-number still matches the old rows; cells show ints where both sides are ints."""
+    _two(repo, repo_dir, {"t.csv": "id,label\n1,a\n2,b\n"}, {"t.csv": "id,label\n1,a\n2,c\nx9,d\n"})
+    src = _diff(repo, "t.csv", rows=None)
+    assert _totals(src) == (1, 0, 1, 0, 1)
+    assert [c.key for c in src.cells] == [{"id": "2"}]
+    _two(repo, repo_dir, {"t.csv": "id,label\n1,a\n2,b\n"}, {"t.csv": "id,label\n1,a\n2,c\n"})
+    assert [c.key for c in _diff(repo, "t.csv", rows=None).cells] == [{"id": 2}]
+
+
+def test_tsv_and_gzip_read_the_same_way(repo: dsv.Repo, repo_dir: Path) -> None:
+    import gzip
+
+    a = "id\tlabel\tscore\n1\tT\t0.50\n2\tF\t1\n"
+    b = a + "3\tunknown\tn/a\n"
+    _two(repo, repo_dir, {"t.tsv.gz": gzip.compress(a.encode())}, {"t.tsv.gz": gzip.compress(b.encode())})
+    src = _diff(repo, "t.tsv.gz")
+    assert _totals(src) == (1, 0, 0, 0, 2)
+    assert _classes(src) == {"F": (1, 1), "T": (1, 1), "unknown": (0, 1)}
+
+
+# -- JSONL: types are explicit, and still one reading across versions -------------------
+
+
+def test_jsonl_numbers_keep_their_reading_when_a_string_appears(repo: dsv.Repo, repo_dir: Path) -> None:
+    a = '{"id": 1, "label": 1.0, "s": 0.5, "fold": 2.0}\n{"id": 2, "label": 2.0, "s": 1, "fold": 1.0}\n'
+    b = a + '{"id": 3, "label": "unknown", "s": "n/a", "fold": "holdout"}\n'
+    _two(repo, repo_dir, {"t.jsonl": a}, {"t.jsonl": b})
+    src = _diff(repo, "t.jsonl", slices=("fold",), rows=None)
+    assert _totals(src) == (1, 0, 0, 0, 2)
+    assert src.cells == ()
+    # A JSON number is a number: whole floats print as integers, as for Parquet.
+    assert _classes(src) == {"1": (1, 1), "2": (1, 1), "unknown": (0, 1)}
+    assert {s.value: (s.before, s.after) for s in src.slices} == {"1": (1, 1), "2": (1, 1), "holdout": (0, 1)}
+
+
+def test_jsonl_strings_are_not_quoted_when_the_column_mixes_types(repo: dsv.Repo, repo_dir: Path) -> None:
+    a = '{"id": 1, "label": "cat"}\n{"id": 2, "label": "dog"}\n'
+    b = '{"id": 1, "label": "cat"}\n{"id": 2, "label": 7}\n'
+    _two(repo, repo_dir, {"t.jsonl": a}, {"t.jsonl": b})
+    src = _diff(repo, "t.jsonl")
+    assert [(r.src, r.dst) for r in src.relabels] == [("dog", "7")]
+    assert _classes(src) == {"7": (0, 1), "cat": (1, 1), "dog": (1, 0)}
+
+
+def test_jsonl_multilabel_in_a_mixed_column(repo: dsv.Repo, repo_dir: Path) -> None:
+    a = '{"id": 1, "tags": ["cat"]}\n{"id": 2, "tags": ["dog", "cat"]}\n'
+    b = '{"id": 1, "tags": "cat"}\n{"id": 2, "tags": ["cat", "dog"]}\n{"id": 3, "tags": null}\n'
+    _two(repo, repo_dir, {"t.jsonl": a}, {"t.jsonl": b})
+    src = _diff(repo, "t.jsonl", label="tags")
+    assert _totals(src) == (1, 0, 0, 0, 2)
+    assert _classes(src) == {"cat": (2, 2), "dog": (1, 1), None: (0, 1)}
+
+
+# -- declared types ---------------------------------------------------------------------
+
+
+def test_declared_number_type_makes_1_and_1_0_one_class(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.csv": "id,label\n1,1\n2,2\n"}, {"t.csv": "id,label\n1,1.0\n2,2.0\n3,\n"})
+    src = _diff(repo, "t.csv", types={"label": "number"})
+    assert _totals(src) == (1, 0, 0, 0, 2)
+    assert _classes(src) == {"1": (1, 1), "2": (1, 1), None: (0, 1)}
+    # Without the declaration the file's text decides: 1 -> 1.0 is a relabel.
+    assert _diff(repo, "t.csv").totals.relabeled == 2
+
+
+def test_declared_string_type_compares_numbers_as_written(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.csv": "id,label,s\n1,a,0.5\n2,b,6\n"}, {"t.csv": "id,label,s\n1,a,0.50\n2,b,6\n"})
+    assert _diff(repo, "t.csv").totals.modified == 0
+    src = _diff(repo, "t.csv", types={"s": "string"}, rows=None)
+    assert src.totals.modified == 1 and [(c.old, c.new) for c in src.cells] == [("0.5", "0.50")]
+
+
+def test_declared_integer_type_does_not_round(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.csv": "id,label,n\n1,a,2\n2,b,01\n"}, {"t.csv": "id,label,n\n1,a,1.5\n2,b,1\n"})
+    src = _diff(repo, "t.csv", types={"n": "integer"}, rows=None)
+    # 1.5 is no integer: compared as written (a change); 01 and 1 are the same integer.
+    assert [(c.key["id"], c.old, c.new) for c in src.cells] == [(1, 2, "1.5")]
+
+
+def test_types_in_dsv_toml(repo: dsv.Repo, repo_dir: Path) -> None:
+    toml = '[[tables]]\npath = "t.csv"\nkey = "id"\nlabel = "label"\ntypes = { label = "number" }\n'
+    _two(repo, repo_dir, {"t.csv": "id,label\n1,1\n", "dsv.toml": toml}, {"t.csv": "id,label\n1,1.0\n"})
+    d = repo.semantic_diff("HEAD~1", "HEAD")
+    assert d.sources[0].totals.relabeled == 0
+    bad = toml.replace('"number"', '"float"')
+    write_tree(repo_dir, {"dsv.toml": bad})
+    proc = run_dsv("diff", cwd=repo_dir)
+    err = proc.stderr.decode()
+    assert proc.returncode == 3 and "tables.0.types.label" in err and "string, integer, number, boolean" in err, err
+    assert "Input should be" not in err and "Value error" not in err
+
+
+# -- warnings ---------------------------------------------------------------------------
+
+
+def test_type_change_of_a_label_or_slice_column_warns_on_stderr(repo: dsv.Repo, repo_dir: Path) -> None:
+    a = "id,label,flag,score\n1,1.0,T,0.5\n2,2.0,F,0.25\n"
+    _two(repo, repo_dir, {"t.csv": a}, {"t.csv": a + "3,unknown,unknown,n/a\n"})
+    proc = run_dsv("diff", "HEAD~1", "HEAD", "--table", "t.csv", "--key", "id", "--label", "label", "--slice", "flag", cwd=repo_dir, check=True)
+    err = proc.stderr.decode().splitlines()
+    assert all(line.startswith("dsv: warning: ") for line in err), err
+    assert any("'label'" in line and "DOUBLE" in line and "VARCHAR" in line for line in err), err
+    assert any("'flag'" in line and "BOOLEAN" in line for line in err), err
+    assert not any("'score'" in line for line in err), err  # a payload column: the schema section says it
+    assert "warning" not in proc.stdout.decode()
+    js = json.loads(run_dsv("diff", "HEAD~1", "HEAD", "--table", "t.csv", "--key", "id", "--label", "label", "--slice", "flag", "--json", cwd=repo_dir, check=True).stdout)
+    assert len(js["warnings"]) == 2
+
+
+def test_jsonl_objects_keep_their_reading_when_the_column_mixes_types(repo: dsv.Repo, repo_dir: Path) -> None:
+    a = '{"id": 1, "label": "a", "m": {"x": 1, "y": [1, 2]}}\n{"id": 2, "label": "b", "m": {"x": 1, "y": []}}\n'
+    b = '{"id": 1, "label": "a", "m": {"x": 1, "y": [1, 2]}}\n{"id": 2, "label": "b", "m": "none"}\n'
+    _two(repo, repo_dir, {"t.jsonl": a}, {"t.jsonl": b})
+    src = _diff(repo, "t.jsonl", rows=None)
+    assert _totals(src) == (0, 0, 0, 1, 1)
+    assert [(c.key["id"], c.old, c.new) for c in src.cells] == [(2, {"x": 1, "y": []}, "none")]
