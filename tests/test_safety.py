@@ -616,9 +616,22 @@ def test_identical_files_pair_the_same_way_in_status_diff_and_commit(tmp_path: P
     assert [(x["old_path"], x["path"]) for x in d["files"]["changes"] if x["kind"] == "moved"] == expected
 
 
-def test_pair_moves_rule() -> None:
-    from dsv.base.moves import pair_moves
-
-    # k-th removed with k-th added per content id, in UTF-8 byte order; surplus stays removed/added.
-    assert pair_moves([("b", "x"), ("a", "x"), ("c", "y")], [("z", "x"), ("é", "x"), ("q", "x"), ("w", "nope")]) == [("a", "q"), ("b", "z")]
-    assert pair_moves([], [("a", 1)]) == [] and pair_moves([("a", 1)], []) == []
+def test_sample_diff_pairs_moves_as_the_file_diff_does(tmp_path: Path) -> None:
+    """Identical images moved between classes: the relabels follow the file diff's pairs,
+    even when a file outside the source holds the same bytes."""
+    root = tmp_path / "repo"
+    same = b"identical image\n"
+    make_repo(root, {"aaa/x.png": same, "img/cat/a1.png": same, "img/dog/a2.png": same, "img/cat/a3.png": same})
+    for p in ("aaa/x.png", "img/cat/a1.png", "img/dog/a2.png", "img/cat/a3.png"):
+        (root / p).unlink()
+    write_files(root, {"img/dog/b1.png": same, "img/bird/b2.png": same, "img/bird/b3.png": same})
+    ok(run_dsv(root, "commit", "-m", "move"))
+    d = json.loads(ok(run_dsv(root, "diff", "HEAD~1", "HEAD", "--folder", "img/{label}/*", "--json")).stdout)
+    pairs = {x["old_path"]: x["path"] for x in d["files"]["changes"] if x["kind"] == "moved"}
+    # Path order on both sides: aaa/x, cat/a1, cat/a3, dog/a2 -> bird/b2, bird/b3, dog/b1.
+    assert pairs == {"aaa/x.png": "img/bird/b2.png", "img/cat/a1.png": "img/bird/b3.png", "img/cat/a3.png": "img/dog/b1.png"}
+    src = d["sources"][0]
+    got = {(r["from"], r["to"]): r["count"] for r in src["relabels"]}
+    assert got == {("cat", "bird"): 1, ("cat", "dog"): 1}, got
+    # dog/a2 was removed; bird/b2 arrived from outside the source: an addition.
+    assert src["totals"]["added"] == 1 and src["totals"]["removed"] == 1, src["totals"]

@@ -203,7 +203,7 @@ def run_semantic_diff(
     try:
         jobs: list[tuple[str, Callable[[], SourceDiff]]] = []
         for i, folder in enumerate(decl.folders):
-            jobs.append((folder.display_name, lambda f=folder, t=f"f{i}": _folder(con, a, b, f, changed_paths, by, t)))
+            jobs.append((folder.display_name, lambda f=folder, t=f"f{i}": _folder(con, a, b, f, changed_paths, by, t, file_diff)))
         for i, table in enumerate(decl.tables):
             jobs.append((table.display_name, lambda tb=table, t=f"t{i}": _table(con, a, b, tb, file_diff, by, rows, t, force_read)))
         for (name, job), source in zip(jobs, [*decl.folders, *decl.tables]):
@@ -259,16 +259,23 @@ def _literal_prefix(pattern: str) -> str:
     return "/".join(parts)
 
 
-def _folder(con, a: Side, b: Side, folder: FolderSource, changed: set[str], by: list[str], tag: str) -> SourceDiff:  # type: ignore[no-untyped-def]
+def _folder(con, a: Side, b: Side, folder: FolderSource, changed: set[str], by: list[str], tag: str, file_diff: "FileDiff") -> SourceDiff:  # type: ignore[no-untyped-def]
 
     from dsv.semantic import engine
 
     prefix = _literal_prefix(folder.pattern)
     if not any(not p or not prefix or p == prefix or p.startswith(prefix + "/") for p in changed):
         return SourceDiff(folder.display_name, "folder", read=False)
+    import pyarrow as pa
+
+    from dsv.manifest import ChangeKind
+
     sa = engine.folder_samples(a.under(prefix), folder)
     sb = engine.folder_samples(b.under(prefix), folder)
-    return engine.diff_folder(con, sa, sb, folder, by=by, tag=tag)
+    # The file diff's moves, so the sample diff pairs identical files exactly as it does.
+    moved = file_diff.of_kind(ChangeKind.MOVED)
+    moves = pa.table({"old_path": pa.array([c.old_path for c in moved], pa.string()), "new_path": pa.array([c.path for c in moved], pa.string())})
+    return engine.diff_folder(con, sa, sb, folder, by=by, tag=tag, moves=moves)
 
 
 def _table(  # type: ignore[no-untyped-def]

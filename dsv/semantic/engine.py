@@ -234,11 +234,17 @@ def folder_samples(manifest: "pa.Table", source: FolderSource) -> "pa.Table":
 
 
 def diff_folder(
-    con: "duckdb.DuckDBPyConnection", a: "pa.Table", b: "pa.Table", source: FolderSource, *, by: list[str], tag: str
+    con: "duckdb.DuckDBPyConnection", a: "pa.Table", b: "pa.Table", source: FolderSource, *, by: list[str], tag: str, moves: "pa.Table"
 ) -> SourceDiff:
-    """Diff two folder-source sample tables (from :func:`folder_samples`)."""
+    """Diff two folder-source sample tables (from :func:`folder_samples`).
+
+    ``moves`` (``old_path``, ``new_path``) are the file diff's moves: a sample that
+    left one path and appeared at another is the same sample exactly when the file
+    diff paired those two files (:func:`dsv.base.moves.pair_moves`), so both agree.
+    """
     con.register(f"fa_{tag}", a)
     con.register(f"fb_{tag}", b)
+    con.register(f"mv_{tag}", moves)
     n = len(source.slices)
     sa = ", ".join(f"a.s{i} AS s_a_{i}" for i in range(n))
     sb = ", ".join(f"b.s{i} AS s_b_{i}" for i in range(n))
@@ -256,14 +262,13 @@ def diff_folder(
     plain_a = ", ".join(f"s_a_{i}" for i in range(n))
     plain_b = ", ".join(f"s_b_{i}" for i in range(n))
     plain_slices = (plain_a + ", " + plain_b + ",") if n else ""
-    # Files that left one identity and appeared at another with the same bytes are moves:
-    # paired one to one by content id, in path order.
+    # Files the file diff paired as moves are the same sample at a new path.
     con.execute(
         f"""CREATE TEMP TABLE j_{tag} AS
-            WITH r AS (SELECT *, row_number() OVER (PARTITION BY oid_a ORDER BY path_a) AS rn FROM {j0} WHERE kb IS NULL),
-                 d AS (SELECT *, row_number() OVER (PARTITION BY oid_b ORDER BY path_b) AS rn FROM {j0} WHERE ka IS NULL),
+            WITH r AS (SELECT * FROM {j0} WHERE kb IS NULL),
+                 d AS (SELECT * FROM {j0} WHERE ka IS NULL),
                  m AS (SELECT r.ka, d.kb, r.label_a, d.label_b, {move_slices} r.oid_a, d.oid_b, r.path_a, d.path_b
-                       FROM r JOIN d ON r.oid_a = d.oid_b AND r.rn = d.rn),
+                       FROM mv_{tag} mv JOIN r ON r.path_a = mv.old_path JOIN d ON d.path_b = mv.new_path),
                  rest AS (SELECT * FROM {j0}
                           WHERE NOT (kb IS NULL AND path_a IN (SELECT path_a FROM m))
                             AND NOT (ka IS NULL AND path_b IN (SELECT path_b FROM m)))
