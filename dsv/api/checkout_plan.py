@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dsv.base.errors import WorktreeError
-from dsv.manifest import ChangeKind, Manifest, diff_manifests
+from dsv.manifest import ChangeKind, Manifest, diff_manifests, diff_tables
 from dsv.worktree.checkout import FileWrite
 from dsv.worktree.content import hash_path
 from dsv.worktree.scan import dsv_mode
 from dsv.worktree.status import WorktreeStatus
 from dsv.worktree.statcache import StatCache, StatKey
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dsv.worktree.ignore import IgnoreRules
 
 
 @dataclass
@@ -76,28 +82,102 @@ def _blocked_folders(writes: list[FileWrite], untracked: set[str]) -> set[str]:
     return blocked
 
 
+def _switched(root: str, head: Manifest | None, pending: Manifest) -> tuple[dict[str, int], set[str]]:
+    """Paths an interrupted checkout to ``pending`` already switched: their row in ``pending`` (or -1: removed).
+
+    A path the interrupted switch touches holds either HEAD's version or the
+    pending target's; the ones holding the pending version are not local changes.
+    """
+    d = diff_manifests(head, pending, detect_moves=False)
+    table = pending.table()
+    index = {p: i for i, p in enumerate(table.column("path").to_pylist())}
+    switched: dict[str, int] = {}
+    touched: set[str] = set()
+    for c in d.changes:
+        touched.add(c.path)
+        current = _worktree_oid(root, c.path)
+        if c.new_oid is None:
+            if current is None:
+                switched[c.path] = -1
+        elif current == bytes.fromhex(c.new_oid):
+            switched[c.path] = index[c.path]
+    return switched, touched
+
+
+def _virtual_head(head: Manifest | None, pending: Manifest, switched: dict[str, int]) -> "pa.Table":
+    """HEAD's rows, with the switched paths as the interrupted checkout left them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from dsv.manifest import empty_entries
+
+    base = head.table() if head is not None else empty_entries()
+    names = pa.array(sorted(switched), pa.string())
+    kept = base.filter(pc.invert(pc.is_in(base.column("path"), names)))
+    rows = [i for i in switched.values() if i >= 0]
+    added = pending.table().take(pa.array(sorted(rows), pa.int64())) if rows else empty_entries()
+    return pa.concat_tables([kept, added]).sort_by("path")
+
+
+def _ignored_in_the_way(root: str, paths: list[str], ignore: "IgnoreRules | None") -> set[str]:
+    """Ignored (so unlisted) files already sitting where the checkout would write a new file."""
+    if ignore is None:
+        return set()
+    out = set()
+    for p in paths:
+        parts = p.split("/")
+        hidden = any(ignore.ignores_dir("/".join(parts[: i + 1])) for i in range(len(parts) - 1)) or ignore.ignores_file(p)
+        if hidden and os.path.lexists(os.path.join(root, *parts)):
+            out.add(p)
+    return out
+
+
 def plan_full(
-    root: str, cache: StatCache, status: WorktreeStatus, head: Manifest | None, target: Manifest, *, force: bool
+    root: str,
+    cache: StatCache,
+    status: WorktreeStatus,
+    head: Manifest | None,
+    target: Manifest,
+    *,
+    force: bool,
+    pending: Manifest | None = None,
+    ignore: "IgnoreRules | None" = None,
 ) -> CheckoutPlan:
-    """Plan a checkout that moves HEAD from ``head`` to ``target``."""
+    """Plan a checkout that moves HEAD from ``head`` to ``target``.
+
+    ``pending`` is the target of a checkout that stopped part-way: paths it
+    already switched count as its version (not as local changes), so re-running
+    it finishes it and a forced checkout elsewhere removes what it left.
+    """
     plan = CheckoutPlan()
-    diff = diff_manifests(head, target, detect_moves=False)
+    switched: dict[str, int] = {}
+    if pending is not None:
+        switched, _ = _switched(root, head, pending)
+    if switched:
+        diff = diff_tables(_virtual_head(head, pending, switched), target.table(), detect_moves=False)  # type: ignore[arg-type]
+    else:
+        diff = diff_manifests(head, target, detect_moves=False)
     to_write: dict[str, FileWrite] = {}
     to_remove: set[str] = set()
+    added: list[str] = []
     for c in diff.changes:
         if c.kind in (ChangeKind.ADDED, ChangeKind.MODIFIED):
             to_write[c.path] = FileWrite(c.path, c.new_oid or "", c.new_size or 0, c.new_mode or 0)
+            if c.kind is ChangeKind.ADDED:
+                added.append(c.path)
         elif c.kind is ChangeKind.REMOVED:
             to_remove.add(c.path)
-    local = status.changed_paths()
-    untracked = _untracked(status)
+    local = status.changed_paths() - set(switched)
+    untracked = _untracked(status) - set(switched)
     table = target.table()
     t_paths = table.column("path").to_pylist()
     t_oids = table.column("oid").to_pylist()
     t_sizes = table.column("size").to_pylist()
     t_modes = table.column("mode").to_pylist()
     plan.target_rows = (t_paths, t_oids, t_sizes, t_modes)
-    deleted = set(status.removed) | {old for old, _ in status.moved}
+    deleted = (set(status.removed) | {old for old, _ in status.moved}) - set(switched)
+    # Ignored files are not in the status, yet a new file of the target may land on one.
+    local |= _ignored_in_the_way(root, [p for p in added if p not in local], ignore)
     for p in local:
         if p in to_write:
             current = _worktree_oid(root, p)
@@ -106,8 +186,9 @@ def plan_full(
             elif not force and not (p in deleted and current is None):
                 plan.conflicts.add(p)  # a locally deleted file has nothing to lose
         elif p in to_remove:
-            if not os.path.lexists(os.path.join(root, *p.split("/"))):
-                to_remove.discard(p)
+            full = os.path.join(root, *p.split("/"))
+            if not os.path.lexists(full) or (os.path.isdir(full) and not os.path.islink(full)):
+                to_remove.discard(p)  # already gone (a folder now stands there: its files are planned on their own)
             elif not force:
                 plan.conflicts.add(p)
     if force:
@@ -121,7 +202,7 @@ def plan_full(
         plan.conflicts |= _blocked_folders(list(to_write.values()), untracked)
     plan.writes = sorted(to_write.values(), key=lambda w: w.path)
     plan.removals = sorted(to_remove)
-    changed = set(to_write) | to_remove | local
+    changed = set(to_write) | to_remove | local | set(switched)
     for row, p in enumerate(cache.paths):
         if p not in changed:
             plan.kept_keys[p] = cache.keys[row]

@@ -24,6 +24,7 @@ from dsv.api.results import (
 )
 from dsv.base.errors import (
     CheckoutInProgressError,
+    CorruptMetadataError,
     DsvError,
     NothingToCommitError,
     RefConflictError,
@@ -188,6 +189,8 @@ class Repo:
             repo.store.refresh()
             head = repo.refs.head()
             parent = head.commit
+            if parent is not None:
+                repo.history.commit(parent)  # never build on a parent that is missing or corrupt
             cache = repo.load_statcache(parent)
             writer = repo.store.begin_write()
             try:
@@ -465,20 +468,32 @@ class Repo:
                 repo.store.refresh()
                 sweep_staging(repo.layout.dsv)
                 target = self.resolve(rev)
-                pending = self._pending_checkout()
-                if pending is not None and not force and (pending.commit != target.commit_id or pending.paths != (tuple(rel) if rel else None)):
+                try:
+                    pending = self._pending_checkout()
+                except CorruptMetadataError:
+                    if not force:
+                        raise
+                    pending = None  # a garbled record: --force checks out over it
+                record_paths = tuple(rel) if rel else None
+                if pending is not None and not force and (pending.commit != target.commit_id or pending.paths != record_paths):
                     raise CheckoutInProgressError(pending.rev, pending.command(), hint="finish it first, or pass --force to check out another version")
                 head = repo.refs.head()
                 cache = repo.load_statcache(head.commit)
-                status = worktree_status(self.root, cache, repo.ignore_rules(), warn)
+                ignore = repo.ignore_rules()
+                status = worktree_status(self.root, cache, ignore, warn)
                 if status.leftovers:
                     remove_leftovers(self.root, status.leftovers)
                 target_manifest = self._manifest(target.commit)
+                if rel is None:
+                    _refuse_malformed(target_manifest, rev)
                 if rel is not None:
                     plan = plan_paths(self.root, cache, status, target_manifest, rel)
                 else:
                     head_manifest = self._manifest(self._repo.history.commit(head.commit)) if head.commit else None
-                    plan = plan_full(self.root, cache, status, head_manifest, target_manifest, force=force)
+                    pending_manifest = None
+                    if pending is not None and pending.paths is None:
+                        pending_manifest = self._manifest(self._repo.history.commit(pending.commit))
+                    plan = plan_full(self.root, cache, status, head_manifest, target_manifest, force=force, pending=pending_manifest, ignore=ignore)
                 if plan.conflicts:
                     raise UncommittedChangesError(sorted(plan.conflicts))
                 clash = file_folder_clashes(target_manifest, plan.writes)
@@ -491,30 +506,39 @@ class Repo:
                         f"leaving commit {head.commit[:10]}, which no branch or tag reaches; keep it with "
                         f"'dsv branch NAME {head.commit[:10]}' (gc removes it after the grace period)"
                     )
+                # Where HEAD goes: a branch name attaches it; 'HEAD' keeps the current branch.
+                branch = head.branch
+                if rel is None:
+                    branch = None
+                    if rev in ("HEAD", "@") and head.branch is not None:
+                        branch = head.branch  # 'dsv checkout -f HEAD' discards changes; it does not leave the branch
+                    elif re.fullmatch(r"[^~^]+", rev) and repo.refs.read(f"{HEADS}/{rev}") is not None:
+                        branch = rev
                 prepared = prepare(self.root, repo.store, plan.writes, plan.removals, force=force)
                 staged = stage(prepared, repo.store, staging_folder(self.root), progress)
+                # The record names what re-running means: the branch, or the commit (never 'HEAD~1').
+                record = CheckoutRecord(rev=branch if rel is None and branch else target.commit_id, commit=target.commit_id, paths=record_paths, started=now())
                 try:
-                    write_record(repo.layout.dsv, CheckoutRecord(rev=rev, commit=target.commit_id, paths=tuple(rel) if rel else None, started=now()))
+                    repo.upgrade_format()  # a format-1 dsv must not miss the record below
+                    write_record(repo.layout.dsv, record)
                     keys, removed = switch(staged)
+                    if rel is None:
+                        if branch is not None:
+                            repo.refs.set_head(branch=branch, locked=True)
+                        else:
+                            repo.refs.set_head(commit=target.commit_id, locked=True)
+                except DsvError as err:
+                    if os.path.exists(os.path.join(repo.layout.dsv, "CHECKOUT")):
+                        err.hint = f"the checkout stopped part-way: fix the cause, then run `{record.command()}` to finish it"
+                    raise
                 finally:
                     staged.discard()
-                branch = None
                 if rel is None:
-                    is_branch = repo.refs.read(f"{HEADS}/{rev}") is not None and re.fullmatch(r"[^~^]+", rev) is not None
-                    if rev in ("HEAD", "@") and head.branch is not None:
-                        # 'dsv checkout -f HEAD' discards changes; it does not leave the branch.
-                        rev, is_branch = head.branch, True
-                    if is_branch:
-                        repo.refs.set_head(branch=rev, locked=True)
-                        branch = rev
-                    else:
-                        repo.refs.set_head(commit=target.commit_id, locked=True)
                     repo.save_statcache(plan.new_cache(keys, target.commit_id, target.commit.manifest))
                 else:
                     plan.refresh_cache(cache, keys)
                     if head.commit is not None:
                         repo.save_statcache(cache)
-                    branch = head.branch
                 clear_record(repo.layout.dsv)
         return CheckoutResult(
             target.commit_id,
@@ -725,6 +749,18 @@ class Repo:
         if grace_seconds < 0:
             raise UsageError("grace period must not be negative")
         return gc(self._repo, grace_seconds)
+
+
+def _refuse_malformed(manifest: "Manifest", rev: str) -> None:
+    """A forged or damaged snapshot (paths repeated or unsorted, unknown modes) is never written."""
+    from dsv.base.errors import CorruptMetadataError
+    from dsv.manifest import row_problems
+
+    problems = row_problems(manifest.table())
+    if problems:
+        raise CorruptMetadataError(
+            f"the snapshot of {rev}", problems[0], hint="run 'dsv fsck'; nothing in the working tree was changed"
+        )
 
 
 def _repo_relative(path: str) -> str:

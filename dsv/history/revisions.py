@@ -54,8 +54,11 @@ class History:
         """Follow a tag object to its commit."""
         try:
             data = self.store.read(oid)
-        except ObjectNotFoundError:
-            raise UnknownRevisionError(name, detail=f"it points at missing object {oid}") from None
+        except ObjectNotFoundError as err:
+            missing = UnknownRevisionError(name, detail=f"it points at missing object {oid}")
+            if err.hint != ObjectNotFoundError.default_hint:
+                missing.hint = err.hint  # the store knows why (a damaged pack index, a quarantined copy)
+            raise missing from None
         if document_type(data) == "tag":
             tag = read_tag(self.store, oid)
             return tag.object, tag
@@ -109,7 +112,8 @@ class History:
         try:
             commit = self.commit(oid)
         except ObjectNotFoundError:
-            raise UnknownRevisionError(rev, detail=f"commit {oid} is missing from the store") from None
+            # The name exists; the commit it names does not (lost or set aside as corrupt): data, not usage.
+            raise ObjectNotFoundError(oid, context=f"revision '{rev}'") from None
         for op, num in _SUFFIX.findall(suffixes):
             n = int(num) if num else 1
             if op == "~":

@@ -13,7 +13,7 @@ from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, 
 from dsv.history.objects import document_type, read_commit, read_tag
 from dsv.history.refs import HEADS, TAGS
 from dsv.base.filemodes import MODES
-from dsv.manifest import decode_chunk, decode_root
+from dsv.manifest import decode_chunk, decode_root, row_problems
 from dsv.repository import Repository
 from dsv.worktree.paths import check_manifest_path
 
@@ -240,10 +240,8 @@ def _chunk_problems(chunk: str, table: "pa.Table", user: str, expected: tuple[st
     actual = (paths[0].as_py() if n else "", paths[n - 1].as_py() if n else "", n, pc.sum(table.column("size")).as_py() or 0)
     if actual != expected:
         out.append(Problem("bad-metadata", chunk, f"manifest chunk {chunk} does not match its root entry {expected} (found {actual})", used_by=(user,)))
-    if n > 1 and not pc.all(pc.less(paths.slice(0, n - 1), paths.slice(1))).as_py():
-        out.append(Problem("bad-metadata", chunk, f"manifest chunk {chunk} is not sorted by path or repeats a path", used_by=(user,)))
-    if n and not pc.all(pc.is_in(table.column("mode"), pa_array(MODES))).as_py():
-        out.append(Problem("bad-metadata", chunk, f"manifest chunk {chunk} has an unknown file mode", used_by=(user,)))
+    for problem in row_problems(table):
+        out.append(Problem("bad-metadata", chunk, f"manifest chunk {chunk} {problem}", used_by=(user,)))
     return out
 
 

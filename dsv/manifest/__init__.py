@@ -17,6 +17,7 @@ from dsv.manifest.tables import (
     empty_entries,
     entries_table,
     read_manifest,
+    row_problems,
     write_manifest,
 )
 
@@ -42,5 +43,6 @@ __all__ = [
     "encode_root",
     "entries_table",
     "read_manifest",
+    "row_problems",
     "write_manifest",
 ]

@@ -35,7 +35,7 @@ BOUNDARY_MASK = (1 << BOUNDARY_BITS) - 1
 MAX_CHUNK_ROWS = 16 * 1024
 
 __all__ = ["BOUNDARY_BITS", "ENTRY_SCHEMA", "MAX_CHUNK_ROWS", "MODES", "MODE_EXEC", "MODE_FILE", "MODE_LINK", "ROOT_SCHEMA", "Manifest",
-           "empty_entries", "entries_table", "read_manifest", "write_manifest"]
+           "empty_entries", "entries_table", "read_manifest", "row_problems", "write_manifest"]
 
 
 def empty_entries() -> pa.Table:
@@ -154,6 +154,23 @@ class Manifest:
         paths = table.column("path")
         mask = pc.or_(pc.equal(paths, prefix), pc.starts_with(paths, prefix + "/"))
         return table.filter(mask)
+
+
+def row_problems(table: pa.Table) -> list[str]:
+    """What is wrong with a manifest table's rows, if anything (one rule for fsck and checkout).
+
+    Paths strictly increasing (sorted, none twice), every mode known, no negative size.
+    """
+    out = []
+    paths = table.column("path").combine_chunks()
+    n = len(paths)
+    if n > 1 and not pc.all(pc.less(paths.slice(0, n - 1), paths.slice(1))).as_py():
+        out.append("is not sorted by path or repeats a path")
+    if n and not pc.all(pc.is_in(table.column("mode"), pa.array(MODES, pa.int32()))).as_py():
+        out.append("has an unknown file mode")
+    if n and pc.min(table.column("size")).as_py() < 0:
+        out.append("has a negative size")
+    return out
 
 
 def read_manifest(store: "ObjectStore", oid: str) -> Manifest:

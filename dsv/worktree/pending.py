@@ -30,10 +30,12 @@ class CheckoutRecord(OnDiskModel):
     started: AwareDatetime
 
     def command(self) -> str:
-        """The command that finishes it."""
+        """The command that finishes it (paths are relative to the repository root)."""
+        import shlex
+
         if self.paths is None:
-            return f"dsv checkout {self.rev}"
-        return f"dsv checkout {self.rev} -- " + " ".join(self.paths)
+            return f"dsv checkout {shlex.quote(self.rev)}"
+        return f"dsv checkout {shlex.quote(self.rev)} -- " + " ".join(shlex.quote(p) for p in self.paths) + " (from the repository root)"
 
 
 def read_record(dsv_dir: str) -> CheckoutRecord | None:
@@ -48,7 +50,7 @@ def read_record(dsv_dir: str) -> CheckoutRecord | None:
     try:
         return CheckoutRecord.from_json_bytes(data, what=path)
     except CorruptMetadataError as err:
-        err.hint = f"a checkout stopped part-way; run 'dsv checkout --force <rev>' to restore a version, which replaces {path}"
+        err.hint = f"a checkout stopped part-way and its record is damaged; run 'dsv checkout --force REV' to restore a version (it replaces {path})"
         raise
 
 
