@@ -18,8 +18,13 @@ N files of 4 KiB random bytes. Up to 100,000 files the layout is
 ``train/class_<k>/part_<pp>/<id>.bin`` (10 x 100 = 1,000 folders), so that no
 folder holds more than ~1,000 files at a million.
 
-Sequence per tool (the timed steps are the cases; v1/v2 are dsv tags, and
-git's HEAD~1/HEAD):
+Sequence (the timed steps are the cases; v1/v2 are dsv tags, and git's
+HEAD~1/HEAD). Every tool keeps its work copy for the whole sequence; commits
+run tool after tool, while the repeated cases (status, diff, log, checkout)
+run in rounds that take each tool in turn, so that other load on a shared
+machine falls on all tools alike. Beside wall time the report gives CPU time
+(user + system of the process tree, from ``wait4``), which such load changes
+least:
 
 1. init (untimed);
 2. ``first_commit``: commit the tree as v1. git: ``git add -A`` + ``git
@@ -181,8 +186,8 @@ def generate_tree(root: Path, files: int) -> Path:
                 made.add(p.parent)
             with open(p, "wb") as f:
                 f.write(view[j * FILE_SIZE:(j + 1) * FILE_SIZE])
-        if base and base % 100_000 == 0:
-            log(f"  {base} files")
+        if base // 100_000 != (base + count) // 100_000:
+            log(f"  {base + count} files")
     os.sync()
     bf.mark_dataset(root, params)
     log(f"generated in {time.perf_counter() - start:.1f} s")
@@ -382,6 +387,7 @@ class Row:
     ok: bool = True
     note: str = ""
     value: float | None = None  # metadata bytes
+    cpu: float | None = None  # user + system seconds of the process tree (median run)
     ratio: float | None = None
     ratio_text: str = ""
     target: str = ""
@@ -398,6 +404,43 @@ class DsvCommand:
     seconds: list[float] = field(default_factory=list)
     peak_mb: list[float] = field(default_factory=list)
     timed: bool = True
+
+
+@dataclass
+class ToolRun:
+    """One tool's work copy and its running state."""
+
+    run_dir: Path
+    wt: Path
+    env: dict
+    logf: Path
+    alive: bool = True
+
+
+def run_measured(argv: list[str], cwd: Path, env: dict, log_path: Path, timeout: float | None,
+                 use_time: bool) -> dict:
+    """bench_foundation.run_measured, plus ``cpu``: user + system seconds of the process tree.
+
+    The CPU figure comes from the rusage that ``os.wait4`` returns (the child
+    and every descendant it waited for); it is what contention on a shared
+    machine changes least, so it is reported beside wall time.
+    """
+    real_wait4 = os.wait4
+    seen: dict = {}
+
+    def wait4(pid: int, options: int):  # type: ignore[no-untyped-def]
+        out = real_wait4(pid, options)
+        seen["usage"] = out[2]
+        return out
+
+    os.wait4 = wait4  # bench_foundation.run_measured calls os.wait4 exactly once per command
+    try:
+        r = bf.run_measured(argv, cwd, env, log_path, timeout, use_time)
+    finally:
+        os.wait4 = real_wait4
+    u = seen.get("usage")
+    r["cpu"] = (u.ru_utime + u.ru_stime) if u is not None else 0.0
+    return r
 
 
 class Scale:
@@ -430,6 +473,9 @@ class Scale:
         self.rows: list[Row] = []
         self.dsv_cmds: dict[str, DsvCommand] = {}
         self.profiles: list[dict] = []
+        self.load: list[float] = []  # 1-min load average at each phase: other work on the machine
+        self.ctx: dict[str, ToolRun] = {}
+        self._recipes: dict[str, dict] = {}
 
     # -- running -------------------------------------------------------------
 
@@ -453,12 +499,14 @@ class Scale:
         if self.profiles and self.profiles[-1]["argv"] == argv and "wall" not in self.profiles[-1]:
             self.profiles[-1]["wall"] = r.get("seconds")
 
-    def step(self, tool: str, commands: list[list[str]], wt: Path, env: dict, logf: Path,
-             case: str, timed: bool = True) -> bf.Measurement:
-        """Run commands as one step (summed time, max peak); dsv runs are noted."""
+    def step(self, tool: str, commands: list[list[str]], ctx: "ToolRun", case: str,
+             timed: bool = True) -> bf.Measurement:
+        """Run commands as one step (summed wall and CPU time, max peak); dsv runs are noted."""
         m = bf.Measurement(seconds=0.0, peak_mb=0.0)
+        cpu = 0.0
         for argv in commands:
-            r = bf.run_measured(self._argv(tool, argv, case, wt), wt, env, logf, self.timeout, self.use_time)
+            r = run_measured(self._argv(tool, argv, case, ctx.wt), ctx.wt, ctx.env, ctx.logf,
+                             self.timeout, self.use_time)
             r["argv"] = argv
             m.runs.append(r)
             is_dsv = tool == "dsv" and argv[:len(self.tools["dsv"] or [])] == self.tools["dsv"]
@@ -467,41 +515,51 @@ class Scale:
             if "seconds" in r:
                 m.seconds += r["seconds"]
                 m.peak_mb = max(m.peak_mb, r["peak_mb"])
+                cpu += r["cpu"]
             if not r["ok"]:
                 m.ok = False
-                m.error = f"`{shlex.join(argv)}`: {r['error']} (log: {logf})"
+                m.error = f"`{shlex.join(argv)}`: {r['error']} (log: {ctx.logf})"
                 log(f"FAILED {m.error}")
                 break
+        m.cpu = cpu  # type: ignore[attr-defined]
         return m
 
-    def median_of(self, tool: str, commands: list[list[str]], wt: Path, env: dict, logf: Path,
-                  case: str, warmup: bool = True, between: list[list[str]] | None = None) -> bf.Measurement:
-        """Warm-up run (optional), then RUNS timed runs; median time, max peak.
+    def rounds(self, case: str, key: str, warmup: bool = True, between: str | None = None) -> None:
+        """Warm-up, then ``--runs`` rounds of ``key``'s commands, tool after tool in each round.
 
-        ``between`` runs untimed after each timed run (e.g. return to v2).
+        Interleaving the tools spreads any other load on the machine over all of
+        them alike. ``between`` names untimed commands run after each timed run
+        (checkout's return to v2). Records the median wall time per tool.
         """
+        tools = [t for t, c in self.ctx.items() if c.alive and self.recipe(t, key)]
+        results: dict[str, list[bf.Measurement]] = {t: [] for t in tools}
         if warmup:
-            w = self.step(tool, commands, wt, env, logf, case + ":warmup", timed=False)
-            if not w.ok:
-                return w
-        runs = []
-        for _ in range(self.args.runs):
-            s = self.step(tool, commands, wt, env, logf, case)
-            runs.append(s)
-            if not s.ok:
-                break
-            if between:
-                b = self.step(tool, between, wt, env, logf, case + ":return", timed=False)
-                if not b.ok:
-                    runs.append(b)
-                    break
-        return bf.Measurement(
-            seconds=statistics.median(s.seconds for s in runs),
-            peak_mb=max(s.peak_mb for s in runs),
-            ok=all(s.ok for s in runs),
-            error=next((s.error for s in runs if not s.ok), None),
-            runs=[r for s in runs for r in s.runs],
-        )
+            for t in tools:
+                w = self.step(t, self.recipe(t, key), self.ctx[t], case + ":warmup", timed=False)
+                if not w.ok:
+                    results[t].append(w)
+        for i in range(self.args.runs):
+            for t in tools:
+                if results[t] and not results[t][-1].ok:
+                    continue
+                s = self.step(t, self.recipe(t, key), self.ctx[t], case)
+                results[t].append(s)
+                if s.ok and between:
+                    b = self.step(t, self.recipe(t, between), self.ctx[t], case + ":return", timed=False)
+                    if not b.ok:
+                        results[t].append(b)
+        for t, runs in results.items():
+            ok = all(s.ok for s in runs)
+            m = bf.Measurement(
+                seconds=statistics.median(s.seconds for s in runs),
+                peak_mb=max(s.peak_mb for s in runs),
+                ok=ok,
+                error=next((s.error for s in runs if not s.ok), None),
+                runs=[r for s in runs for r in s.runs],
+            )
+            m.cpu = statistics.median(getattr(s, "cpu", 0.0) for s in runs)  # type: ignore[attr-defined]
+            self.add(case, t, m)
+            log(f"[{self.files}] {t}: {case} median {m.seconds:.3f} s (cpu {m.cpu:.3f} s), {m.peak_mb:.0f} MB")
 
     def add(self, case: str, tool: str, m: bf.Measurement | None, note: str = "", value: float | None = None) -> None:
         """Record a row if its case was selected."""
@@ -511,7 +569,7 @@ class Scale:
             self.rows.append(Row(case, tool, None, None, ok=False, note=note, value=value))
         else:
             self.rows.append(Row(case, tool, m.seconds, m.peak_mb, ok=m.ok, note=note or (m.error or ""),
-                                 value=value, runs=m.runs))
+                                 value=value, runs=m.runs, cpu=getattr(m, "cpu", None)))
 
     # -- per-tool command recipes ------------------------------------------
 
@@ -563,6 +621,12 @@ class Scale:
             "return": [dsv + ["checkout", "main"]],
         }
 
+    def recipe(self, tool: str, key: str) -> list[list[str]]:
+        """One step's commands for ``tool`` (cached recipes)."""
+        if tool not in self._recipes:
+            self._recipes[tool] = self.recipes(tool)
+        return self._recipes[tool][key]
+
     def env_for(self, run_dir: Path) -> dict:
         """The child environment with a DVC site cache private to ``run_dir``."""
         env = dict(self.env)
@@ -571,89 +635,90 @@ class Scale:
 
     # -- the sequence ----------------------------------------------------------
 
-    def run_tool(self, tool: str, train_src: Path) -> None:
-        """The whole sequence for one tool on its own fresh copy."""
+    def fail(self, tool: str, why: str) -> None:
+        """Mark ``tool`` dead and record every selected case it has no row for yet."""
+        self.ctx[tool].alive = False
+        for c in CASES:
+            if c in self.cases and not self.find(c, tool):
+                self.add(c, tool, None, why)
+
+    def prepare(self, tool: str, train_src: Path) -> None:
+        """Fresh copy, untimed set-up, then the timed first commit (v1)."""
         run_dir = self.runs_dir / f"{self.files}-{tool}"
-        wt = run_dir / "wt"
         shutil.rmtree(run_dir, ignore_errors=True)
         log(f"[{self.files}] {tool}: copying the tree")
-        bf.fresh_copy(train_src, wt)
-        env = self.env_for(run_dir)
-        rec = self.recipes(tool)
+        bf.fresh_copy(train_src, run_dir / "wt")
         logf = self.logs_dir / f"{self.files}-{tool}.log"
         logf.unlink(missing_ok=True)
-        cases = [c for c in CASES if c in self.cases]
-
-        def fail_rest(why: str, start: int = 0) -> None:
-            for c in cases[start:]:
-                if not any(r.case == c and r.tool == tool for r in self.rows):
-                    self.add(c, tool, None, why)
-
-        err = bf.run_setup(rec["setup"], wt, env, logf)
+        ctx = self.ctx[tool] = ToolRun(run_dir, run_dir / "wt", self.env_for(run_dir), logf)
+        err = bf.run_setup(self.recipe(tool, "setup"), ctx.wt, ctx.env, logf)
         if err:
-            fail_rest(f"setup failed: {err}")
-            return self.cleanup(run_dir)
-        # 2. first commit
+            return self.fail(tool, f"setup failed: {err}")
         log(f"[{self.files}] {tool}: first commit")
-        m = self.step(tool, rec["commit1"], wt, env, logf, "first_commit")
+        m = self.step(tool, self.recipe(tool, "commit1"), ctx, "first_commit")
         self.add("first_commit", tool, m)
         log(f"[{self.files}] {tool}: first commit {m.seconds:.2f} s, {m.peak_mb:.0f} MB")
-        if m.ok and rec["tag1"]:
-            m = self.step(tool, rec["tag1"], wt, env, logf, "tag", timed=False)
+        if m.ok and self.recipe(tool, "tag1"):
+            m = self.step(tool, self.recipe(tool, "tag1"), ctx, "tag", timed=False)
         if not m.ok:
-            fail_rest("not run: first commit failed")
-            return self.cleanup(run_dir)
-        # 3. status
-        if "status" in self.needed:
-            m = self.median_of(tool, rec["status"], wt, env, logf, "status")
-            self.add("status", tool, m)
-            log(f"[{self.files}] {tool}: status median {m.seconds:.3f} s, {m.peak_mb:.0f} MB")
-        if not (self.needed & {"commit2", "diff", "log", "checkout"}):
-            return self.cleanup(run_dir)
-        # 4. change, 5. second commit
-        apply_change(wt, self.plan, self.files)
-        before = tree_bytes(wt / ".dsv" / "objects") if tool == "dsv" else 0
+            self.fail(tool, "not run: first commit failed")
+
+    def second_commit(self, tool: str) -> None:
+        """Apply the change (untimed), then the timed second commit (v2) and dsv's metadata growth."""
+        ctx = self.ctx[tool]
+        apply_change(ctx.wt, self.plan, self.files)
+        before = tree_bytes(ctx.wt / ".dsv" / "objects") if tool == "dsv" else 0
         log(f"[{self.files}] {tool}: second commit ({self.plan.describe()})")
-        m = self.step(tool, rec["commit2"], wt, env, logf, "commit2")
+        m = self.step(tool, self.recipe(tool, "commit2"), ctx, "commit2")
         self.add("commit2", tool, m)
         log(f"[{self.files}] {tool}: second commit {m.seconds:.2f} s, {m.peak_mb:.0f} MB")
         if tool == "dsv" and m.ok:
-            grown = tree_bytes(wt / ".dsv" / "objects") - before
+            grown = tree_bytes(ctx.wt / ".dsv" / "objects") - before
             meta = grown - self.plan.content_bytes
             self.add("metadata", tool, None, value=meta,
                      note=f".dsv/objects grew {grown} B, of which {self.plan.content_bytes} B file content")
             self.rows[-1].ok = True
             log(f"[{self.files}] dsv: new metadata {meta} B")
-        if m.ok and rec["tag2"]:
-            m = self.step(tool, rec["tag2"], wt, env, logf, "tag", timed=False)
+        if m.ok and self.recipe(tool, "tag2"):
+            m = self.step(tool, self.recipe(tool, "tag2"), ctx, "tag", timed=False)
         if not m.ok:
-            fail_rest("not run: second commit failed", cases.index("commit2") + 1 if "commit2" in cases else 0)
-            return self.cleanup(run_dir)
-        # 6. diff, 7. log (read-only)
-        for case in ("diff", "log"):
-            if case in self.cases and rec[case]:
-                m = self.median_of(tool, rec[case], wt, env, logf, case)
-                self.add(case, tool, m)
-                log(f"[{self.files}] {tool}: {case} median {m.seconds:.3f} s, {m.peak_mb:.0f} MB")
-        # 8. checkout of v1, back to v2 between runs
-        if "checkout" in self.cases:
-            m = self.median_of(tool, rec["checkout"], wt, env, logf, "checkout", warmup=False,
-                               between=rec["return"])
-            self.add("checkout", tool, m)
-            log(f"[{self.files}] {tool}: checkout median {m.seconds:.3f} s, {m.peak_mb:.0f} MB")
-        self.cleanup(run_dir)
+            self.fail(tool, "not run: second commit failed")
 
     def cleanup(self, run_dir: Path) -> None:
         """Remove a work copy unless --keep."""
         if not self.args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
 
+    def alive(self) -> list[str]:
+        """Tools still running the sequence."""
+        return [t for t, c in self.ctx.items() if c.alive]
+
     def run(self) -> None:
-        """Generate (or reuse) the data, then run every tool."""
+        """Generate (or reuse) the data, then run the sequence, tools interleaved case by case.
+
+        Commits run tool after tool (each is one long step); the repeated
+        read-only cases and checkout run in rounds that take every tool in turn.
+        """
         train = generate_tree(self.workdir / "data" / f"scale-{self.files}", self.files)
+        self.load.append(os.getloadavg()[0])
         for tool in ("git", "dvc", "dsv"):
             if self.tools.get(tool):
-                self.run_tool(tool, train)
+                self.prepare(tool, train)
+        self.load.append(os.getloadavg()[0])
+        if "status" in self.needed:
+            self.rounds("status", "status")
+        if self.needed & {"commit2", "diff", "log", "checkout"}:
+            for tool in self.alive():
+                self.second_commit(tool)
+            self.load.append(os.getloadavg()[0])
+            for case in ("diff", "log"):
+                if case in self.cases:
+                    self.rounds(case, case)
+            if "checkout" in self.cases:
+                self.rounds("checkout", "checkout", warmup=False, between="return")
+        self.load.append(os.getloadavg()[0])
+        for c in self.ctx.values():
+            self.cleanup(c.run_dir)
         dsv_rows = [d for d in self.dsv_cmds.values() if d.peak_mb]
         if self.tools.get("dsv") and dsv_rows:
             peak = max(max(d.peak_mb) for d in dsv_rows)
@@ -693,12 +758,16 @@ class Scale:
                 row = self.find(case, peer)
                 if not (row and dsv and row.ok and dsv.ok and row.seconds and dsv.seconds):
                     continue
+                cpu = ""
+                if row.cpu and dsv.cpu:
+                    c = dsv.cpu / row.cpu if peer == "git" else row.cpu / dsv.cpu
+                    cpu = f" (cpu {c:.3g}x)"
                 if peer == "git":
                     row.ratio = dsv.seconds / row.seconds
-                    row.ratio_text = f"dsv/git = {row.ratio:.3g}x"
+                    row.ratio_text = f"dsv/git = {row.ratio:.3g}x{cpu}"
                 else:
                     row.ratio = row.seconds / dsv.seconds
-                    row.ratio_text = f"dvc/dsv = {row.ratio:.3g}x"
+                    row.ratio_text = f"dvc/dsv = {row.ratio:.3g}x{cpu}"
             kind, limit = targets.get(case, (None, None))
             if kind == "ratio":
                 row = self.find(case, "git")
@@ -746,16 +815,17 @@ class Scale:
             f"Layout `{layout}`; change v1 -> v2: {self.plan.describe()}; "
             f"targets: issue 9, {'1,000,000' if self.tier == 'large' else '20,000/100,000'}-file list.",
             "",
-            "| case | tool | seconds | peak MB | ratio | target | pass |",
-            "| --- | --- | ---: | ---: | --- | --- | --- |",
+            "| case | tool | seconds | cpu s | peak MB | ratio | target | pass |",
+            "| --- | --- | ---: | ---: | ---: | --- | --- | --- |",
         ]
         for r in sorted(self.rows, key=lambda r: (ROW_ORDER.index(r.case), TOOL_ORDER.index(r.tool))):
             secs = f"{r.seconds:.3f}" if r.seconds is not None else "-"
+            cpu = f"{r.cpu:.3f}" if r.cpu is not None and r.seconds is not None else "-"
             peak = f"{r.peak_mb:.0f}" if r.peak_mb is not None else "-"
             if not r.ok:
                 secs = f"{secs} (failed)" if r.seconds is not None else "failed"
             verdict = {True: "PASS", False: "FAIL", None: "-" if not r.target else "n/a"}[r.passed]
-            lines.append(f"| {self.title(r.case, r.tool)} | {r.tool} | {secs} | {peak} | "
+            lines.append(f"| {self.title(r.case, r.tool)} | {r.tool} | {secs} | {cpu} | {peak} | "
                          f"{r.ratio_text or '-'} | {r.target or '-'} | {verdict} |")
         if self.dsv_cmds:
             limit = "< 1024" if self.tier == "large" else "-"
@@ -770,6 +840,10 @@ class Scale:
         notes = [f"- {r.case}/{r.tool}: {r.note}" for r in self.rows if r.note]
         if self.dvc_note:
             notes.append(f"- {self.dvc_note}")
+        if self.load:
+            notes.append("- 1-minute load average at start, after the first commits, after the second "
+                         "commits and at the end (2 CPUs; ~1-2 is the benchmark itself, more means other "
+                         "work shared the machine): " + ", ".join(f"{x:.2f}" for x in self.load))
         if self.prof_dir:
             notes.append(f"- PROFILED run (dsv under py-spy at {self.args.profile_rate} Hz): "
                          "dsv timings include the profiler")
@@ -786,6 +860,7 @@ class Scale:
             "rows": [asdict(r) for r in self.rows],
             "dsv_commands": [asdict(d) for d in self.dsv_cmds.values()],
             "profiles": self.profiles,
+            "loadavg": self.load,
         }
 
 
@@ -953,7 +1028,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- workdir {workdir}: {facts['filesystem']}",
         f"- peak MB = max RSS in MiB of the measured process tree via {facts['rss_method']} "
         f"(floor, `true`: {facts['rss_floor_mb']} MB); warm page cache; each tool on its own `cp -a` copy; "
-        "multi-command steps are summed",
+        "multi-command steps are summed; cpu s = user + system time of the process tree "
+        "(dsv's forked helper included), the figure least changed by other load; tools interleaved "
+        "run by run in status/diff/log/checkout",
         "",
     ]
     for s in sizes:
