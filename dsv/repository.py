@@ -204,19 +204,10 @@ class Repository:
         if head_commit is None:
             return StatCache(None, None)
         from dsv.manifest import read_manifest  # lazy: pyarrow only when rebuilding
+        from dsv.worktree.statcache import cache_from_table
 
         commit = self.history.commit(head_commit)
-        table = read_manifest(self.store, commit.manifest).table()
-        paths = table.column("path").to_pylist()
-        return StatCache(
-            head_commit,
-            commit.manifest,
-            paths,
-            table.column("oid").to_pylist(),
-            table.column("size").to_pylist(),
-            table.column("mode").to_pylist(),
-            [None] * len(paths),
-        )
+        return cache_from_table(head_commit, commit.manifest, read_manifest(self.store, commit.manifest).table())
 
     def save_statcache(self, cache: StatCache) -> None:
         """Write the stat cache (best effort: a failure only costs speed later)."""

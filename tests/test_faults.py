@@ -776,7 +776,7 @@ def test_racy_entry_is_rehashed_even_when_its_stat_key_matches(tmp_path: Path) -
         cache = statcache.load(cache_path)
         assert cache is not None
         row = cache.index["data/a.txt"]
-        cache.keys[row] = statcache.stat_key(st, cache.modes[row])
+        cache.set_key(row, statcache.stat_key(st, cache.modes[row]))
         statcache.save(cache_path, cache)
 
     forge()

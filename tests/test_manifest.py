@@ -219,3 +219,40 @@ def test_diff_matches_a_naive_comparison(old: dict[str, bytes], new: dict[str, b
         assert a in old and a not in new and b in new and b not in old and old[a] == new[b]
     assert added | {b for _, b in moves} == new.keys() - old.keys()
     assert removed | {a for a, _ in moves} == old.keys() - new.keys()
+
+
+@given(
+    st.dictionaries(st.text(alphabet="ab/cé0", min_size=1, max_size=6).filter(lambda p: not p.startswith("/")), st.binary(min_size=16, max_size=16), max_size=400),
+    st.lists(st.tuples(st.booleans(), st.text(alphabet="ab/cé0x", min_size=1, max_size=6), st.binary(min_size=16, max_size=16)), max_size=40),
+)
+@settings(max_examples=150, deadline=None)
+def test_patching_a_manifest_gives_the_ids_of_writing_it_whole(entries: dict[str, bytes], edits: list[tuple[bool, str, bytes]]) -> None:
+    import dsv.manifest.tables as t
+
+    # Tiny chunks, so random trees span many chunks and runs.
+    old_bits, old_mask = t.BOUNDARY_BITS, t.BOUNDARY_MASK
+    t.BOUNDARY_MASK = 0b11
+    try:
+        store, root = _store(_table(entries))
+        parent = m.read_manifest(store, root)
+        new = dict(entries)
+        upserts: dict[str, tuple[bytes, int, int]] = {}
+        removals: set[str] = set()
+        for remove, path, oid in edits:
+            if remove and new:
+                victim = sorted(new)[len(path) % len(new)]
+                new.pop(victim)
+                upserts.pop(victim, None)
+                removals.add(victim)
+            else:
+                new[path] = oid
+                upserts[path] = (oid, len(path), m.MODE_FILE)
+                removals.discard(path)
+        w = store.begin_write()
+        patched = m.write_manifest_patch(parent, upserts, removals, w)
+        w.commit()
+        _, whole = _store(_table(new))
+        assert patched == whole
+        assert m.read_manifest(store, patched).table().equals(_table(new))
+    finally:
+        t.BOUNDARY_BITS, t.BOUNDARY_MASK = old_bits, old_mask

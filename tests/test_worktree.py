@@ -99,7 +99,7 @@ def test_statcache_round_trip(tmp_path: Path) -> None:
     assert loaded.commit == "c" * 32 and loaded.manifest == "m" * 32
     assert sorted(loaded.paths) == sorted(rels)
     for p in rels:
-        assert loaded.keys[loaded.index[p]] == cache.keys[cache.index[p]]
+        assert loaded.key(loaded.index[p]) == cache.key(cache.index[p])
 
 
 def test_statcache_entries_not_older_than_the_cache_are_racy(tmp_path: Path) -> None:
@@ -110,7 +110,7 @@ def test_statcache_entries_not_older_than_the_cache_are_racy(tmp_path: Path) -> 
     st = os.lstat(tmp_path / "f")
     os.utime(path, ns=(st.st_mtime_ns, st.st_mtime_ns))  # cache written in the same tick as the file
     loaded = statcache.load(path)
-    assert loaded is not None and loaded.keys == [None]
+    assert loaded is not None and loaded.key(0) == statcache.UNKNOWN_KEY
 
 
 def test_corrupt_statcache_is_ignored(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ their local changes, and the plan names what that overwrites.
 from __future__ import annotations
 
 import os
+import stat as statmod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,9 +18,10 @@ from dsv.base.errors import WorktreeError
 from dsv.manifest import ChangeKind, Manifest, diff_manifests, diff_tables
 from dsv.worktree.checkout import FileWrite
 from dsv.worktree.content import hash_path
+from dsv.worktree.paths import check_manifest_path
 from dsv.worktree.scan import dsv_mode
 from dsv.worktree.status import WorktreeStatus
-from dsv.worktree.statcache import StatCache, StatKey
+from dsv.worktree.statcache import StatCache, StatKey, stat_key
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,19 +40,46 @@ class CheckoutPlan:
     kept_keys: dict[str, StatKey | None] = field(default_factory=dict)
     same_as_head: set[str] = field(default_factory=set)
     overwritten: set[str] = field(default_factory=set)
+    base: StatCache | None = None
+    """When set, the new cache is this (HEAD's) cache patched with the switch, not rebuilt."""
 
     def new_cache(self, written: dict[str, StatKey], commit: str, manifest: str) -> StatCache:
         """The stat cache mirroring the target after a full checkout."""
+        if self.base is not None:
+            return self._patched(self.base, written, commit, manifest)
         paths, oids, sizes, modes = self.target_rows
         keys = [written.get(p, self.kept_keys.get(p)) for p in paths]
         return StatCache(commit, manifest, paths, oids, sizes, modes, keys)
+
+    def _patched(self, base: StatCache, written: dict[str, StatKey], commit: str, manifest: str) -> StatCache:
+        index = base.index
+        removed = {index[p] for p in self.removals if p in index}
+        changed: dict[int, tuple[bytes, int, int, StatKey | None]] = {}
+        added: list[tuple[str, bytes, int, int, StatKey | None]] = []
+        for w in self.writes:
+            row = index.get(w.path)
+            entry = (bytes.fromhex(w.oid), w.size, w.mode, written.get(w.path))
+            if row is None:
+                added.append((w.path, *entry))
+            else:
+                changed[row] = entry
+        for path, entry in self.carried.items():
+            row = index.get(path)
+            if row is not None:
+                changed[row] = entry
+            else:
+                added.append((path, *entry))
+        return base.patched(commit, manifest, removed, changed, added)
+
+    carried: dict[str, tuple[bytes, int, int, StatKey | None]] = field(default_factory=dict)
+    """Rows whose file already held the target's version (not written): target id, unknown key."""
 
     def refresh_cache(self, cache: StatCache, written: dict[str, StatKey]) -> None:
         """After a path checkout: files restored to HEAD's content get fresh stat keys."""
         for p, key in written.items():
             row = cache.index.get(p)
             if row is not None and p in self.same_as_head:
-                cache.keys[row] = key
+                cache.set_key(row, key)
 
 
 def _worktree_oid(root: str, path: str) -> bytes | None:
@@ -205,8 +234,69 @@ def plan_full(
     changed = set(to_write) | to_remove | local | set(switched)
     for row, p in enumerate(cache.paths):
         if p not in changed:
-            plan.kept_keys[p] = cache.keys[row]
+            plan.kept_keys[p] = cache.key(row)
     return plan
+
+
+def plan_switch(root: str, cache: StatCache, head: Manifest | None, target: Manifest) -> CheckoutPlan:
+    """Plan moving HEAD to ``target`` looking only at the paths that differ (no walk of the tree).
+
+    Git's rule needs local changes only where HEAD and the target differ, and
+    untracked (or ignored) files only where the target adds a file: each such
+    path costs one ``lstat`` (and a hash when its stat changed). Every other
+    path keeps its stat-cache row, so the new cache is HEAD's patched.
+    """
+    plan = CheckoutPlan(base=cache)
+    diff = diff_manifests(head, target, detect_moves=False)
+    for c in diff.changes:
+        check_manifest_path(c.path)  # before any filesystem call, even an lstat
+    index = cache.index
+    for c in diff.changes:
+        path = c.path
+        full = os.path.join(root, *path.split("/"))
+        row = index.get(path)
+        try:
+            st = os.lstat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            st = None
+        if c.kind is ChangeKind.REMOVED:
+            if st is None or (statmod.S_ISDIR(st.st_mode)):
+                continue  # already gone
+            if row is not None and not _locally_changed(full, st, cache, row):
+                plan.removals.append(path)
+            else:
+                plan.conflicts.add(path)
+            continue
+        write = FileWrite(path, c.new_oid or "", c.new_size or 0, c.new_mode or 0)
+        if st is None:
+            plan.writes.append(write)  # missing (or deleted locally): nothing to lose
+            continue
+        if statmod.S_ISDIR(st.st_mode):
+            plan.writes.append(write)  # a folder in the way: checked (and cleared if empty) by prepare
+            continue
+        if row is not None and not _locally_changed(full, st, cache, row):
+            plan.writes.append(write)
+            continue
+        mode = dsv_mode(st.st_mode)
+        current = hash_path(full, st, mode).raw_oid if mode is not None else None
+        if current == bytes.fromhex(write.oid) and mode == write.mode:
+            plan.carried[path] = (current, write.size, write.mode, None)  # already the target's
+        else:
+            plan.conflicts.add(path)  # a local change, or an untracked or ignored file in the way
+    plan.writes.sort(key=lambda w: w.path)
+    plan.removals.sort()
+    return plan
+
+
+def _locally_changed(full: str, st: os.stat_result, cache: StatCache, row: int) -> bool:
+    """Whether a tracked file differs from HEAD (its stat key first; the hash only if that moved)."""
+    mode = dsv_mode(st.st_mode)
+    if mode is None:
+        return True
+    if stat_key(st, mode) == cache.key(row):
+        return False
+    h = hash_path(full, st, mode)
+    return h.vanished or h.raw_oid != cache.oid(row) or mode != cache.modes[row]
 
 
 def plan_paths(root: str, cache: StatCache, status: WorktreeStatus, target: Manifest, paths: list[str]) -> CheckoutPlan:
@@ -230,7 +320,7 @@ def plan_paths(root: str, cache: StatCache, status: WorktreeStatus, target: Mani
     local = status.changed_paths()
     for p, w in list(wanted.items()):
         row = cache.index.get(p)
-        same_as_head = row is not None and cache.oids[row].hex() == w.oid and cache.modes[row] == w.mode
+        same_as_head = row is not None and cache.oid(row).hex() == w.oid and cache.modes[row] == w.mode
         if same_as_head:
             plan.same_as_head.add(p)
         if same_as_head and p not in local:

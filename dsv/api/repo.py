@@ -195,16 +195,18 @@ class Repo:
             writer = repo.store.begin_write()
             try:
                 snap = take_snapshot(self.root, cache, repo.ignore_rules(), writer, warn, progress)
-                if not allow_empty and (not snap.changed if parent else snap.table.num_rows == 0):
+                if not allow_empty and (not snap.changed if parent else snap.files == 0):
                     raise NothingToCommitError()
                 # pyarrow is imported only after the snapshot (see dsv.base.forkjob).
-                import pyarrow.compute as pc
+                from dsv.manifest import read_manifest, write_manifest, write_manifest_patch
+                from dsv.worktree.statcache import cache_table
 
-                from dsv.manifest import write_manifest
-
-                manifest_id = write_manifest(snap.table, writer)
+                if parent is not None and cache.manifest is not None:
+                    # Only the chunks around the changed paths are read and written.
+                    manifest_id = write_manifest_patch(read_manifest(repo.store, cache.manifest), snap.upserts, snap.removals, writer)
+                else:
+                    manifest_id = write_manifest(cache_table(snap.cache), writer)
                 name, email = repo.author()
-                total = pc.sum(snap.table.column("size")).as_py() or 0
                 commit = Commit(
                     manifest=manifest_id,
                     parents=(parent,) if parent else (),
@@ -213,7 +215,7 @@ class Repo:
                     time=now(),
                     message=message,
                     summary=CommitSummary(
-                        files=snap.table.num_rows, bytes=total, added=snap.added, removed=snap.removed, modified=snap.modified, moved=snap.moved
+                        files=snap.files, bytes=snap.total_bytes, added=snap.added, removed=snap.removed, modified=snap.modified, moved=snap.moved
                     ),
                 )
                 cid = writer.add_bytes(commit.to_json_bytes())
@@ -450,7 +452,7 @@ class Repo:
         change to the tree. If the switch itself is interrupted, ``.dsv/CHECKOUT``
         records it and running the same checkout again completes it.
         """
-        from dsv.api.checkout_plan import file_folder_clashes, plan_full, plan_paths
+        from dsv.api.checkout_plan import file_folder_clashes, plan_full, plan_paths, plan_switch
         from dsv.history.objects import now
         from dsv.worktree.checkout import prepare, remove_leftovers, stage, staging_folder, sweep_staging, switch
         from dsv.worktree.pending import CheckoutRecord, clear_record, write_record
@@ -480,20 +482,24 @@ class Repo:
                 head = repo.refs.head()
                 cache = repo.load_statcache(head.commit)
                 ignore = repo.ignore_rules()
-                status = worktree_status(self.root, cache, ignore, warn)
-                if status.leftovers:
-                    remove_leftovers(self.root, status.leftovers)
                 target_manifest = self._manifest(target.commit)
                 if rel is None:
                     _refuse_malformed(target_manifest, rev)
-                if rel is not None:
-                    plan = plan_paths(self.root, cache, status, target_manifest, rel)
+                head_manifest = self._manifest(self._repo.history.commit(head.commit)) if head.commit else None
+                if rel is None and not force and pending is None:
+                    # The common switch: only the paths HEAD and the target disagree on are looked at.
+                    plan = plan_switch(self.root, cache, head_manifest, target_manifest)
                 else:
-                    head_manifest = self._manifest(self._repo.history.commit(head.commit)) if head.commit else None
-                    pending_manifest = None
-                    if pending is not None and pending.paths is None:
-                        pending_manifest = self._manifest(self._repo.history.commit(pending.commit))
-                    plan = plan_full(self.root, cache, status, head_manifest, target_manifest, force=force, pending=pending_manifest, ignore=ignore)
+                    status = worktree_status(self.root, cache, ignore, warn)
+                    if status.leftovers:
+                        remove_leftovers(self.root, status.leftovers)
+                    if rel is not None:
+                        plan = plan_paths(self.root, cache, status, target_manifest, rel)
+                    else:
+                        pending_manifest = None
+                        if pending is not None and pending.paths is None:
+                            pending_manifest = self._manifest(self._repo.history.commit(pending.commit))
+                        plan = plan_full(self.root, cache, status, head_manifest, target_manifest, force=force, pending=pending_manifest, ignore=ignore)
                 if plan.conflicts:
                     raise UncommittedChangesError(sorted(plan.conflicts))
                 clash = file_folder_clashes(target_manifest, plan.writes)

@@ -19,6 +19,7 @@ from dsv.manifest.tables import (
     read_manifest,
     row_problems,
     write_manifest,
+    write_manifest_patch,
 )
 
 __all__ = [
@@ -45,4 +46,5 @@ __all__ = [
     "read_manifest",
     "row_problems",
     "write_manifest",
+    "write_manifest_patch",
 ]

@@ -35,7 +35,7 @@ BOUNDARY_MASK = (1 << BOUNDARY_BITS) - 1
 MAX_CHUNK_ROWS = 16 * 1024
 
 __all__ = ["BOUNDARY_BITS", "ENTRY_SCHEMA", "MAX_CHUNK_ROWS", "MODES", "MODE_EXEC", "MODE_FILE", "MODE_LINK", "ROOT_SCHEMA", "Manifest",
-           "empty_entries", "entries_table", "read_manifest", "row_problems", "write_manifest"]
+           "empty_entries", "entries_table", "read_manifest", "row_problems", "write_manifest", "write_manifest_patch"]
 
 
 def empty_entries() -> pa.Table:
@@ -95,6 +95,96 @@ def write_manifest(table: pa.Table, writer: "ObjectWriter") -> str:
             pa.array(lasts, pa.string()),
             pa.array(files, pa.int64()),
             pa.array(nbytes, pa.int64()),
+        ],
+        schema=ROOT_SCHEMA,
+    )
+    return writer.add_bytes(encode_root(root), compress=True)
+
+
+Row = tuple[bytes, int, int]
+"""A file's manifest row without its path: ``(16-byte id, size, mode)``."""
+
+
+def write_manifest_patch(parent: "Manifest", upserts: dict[str, Row], removals: Iterable[str], writer: "ObjectWriter") -> str:
+    """Store ``parent`` with rows added, replaced (``upserts``) and removed; return the new root id.
+
+    Gives exactly the ids :func:`write_manifest` would give for the whole new
+    table, but reads and writes only the chunks around the changed paths: every
+    other chunk keeps its id and is neither loaded nor re-encoded. A *run* of
+    chunks is rebuilt from the first chunk holding a change until a piece ends
+    at a content-defined boundary again, which is where the canonical chunking
+    of the whole table cuts too (a chunk after such a boundary depends only on
+    its own rows).
+    """
+    changes = sorted(set(upserts) | set(removals))
+    removed = set(removals) - set(upserts)
+    root = parent.root
+    ids = root.column("chunk").to_pylist()
+    lasts = root.column("last").to_pylist()
+    firsts = root.column("first").to_pylist()
+    counts = root.column("files").to_pylist()
+    sums = root.column("bytes").to_pylist()
+    n = len(ids)
+    if n == 0:
+        return write_manifest(_rows_table(sorted(upserts.items())), writer)
+    out: list[tuple[bytes, str, str, int, int]] = []
+    ci = 0  # next change to place
+    k = 0
+    while k < n:
+        upper = lasts[k] if k < n - 1 else None  # the last chunk takes every path after it
+        if ci >= len(changes) or (upper is not None and changes[ci] > upper):
+            out.append((ids[k], firsts[k], lasts[k], counts[k], sums[k]))
+            k += 1
+            continue
+        # A dirty run: rows of chunk k onwards, with the changes that fall in their ranges.
+        rows: dict[str, Row] = {}
+        while True:
+            table = parent.load_chunk(ids[k].hex())
+            for p, o, sz, m in zip(table.column("path").to_pylist(), table.column("oid").to_pylist(), table.column("size").to_pylist(), table.column("mode").to_pylist()):
+                rows[p] = (o, sz, m)
+            upper = lasts[k] if k < n - 1 else None
+            while ci < len(changes) and (upper is None or changes[ci] <= upper):
+                path = changes[ci]
+                if path in removed:
+                    rows.pop(path, None)
+                else:
+                    rows[path] = upserts[path]
+                ci += 1
+            k += 1
+            ordered = sorted(rows)
+            if k >= n or (ordered and _is_boundary(ordered[-1])):
+                break  # the piece ends where canonical chunking cuts: what follows is unchanged
+        for start, end in _chunk_bounds(ordered):
+            part = _rows_table([(p, rows[p]) for p in ordered[start:end]])
+            cid = from_hex(writer.add_bytes(encode_chunk(part), compress=True))
+            out.append((cid, ordered[start], ordered[end - 1], end - start, sum(rows[p][1] for p in ordered[start:end])))
+    return _write_root(out, writer)
+
+
+def _is_boundary(path: str) -> bool:
+    return (path_fingerprint(path) & BOUNDARY_MASK) == BOUNDARY_MASK
+
+
+def _rows_table(rows: list[tuple[str, Row]]) -> pa.Table:
+    return pa.table(
+        [
+            pa.array([p for p, _ in rows], pa.string()),
+            pa.array([r[0] for _, r in rows], pa.binary(16)),
+            pa.array([r[1] for _, r in rows], pa.int64()),
+            pa.array([r[2] for _, r in rows], pa.int32()),
+        ],
+        schema=ENTRY_SCHEMA,
+    )
+
+
+def _write_root(rows: list[tuple[bytes, str, str, int, int]], writer: "ObjectWriter") -> str:
+    root = pa.table(
+        [
+            pa.array([r[0] for r in rows], pa.binary(16)),
+            pa.array([r[1] for r in rows], pa.string()),
+            pa.array([r[2] for r in rows], pa.string()),
+            pa.array([r[3] for r in rows], pa.int64()),
+            pa.array([r[4] for r in rows], pa.int64()),
         ],
         schema=ROOT_SCHEMA,
     )

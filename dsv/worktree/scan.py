@@ -20,7 +20,7 @@ from dsv.base.errors import StorageError
 from dsv.base.filemodes import MODE_EXEC, MODE_FILE, MODE_LINK
 from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
 from dsv.worktree.ignore import ALWAYS_IGNORED, CHECKOUT_TEMP_RE, IgnoreRules, is_temp_name
-from dsv.worktree.statcache import KEY, StatCache, StatKey
+from dsv.worktree.statcache import KEY, StatCache
 
 
 Warn = Callable[[str], None]
@@ -74,7 +74,7 @@ class FileStat(NamedTuple):
 def _scan_dirs(
     units: list[tuple[str, str]],
     index_get: Callable[[str], int | None],
-    keys: list[StatKey | None],
+    keys: bytearray,
     ignore: IgnoreRules | None,
     warn: Warn,
     result: ScanResult,
@@ -85,6 +85,7 @@ def _scan_dirs(
     With ``leftover`` given, subfolders are collected there instead of walked.
     """
     key_of = KEY.pack
+    ksize = KEY.size
     clean_append = result.clean.append
     suspect_append = result.suspect.append
     new_append = result.new.append
@@ -143,7 +144,7 @@ def _scan_dirs(
                 row = index_get(rel)
                 if row is None:
                     new_append((rel, st, mode))
-                elif keys[row] == key_of(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode):
+                elif keys[row * ksize : row * ksize + ksize] == key_of(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode):
                     clean_append(row)
                 else:
                     suspect_append((row, st, mode))
@@ -168,7 +169,7 @@ def _scan_forked(
     def child() -> tuple[list[int], list[Any], list[Any], list[str], list[str]]:
         part = ScanResult()
         notes: list[str] = []
-        _scan_dirs(theirs, cache.index.get, cache.keys, ignore, notes.append, part)
+        _scan_dirs(theirs, cache.index.get, cache.key_blob, ignore, notes.append, part)
         return (
             part.clean,
             [(r, _pack_stat(st), m) for r, st, m in part.suspect],
@@ -179,14 +180,14 @@ def _scan_forked(
 
     job = ForkJob(child)
     try:
-        _scan_dirs(mine, cache.index.get, cache.keys, ignore, warn, result)
+        _scan_dirs(mine, cache.index.get, cache.key_blob, ignore, warn, result)
     except BaseException:
         job.cancel()
         raise
     try:
         clean, suspect, new, notes, leftovers = job.result()
     except ChildFailed:
-        _scan_dirs(theirs, cache.index.get, cache.keys, ignore, warn, result)
+        _scan_dirs(theirs, cache.index.get, cache.key_blob, ignore, warn, result)
         return
     result.clean.extend(clean)
     result.suspect.extend((r, FileStat(*st), m) for r, st, m in suspect)
@@ -212,16 +213,16 @@ def scan(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, *,
         # Expand the top levels until there are enough folders to share out.
         for _ in range(4):
             leftover: list[tuple[str, str]] = []
-            _scan_dirs(units, cache.index.get, cache.keys, ignore, warn, result, leftover)
+            _scan_dirs(units, cache.index.get, cache.key_blob, ignore, warn, result, leftover)
             units = sorted(leftover)
             if len(units) >= 8 or not units:
                 break
         if len(units) >= 2:
             _scan_forked(units, cache, ignore, result, warn)
         else:
-            _scan_dirs(units, cache.index.get, cache.keys, ignore, warn, result)
+            _scan_dirs(units, cache.index.get, cache.key_blob, ignore, warn, result)
     else:
-        _scan_dirs(units, cache.index.get, cache.keys, ignore, warn, result)
+        _scan_dirs(units, cache.index.get, cache.key_blob, ignore, warn, result)
     if under:
         prefix = under + "/"
         expected: range | list[int] = [i for i, p in enumerate(cache.paths) if p.startswith(prefix) or p == under]

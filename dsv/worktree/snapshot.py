@@ -1,10 +1,14 @@
-"""Turning the working tree into stored objects and a manifest table (the heart of commit).
+"""Turning the working tree into stored objects and manifest changes (the heart of commit).
 
 Unchanged files (stat equal to the cache) reuse the cached id and are not read.
 Every other file is read once, hashed and appended to the object writer in the
 same pass. Small files are read on the calling thread (threads slow small reads
 down on two cores); large files are streamed by a thread pool, which hashes on
-every core since xxhash and file I/O release the GIL.
+every core since xxhash, pyfastcdc and file I/O release the GIL.
+
+The result is a *change set* against the cached HEAD (rows upserted, paths
+removed) and the patched stat cache: nothing per unchanged file is built, so a
+ten-file commit in a million-file tree costs a walk plus ten files.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
 from dsv.base.moves import pair_moves
@@ -24,16 +28,16 @@ from dsv.worktree.ignore import IgnoreRules
 from dsv.worktree.scan import Warn, scan
 from dsv.worktree.statcache import KEY, StatCache, StatKey
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
 
 @dataclass
 class Snapshot:
-    """The result of snapshotting a working tree."""
+    """The working tree as changes against the cached HEAD, and the stat cache that mirrors it."""
 
-    table: "pa.Table | None"
     cache: StatCache
+    upserts: dict[str, tuple[bytes, int, int]] = field(default_factory=dict)
+    """New or changed files: path -> (16-byte id, size, mode)."""
+    removals: list[str] = field(default_factory=list)
+    """Paths of HEAD no longer in the tree."""
     added: int = 0
     removed: int = 0
     modified: int = 0
@@ -47,6 +51,16 @@ class Snapshot:
         """Whether the tree differs from the cached HEAD."""
         return bool(self.added or self.removed or self.modified or self.moved)
 
+    @property
+    def files(self) -> int:
+        """Files in the snapshot."""
+        return len(self.cache)
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of their sizes."""
+        return sum(self.cache.sizes)
+
 
 def take_snapshot(
     root: str,
@@ -56,34 +70,23 @@ def take_snapshot(
     warn: Warn,
     progress: Progress | None = None,
 ) -> Snapshot:
-    """Store every new or changed file through ``writer`` and return the full tree."""
+    """Store every new or changed file through ``writer``; return the changes and the new cache."""
     progress = progress or NullProgress()
     result = scan(root, cache, ignore, warn)
-    paths: list[str] = []
-    oids: list[bytes] = []
-    sizes: list[int] = []
-    modes: list[int] = []
-    keys: list[StatKey | None] = []
-    cpaths, coids, csizes, cmodes, ckeys = cache.paths, cache.oids, cache.sizes, cache.modes, cache.keys
-    for row in result.clean:
-        paths.append(cpaths[row])
-        oids.append(coids[row])
-        sizes.append(csizes[row])
-        modes.append(cmodes[row])
-        keys.append(ckeys[row])
-
     todo: list[tuple[str, os.stat_result, int, int | None]] = [(cache.paths[r], st, m, r) for r, st, m in result.suspect]
     todo.extend((p, st, m, None) for p, st, m in result.new)
     total_bytes = sum(t[1].st_size for t in todo)
     progress.start("hashing", len(todo), total_bytes)
-    snap = Snapshot(None, cache)
+    snap = Snapshot(cache)
     large_jobs: list[tuple[str, os.stat_result, int, int | None, Future[ReadResult]]] = []
     prefix = root if root.endswith(os.sep) else root + os.sep
     changed_list = snap.changed_while_reading
-    cache_oids, cache_modes = cache.oids, cache.modes
     added = modified = files_read = bytes_read = 0
     key_of = KEY.pack
     pool: ThreadPoolExecutor | None = None
+    gone: set[int] = set(result.missing)
+    updated: dict[int, tuple[bytes, int, int, StatKey | None]] = {}
+    appended: list[tuple[str, bytes, int, int, StatKey | None]] = []
 
     def results() -> Iterator[tuple[str, os.stat_result, int, int | None, ReadResult]]:
         nonlocal pool
@@ -111,24 +114,27 @@ def take_snapshot(
         for path, st, mode, row, res in _chain(results(), _child_results(job, theirs, writer, prefix)):
             if res.vanished:
                 warn(f"{path} disappeared while committing; not included")
+                if row is not None:
+                    gone.add(row)
                 continue
             size = res.size
             files_read += 1
             bytes_read += size
-            paths.append(path)
-            oids.append(res.raw_oid)
-            sizes.append(size)
-            modes.append(mode)
             if res.changed:
                 # A file that changed while read gets no stat key: status will re-hash it.
                 changed_list.append(path)
-                keys.append(None)
+                key = None
             else:
-                keys.append(key_of(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode))
+                key = key_of(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode)
             if row is None:
                 added += 1
-            elif res.raw_oid != cache_oids[row] or mode != cache_modes[row]:
-                modified += 1
+                appended.append((path, res.raw_oid, size, mode, key))
+                snap.upserts[path] = (res.raw_oid, size, mode)
+            else:
+                updated[row] = (res.raw_oid, size, mode, key)
+                if res.raw_oid != cache.oid(row) or mode != cache.modes[row]:
+                    modified += 1
+                    snap.upserts[path] = (res.raw_oid, size, mode)
             progress.advance(1, size)
     except BaseException:
         if job is not None:
@@ -139,23 +145,15 @@ def take_snapshot(
             pool.shutdown(wait=True, cancel_futures=True)
         progress.finish()
     snap.added, snap.modified, snap.files_read, snap.bytes_read = added, modified, files_read, bytes_read
-
-    snap.removed = len(result.missing)
-    if result.missing and snap.added:
+    snap.removals = [cache.paths[r] for r in sorted(gone)]
+    snap.removed = len(gone)
+    if gone and snap.added:
         # Removed and added files with identical content are moves (the rule every command uses).
-        new_paths = {p for p, _, _ in result.new}
-        pairs = pair_moves(
-            [(cache.paths[r], cache.oids[r]) for r in result.missing], [(p, o) for p, o in zip(paths, oids) if p in new_paths]
-        )
+        pairs = pair_moves([(cache.paths[r], cache.oid(r)) for r in gone], [(p, o) for p, o, *_ in appended])
         snap.moved = len(pairs)
         snap.added -= snap.moved
         snap.removed -= snap.moved
-    # pyarrow only now: importing it starts a native thread, and the helper
-    # process above must be forked while this process has just one.
-    from dsv.manifest import entries_table
-
-    snap.table = entries_table(paths, oids, sizes, modes)
-    snap.cache = StatCache(None, None, paths, oids, sizes, modes, keys)
+    snap.cache = cache.patched(None, None, gone, updated, appended)
     return snap
 
 

@@ -35,8 +35,13 @@ import struct
 import sys
 from array import array
 
+from typing import TYPE_CHECKING
+
 from dsv.base.fsio import atomic_write_bytes
 from dsv.base.hashing import DIGEST_SIZE, digest_bytes
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MAGIC = b"DSVSTAT\n"
 VERSION = 2
@@ -58,10 +63,12 @@ def stat_key(st: os.stat_result, mode: int) -> StatKey:
 
 
 class StatCache:
-    """Paths of HEAD's manifest with ids, sizes, modes and stat keys (``None`` = unknown).
+    """Paths of HEAD's manifest with ids, sizes, modes and stat keys.
 
-    Rows are parallel lists. Object ids are decoded lazily: checking an unchanged
-    tree never needs them.
+    Rows are parallel columns: ``paths`` a list, sizes and modes arrays, ids and
+    stat keys packed in one buffer each (16 and 40 bytes per row), so loading a
+    million-row cache creates no per-row object but the path strings. A key of
+    40 zero bytes (:data:`UNKNOWN_KEY`) means "stat unknown: re-hash".
     """
 
     def __init__(
@@ -70,20 +77,24 @@ class StatCache:
         manifest: str | None,
         paths: list[str] | None = None,
         oids: list[bytes] | None = None,
-        sizes: list[int] | None = None,
-        modes: list[int] | None = None,
+        sizes: "list[int] | array[int] | None" = None,
+        modes: "list[int] | array[int] | None" = None,
         keys: list[StatKey | None] | None = None,
         *,
         oid_blob: bytes | None = None,
+        key_blob: bytearray | None = None,
     ) -> None:
         self.commit = commit
         self.manifest = manifest
         self.paths = paths if paths is not None else []
-        self._oids = oids if oids is not None or oid_blob is not None else []
-        self._oid_blob = oid_blob
-        self.sizes = sizes if sizes is not None else []
-        self.modes = modes if modes is not None else []
-        self.keys = keys if keys is not None else []
+        self.oid_blob = oid_blob if oid_blob is not None else b"".join(oids or [])
+        self._oids: list[bytes] | None = list(oids) if oids is not None else None
+        self.sizes = sizes if isinstance(sizes, array) else array("q", sizes or [])
+        self.modes = modes if isinstance(modes, array) else array("i", modes or [])
+        if key_blob is not None:
+            self.key_blob = key_blob
+        else:
+            self.key_blob = bytearray(b"".join(UNKNOWN_KEY if k is None else k for k in (keys or [])))
         self._index: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -91,12 +102,25 @@ class StatCache:
 
     @property
     def oids(self) -> list[bytes]:
-        """16-byte object ids, one per row."""
+        """16-byte object ids, one per row (decoded on first use)."""
         if self._oids is None:
-            blob = self._oid_blob or b""
+            blob = self.oid_blob
             self._oids = [blob[i : i + 16] for i in range(0, len(blob), 16)]
-            self._oid_blob = None
         return self._oids
+
+    def oid(self, row: int) -> bytes:
+        """The 16-byte id of one row."""
+        if self._oids is not None:
+            return self._oids[row]
+        return self.oid_blob[16 * row : 16 * row + 16]
+
+    def key(self, row: int) -> StatKey:
+        """The stat key of one row (:data:`UNKNOWN_KEY` when unknown)."""
+        return bytes(self.key_blob[KEY.size * row : KEY.size * (row + 1)])
+
+    def set_key(self, row: int, key: StatKey | None) -> None:
+        """Record a row's stat key (``None``: unknown, re-hash next time)."""
+        self.key_blob[KEY.size * row : KEY.size * (row + 1)] = UNKNOWN_KEY if key is None else key
 
     @property
     def index(self) -> dict[str, int]:
@@ -104,6 +128,37 @@ class StatCache:
         if self._index is None:
             self._index = dict(zip(self.paths, range(len(self.paths))))
         return self._index
+
+    def patched(self, commit: str | None, manifest: str | None, removed: "set[int]", changed: dict[int, tuple[bytes, int, int, StatKey | None]], added: list[tuple[str, bytes, int, int, StatKey | None]]) -> "StatCache":
+        """A new cache: these rows dropped, those rows' id/size/mode/key replaced, new rows appended.
+
+        Costs one pass over the rows only when some are removed; rows may be in
+        any order (readers index them by path).
+        """
+        oid_blob = bytearray(self.oid_blob)
+        sizes = array("q", self.sizes)
+        modes = array("i", self.modes)
+        keys = bytearray(self.key_blob)
+        for row, (oid, size, mode, key) in changed.items():
+            oid_blob[16 * row : 16 * row + 16] = oid
+            sizes[row] = size
+            modes[row] = mode
+            keys[KEY.size * row : KEY.size * (row + 1)] = UNKNOWN_KEY if key is None else key
+        paths = list(self.paths)
+        if removed:
+            keep = [i for i in range(len(paths)) if i not in removed]
+            paths = [paths[i] for i in keep]
+            oid_blob = bytearray(b"".join(oid_blob[16 * i : 16 * i + 16] for i in keep))
+            sizes = array("q", [sizes[i] for i in keep])
+            modes = array("i", [modes[i] for i in keep])
+            keys = bytearray(b"".join(keys[KEY.size * i : KEY.size * (i + 1)] for i in keep))
+        for path, oid, size, mode, key in added:
+            paths.append(path)
+            oid_blob += oid
+            sizes.append(size)
+            modes.append(mode)
+            keys += UNKNOWN_KEY if key is None else key
+        return StatCache(commit, manifest, paths, None, sizes, modes, None, oid_blob=bytes(oid_blob), key_blob=keys)
 
 
 def _le(a: array) -> bytes:  # type: ignore[type-arg]
@@ -115,13 +170,15 @@ def _le(a: array) -> bytes:  # type: ignore[type-arg]
 
 def encode(cache: StatCache) -> bytes:
     """Serialize a cache (rows in the order given: readers index by path, not position)."""
-    newest = 0
-    for k in cache.keys:
-        if k is not None:
-            _, m, c, _, _ = KEY.unpack(k)
-            newest = max(newest, m, c)
-    header = json.dumps({"commit": cache.commit, "manifest": cache.manifest, "newest_ns": newest}).encode()
     n = len(cache.paths)
+    newest = 0
+    if n:
+        words = array("q")
+        words.frombytes(bytes(cache.key_blob))
+        if sys.byteorder != "little":
+            words.byteswap()
+        newest = max(max(words[1::5]), max(words[2::5]))
+    header = json.dumps({"commit": cache.commit, "manifest": cache.manifest, "newest_ns": newest}).encode()
     blob = "\0".join(cache.paths).encode("utf-8")
     body = b"".join(
         [
@@ -131,10 +188,10 @@ def encode(cache: StatCache) -> bytes:
             struct.pack("<Q", n),
             struct.pack("<Q", len(blob)),
             blob,
-            b"".join(cache.oids),
+            cache.oid_blob,
             _le(array("q", cache.sizes)),
             _le(array("i", cache.modes)),
-            b"".join(UNKNOWN_KEY if k is None else k for k in cache.keys),
+            bytes(cache.key_blob),
         ]
     )
     return body + digest_bytes(body)
@@ -170,11 +227,10 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
         modes.frombytes(data[pos : pos + 4 * n])
         pos += 4 * n
         ksize = KEY.size
-        key_block = data[pos : pos + ksize * n]
+        key_blob = bytearray(data[pos : pos + ksize * n])
         pos += ksize * n
-        if len(paths) != n or pos != len(data) - DIGEST_SIZE:
+        if len(paths) != n or pos != len(data) - DIGEST_SIZE or len(oid_blob) != 16 * n:
             return None
-        keys: list[StatKey | None] = [key_block[i : i + ksize] for i in range(0, ksize * n, ksize)]
         if sys.byteorder != "little":
             for a in (sizes, modes):
                 a.byteswap()
@@ -183,14 +239,14 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
         newest = header.get("newest_ns")
         if n and (not isinstance(newest, int) or newest >= racy_after_ns):
             words = array("q")
-            words.frombytes(key_block)
+            words.frombytes(bytes(key_blob))
             if sys.byteorder != "little":
                 words.byteswap()
             mt, ct = words[1::5], words[2::5]
             for i in range(n):
                 if mt[i] >= racy_after_ns or ct[i] >= racy_after_ns:
-                    keys[i] = None
-        return StatCache(header.get("commit"), header.get("manifest"), paths, None, sizes, modes, keys, oid_blob=oid_blob)
+                    key_blob[ksize * i : ksize * (i + 1)] = UNKNOWN_KEY
+        return StatCache(header.get("commit"), header.get("manifest"), paths, None, sizes, modes, None, oid_blob=oid_blob, key_blob=key_blob)
     except (ValueError, struct.error, UnicodeDecodeError, KeyError, AttributeError):
         return None
 
@@ -216,3 +272,34 @@ def load(path: str) -> StatCache | None:
 def save(path: str, cache: StatCache) -> None:
     """Write the cache atomically (not fsynced: losing it costs a re-hash, never data)."""
     atomic_write_bytes(path, encode(cache), durable=False)
+
+
+def cache_from_table(commit: str | None, manifest: str | None, table: "pa.Table") -> StatCache:
+    """A cache mirroring a manifest table, every stat key unknown (rebuilt from HEAD)."""
+    n = table.num_rows
+    if n == 0:
+        return StatCache(commit, manifest)
+    oid_col = table.column("oid").combine_chunks()
+    oid_blob = oid_col.buffers()[1].to_pybytes()[oid_col.offset * 16 : (oid_col.offset + n) * 16]
+    sizes = array("q", table.column("size").to_pylist())
+    modes = array("i", table.column("mode").to_pylist())
+    return StatCache(commit, manifest, table.column("path").to_pylist(), None, sizes, modes, None, oid_blob=oid_blob, key_blob=bytearray(KEY.size * n))
+
+
+def cache_table(cache: StatCache) -> "pa.Table":
+    """The cache's rows as a sorted manifest table (for a first commit)."""
+    import pyarrow as pa
+
+    from dsv.manifest import ENTRY_SCHEMA
+
+    n = len(cache)
+    table = pa.table(
+        [
+            pa.array(cache.paths, pa.string()),
+            pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(cache.oid_blob)]),
+            pa.array(cache.sizes, pa.int64()),
+            pa.array(cache.modes, pa.int32()),
+        ],
+        schema=ENTRY_SCHEMA,
+    )
+    return table.sort_by("path") if n > 1 else table

@@ -64,7 +64,7 @@ def worktree_status(
 ) -> WorktreeStatus:
     """Compare the working tree with the cache; refresh stat keys of files found unchanged.
 
-    Mutates ``cache.keys`` for refreshed rows (``status.refreshed`` counts them) so
+    Mutates the cache's stat keys for refreshed rows (``status.refreshed`` counts them) so
     the caller can save the cache and skip the re-hash next time.
     """
     progress = progress or NullProgress()
@@ -78,9 +78,9 @@ def worktree_status(
         if h.vanished:
             out.removed.append(path)
             continue
-        if h.raw_oid == cache.oids[row] and mode == cache.modes[row]:
+        if h.raw_oid == cache.oid(row) and mode == cache.modes[row]:
             if not h.changed:
-                cache.keys[row] = stat_key(st, mode)
+                cache.set_key(row, stat_key(st, mode))
                 out.refreshed += 1
         else:
             out.modified.append(path)
@@ -98,7 +98,7 @@ def worktree_status(
                 h = hash_path(_abs(root, p), st, mode)
                 if not h.vanished:
                     candidates.append((p, h.raw_oid))
-        pairs = pair_moves([(cache.paths[r], cache.oids[r]) for r in removed_rows], candidates)
+        pairs = pair_moves([(cache.paths[r], cache.oid(r)) for r in removed_rows], candidates)
         out.moved = pairs
         moved_old = {a for a, _ in pairs}
         moved_new = {b for _, b in pairs}
