@@ -13,14 +13,10 @@ Imports are lazy so that ``dsv --help`` and ``dsv status`` start fast.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
 __all__ = ["DsvError", "Repo", "__version__", "current_version", "write_parquet"]
-
-# A library is quiet: nothing reaches stderr unless the application configures logging.
-logging.getLogger("dsv").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from dsv.api import Repo

@@ -22,6 +22,12 @@ def run() -> None:
 
     gc.disable()
     allow_fork()
+    # pyarrow imports numpy when it is installed (~0.1 s), and pandas (0.3-0.8 s) the
+    # first time it converts a Python list, just to ask whether it is a DataFrame.
+    # The command uses neither (a library caller that has them imported already
+    # pays nothing), so the command makes them unimportable for itself.
+    if not _UNUSED.intersection(sys.modules):
+        sys.meta_path.insert(0, _Unused())
     code = 0
     try:
         main()
@@ -36,6 +42,18 @@ def run() -> None:
     except (OSError, ValueError):
         pass
     os._exit(code)
+
+
+_UNUSED = frozenset({"numpy", "pandas"})
+
+
+class _Unused:
+    """A meta-path finder that answers "not installed" for :data:`_UNUSED` (see :func:`run`)."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.partition(".")[0] in _UNUSED:
+            raise ModuleNotFoundError(f"No module named {name!r} (not used by the dsv command)", name=name)
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:

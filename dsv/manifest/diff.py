@@ -83,12 +83,28 @@ def _hex_or_none(raw: bytes | None) -> str | None:
     return None if raw is None else raw.hex()
 
 
+def _diff_aligned(old: pa.Table, new: pa.Table) -> FileDiff:
+    """Two tables with the same paths row by row: only modifications, found without a join."""
+    differ = pc.or_(pc.not_equal(old.column("oid"), new.column("oid")), pc.not_equal(old.column("mode"), new.column("mode")))
+    a, b = old.filter(differ), new.filter(differ)
+    changes = [
+        FileChange(ChangeKind.MODIFIED, p, None, oa.hex(), ob.hex(), sa, sb, ma, mb)
+        for p, oa, ob, sa, sb, ma, mb in zip(
+            a.column("path").to_pylist(), a.column("oid").to_pylist(), b.column("oid").to_pylist(), a.column("size").to_pylist(),
+            b.column("size").to_pylist(), a.column("mode").to_pylist(), b.column("mode").to_pylist(),
+        )
+    ]
+    return FileDiff(tuple(changes))
+
+
 def diff_tables(old: pa.Table, new: pa.Table, *, detect_moves: bool = True) -> FileDiff:
     """Compare two manifest tables (pure, vectorized).
 
     A removed path and an added path with the same content id are paired into a
     move by the one rule every command uses (:func:`dsv.base.moves.pair_moves`).
     """
+    if old.num_rows == new.num_rows and old.num_rows and pc.all(pc.equal(old.column("path"), new.column("path"))).as_py():
+        return _diff_aligned(old, new)  # the same paths in the same order: no join needed
     joined = old.select(["path", "oid", "size", "mode"]).join(
         new.select(["path", "oid", "size", "mode"]), keys="path", join_type="full outer", left_suffix="_a", right_suffix="_b"
     )

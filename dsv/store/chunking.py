@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-
-from pyfastcdc import FastCDC
+from typing import Any
 
 CHUNKED_THRESHOLD = 8 * 1024 * 1024
 """Objects at least this large are stored as chunks."""
@@ -26,7 +25,9 @@ MAX_CHUNK = 256 * 1024
 READ_SIZE = 8 * 1024 * 1024
 
 
-def _cutter() -> FastCDC:
+def _cutter() -> Any:
+    from pyfastcdc import FastCDC  # compiled; imported only when a big file is cut
+
     # Seed 0: the reference gear table, so boundaries are the same on every machine and version.
     return FastCDC(avg_size=AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK, normalized_chunking=1, seed=0)
 

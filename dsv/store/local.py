@@ -24,7 +24,6 @@ the store keeps working and ``fsck --repair`` rebuilds the index from its pack.
 from __future__ import annotations
 
 import bisect
-import logging
 import os
 import threading
 import uuid
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError
 from dsv.base.fsio import atomic_write_bytes, fsync_dir
+from dsv.base.log import logger
 from dsv.base.hashing import Hasher, digest_bytes, from_hex, hash_bytes, is_object_id, to_hex
 from dsv.store.base import CHUNK_SIZE
 from dsv.store.chunking import CHUNKED_THRESHOLD, chunks_of_bytes, chunks_of_fd
@@ -54,7 +54,6 @@ from dsv.store.pack import (
     scan_pack,
 )
 
-log = logging.getLogger(__name__)
 
 LOOSE_THRESHOLD = CHUNKED_THRESHOLD
 """Objects at least this large are stored as chunks (format 1 stored them as loose files)."""
@@ -123,6 +122,7 @@ class LocalObjectStore:
         # id -> (pack slot, row), built only once lookups are many (see _locate).
         self._where: dict[bytes, tuple[int, int]] | None = None
         self._lookups = 0
+        self._total_ids: int | None = None
         self._lock = threading.RLock()
 
     # -- setup -------------------------------------------------------------------
@@ -151,12 +151,13 @@ class LocalObjectStore:
                     except DsvError as err:
                         # One damaged index must not stop the store: its objects count as missing.
                         damaged.append((os.path.join(self.packs_dir, n), err.message))
-                        log.warning("skipping %s: %s", n, err.message)
+                        logger(__name__).warning("skipping %s: %s", n, err.message)
                 self._packs = packs
                 self._damaged = damaged
                 self._quarantined = self._load_quarantine()
                 self._where = None
                 self._lookups = 0
+                self._total_ids = None
             return self._packs
 
     def _load_quarantine(self) -> set[tuple[str, bytes]]:
@@ -190,7 +191,11 @@ class LocalObjectStore:
         where = self._where
         if where is None:
             self._lookups += 1
-            if len(packs) > 8 or self._lookups > 2048:
+            # A dict over every id costs ~1 us per id to build; a binary search ~4 us per
+            # lookup: build it only once lookups reach a quarter of the ids (or packs are many).
+            total = self._total_ids if self._total_ids is not None else sum(len(p.index) for p in packs)
+            self._total_ids = total
+            if len(packs) > 8 or self._lookups > max(2048, total // 4):
                 with self._lock:
                     if self._where is None:
                         built: dict[bytes, tuple[int, int]] = {}
@@ -692,7 +697,7 @@ class LocalObjectStore:
                 os.makedirs(self.quarantine_dir, exist_ok=True)
                 atomic_write_bytes(os.path.join(self.quarantine_dir, f"{oid}.{pack.name}"), stored, mode=0o444)
             except (OSError, DsvError) as err:
-                log.warning("cannot quarantine %s in %s: %s", oid, pack.name, err)
+                logger(__name__).warning("cannot quarantine %s in %s: %s", oid, pack.name, err)
             self._quarantined.add(key)
             self._where = None
 
@@ -703,7 +708,7 @@ class LocalObjectStore:
             os.replace(path, os.path.join(self.quarantine_dir, f"{oid}.loose"))
             fsync_dir(self.quarantine_dir)
         except OSError as err:
-            log.warning("cannot quarantine loose %s: %s", oid, err)
+            logger(__name__).warning("cannot quarantine loose %s: %s", oid, err)
 
     def drop_quarantined(self, q: QuarantinedCopy) -> None:
         """Delete a quarantined copy's saved bytes (gc, once it is no longer needed)."""
