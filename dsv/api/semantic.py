@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import UsageError
-from dsv.semantic.declaration import DECLARATION_FILE, Declaration, FolderSource, TableSource, parse_declaration
 from dsv.semantic.report import DeclarationCheck, SemanticDiff, SourceCheck, SourceDiff
 
 if TYPE_CHECKING:
@@ -17,6 +16,11 @@ if TYPE_CHECKING:
 
     from dsv.api.repo import Repo
     from dsv.manifest import FileDiff, Manifest
+    from dsv.semantic.declaration import Declaration, FolderSource, TableSource
+
+# dsv.semantic.declaration is imported on first use: a diff with no sample source
+# never needs pydantic or DuckDB.
+DECLARATION_FILE = "dsv.toml"
 
 
 @dataclass
@@ -148,11 +152,13 @@ def worktree_side(repo: "Repo") -> Side:
     return Side("working tree", lambda: table, disk_path, read_bytes, index.get)
 
 
-def load_declaration(side: Side) -> Declaration:
-    """The ``dsv.toml`` of a side (empty when there is none)."""
+def load_declaration(side: Side) -> "Declaration | None":
+    """The ``dsv.toml`` of a side (``None`` when there is none)."""
     data = side.read_bytes(DECLARATION_FILE)
     if data is None:
-        return Declaration()
+        return None
+    from dsv.semantic.declaration import parse_declaration
+
     return parse_declaration(data, where=what_side(side))
 
 
@@ -183,8 +189,6 @@ def run_semantic_diff(
     known, for metrics); with ``strict`` False (changelog), a source that cannot be
     diffed at this step is reported in ``warnings`` instead of stopping everything.
     """
-    from dsv.semantic import engine
-
     from dsv.base.errors import DsvError
 
     warnings: list[str] = []
@@ -194,7 +198,12 @@ def run_semantic_diff(
         if strict:
             raise
         warnings.append(str(err))
-        decl = Declaration()
+        decl = None
+    if decl is None or not (decl.folders or decl.tables):
+        # No sample source: the file diff is the whole answer (no DuckDB, no pydantic).
+        return SemanticDiff(a.name, b.name, file_diff.counts(), (), tuple(file_diff.changes), tuple(warnings))
+    from dsv.semantic import engine
+
     changed_paths = {c.path for c in file_diff.changes} | {c.old_path for c in file_diff.changes if c.old_path}
     if force_read:
         changed_paths = {""}  # every prefix counts as touched
@@ -227,9 +236,11 @@ def run_semantic_diff(
     return SemanticDiff(a.name, b.name, file_diff.counts(), tuple(sources), tuple(file_diff.changes), tuple(warnings))
 
 
-def _check_found(result: SourceDiff, source: FolderSource | TableSource, a: Side, b: Side, *, explicit: bool) -> None:
+def _check_found(result: SourceDiff, source: "FolderSource | TableSource", a: Side, b: Side, *, explicit: bool) -> None:
     """Refuse a declared source that exists in neither version (flags: exit 2; dsv.toml: exit 3)."""
     from dsv.base.errors import SampleSourceError
+
+    from dsv.semantic.declaration import TableSource
 
     if isinstance(source, TableSource):
         if result.read or a.oid_of(source.path) is not None or b.oid_of(source.path) is not None:
@@ -259,7 +270,7 @@ def _literal_prefix(pattern: str) -> str:
     return "/".join(parts)
 
 
-def _folder(con, a: Side, b: Side, folder: FolderSource, changed: set[str], by: list[str], tag: str, file_diff: "FileDiff") -> SourceDiff:  # type: ignore[no-untyped-def]
+def _folder(con, a: Side, b: Side, folder: "FolderSource", changed: set[str], by: list[str], tag: str, file_diff: "FileDiff") -> SourceDiff:  # type: ignore[no-untyped-def]
 
     from dsv.semantic import engine
 
@@ -279,7 +290,7 @@ def _folder(con, a: Side, b: Side, folder: FolderSource, changed: set[str], by: 
 
 
 def _table(  # type: ignore[no-untyped-def]
-    con, a: Side, b: Side, table: TableSource, file_diff: "FileDiff", by: list[str], rows: int | None, tag: str, force_read: bool = False
+    con, a: Side, b: Side, table: "TableSource", file_diff: "FileDiff", by: list[str], rows: int | None, tag: str, force_read: bool = False
 ) -> SourceDiff:
     from dsv.semantic import tables
 
@@ -322,6 +333,8 @@ def check_declaration(repo: "Repo", rev: str | None, manifest: "Manifest | None"
     temp_files: list[str] = []
     try:
         side = worktree_side(repo) if rev is None or manifest is None else revision_side(repo, rev, temp_files, manifest)
+        from dsv.semantic.declaration import parse_declaration
+
         data = side.read_bytes(DECLARATION_FILE)
         if data is None:
             return DeclarationCheck(side.name, None, problems=(f"no {DECLARATION_FILE} at {side.name}: no sample source is declared",))
@@ -346,7 +359,7 @@ def check_declaration(repo: "Repo", rev: str | None, manifest: "Manifest | None"
                 pass
 
 
-def _check_folder(side: Side, folder: FolderSource) -> SourceCheck:
+def _check_folder(side: Side, folder: "FolderSource") -> SourceCheck:
     from dsv.semantic import engine
 
     samples = engine.folder_samples(side.under(_literal_prefix(folder.pattern)), folder)
@@ -357,7 +370,7 @@ def _check_folder(side: Side, folder: FolderSource) -> SourceCheck:
     return SourceCheck(folder.display_name, "folder", samples.num_rows, len(pc.unique(samples.column("label"))))
 
 
-def _check_table(repo: "Repo", side: Side, table: TableSource) -> SourceCheck:
+def _check_table(repo: "Repo", side: Side, table: "TableSource") -> SourceCheck:
     from dsv.base.errors import DsvError
     from dsv.semantic import engine, tables
 

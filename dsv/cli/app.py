@@ -49,9 +49,12 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(f)
     def wrapper(*args: Any, tables: tuple[str, ...], keys: tuple[str, ...], label: str | None, slices: tuple[str, ...], file_col: str | None, folders: tuple[str, ...], **kwargs: Any) -> Any:
-        from dsv.semantic.declaration import declaration_from_flags
+        decl = None
+        if tables or keys or label or slices or file_col or folders:
+            # Only then: the declaration models cost pydantic's import.
+            from dsv.semantic.declaration import declaration_from_flags
 
-        decl = declaration_from_flags(list(tables), list(keys), label, list(slices), file_col, list(folders))
+            decl = declaration_from_flags(list(tables), list(keys), label, list(slices), file_col, list(folders))
         return f(*args, decl=decl, **kwargs)
 
     for option in reversed(options):
