@@ -266,8 +266,10 @@ def test_the_record_names_a_commit_not_a_relative_revision(tmp_path: Path, monke
     with pytest.raises(_Killed):
         dsv.Repo(root).checkout("HEAD~1")
     monkeypatch.undo()
-    st = json.loads(ok(run_dsv(root, "status", "--json")).stdout)
-    assert st["checkout_in_progress"] == f"dsv checkout {c1}"
+    record = json.loads((root / ".dsv" / "CHECKOUT").read_text())
+    assert record["rev"] == c1 and record["commit"] == c1
+    # The switch had finished (HEAD moved): status clears the stale record instead of blocking.
+    assert json.loads(ok(run_dsv(root, "status", "--json")).stdout)["checkout_in_progress"] is None
     ok(run_dsv(root, "checkout", c1))
     assert json.loads(ok(run_dsv(root, "status", "--json")).stdout)["checkout_in_progress"] is None
     assert read_tree(root) == {"f": b"v1\n"}
@@ -340,3 +342,20 @@ def test_tree_on_another_filesystem_than_dsv_stages_beside_the_target(tmp_path: 
         del before
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_record_left_after_the_switch_finished_is_cleared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between moving HEAD and deleting the record: nothing is half-switched, nothing blocks."""
+    import dsv.worktree.pending as pending
+
+    root = tmp_path / "repo"
+    c1 = make_repo(root, {"f": b"v1\n"})
+    c2 = commit(root, {"f": b"v2\n"}, "v2")
+    monkeypatch.setattr(pending, "clear_record", lambda dsv_dir: (_ for _ in ()).throw(_Killed()))
+    with pytest.raises(_Killed):
+        dsv.Repo(root).checkout(c1)
+    monkeypatch.undo()
+    assert (root / ".dsv" / "CHECKOUT").exists()
+    ok(run_dsv(root, "checkout", c2))  # another revision, no --force needed: the first one had finished
+    assert read_tree(root) == {"f": b"v2\n"}
+    assert not (root / ".dsv" / "CHECKOUT").exists()

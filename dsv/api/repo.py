@@ -164,13 +164,57 @@ class Repo:
             pending.command() if pending else None,
         )
 
-    def _pending_checkout(self) -> "CheckoutRecord | None":
-        """The checkout that stopped part-way, if any (cheap: one failed open in the usual case)."""
+    def _pending_checkout(self, *, locked: bool = False) -> "CheckoutRecord | None":
+        """The checkout that stopped part-way, if any (cheap: one failed open in the usual case).
+
+        A record whose checkout in fact finished (killed between moving HEAD and
+        deleting the record) is deleted here, when no other dsv process is writing.
+        """
         if not os.path.exists(os.path.join(self._repo.layout.dsv, "CHECKOUT")):
             return None
-        from dsv.worktree.pending import read_record
+        from dsv.base.errors import LockError
+        from dsv.worktree.pending import clear_record, read_record
 
-        return read_record(self._repo.layout.dsv)
+        record = read_record(self._repo.layout.dsv)
+        if record is None or record.paths is not None or self._repo.refs.head().commit != record.commit:
+            return record
+        if locked:
+            if self._switch_is_complete(record):
+                clear_record(self._repo.layout.dsv)
+                return None
+            return record
+        lock = self._repo.write_lock(wait=False)
+        try:
+            lock.acquire()
+        except LockError:
+            return record  # a checkout may be running right now
+        try:
+            return self._pending_checkout(locked=True)
+        finally:
+            lock.release()
+
+    def _switch_is_complete(self, record: "CheckoutRecord") -> bool:
+        """Whether every path the recorded checkout changes already holds the target's version."""
+        from dsv.manifest import ChangeKind, diff_manifests
+        from dsv.worktree.content import hash_path
+        from dsv.worktree.scan import dsv_mode
+
+        source = self._manifest(self._repo.history.commit(record.source)) if record.source else None
+        target = self._manifest(self._repo.history.commit(record.commit))
+        for c in diff_manifests(source, target, detect_moves=False).changes:
+            full = os.path.join(self.root, *c.path.split("/"))
+            try:
+                st = os.lstat(full)
+            except (FileNotFoundError, NotADirectoryError):
+                st = None
+            if c.kind is ChangeKind.REMOVED:
+                if st is not None and not os.path.isdir(full):
+                    return False
+                continue
+            mode = dsv_mode(st.st_mode) if st is not None else None
+            if mode is None or mode != c.new_mode or hash_path(full, st, mode).raw_oid.hex() != c.new_oid:  # type: ignore[arg-type]
+                return False
+        return True
 
     def commit(self, message: str, *, allow_empty: bool = False, progress: Progress | None = None) -> CommitResult:
         """Snapshot the whole working tree (respecting ``.dsvignore``) as a new commit on HEAD."""
@@ -182,7 +226,7 @@ class Repo:
         repo = self._repo
         warn = Warnings()
         with repo.write_lock():
-            pending = self._pending_checkout()
+            pending = self._pending_checkout(locked=True)
             if pending is not None:
                 # The tree mixes two versions: committing it would record a state nobody chose.
                 raise CheckoutInProgressError(pending.rev, pending.command())
@@ -471,7 +515,7 @@ class Repo:
                 sweep_staging(repo.layout.dsv)
                 target = self.resolve(rev)
                 try:
-                    pending = self._pending_checkout()
+                    pending = self._pending_checkout(locked=True)
                 except CorruptMetadataError:
                     if not force:
                         raise
@@ -523,7 +567,9 @@ class Repo:
                 prepared = prepare(self.root, repo.store, plan.writes, plan.removals, force=force)
                 staged = stage(prepared, repo.store, staging_folder(self.root), progress)
                 # The record names what re-running means: the branch, or the commit (never 'HEAD~1').
-                record = CheckoutRecord(rev=branch if rel is None and branch else target.commit_id, commit=target.commit_id, paths=record_paths, started=now())
+                record = CheckoutRecord(
+                    rev=branch if rel is None and branch else target.commit_id, commit=target.commit_id, source=head.commit, paths=record_paths, started=now()
+                )
                 try:
                     repo.upgrade_format()  # a format-1 dsv must not miss the record below
                     write_record(repo.layout.dsv, record)

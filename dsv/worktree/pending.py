@@ -26,6 +26,8 @@ class CheckoutRecord(OnDiskModel):
     type: Literal["checkout"] = "checkout"
     rev: str
     commit: ObjectIdStr
+    source: ObjectIdStr | None = None
+    """The commit HEAD named when the checkout started (``None``: no commit yet)."""
     paths: tuple[str, ...] | None = None
     started: AwareDatetime
 
