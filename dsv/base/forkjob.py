@@ -29,6 +29,14 @@ from dsv.base.errors import DsvError
 
 _allowed = False
 
+SCAN_MIN_FILES = 20_000
+"""A walk of fewer cached files stays in one process: below this, forking costs more
+than half the per-file ``lstat`` and compare work it saves (measured; docs/benchmarks.md)."""
+
+STORE_MIN_FILES = 4_000
+"""A commit storing fewer small files stays in one process: each file costs a read, a
+hash and a copy, so the fork pays for itself at a lower count than a walk's."""
+
 
 def allow_fork(enabled: bool = True) -> None:
     """Let this process fork helpers (called by the ``dsv`` command; libraries must not)."""

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from dsv.base.errors import StorageError
 from dsv.base.filemodes import MODE_EXEC, MODE_FILE, MODE_LINK
-from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
+from dsv.base.forkjob import SCAN_MIN_FILES, ChildFailed, ForkJob, fork_available
 from dsv.worktree.ignore import ALWAYS_IGNORED, CHECKOUT_TEMP_RE, IgnoreRules, is_temp_name
 from dsv.worktree.statcache import KEY, StatCache
 
@@ -57,8 +57,6 @@ _S_IFMT = 0o170000
 _S_IFREG = 0o100000
 _S_IFLNK = 0o120000
 
-PARALLEL_MIN_FILES = 20_000
-"""Below this many cached files a scan stays in one process (a fork costs more than it saves)."""
 
 
 class FileStat(NamedTuple):
@@ -207,7 +205,7 @@ def scan(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, *,
     start = os.path.join(root, *under.split("/")) if under else root
     units = [(under + "/" if under else "", start)]
     if parallel is None:
-        parallel = len(cache) >= PARALLEL_MIN_FILES or not len(cache)
+        parallel = len(cache) >= SCAN_MIN_FILES or not len(cache)
     parallel = parallel and fork_available()
     if parallel:
         # Expand the top levels until there are enough folders to share out.

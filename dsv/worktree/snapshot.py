@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsv.base.forkjob import ChildFailed, ForkJob, fork_available
+from dsv.base.forkjob import STORE_MIN_FILES, ChildFailed, ForkJob, fork_available
 from dsv.base.moves import pair_moves
 from dsv.base.progress import NullProgress, Progress
 from dsv.store.base import ObjectWriter
@@ -104,7 +104,7 @@ def take_snapshot(
     job: ForkJob | None = None
     theirs: list[tuple[str, os.stat_result, int, int | None]] = []
     small = [t for t in todo if not is_large(t[1])]
-    if len(small) >= PARALLEL_MIN_FILES and hasattr(writer, "sibling") and fork_available():
+    if len(small) >= STORE_MIN_FILES and hasattr(writer, "sibling") and fork_available():
         theirs = small[len(small) // 2 :]
         mine_ids = {id(t) for t in theirs}
         todo = [t for t in todo if id(t) not in mine_ids]
@@ -157,8 +157,6 @@ def take_snapshot(
     return snap
 
 
-PARALLEL_MIN_FILES = 4_000
-"""Below this many small files to store, a commit stays in one process."""
 
 
 def _store_in_child(writer: ObjectWriter, prefix: str, items: list[tuple[str, os.stat_result, int, int | None]]) -> tuple[list[Any], list[Any]]:

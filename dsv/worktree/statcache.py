@@ -10,18 +10,21 @@ whose mtime or ctime is not older than the cache file's own mtime is never
 trusted; it is re-hashed until a later cache write settles it. Restoring an old
 mtime with ``utime`` still changes ctime, which the comparison includes.
 
-Binary layout (little-endian; docs/format.md)::
+Binary layout, version 2 (little-endian; docs/format.md §10 is authoritative)::
 
-    "DSVSTAT\\n" u32 version u32 0
-    u32 n, n bytes of header JSON {"commit": id|null, "manifest": id|null, "newest_ns": int}
+    "DSVSTAT\\n" u32 version=2 u32 0
+    u32 h, h bytes of header JSON {"commit": id|null, "manifest": id|null, "newest_ns": int}
     u64 count
-    u64 m, m bytes: paths, UTF-8, separated by NUL (rows in any order)
+    u64 m, m bytes: paths, UTF-8, joined by NUL (rows in any order)
     count x 16  object ids
     count x i64 file size (from the manifest)
-    count x i64 stat size | count x i64 mtime_ns | count x i64 ctime_ns | count x u64 inode
-    count x i32 mode
-    (-1 in the stat size marks "stat unknown": always re-hash)
+    count x i32 mode (from the manifest)
+    count x 40  stat keys: i64 st_size, i64 mtime_ns, i64 ctime_ns, u64 inode, i64 mode
+                (40 zero bytes: "stat unknown", always re-hash)
     16-byte XXH3-128 of everything before
+
+In memory the ids and keys stay packed (one buffer each), so loading creates no
+object per row but the path strings.
 
 A cache that is missing, corrupt or of another version is simply rebuilt from
 HEAD (it is a cache, never the source of truth).
