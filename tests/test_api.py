@@ -68,7 +68,10 @@ def test_diff_between_commits_and_worktree(repo: dsv.Repo, repo_dir: Path) -> No
     repo.commit("v2")
     d = repo.diff("HEAD~1", "HEAD")
     assert d.counts() == wt.counts()
-    moved = d.of_kind(dsv.api.repo.__dict__.get("ChangeKind", None) or __import__("dsv.manifest", fromlist=["ChangeKind"]).ChangeKind.MOVED)
+    from dsv.manifest import ChangeKind
+
+    moved = repo.file_diff("HEAD~1", "HEAD").of_kind(ChangeKind.MOVED)
+    assert [(r["old_path"], r["path"]) for r in d.file_table if r["kind"] == "moved"] == [("img/dog/1.jpg", "img/cat/3.jpg")]
     assert [(c.old_path, c.path) for c in moved] == [("img/dog/1.jpg", "img/cat/3.jpg")]
     assert not repo.diff("HEAD", "HEAD")
     assert repo.diff("HEAD~1").counts() == wt.counts()

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from dsv.api.results import (
     BranchInfo,
+    ChangelogResult,
+    LogResult,
     CheckoutResult,
     CommitResult,
     FileInfo,
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     from dsv.history.revisions import Resolved
     from dsv.api.results import VersionInfo
     from dsv.metrics.compare import MetricsComparison
-    from dsv.metrics.records import MetricsEntry
+    from dsv.metrics.records import MetricsEntry, MetricsResult
     from dsv.semantic.declaration import Declaration
     from dsv.semantic.report import DeclarationCheck, SemanticDiff
 
@@ -289,14 +291,14 @@ class Repo:
 
     # -- history -------------------------------------------------------------------
 
-    def log(self, rev: str = "HEAD", *, limit: int | None = None) -> list[LogEntry]:
-        """Commits reachable from ``rev``, newest first."""
+    def log(self, rev: str = "HEAD", *, limit: int | None = None) -> LogResult:
+        """Commits reachable from ``rev``, newest first (a list, and a table: ``.to_pandas()``)."""
         head = self._repo.refs.head()
         if rev in ("HEAD", "@") and head.commit is None:
-            return []
+            return LogResult()
         start = self.resolve(rev).commit_id
         refs = self._refs_by_commit()
-        return [LogEntry(oid, c, tuple(refs.get(oid, ()))) for oid, c in self._repo.history.walk(start, limit=limit)]
+        return LogResult(LogEntry(oid, c, tuple(refs.get(oid, ()))) for oid, c in self._repo.history.walk(start, limit=limit))
 
     def show(self, rev: str = "HEAD") -> ShowResult:
         """One commit, or the commit a tag names plus the tag's message and metadata."""
@@ -375,7 +377,36 @@ class Repo:
             modes.append(m)
         return entries_table(paths, oids, sizes, modes)
 
-    def diff(self, old: str | None = None, new: str | None = None) -> "FileDiff":
+    def diff(
+        self, old: str | None = None, new: str | None = None, *, declaration: "Declaration | None" = None, by: Sequence[str] = (), rows: int | None = 20
+    ) -> "SemanticDiff":
+        """What changed from ``old`` to ``new``: files, and per class and slice of the declared samples.
+
+        A missing side is the working tree (default: HEAD against the working
+        tree). Every summary is a table (``.classes``, ``.relabels``, ``.slices``,
+        ``.totals``, ``.file_table``, ``.cells``) with ``to_arrow()`` and
+        ``to_pandas()``; ``to_dict()`` is the ``dsv diff --json`` document.
+        :meth:`file_diff` gives the file-level diff alone.
+
+        >>> import dsv, os, tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> os.makedirs(os.path.join(root, "img", "cat"))
+        >>> for name in ("1.png", "2.png"):
+        ...     open(os.path.join(root, "img", "cat", name), "wb").write(name.encode()) and None
+        >>> repo = dsv.Repo.init(root); _ = repo.commit("v1")
+        >>> os.makedirs(os.path.join(root, "img", "dog"))
+        >>> os.rename(os.path.join(root, "img", "cat", "2.png"), os.path.join(root, "img", "dog", "2.png"))
+        >>> _ = repo.commit("relabel 2.png")
+        >>> from dsv.semantic.declaration import declaration_from_flags
+        >>> d = repo.diff("HEAD~1", "HEAD", declaration=declaration_from_flags([], [], None, [], None, ["img/{label}/*"]))
+        >>> d.relabels.to_pylist()
+        [{'source': 'img/{label}/*', 'from': 'cat', 'to': 'dog', 'count': 1}]
+        >>> d.classes.to_arrow().column("class").to_pylist()
+        ['cat', 'dog']
+        """
+        return self.semantic_diff(old, new, declaration=declaration, by=by, rows=rows)
+
+    def file_diff(self, old: str | None = None, new: str | None = None) -> "FileDiff":
         """File-level diff: ``old`` vs ``new``; a missing side is the working tree (default HEAD vs working tree)."""
         from dsv.manifest import diff_manifests, diff_tables, empty_entries
 
@@ -446,7 +477,7 @@ class Repo:
         by: Sequence[str] = (),
         rows: int | None = 0,
         force_read: bool = False,
-    ) -> list[tuple[LogEntry, "SemanticDiff"]]:
+    ) -> ChangelogResult:
         """Per commit in ``A..B`` (reachable from B, not from A), newest first: the commit and what it changed.
 
         ``spec`` is ``A..B``, ``A..`` (to HEAD), ``B`` (B's whole history) or ``None`` (HEAD's).
@@ -458,13 +489,13 @@ class Repo:
         else:
             old, new = "", spec or "HEAD"
         if new in ("HEAD", "@") and self._repo.refs.head().commit is None:
-            return []
+            return ChangelogResult()
         tip = self.resolve(new).commit_id
         stop: set[str] = set()
         if old:
             stop = {oid for oid, _ in self._repo.history.walk(self.resolve(old).commit_id)}
         refs = self._refs_by_commit()
-        out = []
+        out = ChangelogResult()
         for oid, commit in self._repo.history.walk(tip):
             if oid in stop:
                 continue
@@ -722,12 +753,17 @@ class Repo:
             oid = attach(self._repo.store, self._repo.refs, record, force=force)
         return MetricsEntry(oid, record)
 
-    def metrics(self, rev: str | None = None, *, name: str | None = None) -> list["MetricsEntry"]:
-        """Metrics records of ``rev`` (or of every commit), oldest first; only ``name`` if given."""
-        from dsv.metrics.records import iter_records
+    def metrics(self, rev: str | None = None, *, name: str | None = None) -> "MetricsResult":
+        """Metrics records of ``rev`` (or of every commit), oldest first; only ``name`` if given.
+
+        A list, and a table in long form (``.to_pandas()``): one row per value,
+        with the record's commit and name, the scope (``overall``, ``class``,
+        ``slice``), the class or slice column and value, the metric and its value.
+        """
+        from dsv.metrics.records import MetricsResult, iter_records
 
         commit = self.resolve(rev).commit_id if rev is not None else None
-        return [e for e in iter_records(self._repo.store, self._repo.refs, commit) if name is None or e.record.name == name]
+        return MetricsResult(e for e in iter_records(self._repo.store, self._repo.refs, commit) if name is None or e.record.name == name)
 
     def metrics_changelog(
         self,

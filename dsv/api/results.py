@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from dsv.base.tables import ResultList, ResultTable
 
 if TYPE_CHECKING:
     from dsv.history.objects import Commit, Tag
@@ -80,6 +83,26 @@ class LogEntry:
         return d
 
 
+class LogResult(ResultList):
+    """``log``'s entries (newest first); ``to_arrow()``/``to_pandas()`` give one row per commit."""
+
+    columns = [
+        ("id", "string"), ("parents", "string"), ("author", "string"), ("email", "string"), ("time", "timestamp"), ("message", "string"),
+        ("manifest", "string"), ("files", "int64"), ("bytes", "int64"), ("added", "int64"), ("removed", "int64"), ("modified", "int64"),
+        ("moved", "int64"), ("refs", "string"),
+    ]
+
+    def rows_of(self, item: LogEntry) -> list[dict[str, Any]]:
+        """One row per commit (parents and refs joined by spaces)."""
+        d = item.to_dict()
+        changes = d.pop("changes")
+        d.update(changes)
+        d["parents"] = " ".join(d["parents"])
+        d["refs"] = ", ".join(d["refs"])
+        d["time"] = item.commit.time.astimezone(dt.timezone.utc)
+        return [d]
+
+
 @dataclass(frozen=True)
 class ShowResult:
     """A commit, and the tag it was named through (if any)."""
@@ -118,6 +141,23 @@ class StatusResult:
     def clean(self) -> bool:
         """Whether nothing changed."""
         return not (self.added or self.removed or self.modified or self.moved)
+
+    @property
+    def table(self) -> ResultTable:
+        """One row per change: ``change`` (added, removed, modified, moved), ``path``, ``old_path``."""
+        rows = [{"change": "added", "path": p, "old_path": None} for p in self.added]
+        rows += [{"change": "removed", "path": p, "old_path": None} for p in self.removed]
+        rows += [{"change": "modified", "path": p, "old_path": None} for p in self.modified]
+        rows += [{"change": "moved", "path": b, "old_path": a} for a, b in self.moved]
+        return ResultTable(rows, [("change", "string"), ("path", "string"), ("old_path", "string")])
+
+    def to_arrow(self) -> Any:
+        """:attr:`table` as an Arrow table."""
+        return self.table.to_arrow()
+
+    def to_pandas(self) -> Any:
+        """:attr:`table` as a pandas DataFrame (pandas is optional)."""
+        return self.table.to_pandas()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -232,3 +272,54 @@ class VersionInfo:
     def to_dict(self) -> dict[str, Any]:
         """JSON form; log it as run parameters (MLflow ``log_params``, W&B ``config``)."""
         return {"commit": self.commit, "branch": self.branch, "tags": list(self.tags), "dirty": self.dirty, "root": self.root, "label": self.label}
+
+
+class ChangelogResult(ResultList):
+    """``changelog``'s steps (``(LogEntry, SemanticDiff)``, newest first), with per-step tables.
+
+    ``to_arrow()`` gives one row per step and source (the totals); ``classes``,
+    ``relabels`` and ``slices`` the same summaries as a diff, with a ``commit`` column.
+    """
+
+    columns = [("commit", "string"), ("message", "string"), ("time", "timestamp")]
+
+    def rows_of(self, item: Any) -> list[dict[str, Any]]:
+        """The step's totals per source."""
+        entry, diff = item
+        head = {"commit": entry.id, "message": entry.commit.message, "time": entry.commit.time.astimezone(dt.timezone.utc)}
+        return [{**head, **row} for row in diff.totals]
+
+    def _summary(self, name: str) -> ResultTable:
+        rows: list[dict[str, Any]] = []
+        columns: list[tuple[str, str]] = [("commit", "string")]
+        for entry, diff in self:
+            t = getattr(diff, name)
+            columns = [("commit", "string"), *t.columns]
+            rows.extend({"commit": entry.id, **r} for r in t)
+        if not self:
+            from dsv.semantic.report import SemanticDiff
+
+            columns = [("commit", "string"), *getattr(SemanticDiff("", "", {}), name).columns]
+        return ResultTable(rows, columns)
+
+    @property
+    def table(self) -> ResultTable:
+        """Totals per step and source."""
+        from dsv.semantic.report import TOTALS_COLUMNS
+
+        return ResultTable([row for item in self for row in self.rows_of(item)], [*self.columns, *TOTALS_COLUMNS])
+
+    @property
+    def classes(self) -> ResultTable:
+        """Per step, source and class."""
+        return self._summary("classes")
+
+    @property
+    def relabels(self) -> ResultTable:
+        """Per step and source, the relabel matrix in long form."""
+        return self._summary("relabels")
+
+    @property
+    def slices(self) -> ResultTable:
+        """Per step, source, slice column and value."""
+        return self._summary("slices")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from dsv.base.tables import ResultList
 from dsv.base.errors import MetricsExistsError
 from dsv.base.ondisk import OnDiskModel
 from dsv.history.objects import AwareDatetime, ObjectIdStr
@@ -72,6 +73,33 @@ class MetricsEntry:
         if values:
             out.update(overall=dict(r.overall), classes={k: dict(v) for k, v in r.classes.items()}, slices=r.model_dump()["slices"])
         return out
+
+
+class MetricsResult(ResultList):
+    """Metrics records; as a table, one row per value (long form)."""
+
+    columns = [
+        ("commit", "string"), ("record", "string"), ("time", "timestamp"), ("scope", "string"), ("class", "string"),
+        ("slice", "string"), ("value_of", "string"), ("metric", "string"), ("value", "float64"),
+    ]
+
+    def rows_of(self, item: MetricsEntry) -> list[dict[str, Any]]:
+        """Every value of one record."""
+        import datetime as dt
+
+        r = item.record
+        base = {"commit": r.commit, "record": r.name, "time": r.time.astimezone(dt.timezone.utc)}
+        rows = [{**base, "scope": "overall", "class": None, "slice": None, "value_of": None, "metric": m, "value": v} for m, v in r.overall.items()]
+        rows += [
+            {**base, "scope": "class", "class": c, "slice": None, "value_of": None, "metric": m, "value": v} for c, ms in r.classes.items() for m, v in ms.items()
+        ]
+        rows += [
+            {**base, "scope": "slice", "class": None, "slice": col, "value_of": val, "metric": m, "value": v}
+            for col, values in r.slices.items()
+            for val, ms in values.items()
+            for m, v in ms.items()
+        ]
+        return rows
 
 
 def record_ref(commit: str, name: str) -> str:

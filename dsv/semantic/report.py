@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dsv.base.tables import ResultTable
+
 
 @dataclass(frozen=True)
 class ClassRow:
@@ -201,6 +203,59 @@ class SemanticDiff:
         """Whether anything at all differs."""
         return any(self.files.values()) or any(s.changed for s in self.sources)
 
+    # -- the same content as tables (pandas and Arrow), for notebooks -----------------
+
+    def __bool__(self) -> bool:
+        return self.changed
+
+    def counts(self) -> dict[str, int]:
+        """File changes per kind (added, removed, modified, moved)."""
+        return dict(self.files)
+
+    @property
+    def changes(self) -> tuple[Any, ...]:
+        """The file-level changes (:class:`dsv.manifest.FileChange`)."""
+        return self.file_changes
+
+    @property
+    def file_table(self) -> ResultTable:
+        """One row per changed file: kind, path, old_path, ids, sizes and modes."""
+        return ResultTable([c.to_dict() for c in self.file_changes], FILE_COLUMNS)
+
+    @property
+    def totals(self) -> ResultTable:
+        """One row per source: samples before and after, added, removed, relabeled, moved, modified."""
+        rows = [{"source": s.name, "kind": s.kind, "read": s.read, **s.totals.to_dict(),
+                 "imbalance_before": s.imbalance_before, "imbalance_after": s.imbalance_after} for s in self.sources]
+        return ResultTable(rows, TOTALS_COLUMNS)
+
+    @property
+    def classes(self) -> ResultTable:
+        """One row per source and class: counts before and after and what moved."""
+        return ResultTable([{"source": s.name, **c.to_dict()} for s in self.sources for c in s.classes], CLASS_COLUMNS)
+
+    @property
+    def relabels(self) -> ResultTable:
+        """The relabel matrix in long form: source, from, to, count."""
+        return ResultTable([{"source": s.name, **r.to_dict()} for s in self.sources for r in s.relabels], RELABEL_COLUMNS)
+
+    @property
+    def slices(self) -> ResultTable:
+        """One row per source, slice column and value."""
+        return ResultTable([{"source": s.name, **r.to_dict()} for s in self.sources for r in s.slices], SLICE_COLUMNS)
+
+    @property
+    def cells(self) -> ResultTable:
+        """Changed cells of table sources (as many as the diff was asked for): key as JSON text."""
+        import json
+
+        rows = [
+            {"source": s.name, "key": json.dumps(c.key, sort_keys=True, default=str), "column": c.column, "old": _text(c.old), "new": _text(c.new)}
+            for s in self.sources
+            for c in s.cells
+        ]
+        return ResultTable(rows, CELL_COLUMNS)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form (docs/diff-format.md)."""
         return {
@@ -265,3 +320,25 @@ class DeclarationCheck:
             "problems": list(self.problems),
             "sources": [s.to_dict() for s in self.sources],
         }
+
+
+def _text(value: Any) -> str | None:
+    """A cell value as text for a table column (JSON for nested values)."""
+    import json
+
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+FILE_COLUMNS = [("kind", "string"), ("path", "string"), ("old_path", "string"), ("old_oid", "string"), ("new_oid", "string"),
+                ("old_size", "int64"), ("new_size", "int64"), ("old_mode", "string"), ("new_mode", "string")]
+TOTALS_COLUMNS = [("source", "string"), ("kind", "string"), ("read", "bool"), ("before", "int64"), ("after", "int64"), ("added", "int64"),
+                  ("removed", "int64"), ("relabeled", "int64"), ("moved", "int64"), ("modified", "int64"), ("unchanged", "int64"),
+                  ("imbalance_before", "float64"), ("imbalance_after", "float64")]
+CLASS_COLUMNS = [("source", "string"), ("class", "string"), ("before", "int64"), ("after", "int64"), ("added", "int64"), ("removed", "int64"),
+                 ("relabeled_in", "int64"), ("relabeled_out", "int64"), ("modified", "int64")]
+RELABEL_COLUMNS = [("source", "string"), ("from", "string"), ("to", "string"), ("count", "int64")]
+SLICE_COLUMNS = [("source", "string"), ("column", "string"), ("value", "string"), ("before", "int64"), ("after", "int64"), ("added", "int64"),
+                 ("removed", "int64"), ("relabeled", "int64"), ("modified", "int64"), ("moved_in", "int64"), ("moved_out", "int64")]
+CELL_COLUMNS = [("source", "string"), ("key", "string"), ("column", "string"), ("old", "string"), ("new", "string")]
