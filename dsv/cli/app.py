@@ -363,6 +363,48 @@ def changelog(
 
 @cli.command()
 @click.argument("rev", required=False)
+@click.option("--source", default=None, metavar="NAME", help="Audit only the sample source NAME.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True, help="Output format.")
+@json_option
+@click.option("--fail-on", default=None, metavar="CHECKS", help="Exit 1 when a finding exceeds its limit, e.g. conflicts,leakage,imbalance>10,missing-labels.")
+@click.option("--min-samples", type=click.IntRange(min=0), default=None, metavar="N", help="Report classes with fewer than N samples (dsv.toml [audit], default 10).")
+@click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N", help="Examples listed per finding (default 20).")
+@click.option("--history", type=click.IntRange(min=0), default=None, metavar="N", help="Versions searched for labels going back and forth (default 10; 0 or 1: off).")
+@click.option("--metrics-name", default=None, metavar="NAME", help="Hard samples from this metrics record's predictions (default: the newest with predictions).")
+@click.pass_context
+def audit(
+    ctx: click.Context,
+    rev: str | None,
+    source: str | None,
+    fmt: str,
+    as_json: bool,
+    fail_on: str | None,
+    min_samples: int | None,
+    limit: int | None,
+    history: int | None,
+    metrics_name: str | None,
+) -> None:
+    """Audit the samples of REV (default: the working tree): label conflicts, split leakage, duplicates,
+    coverage and hard samples, per source and overall.
+
+    With --fail-on, exit 1 when a listed check fails (for CI).
+    """
+    from dsv.cli.auditrender import render_audit
+
+    report = _repo(ctx).audit(rev, source=source, min_samples=min_samples, limit=limit, history=history, metrics_name=metrics_name, fail_on=fail_on)
+    _print_warnings(report.warnings)
+    if as_json:
+        fmt = "json"
+    if fmt == "json":
+        emit_json(report.to_dict())
+    else:
+        click.echo("\n".join(render_audit(report, markdown=fmt == "md")))
+    if report.failed:
+        ctx.exit(1)
+
+
+@cli.command()
+@click.argument("rev", required=False)
 @json_option
 @click.pass_context
 def check(ctx: click.Context, rev: str | None, as_json: bool) -> None:
