@@ -265,7 +265,7 @@ def audit_history(
                 last_oid = (v, oid)
                 names.append(cid)
                 continue
-            old = load_samples(con, version, source, f"{tag}h")
+            old = load_samples(con, version, source, f"{tag}h{v}")
         except DsvError as err:
             warnings.append(f"{source.display_name}: history: skipped {cid[:10]} ({err})")
             continue

@@ -295,7 +295,8 @@ def diff(
 @source_options
 @click.option("--metrics", "with_metrics", is_flag=True, help="Put metric deltas (attached with 'dsv metrics add') next to the data changes.")
 @click.option("--metrics-name", default=None, metavar="NAME", help="Compare records named NAME (default: each side's newest).")
-@click.option("--source", "metrics_source", default=None, metavar="NAME", help="With --metrics: join the metrics with this sample source only.")
+@click.option("--source", "metrics_source", default=None, metavar="NAME", help="With --metrics: join the metrics with this sample source only; with --audit: audit only it.")
+@click.option("--audit", "with_audit", is_flag=True, help="Also show the audit findings (dsv audit) each commit added and removed.")
 @click.pass_context
 def changelog(
     ctx: click.Context,
@@ -307,15 +308,22 @@ def changelog(
     with_metrics: bool,
     metrics_name: str | None,
     metrics_source: str | None,
+    with_audit: bool,
 ) -> None:
     """Per commit in A..B, newest first: its message and what it did to each class and slice.
 
     A..B: commits reachable from B but not A. B alone (or nothing: HEAD): the whole history.
     """
     from dsv.api.results import commit_dict
+    from dsv.cli.auditrender import render_audit_step
     from dsv.cli.diffrender import metrics_blocks, render_markdown, source_blocks
 
     repo = _repo(ctx)
+    audits: dict[str, Any] = {}
+    if with_audit:
+        for e, step in repo.audit_changelog(spec, source=metrics_source if not (with_metrics or metrics_name) else None):
+            audits[e.id] = step
+            _print_warnings([f"{short(e.id)}: audit: {w}" for w in step.warnings])
     if with_metrics or metrics_name or metrics_source:
         entries = repo.metrics_changelog(spec, name=metrics_name, declaration=decl, by=by, source=metrics_source)
         for e, _, comp in entries:
@@ -332,6 +340,8 @@ def changelog(
             item = {"commit": commit_dict(e.id, e.commit), "diff": d.to_dict()}
             if comp is not None:
                 item["metrics"] = comp.to_dict()
+            if e.id in audits:
+                item["audit"] = audits[e.id].to_dict()
             out.append(item)
         emit_json({"format": 1, "range": spec or "HEAD", "entries": out})
         return
@@ -342,6 +352,8 @@ def changelog(
             lines += render_markdown(d, title=f"{first} ({short(e.id)}, {e.commit.time.date().isoformat()})")
             if comp is not None:
                 lines += metrics_blocks(comp, markdown=True)
+            if e.id in audits:
+                lines += render_audit_step(audits[e.id], markdown=True)
             rest = e.commit.message.splitlines()[1:]
             if any(x.strip() for x in rest):
                 lines += ["", *[x for x in rest]]
@@ -359,6 +371,8 @@ def changelog(
             click.echo("\n".join("  " + line for line in source_blocks(s, markdown=False)))
         if comp is not None:
             click.echo("\n".join("  " + line for line in metrics_blocks(comp, markdown=False)))
+        if e.id in audits:
+            click.echo("\n".join(render_audit_step(audits[e.id], markdown=False)))
 
 
 @cli.command()
@@ -706,16 +720,18 @@ def metrics() -> None:
 @click.option("--name", required=True, help="Record name, e.g. the model and run (resnet18-run7).")
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata to store with the record; repeatable.")
 @click.option("-f", "--force", is_flag=True, help="Replace a record of the same name.")
+@click.option("--predictions", default=None, type=click.Path(dir_okay=False), metavar="PATH", help="Per-sample predictions (Parquet or CSV: key, predicted, confidence or loss) for dsv audit.")
 @json_option
 @click.pass_context
-def metrics_add(ctx: click.Context, rev: str, file: str, name: str, meta: tuple[str, ...], force: bool, as_json: bool) -> None:
+def metrics_add(ctx: click.Context, rev: str, file: str, name: str, meta: tuple[str, ...], force: bool, predictions: str | None, as_json: bool) -> None:
     """Attach metrics FILE (scikit-learn report, flat JSON, or dsv form) to REV as record NAME."""
-    entry = _repo(ctx).add_metrics(rev, file, name=name, meta=_parse_meta(meta), force=force)
+    entry = _repo(ctx).add_metrics(rev, file, name=name, meta=_parse_meta(meta), force=force, predictions=predictions)
     if as_json:
         emit_json(entry.to_dict())
         return
     r = entry.record
-    click.echo(f"Attached {r.source_format} metrics '{r.name}' to {short(r.commit)}: {len(r.overall)} overall, {len(r.classes)} classes, {len(r.slices)} slice columns")
+    pred = f", {r.predictions.rows} predictions ({r.predictions.format})" if r.predictions else ""
+    click.echo(f"Attached {r.source_format} metrics '{r.name}' to {short(r.commit)}: {len(r.overall)} overall, {len(r.classes)} classes, {len(r.slices)} slice columns{pred}")
 
 
 @metrics.command(name="list")
