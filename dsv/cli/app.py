@@ -252,6 +252,10 @@ def _rows_option(value: str | None) -> int | None:
 @source_options
 @click.option("--rows", "rows", is_flag=False, flag_value="20", default=None, metavar="[N|all]", help="List changed cells (20 by default, or N, or all).")
 @click.option("--files/--no-files", "semantic_only", default=True, help="With sources: also list changed files (text).")
+@click.option("--drift", "with_drift", is_flag=True, help="Also measure per-column drift of table sources (PSI, KS, new categories).")
+@click.option("--psi", "psi", type=click.FloatRange(min=0), default=None, metavar="X", help="With --drift: flag PSI above X (dsv.toml [drift], default 0.2).")
+@click.option("--ks", "ks", type=click.FloatRange(min=0, max=1), default=None, metavar="X", help="With --drift: flag a KS statistic above X (default 0.1).")
+@click.option("--bins", "bins", type=click.IntRange(min=2, max=1000), default=None, metavar="N", help="With --drift: quantile bins of numeric PSI (default 10).")
 @click.pass_context
 def diff(
     ctx: click.Context,
@@ -265,26 +269,39 @@ def diff(
     by: tuple[str, ...],
     rows: str | None,
     semantic_only: bool,
+    with_drift: bool,
+    psi: float | None,
+    ks: float | None,
+    bins: int | None,
 ) -> None:
     """Show what changed between OLD and NEW: files, and per class and slice of the samples.
 
     No arguments: HEAD against the working tree. One: OLD against the working tree.
     Samples are declared in dsv.toml (newer side) or with --table/--folder.
+    With --drift, also the per-column drift of table sources; --exit-code then exits 1 on drift.
     """
     from dsv.cli.diffrender import render_markdown, render_text
 
+    if not with_drift and (psi is not None or ks is not None or bins is not None):
+        raise UsageError("--psi, --ks and --bins go with --drift")
     repo = _repo(ctx)
     d = repo.semantic_diff(old, new, declaration=decl, by=by, rows=_rows_option(rows))
     _print_warnings(d.warnings)
+    drift = repo.drift(old, new, psi=psi, ks=ks, bins=bins, declaration=decl) if with_drift else None
+    if drift is not None:
+        _print_warnings(drift.warnings)
     if as_json:
         fmt = "json"
     if fmt == "json":
-        emit_json(d.to_dict())
-    elif fmt == "md":
-        click.echo("\n".join(render_markdown(d)))
+        emit_json(d.to_dict() | ({"drift": drift.to_dict()} if drift is not None else {}))
     else:
-        click.echo("\n".join(render_text(d, stat_only=stat_only or (bool(d.sources) and not semantic_only))))
-    if exit_code and d.changed:
+        from dsv.cli.driftrender import render_drift
+
+        lines = render_markdown(d) if fmt == "md" else render_text(d, stat_only=stat_only or (bool(d.sources) and not semantic_only))
+        if drift is not None:
+            lines += render_drift(drift, markdown=fmt == "md")
+        click.echo("\n".join(lines))
+    if exit_code and (drift.flagged if drift is not None else d.changed):
         ctx.exit(1)
 
 
