@@ -157,7 +157,10 @@ def run_audit(repo: "Repo", rev: str | None, options: AuditOptions, declaration:
             results = []
             for i, source in enumerate(sources):
                 results.append(
-                    audit_one(repo, con, current, source, f"a{i}", settings, record=record, history_from=commit or head, temp_files=temp_files, warnings=warnings)
+                    audit_one(
+                        repo, con, current, source, f"a{i}", settings, record=record, history_from=commit or head,
+                        temp_files=temp_files, warnings=warnings, want_ids=options.with_ids,
+                    )
                 )
         finally:
             con.close()
@@ -205,6 +208,7 @@ def audit_one(
     history_from: str | None,
     temp_files: list[str],
     warnings: list[str],
+    want_ids: bool = False,
 ) -> SourceAudit:
     """Audit one source at ``current``, with its history and hard samples."""
     from dsv.semantic import audit
@@ -226,8 +230,10 @@ def audit_one(
         wanted = record.record.meta.get("source")
         if wanted is None or wanted == source.display_name:
             hard = predictions_for(repo, con, smp, record, tag, int(settings["limit"]), temp_files, warnings)
-    result = audit.audit_source(con, smp, min_samples=int(settings["min_samples"]), limit=int(settings["limit"]), history=history, hard=hard)
-    if history is not None:
+    result = audit.audit_source(
+        con, smp, min_samples=int(settings["min_samples"]), limit=int(settings["limit"]), history=history, hard=hard, want_ids=want_ids
+    )
+    if history is not None and want_ids:
         result.ids[FindingKind.HISTORY_CONFLICTS.value] = history[1]
     return result
 
@@ -252,6 +258,10 @@ def audit_history(
     commits = _first_parents(repo, start, depth if current.commit is not None else depth - 1)
     if current.commit is not None:
         commits = commits[:-1]  # the current version is added below, from the samples already loaded
+    if not commits:
+        from dsv.semantic.findings import HistoryConflicts
+
+        return HistoryConflicts(1, 0, ()), {}  # a single version: nothing can go back and forth
     names: list[str] = []
     last_oid: tuple[int, bytes] | None = None
     for cid in commits:

@@ -73,6 +73,24 @@ class Samples:
         """The source's name in reports."""
         return self.source.display_name
 
+    def classes(self, alias: str = "") -> str:
+        """SQL: each sample once per class (a sample without a label as class NULL); unnests for multi-label."""
+        if self.multilabel:
+            return f"unnest(CASE WHEN len({alias}labels) = 0 THEN [NULL::VARCHAR] ELSE {alias}labels END)"
+        return f"{alias}lab"
+
+    def unlabelled(self, alias: str = "") -> str:
+        """SQL: the sample has no label (an empty set)."""
+        return f"len({alias}labels) = 0" if self.multilabel else f"{alias}lab IS NULL"
+
+    def has_class(self, alias: str, cls: str) -> str:
+        """SQL: the sample's labels include ``cls``."""
+        return f"list_contains({alias}labels, {cls})" if self.multilabel else f"{alias}lab = {cls}"
+
+    def label_list(self, alias: str = "") -> str:
+        """SQL: the label set as a list (single-label sources keep only ``lab``, no list column)."""
+        return f"{alias}labels" if self.multilabel else f"(CASE WHEN {alias}lab IS NULL THEN []::VARCHAR[] ELSE [{alias}lab] END)"
+
 
 # -- loading ---------------------------------------------------------------------------
 
@@ -86,8 +104,7 @@ def load_folder(con: "duckdb.DuckDBPyConnection", tag: str, entries: "pa.Table",
     t = f"smp_{tag}"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {t} AS
-            SELECT path, oid AS content, CASE WHEN label IS NULL THEN []::VARCHAR[] ELSE [label] END AS labels,
-                   label AS lab{slices}
+            SELECT path, oid AS content, label AS lab{slices}
             FROM fs_{tag}"""
     )
     con.unregister(f"fs_{tag}")
@@ -126,9 +143,8 @@ def load_table(
         labels = r.labels("a", source.label, arrays)
         lab = f"(CASE WHEN len({labels}) = 0 THEN NULL ELSE CAST(to_json({labels}) AS VARCHAR) END)"
     else:
-        text = r.text("a", source.label)
-        labels = f"(CASE WHEN {text} IS NULL THEN []::VARCHAR[] ELSE [{text}] END)"
-        lab = text
+        labels = None  # single-label: only ``lab`` (a list per row would cost memory and time for nothing)
+        lab = r.text("a", source.label)
     keys = [r.key(k) for k in source.key]
     key_types = tuple("VARCHAR" if r.textual(k) else version.types[k] for k in source.key)
     key_cols = ", ".join(f"{k.a} AS __k{i}" for i, k in enumerate(keys))
@@ -154,7 +170,7 @@ def load_table(
     out = f"smp_{tag}"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {out} AS
-            SELECT {key_cols}, {path} AS path, {content} AS content, {labels} AS labels, {lab} AS lab{slices}
+            SELECT {key_cols}, {path} AS path, {content} AS content{f", {labels} AS labels" if labels else ""}, {lab} AS lab{slices}
             FROM {q(view)} a{join}"""
     )
     if join:
@@ -225,36 +241,33 @@ def _hashable(v: Any) -> Any:
     return bytes(v) if isinstance(v, (bytearray, memoryview)) else v
 
 
-def _classes_expr() -> str:
-    """Each sample once per class; a sample without a label as class NULL."""
-    return "unnest(CASE WHEN len(labels) = 0 THEN [NULL::VARCHAR] ELSE labels END)"
-
-
 # -- findings ------------------------------------------------------------------------------
 
 
-def conflicts(con: "duckdb.DuckDBPyConnection", smp: Samples, limit: int) -> tuple[Conflicts, dict[str, str]]:
+def conflicts(con: "duckdb.DuckDBPyConnection", smp: Samples, limit: int, want_ids: bool = True) -> tuple[Conflicts, dict[str, str]]:
     """Contents carrying more than one label (set) in this version, most labels then most samples first."""
     g = f"cf_{smp.table}"
+    # One pass: per content, its distinct labels and all its samples (labelled or not).
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {g} AS
-            SELECT content, list_sort(list(DISTINCT lab)) AS labs, count(*) AS n
-            FROM {smp.table} WHERE content IS NOT NULL AND lab IS NOT NULL
-            GROUP BY content HAVING count(DISTINCT lab) > 1"""
+            SELECT content, count(DISTINCT lab) AS nl, count(*) AS n
+            FROM {smp.table} WHERE content IS NOT NULL GROUP BY content HAVING count(DISTINCT lab) > 1"""
     )
     contents, samples = con.execute(f"SELECT count(*), coalesce(sum(n), 0) FROM {g}").fetchall()[0]
-    # Every sample of a conflicting content counts, labelled or not.
-    (samples,) = con.execute(f"SELECT count(*) FROM {smp.table} s JOIN {g} USING (content)").fetchall()[0]
-    ids = {
-        content_text(c): f"{content_text(c)[:12]} labeled {', '.join(_show_lab(smp, x) for x in labs)}"
-        for c, labs in con.execute(f"SELECT content, labs FROM {g}").fetchall()
-    }
     top = f"cft_{smp.table}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {top} AS SELECT * FROM {g} ORDER BY len(labs) DESC, n DESC, content LIMIT {int(limit)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {top} AS SELECT * FROM {g} ORDER BY nl DESC, n DESC, content LIMIT {int(limit)}")
+    listed = f"(SELECT content FROM {g})" if want_ids else f"(SELECT content FROM {top})"
+    labs = {
+        _hashable(c): ls
+        for c, ls in con.execute(
+            f"SELECT content, list_sort(list(DISTINCT lab)) FROM {smp.table} WHERE lab IS NOT NULL AND content IN {listed} GROUP BY content"
+        ).fetchall()
+    }
+    ids = {content_text(c): f"{content_text(c)[:12]} labeled {', '.join(_show_lab(smp, x) for x in ls)}" for c, ls in labs.items()} if want_ids else {}
     refs = _group_samples(con, smp, top)
     items = [
-        ContentGroup(content_text(c) or "", tuple(_label_value(smp, x) for x in labs), int(n), tuple(refs.get(_hashable(c), ())))
-        for c, labs, n in con.execute(f"SELECT content, labs, n FROM {top} ORDER BY len(labs) DESC, n DESC, content").fetchall()
+        ContentGroup(content_text(c) or "", tuple(_label_value(smp, x) for x in labs.get(_hashable(c), [])), int(n), tuple(refs.get(_hashable(c), ())))
+        for c, n in con.execute(f"SELECT content, n FROM {top} ORDER BY nl DESC, n DESC, content").fetchall()
     ]
     return Conflicts(int(contents), int(samples), tuple(items)), ids
 
@@ -264,38 +277,45 @@ def _show_lab(smp: Samples, lab: Any) -> str:
     return "[" + ", ".join(v) + "]" if isinstance(v, list) else str(v)
 
 
-def leakage(con: "duckdb.DuckDBPyConnection", smp: Samples, split: str, limit: int) -> tuple[Leakage, dict[str, str]]:
+def leakage(con: "duckdb.DuckDBPyConnection", smp: Samples, split: str, limit: int, want_ids: bool = True) -> tuple[Leakage, dict[str, str]]:
     """Contents present under two or more values of one split-like slice."""
     i = smp.slices.index(split)
     g = f"lk{i}_{smp.table}"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {g} AS
-            SELECT content, list_sort(list(DISTINCT s{i})) AS vals, count(*) AS n
-            FROM {smp.table} WHERE content IS NOT NULL AND s{i} IS NOT NULL
-            GROUP BY content HAVING count(DISTINCT s{i}) > 1"""
+            SELECT content, count(DISTINCT s{i}) AS nv, count(s{i}) AS n
+            FROM {smp.table} WHERE content IS NOT NULL GROUP BY content HAVING count(DISTINCT s{i}) > 1"""
     )
-    (contents,) = con.execute(f"SELECT count(*) FROM {g}").fetchall()[0]
-    (samples,) = con.execute(f"SELECT count(*) FROM {smp.table} s JOIN {g} USING (content) WHERE s.s{i} IS NOT NULL").fetchall()[0]
+    contents, samples = con.execute(f"SELECT count(*), coalesce(sum(n), 0) FROM {g}").fetchall()[0]
+    # The values of each leaked content (a small subset of the samples) give the pairs.
+    v = f"{g}_v"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {v} AS SELECT DISTINCT content, s{i} AS v FROM {smp.table}
+            WHERE s{i} IS NOT NULL AND content IN (SELECT content FROM {g})"""
+    )
     pairs = con.execute(
-        f"""WITH x AS (SELECT content, unnest(vals) AS v FROM {g})
-            SELECT x.v, y.v, count(*) FROM x JOIN x AS y ON x.content = y.content AND x.v < y.v
+        f"""SELECT x.v, y.v, count(*) FROM {v} x JOIN {v} y ON x.content = y.content AND x.v < y.v
             GROUP BY x.v, y.v ORDER BY count(*) DESC, x.v, y.v"""
     ).fetchall()
-    ids = {f"{split}:{content_text(c)}": f"{content_text(c)[:12]} in {split} = {', '.join(v)}" for c, v in con.execute(f"SELECT content, vals FROM {g}").fetchall()}
     top = f"lkt{i}_{smp.table}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {top} AS SELECT * FROM {g} ORDER BY len(vals) DESC, n DESC, content LIMIT {int(limit)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {top} AS SELECT * FROM {g} ORDER BY nv DESC, n DESC, content LIMIT {int(limit)}")
+    where = "" if want_ids else f" WHERE content IN (SELECT content FROM {top})"
+    vals = {_hashable(c): vs for c, vs in con.execute(f"SELECT content, list_sort(list(v)) FROM {v}{where} GROUP BY content").fetchall()}
+    ids = {f"{split}:{content_text(c)}": f"{content_text(c)[:12]} in {split} = {', '.join(vs)}" for c, vs in vals.items()} if want_ids else {}
     refs = _group_samples(con, smp, top, f"s.s{i} IS NOT NULL")
     items = [
-        ContentGroup(content_text(c) or "", tuple(v), int(n), tuple(refs.get(_hashable(c), ())))
-        for c, v, n in con.execute(f"SELECT content, vals, n FROM {top} ORDER BY len(vals) DESC, n DESC, content").fetchall()
+        ContentGroup(content_text(c) or "", tuple(vals.get(_hashable(c), [])), int(n), tuple(refs.get(_hashable(c), ())))
+        for c, n in con.execute(f"SELECT content, n FROM {top} ORDER BY nv DESC, n DESC, content").fetchall()
     ]
     return Leakage(split, int(contents), int(samples), tuple(PairCount((a, b), int(n)) for a, b, n in pairs), tuple(items)), ids
 
 
-def duplicates(con: "duckdb.DuckDBPyConnection", smp: Samples, column: str | None, limit: int) -> tuple[Duplicates, dict[str, str]]:
+def duplicates(
+    con: "duckdb.DuckDBPyConnection", smp: Samples, column: str | None, limit: int, want_ids: bool = True
+) -> tuple[Duplicates, dict[str, str]]:
     """Groups of two or more samples with the same content within one class (``column`` None) or one value of a split slice."""
     if column is None:
-        src = f"SELECT content, {_classes_expr()} AS v FROM {smp.table} WHERE content IS NOT NULL"
+        src = f"SELECT content, {smp.classes()} AS v FROM {smp.table} WHERE content IS NOT NULL"
         what = "class"
     else:
         i = smp.slices.index(column)
@@ -311,14 +331,18 @@ def duplicates(con: "duckdb.DuckDBPyConnection", smp: Samples, column: str | Non
         ValueCount(v, int(ng), int(ne))
         for v, ng, ne in con.execute(f"SELECT v, count(*), sum(n - 1) FROM {g} GROUP BY v ORDER BY sum(n - 1) DESC, v").fetchall()
     ]
-    ids = {
-        f"{what}={v}:{content_text(c)}": f"{content_text(c)[:12]} x{n} in {what} {v}"
-        for c, v, n in con.execute(f"SELECT content, v, n FROM {g}").fetchall()
-    }
+    ids = (
+        {
+            f"{what}={v}:{content_text(c)}": f"{content_text(c)[:12]} x{n} in {what} {v}"
+            for c, v, n in con.execute(f"SELECT content, v, n FROM {g}").fetchall()
+        }
+        if want_ids
+        else {}
+    )
     top = f"{g}_t"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {top} AS SELECT * FROM {g} ORDER BY n DESC, v, content LIMIT {int(limit)}")
     if column is None:
-        cond = "list_contains(s.labels, g.v)"
+        cond = smp.has_class("s.", "g.v")
     else:
         cond = f"s.s{smp.slices.index(column)} = g.v"
     rows = con.execute(
@@ -338,11 +362,11 @@ def duplicates(con: "duckdb.DuckDBPyConnection", smp: Samples, column: str | Non
 
 
 def coverage(
-    con: "duckdb.DuckDBPyConnection", smp: Samples, *, min_samples: int, label_set: list[str] | None, limit: int
+    con: "duckdb.DuckDBPyConnection", smp: Samples, *, min_samples: int, label_set: list[str] | None, limit: int, want_ids: bool = True
 ) -> tuple[Coverage, dict[str, dict[str, str]]]:
     """Class counts, imbalance, small classes (overall and per slice value), missing and unknown labels."""
     counts = con.execute(
-        f"SELECT c, count(*) FROM (SELECT {_classes_expr()} AS c FROM {smp.table}) GROUP BY c ORDER BY c NULLS LAST"
+        f"SELECT c, count(*) FROM (SELECT {smp.classes()} AS c FROM {smp.table}) GROUP BY c ORDER BY c NULLS LAST"
     ).fetchall()
     classes = [ClassCount(c, int(n)) for c, n in counts]
     labelled = [c.count for c in classes if c.cls is not None and c.count > 0]
@@ -359,7 +383,7 @@ def coverage(
         con.execute(f"CREATE OR REPLACE TEMP TABLE cu_{smp.table} AS SELECT unnest(?::VARCHAR[]) AS c", [universe])
         for i, col in enumerate(smp.slices):
             rows = con.execute(
-                f"""WITH cnt AS (SELECT s{i} AS v, c, count(*) AS n FROM (SELECT s{i}, {_classes_expr()} AS c FROM {smp.table}) GROUP BY ALL),
+                f"""WITH cnt AS (SELECT s{i} AS v, c, count(*) AS n FROM (SELECT s{i}, {smp.classes()} AS c FROM {smp.table}) GROUP BY ALL),
                          vals AS (SELECT DISTINCT s{i} AS v FROM {smp.table})
                     SELECT vals.v, u.c, coalesce(cnt.n, 0) AS n FROM vals CROSS JOIN cu_{smp.table} u
                     LEFT JOIN cnt ON cnt.v IS NOT DISTINCT FROM vals.v AND cnt.c = u.c
@@ -371,11 +395,11 @@ def coverage(
                 ids[FindingKind.SMALL_CLASSES.value][f"{col}={v}:{c}"] = f"class {c} in {col} = {v}: {n} sample(s)"
             small_slices.extend(ClassCount(c, int(n), col, v) for v, c, n in rows)
     small_slices.sort(key=lambda c: (c.count, c.column or "", str(c.value), c.cls or ""))
-    (missing,) = con.execute(f"SELECT count(*) FROM {smp.table} WHERE len(labels) = 0").fetchall()[0]
-    missing_items = sample_refs(con, smp, "len(s.labels) = 0", limit)
+    (missing,) = con.execute(f"SELECT count(*) FROM {smp.table} WHERE {smp.unlabelled()}").fetchall()[0]
+    missing_items = sample_refs(con, smp, smp.unlabelled("s."), limit)
     ids[FindingKind.MISSING_LABELS.value] = {}
-    if missing:
-        for r in sample_refs(con, smp, "len(s.labels) = 0", None):
+    if missing and want_ids:
+        for r in sample_refs(con, smp, smp.unlabelled("s."), None):
             sid = r.path if r.key is None else json.dumps(r.key, sort_keys=True)
             ids[FindingKind.MISSING_LABELS.value][sid or ""] = f"no label: {sid}"
     unknown: list[ClassCount] = []
@@ -516,10 +540,11 @@ def hard_samples(
     m = f"hm_{tag}"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {m} AS
-            SELECT s.*, CAST(p.predicted AS VARCHAR) AS predicted, {conf} AS confidence, {loss} AS loss,
-                   list_contains(s.labels, CAST(p.predicted AS VARCHAR)) AS agrees
+            SELECT s.* EXCLUDE ({"labels" if smp.multilabel else "lab"}), {smp.label_list("s.")} AS labels, {"" if smp.multilabel else "s.lab, "}
+                   CAST(p.predicted AS VARCHAR) AS predicted, {conf} AS confidence, {loss} AS loss,
+                   list_contains({smp.label_list("s.")}, CAST(p.predicted AS VARCHAR)) AS agrees
             FROM {smp.table} s JOIN pr_{tag} p ON {on}
-            WHERE p.predicted IS NOT NULL AND len(s.labels) > 0"""
+            WHERE p.predicted IS NOT NULL AND NOT ({smp.unlabelled("s.")})"""
     )
     (n_pred,) = con.execute(f"SELECT count(*) FROM pr_{tag}").fetchall()[0]
     (matched,) = con.execute(f"SELECT count(*) FROM {m}").fetchall()[0]
@@ -545,7 +570,7 @@ def hard_samples(
         )
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {e} AS
-                SELECT DISTINCT m.* FROM {m} m, (SELECT unnest(labels) AS c) l JOIN th_{tag} th ON th.c = l.c
+                SELECT DISTINCT m.* EXCLUDE (__c) FROM (SELECT *, unnest(labels) AS __c FROM {m}) m JOIN th_{tag} th ON th.c = m.__c
                 WHERE NOT m.agrees AND m.loss IS NOT NULL AND exp(-m.loss) < th.t"""
         )
         thresholds = dict(con.execute(f"SELECT c, t FROM th_{tag}").fetchall())
@@ -594,14 +619,15 @@ def audit_source(
     limit: int,
     history: tuple[HistoryConflicts, dict[str, str]] | None = None,
     hard: HardSamples | None = None,
+    want_ids: bool = True,
 ) -> SourceAudit:
-    """Every finding of one source at one version."""
+    """Every finding of one source at one version; ``want_ids`` also lists every finding's subject (``ids``)."""
     source = smp.source
     splits = [s for s in source.split_slices if s in smp.slices]
-    conf, conf_ids = conflicts(con, smp, limit)
-    leaks = [leakage(con, smp, s, limit) for s in splits]
-    dups = [duplicates(con, smp, None, limit)] + [duplicates(con, smp, s, limit) for s in splits]
-    cov, cov_ids = coverage(con, smp, min_samples=min_samples, label_set=source.labels, limit=limit)
+    conf, conf_ids = conflicts(con, smp, limit, want_ids)
+    leaks = [leakage(con, smp, s, limit, want_ids) for s in splits]
+    dups = [duplicates(con, smp, None, limit, want_ids)] + [duplicates(con, smp, s, limit, want_ids) for s in splits]
+    cov, cov_ids = coverage(con, smp, min_samples=min_samples, label_set=source.labels, limit=limit, want_ids=want_ids)
     (without,) = con.execute(f"SELECT count(*) FROM {smp.table} WHERE content IS NULL").fetchall()[0]
     ids: dict[str, dict[str, str]] = {FindingKind.CONFLICTS.value: conf_ids}
     ids[FindingKind.LEAKAGE.value] = {k: v for _, i in leaks for k, v in i.items()}
