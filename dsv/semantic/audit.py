@@ -281,21 +281,28 @@ def leakage(con: "duckdb.DuckDBPyConnection", smp: Samples, split: str, limit: i
     """Contents present under two or more values of one split-like slice."""
     i = smp.slices.index(split)
     g = f"lk{i}_{smp.table}"
+    # One pass: per content, how many values and samples, and the smallest and largest value (which
+    # are the pair itself for the usual content in exactly two values).
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {g} AS
-            SELECT content, count(DISTINCT s{i}) AS nv, count(s{i}) AS n
+            SELECT content, count(DISTINCT s{i}) AS nv, count(s{i}) AS n, min(s{i}) AS lo, max(s{i}) AS hi
             FROM {smp.table} WHERE content IS NOT NULL GROUP BY content HAVING count(DISTINCT s{i}) > 1"""
     )
     contents, samples = con.execute(f"SELECT count(*), coalesce(sum(n), 0) FROM {g}").fetchall()[0]
-    # The values of each leaked content (a small subset of the samples) give the pairs.
+    # Contents in three or more values need their full list of values (a rare, small subset).
     v = f"{g}_v"
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {v} AS SELECT DISTINCT content, s{i} AS v FROM {smp.table}
-            WHERE s{i} IS NOT NULL AND content IN (SELECT content FROM {g})"""
+        f"""CREATE OR REPLACE TEMP TABLE {v} AS
+            SELECT content, lo AS v FROM {g} WHERE nv = 2 UNION ALL SELECT content, hi FROM {g} WHERE nv = 2
+            UNION ALL SELECT DISTINCT content, s{i} FROM {smp.table}
+                WHERE s{i} IS NOT NULL AND content IN (SELECT content FROM {g} WHERE nv > 2)"""
     )
     pairs = con.execute(
-        f"""SELECT x.v, y.v, count(*) FROM {v} x JOIN {v} y ON x.content = y.content AND x.v < y.v
-            GROUP BY x.v, y.v ORDER BY count(*) DESC, x.v, y.v"""
+        f"""SELECT lo, hi, count(*) FROM (
+                SELECT lo, hi FROM {g} WHERE nv = 2
+                UNION ALL SELECT x.v, y.v FROM {v} x JOIN {v} y ON x.content = y.content AND x.v < y.v
+                    WHERE x.content IN (SELECT content FROM {g} WHERE nv > 2))
+            GROUP BY lo, hi ORDER BY count(*) DESC, lo, hi"""
     ).fetchall()
     top = f"lkt{i}_{smp.table}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {top} AS SELECT * FROM {g} ORDER BY nv DESC, n DESC, content LIMIT {int(limit)}")
