@@ -450,3 +450,25 @@ def test_changelog_audit_shows_findings_appear_and_disappear(repo: dsv.Repo, rep
     assert "Audit:" in text and "conflicts +1 -0" in text
     md = run_dsv("changelog", "--audit", "--format", "md", cwd=repo_dir, check=True).stdout.decode()
     assert "**Audit**" in md
+
+
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ('[[folders]]\npattern = "d/{split}/{label}/*"\nsplits = ["fold"]\n', "splits: 'fold' is not a slice of this source (slices: split)"),
+        ('[[folders]]\npattern = "d/{label}/*"\nlabels = ["a", "a"]\n', "a class is listed twice"),
+        ('[[folders]]\npattern = "d/{label}/*"\n[audit]\nmin_samples = -1\n', "audit.min_samples"),
+        ('[[folders]]\npattern = "d/{label}/*"\n[drift]\nbins = 1\n', "drift.bins"),
+    ],
+)
+def test_bad_audit_declarations_stop_with_one_line(repo: dsv.Repo, repo_dir: Path, toml: str, message: str) -> None:
+    write_tree(repo_dir, {"d/split/a/1": "x", "dsv.toml": toml})
+    proc = run_dsv("audit", cwd=repo_dir)
+    err = proc.stderr.decode().strip()
+    assert proc.returncode == 3 and message in err and err.count("\n") == 0, err
+
+
+def test_audit_without_sources_says_how_to_declare_them(repo: dsv.Repo, repo_dir: Path) -> None:
+    write_tree(repo_dir, {"x": "1"})
+    proc = run_dsv("audit", cwd=repo_dir)
+    assert proc.returncode == 2 and "no sample source is declared" in proc.stderr.decode() and "dsv.toml" in proc.stderr.decode()

@@ -47,7 +47,11 @@ FAIL_KINDS = tuple(k.value for k in FindingKind)
 
 
 def parse_fail_on(spec: str | None) -> list[tuple[str, float | None]]:
-    """``conflicts,leakage,imbalance>10`` -> ``[(kind, threshold)]``; a kind alone fails on any finding (imbalance: on > 10... only with a number)."""
+    """``conflicts,leakage,imbalance>10`` -> ``[(kind, threshold)]``.
+
+    A kind alone fails on any finding (threshold ``None``, meaning 0); ``KIND>N``
+    above N. ``imbalance`` is a ratio, so it needs its number.
+    """
     if not spec:
         return []
     out = []

@@ -3,9 +3,9 @@
 A source's samples are loaded once into a table with, per sample: the key
 (tables), ``path``, ``content`` (what the sample *is*: the object id of its
 file, or for a table without a ``file`` column a hash of the row's other
-columns), ``labels`` (a sorted set; one element for single-label sources,
-empty when missing), ``lab`` (the label set as one comparable value) and the
-slices ``s0``, ``s1``... Conflicts, leakage, duplicates and coverage are
+columns), ``lab`` (the label, or for multi-label sources the label set as one
+comparable JSON text; NULL when missing), for multi-label sources ``labels``
+(the sorted set, empty when missing), and the slices ``s0``, ``s1``... Conflicts, leakage, duplicates and coverage are
 group-bys over that table (docs/audit.md defines each); the history check
 keeps one small ``(version, content, labels)`` table per source across
 versions. Examples are fetched only for the findings shown.
@@ -273,8 +273,7 @@ def conflicts(con: "duckdb.DuckDBPyConnection", smp: Samples, limit: int, want_i
 
 
 def _show_lab(smp: Samples, lab: Any) -> str:
-    v = _label_value(smp, lab)
-    return "[" + ", ".join(v) + "]" if isinstance(v, list) else str(v)
+    return _show(_label_value(smp, lab))
 
 
 def leakage(con: "duckdb.DuckDBPyConnection", smp: Samples, split: str, limit: int, want_ids: bool = True) -> tuple[Leakage, dict[str, str]]:
