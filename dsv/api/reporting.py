@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from dsv.semantic.report import SemanticDiff
 
 REPORT_FORMAT = 1
+MAX_FILE_CHANGES = 100
+"""File changes listed in the report's JSON (the page embeds it); the counts are always complete."""
 IMAGE_EXTENSIONS = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp", ".bmp": "image/bmp"}
 MAX_IMAGE_BYTES = 16 << 20
 """Larger files are not read for thumbnails."""
@@ -77,6 +79,9 @@ class ReportData:
     images: tuple[SampleImage, ...] = ()
     warnings: tuple[str, ...] = ()
 
+    def _diff_dict(self) -> dict[str, Any]:
+        return _capped(self.diff.to_dict())
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form (docs/cli.md, ``dsv report``): the numbers every chart of the page shows."""
         return {
@@ -85,7 +90,7 @@ class ReportData:
             "old": {"revision": self.old, "commit": self.old_commit},
             "new": {"revision": self.new, "commit": self.new_commit},
             "commits": [c.to_dict() for c in self.commits],
-            "diff": self.diff.to_dict(),
+            "diff": self._diff_dict(),
             "audit": {
                 "old": self.audit_old.to_dict() if self.audit_old else None,
                 "new": self.audit_new.to_dict() if self.audit_new else None,
@@ -96,6 +101,13 @@ class ReportData:
             "images": [i.to_dict() for i in self.images],
             "warnings": list(self.warnings),
         }
+
+
+def _capped(diff: dict[str, Any]) -> dict[str, Any]:
+    """The diff's JSON with at most MAX_FILE_CHANGES file changes, and whether more were left out."""
+    files = diff["files"]
+    changes = files["changes"]
+    return {**diff, "files": {**files, "changes": changes[:MAX_FILE_CHANGES], "changes_truncated": len(changes) > MAX_FILE_CHANGES}}
 
 
 def parse_range(spec: str) -> tuple[str, str]:
