@@ -147,7 +147,16 @@ def run_drift(
             a = empty_side() if old is None and repo.repository.refs.head().commit is None else rev_side(old or "HEAD")
             b = worktree_side(repo)
         decl = declaration if declaration is not None else load_declaration(b)
-        settings = load_declaration(b).drift if declaration is not None else decl.drift
+        settings = decl.drift
+        if declaration is not None:
+            # Flags name the tables; thresholds and pairs still come from dsv.toml when it reads.
+            from dsv.base.errors import DsvError
+            from dsv.semantic.declaration import DriftSettings
+
+            try:
+                settings = load_declaration(b).drift
+            except DsvError:
+                settings = DriftSettings()
         th = Thresholds(
             psi=settings.psi if psi is None else psi,
             ks=settings.ks if ks is None else ks,
