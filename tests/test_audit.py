@@ -295,6 +295,11 @@ def test_history_flips_match_pandas(repo: dsv.Repo, repo_dir: Path) -> None:
         versions.append({hash_bytes(contents[i]): set() for i in range(n)})
         for i in range(n):
             versions[-1][hash_bytes(contents[i])].add(labels[i])
+        if v == 2:
+            # A commit that leaves the source alone: its samples are copied, not re-read.
+            write_tree(repo_dir, {"notes.txt": "unrelated"})
+            repo.commit("notes")
+            versions.append(versions[-1])
     # pandas: per content, the sequence of label states (dropping repeats); a flip when a state reappears.
     rows = [{"v": v, "content": c, "state": tuple(sorted(s))} for v, states in enumerate(versions) for c, s in states.items()]
     df = pd.DataFrame(rows).sort_values(["content", "v"])
@@ -303,11 +308,14 @@ def test_history_flips_match_pandas(repo: dsv.Repo, repo_dir: Path) -> None:
         seq = [s for s, prev in zip(g.state, [None, *g.state[:-1]]) if s != prev]
         if len(seq) > len(set(seq)):
             flips[c] = len(seq) - 1
-    report = repo.audit("HEAD", history=5, limit=1000).to_dict()
+    report = repo.audit("HEAD", history=6, limit=1000).to_dict()
     h = report["sources"][0]["history_conflicts"]
-    assert h["versions"] == 5 and h["contents"] == len(flips) > 0
+    assert h["versions"] == 6 and h["contents"] == len(flips) > 0
     assert {i["content"]: i["changes"] for i in h["items"]} == flips
     assert all(len(i["sequence"]) == i["changes"] + 1 for i in h["items"])
+    # The sequences name the commits where each label set began.
+    commits = [e.id for e in repo.log()][::-1]
+    assert all(step["commit"] in commits for i in h["items"] for step in i["sequence"])
     # Only 3 versions searched: fewer flips possible, never more.
     assert repo.audit("HEAD", history=3).to_dict()["sources"][0]["history_conflicts"]["contents"] <= len(flips)
     assert repo.audit("HEAD", history=0).to_dict()["sources"][0]["history_conflicts"]["versions"] == 0

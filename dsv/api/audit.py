@@ -90,13 +90,37 @@ class Version:
         from dsv.manifest import read_manifest
 
         self.commit = commit
+        self.manifest = None
         if commit is None:
             self.side: Side = worktree_side(repo)
             self.name = "working tree"
         else:
             c = repo.repository.history.commit(commit)
-            self.side = revision_side(repo, commit[:10], temp_files, read_manifest(repo.repository.store, c.manifest))
+            self.manifest = read_manifest(repo.repository.store, c.manifest)
+            self.side = revision_side(repo, commit[:10], temp_files, self.manifest)
             self.name = commit
+
+    def content_key(self, source: FolderSource | TableSource) -> Any:
+        """What a source's samples at this version depend on, when that is cheap to know (else None).
+
+        A table without ``file``: its object id. A folder: the ids of the manifest chunks
+        whose path range meets the pattern's literal prefix (chunks are content-addressed,
+        so equal ids mean equal entries).
+        """
+        from dsv.api.semantic import _literal_prefix
+
+        if isinstance(source, TableSource):
+            return self.side.oid_of(source.path) if not source.file else None
+        if self.manifest is None:
+            return None
+        prefix = _literal_prefix(source.pattern)
+        root = self.manifest.root
+        lo, hi = prefix, prefix + "0"  # "0" sorts right after "/"
+        return tuple(
+            bytes(c)
+            for c, f, last in zip(root.column("chunk").to_pylist(), root.column("first").to_pylist(), root.column("last").to_pylist())
+            if not prefix or not (last < lo or f >= hi)
+        )
 
 
 def load_samples(con: "duckdb.DuckDBPyConnection", version: Version, source: FolderSource | TableSource, tag: str) -> "Samples | None":
@@ -267,16 +291,17 @@ def audit_history(
 
         return HistoryConflicts(1, 0, ()), {}  # a single version: nothing can go back and forth
     names: list[str] = []
-    last_oid: tuple[int, bytes] | None = None
+    last: tuple[int, Any] | None = None  # (version, what its samples depend on)
     for cid in commits:
         v = len(names)
         version = Version(repo, cid, temp_files)
         try:
-            # A table that did not change (and names no files) has the same labels: copy them.
-            oid = version.side.oid_of(source.path) if isinstance(source, TableSource) and not source.file else None
-            if oid is not None and last_oid is not None and last_oid[1] == oid:
-                con.execute(f"INSERT INTO {hist} SELECT {v}, content, labs FROM {hist} WHERE v = {last_oid[0]}")
-                last_oid = (v, oid)
+            # Samples that cannot have changed are copied: a table whose bytes are the same (and
+            # names no files), a folder whose manifest chunks under its prefix are the same.
+            key = version.content_key(source)
+            if key is not None and last is not None and last[1] == key:
+                audit.copy_history(con, hist, v, last[0])
+                last = (v, key)
                 names.append(cid)
                 continue
             old = load_samples(con, version, source, f"{tag}h{v}")
@@ -287,7 +312,7 @@ def audit_history(
             continue
         audit.add_history(con, hist, v, old)
         con.execute(f"DROP TABLE IF EXISTS {old.table}")
-        last_oid = (v, oid) if oid is not None else None
+        last = (v, key) if key is not None else None
         names.append(cid)
     audit.add_history(con, hist, len(names), smp)
     names.append(current.name)

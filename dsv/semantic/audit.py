@@ -247,11 +247,15 @@ def _hashable(v: Any) -> Any:
 def conflicts(con: "duckdb.DuckDBPyConnection", smp: Samples, limit: int, want_ids: bool = True) -> tuple[Conflicts, dict[str, str]]:
     """Contents carrying more than one label (set) in this version, most labels then most samples first."""
     g = f"cf_{smp.table}"
-    # One pass: per content, its distinct labels and all its samples (labelled or not).
+    # One pass: a content conflicts when its smallest and largest label differ; n counts all its
+    # samples (labelled or not). The number of labels (for ranking) only for those contents.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {g} AS
-            SELECT content, count(DISTINCT lab) AS nl, count(*) AS n
-            FROM {smp.table} WHERE content IS NOT NULL GROUP BY content HAVING count(DISTINCT lab) > 1"""
+            WITH c AS (SELECT content, count(*) AS n FROM {smp.table} WHERE content IS NOT NULL
+                       GROUP BY content HAVING min(lab) <> max(lab))
+            SELECT c.content, d.nl, c.n FROM c JOIN (
+                SELECT content, count(DISTINCT lab) AS nl FROM {smp.table} WHERE content IN (SELECT content FROM c) GROUP BY content
+            ) d ON d.content = c.content"""
     )
     contents, samples = con.execute(f"SELECT count(*), coalesce(sum(n), 0) FROM {g}").fetchall()[0]
     top = f"cft_{smp.table}"
@@ -441,18 +445,34 @@ def content_type(source: FolderSource | TableSource) -> str:
 
 
 def history_table(con: "duckdb.DuckDBPyConnection", name: str, source: FolderSource | TableSource) -> str:
-    """Create (empty) the table that collects ``(v, content, labs)`` of one source across versions."""
+    """Create (empty) the table that collects, per version and content, its labels.
+
+    ``lo``/``hi`` are the smallest and largest label (set) of the content's samples;
+    ``labs``, the full sorted list, is kept only where they differ (a content with
+    several labels in one version), so the usual content costs two strings, not a list.
+    """
     t = f"hist_{name}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {t} (v INTEGER, content {content_type(source)}, labs VARCHAR[])")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {t} (v INTEGER, content {content_type(source)}, lo VARCHAR, hi VARCHAR, labs VARCHAR[])")
     return t
 
 
 def add_history(con: "duckdb.DuckDBPyConnection", hist: str, v: int, smp: Samples) -> None:
-    """Record, for version ``v``, the label sets each content carries (sorted; one for most contents)."""
+    """Record, for version ``v``, the label sets each content carries."""
     con.execute(
-        f"""INSERT INTO {hist} SELECT {int(v)}, content, list_sort(list(DISTINCT lab))
+        f"""INSERT INTO {hist} SELECT {int(v)}, content, min(lab), max(lab), NULL
             FROM {smp.table} WHERE content IS NOT NULL AND lab IS NOT NULL GROUP BY content"""
     )
+    con.execute(
+        f"""UPDATE {hist} h SET labs = x.labs FROM (
+                SELECT content, list_sort(list(DISTINCT lab)) AS labs FROM {smp.table}
+                WHERE lab IS NOT NULL AND content IN (SELECT content FROM {hist} WHERE v = {int(v)} AND lo <> hi) GROUP BY content) x
+            WHERE h.v = {int(v)} AND h.content = x.content"""
+    )
+
+
+def copy_history(con: "duckdb.DuckDBPyConnection", hist: str, v: int, previous: int) -> None:
+    """Version ``v`` holds exactly the samples of version ``previous`` (its files did not change)."""
+    con.execute(f"INSERT INTO {hist} SELECT {int(v)}, content, lo, hi, labs FROM {hist} WHERE v = {int(previous)}")
 
 
 def history_flips(
@@ -461,12 +481,17 @@ def history_flips(
     """Contents whose labels went back and forth: along the versions that hold them, a label set reappears after another.
 
     ``commits[v]`` names version ``v`` (oldest first); ``smp`` (the newest version)
-    gives the example samples.
+    gives the example samples. Only contents whose labels differ between some
+    versions (or that carry several labels somewhere) can flip, so the sequences
+    are built for those alone.
     """
     g = f"hf_{smp.table}"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {g} AS
-            WITH t AS (SELECT content, v, labs, lag(labs) OVER (PARTITION BY content ORDER BY v) AS prev FROM {hist}),
+            WITH cand AS (SELECT content FROM {hist} GROUP BY content
+                          HAVING min(lo) <> max(lo) OR min(hi) <> max(hi) OR bool_or(lo <> hi)),
+                 s AS (SELECT content, v, coalesce(labs, [lo]) AS labs FROM {hist} WHERE content IN (SELECT content FROM cand)),
+                 t AS (SELECT content, v, labs, lag(labs) OVER (PARTITION BY content ORDER BY v) AS prev FROM s),
                  runs AS (SELECT content, v, labs FROM t WHERE prev IS NULL OR labs <> prev)
             SELECT content, count(*) - 1 AS changes, list(v ORDER BY v) AS vs, list(labs ORDER BY v) AS labss
             FROM runs GROUP BY content HAVING count(*) > count(DISTINCT labs)"""
