@@ -245,21 +245,17 @@ def _hashable(v: Any) -> Any:
 
 
 def conflicts(con: "duckdb.DuckDBPyConnection", smp: Samples, limit: int, want_ids: bool = True) -> tuple[Conflicts, dict[str, str]]:
-    """Contents carrying more than one label (set) in this version, most labels then most samples first."""
+    """Contents carrying more than one label (set) in this version, those with the most samples first."""
     g = f"cf_{smp.table}"
-    # One pass: a content conflicts when its smallest and largest label differ; n counts all its
-    # samples (labelled or not). The number of labels (for ranking) only for those contents.
+    # One pass: a content conflicts when its smallest and largest label differ (cheaper than
+    # counting distinct labels); n counts all its samples, labelled or not.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {g} AS
-            WITH c AS (SELECT content, count(*) AS n FROM {smp.table} WHERE content IS NOT NULL
-                       GROUP BY content HAVING min(lab) <> max(lab))
-            SELECT c.content, d.nl, c.n FROM c JOIN (
-                SELECT content, count(DISTINCT lab) AS nl FROM {smp.table} WHERE content IN (SELECT content FROM c) GROUP BY content
-            ) d ON d.content = c.content"""
+            SELECT content, count(*) AS n FROM {smp.table} WHERE content IS NOT NULL GROUP BY content HAVING min(lab) <> max(lab)"""
     )
     contents, samples = con.execute(f"SELECT count(*), coalesce(sum(n), 0) FROM {g}").fetchall()[0]
     top = f"cft_{smp.table}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {top} AS SELECT * FROM {g} ORDER BY nl DESC, n DESC, content LIMIT {int(limit)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {top} AS SELECT * FROM {g} ORDER BY n DESC, content LIMIT {int(limit)}")
     listed = f"(SELECT content FROM {g})" if want_ids else f"(SELECT content FROM {top})"
     labs = {
         _hashable(c): ls
@@ -271,7 +267,7 @@ def conflicts(con: "duckdb.DuckDBPyConnection", smp: Samples, limit: int, want_i
     refs = _group_samples(con, smp, top)
     items = [
         ContentGroup(content_text(c) or "", tuple(_label_value(smp, x) for x in labs.get(_hashable(c), [])), int(n), tuple(refs.get(_hashable(c), ())))
-        for c, n in con.execute(f"SELECT content, n FROM {top} ORDER BY nl DESC, n DESC, content").fetchall()
+        for c, n in con.execute(f"SELECT content, n FROM {top} ORDER BY n DESC, content").fetchall()
     ]
     return Conflicts(int(contents), int(samples), tuple(items)), ids
 
@@ -281,41 +277,42 @@ def _show_lab(smp: Samples, lab: Any) -> str:
 
 
 def leakage(con: "duckdb.DuckDBPyConnection", smp: Samples, split: str, limit: int, want_ids: bool = True) -> tuple[Leakage, dict[str, str]]:
-    """Contents present under two or more values of one split-like slice."""
+    """Contents present under two or more values of one split-like slice, those with the most samples first."""
     i = smp.slices.index(split)
     g = f"lk{i}_{smp.table}"
-    # One pass: per content, how many values and samples, and the smallest and largest value (which
-    # are the pair itself for the usual content in exactly two values).
+    # One pass: a content leaks when its smallest and largest value differ; they are the pair
+    # itself unless the content has 3+ samples, the only ones that can sit in 3+ values.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {g} AS
-            SELECT content, count(DISTINCT s{i}) AS nv, count(s{i}) AS n, min(s{i}) AS lo, max(s{i}) AS hi
-            FROM {smp.table} WHERE content IS NOT NULL GROUP BY content HAVING count(DISTINCT s{i}) > 1"""
+            SELECT content, count(s{i}) AS n, min(s{i}) AS lo, max(s{i}) AS hi
+            FROM {smp.table} WHERE content IS NOT NULL GROUP BY content HAVING min(s{i}) <> max(s{i})"""
     )
     contents, samples = con.execute(f"SELECT count(*), coalesce(sum(n), 0) FROM {g}").fetchall()[0]
-    # Contents in three or more values need their full list of values (a rare, small subset).
-    v = f"{g}_v"
+    many = f"{g}_m"
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {v} AS
-            SELECT content, lo AS v FROM {g} WHERE nv = 2 UNION ALL SELECT content, hi FROM {g} WHERE nv = 2
-            UNION ALL SELECT DISTINCT content, s{i} FROM {smp.table}
-                WHERE s{i} IS NOT NULL AND content IN (SELECT content FROM {g} WHERE nv > 2)"""
+        f"""CREATE OR REPLACE TEMP TABLE {many} AS
+            SELECT content, list_sort(list(DISTINCT s{i})) AS vals FROM {smp.table}
+            WHERE s{i} IS NOT NULL AND content IN (SELECT content FROM {g} WHERE n > 2) GROUP BY content HAVING count(DISTINCT s{i}) > 2"""
     )
     pairs = con.execute(
         f"""SELECT lo, hi, count(*) FROM (
-                SELECT lo, hi FROM {g} WHERE nv = 2
-                UNION ALL SELECT x.v, y.v FROM {v} x JOIN {v} y ON x.content = y.content AND x.v < y.v
-                    WHERE x.content IN (SELECT content FROM {g} WHERE nv > 2))
+                SELECT lo, hi FROM {g} WHERE content NOT IN (SELECT content FROM {many})
+                UNION ALL SELECT x.v, y.v FROM (SELECT content, unnest(vals) AS v FROM {many}) x
+                    JOIN (SELECT content, unnest(vals) AS v FROM {many}) y ON x.content = y.content AND x.v < y.v)
             GROUP BY lo, hi ORDER BY count(*) DESC, lo, hi"""
     ).fetchall()
     top = f"lkt{i}_{smp.table}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {top} AS SELECT * FROM {g} ORDER BY nv DESC, n DESC, content LIMIT {int(limit)}")
-    where = "" if want_ids else f" WHERE content IN (SELECT content FROM {top})"
-    vals = {_hashable(c): vs for c, vs in con.execute(f"SELECT content, list_sort(list(v)) FROM {v}{where} GROUP BY content").fetchall()}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {top} AS SELECT * FROM {g} ORDER BY n DESC, content LIMIT {int(limit)}")
+    where = "" if want_ids else f" WHERE g.content IN (SELECT content FROM {top})"
+    vals = {
+        _hashable(c): vs
+        for c, vs in con.execute(f"SELECT g.content, coalesce(m.vals, [g.lo, g.hi]) FROM {g} g LEFT JOIN {many} m USING (content){where}").fetchall()
+    }
     ids = {f"{split}:{content_text(c)}": f"{content_text(c)[:12]} in {split} = {', '.join(vs)}" for c, vs in vals.items()} if want_ids else {}
     refs = _group_samples(con, smp, top, f"s.s{i} IS NOT NULL")
     items = [
         ContentGroup(content_text(c) or "", tuple(vals.get(_hashable(c), [])), int(n), tuple(refs.get(_hashable(c), ())))
-        for c, n in con.execute(f"SELECT content, n FROM {top} ORDER BY nv DESC, n DESC, content").fetchall()
+        for c, n in con.execute(f"SELECT content, n FROM {top} ORDER BY n DESC, content").fetchall()
     ]
     return Leakage(split, int(contents), int(samples), tuple(PairCount((a, b), int(n)) for a, b, n in pairs), tuple(items)), ids
 
