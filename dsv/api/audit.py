@@ -104,8 +104,10 @@ class Version:
         """What a source's samples at this version depend on, when that is cheap to know (else None).
 
         A table without ``file``: its object id. A folder: the ids of the manifest chunks
-        whose path range meets the pattern's literal prefix (chunks are content-addressed,
-        so equal ids mean equal entries).
+        that lie wholly below the pattern's literal prefix (chunks are content-addressed,
+        so equal ids mean equal entries), and the ``(path, oid)`` entries below the prefix
+        in the one or two chunks at its edges (they also hold other files, such as a
+        ``dsv.toml`` that changed).
         """
         from dsv.api.semantic import _literal_prefix
 
@@ -116,11 +118,18 @@ class Version:
         prefix = _literal_prefix(source.pattern)
         root = self.manifest.root
         lo, hi = prefix, prefix + "0"  # "0" sorts right after "/"
-        return tuple(
-            bytes(c)
-            for c, f, last in zip(root.column("chunk").to_pylist(), root.column("first").to_pylist(), root.column("last").to_pylist())
-            if not prefix or not (last < lo or f >= hi)
-        )
+        key: list[Any] = []
+        for c, f, last in zip(self.manifest.chunk_ids(), root.column("first").to_pylist(), root.column("last").to_pylist()):
+            if prefix and (last < lo or f >= hi):
+                continue
+            if not prefix or (f >= prefix + "/" and last < hi):
+                key.append(c)
+                continue
+            entries = self.manifest.load_chunk(c)
+            paths = entries.column("path").to_pylist()
+            oids = entries.column("oid").to_pylist()
+            key.append(tuple((p, o) for p, o in zip(paths, oids) if p == prefix or p.startswith(prefix + "/")))
+        return tuple(key)
 
 
 def load_samples(con: "duckdb.DuckDBPyConnection", version: Version, source: FolderSource | TableSource, tag: str) -> "Samples | None":
@@ -292,15 +301,27 @@ def audit_history(
         return HistoryConflicts(1, 0, ()), {}  # a single version: nothing can go back and forth
     names: list[str] = []
     last: tuple[int, Any] | None = None  # (version, what its samples depend on)
+    current_key = current.content_key(source)
+    current_load: int | None = None
     for cid in commits:
         v = len(names)
         version = Version(repo, cid, temp_files)
         try:
-            # Samples that cannot have changed are copied: a table whose bytes are the same (and
-            # names no files), a folder whose manifest chunks under its prefix are the same.
+            # Samples that cannot have changed are not read again: a table whose bytes are the same
+            # (and names no files), a folder whose manifest chunks under its prefix are the same.
             key = version.content_key(source)
             if key is not None and last is not None and last[1] == key:
                 audit.copy_history(con, hist, v, last[0])
+                last = (v, key)
+                names.append(cid)
+                continue
+            if key is not None and key == current_key:
+                # The same samples as the audited version, which are loaded already.
+                if current_load is None:
+                    audit.add_history(con, hist, v, smp)
+                    current_load = v
+                else:
+                    audit.copy_history(con, hist, v, current_load)
                 last = (v, key)
                 names.append(cid)
                 continue
@@ -314,7 +335,10 @@ def audit_history(
         con.execute(f"DROP TABLE IF EXISTS {old.table}")
         last = (v, key) if key is not None else None
         names.append(cid)
-    audit.add_history(con, hist, len(names), smp)
+    if current_load is None:
+        audit.add_history(con, hist, len(names), smp)
+    else:
+        audit.copy_history(con, hist, len(names), current_load)
     names.append(current.name)
     return audit.history_flips(con, hist, names, smp, limit)
 

@@ -442,34 +442,27 @@ def content_type(source: FolderSource | TableSource) -> str:
 
 
 def history_table(con: "duckdb.DuckDBPyConnection", name: str, source: FolderSource | TableSource) -> str:
-    """Create (empty) the table that collects, per version and content, its labels.
+    """Create (empty) the tables that collect one source's labels across versions.
 
-    ``lo``/``hi`` are the smallest and largest label (set) of the content's samples;
-    ``labs``, the full sorted list, is kept only where they differ (a content with
-    several labels in one version), so the usual content costs two strings, not a list.
+    ``hist_<name>`` holds the ``(content, label)`` of every sample of each *load*
+    (a version actually read); ``hist_<name>_v`` maps each version to the load
+    that holds its samples, so a version whose files did not change costs one row.
     """
     t = f"hist_{name}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {t} (v INTEGER, content {content_type(source)}, lo VARCHAR, hi VARCHAR, labs VARCHAR[])")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {t} (load INTEGER, content {content_type(source)}, lab VARCHAR)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {t}_v (v INTEGER, load INTEGER)")
     return t
 
 
 def add_history(con: "duckdb.DuckDBPyConnection", hist: str, v: int, smp: Samples) -> None:
-    """Record, for version ``v``, the label sets each content carries."""
-    con.execute(
-        f"""INSERT INTO {hist} SELECT {int(v)}, content, min(lab), max(lab), NULL
-            FROM {smp.table} WHERE content IS NOT NULL AND lab IS NOT NULL GROUP BY content"""
-    )
-    con.execute(
-        f"""UPDATE {hist} h SET labs = x.labs FROM (
-                SELECT content, list_sort(list(DISTINCT lab)) AS labs FROM {smp.table}
-                WHERE lab IS NOT NULL AND content IN (SELECT content FROM {hist} WHERE v = {int(v)} AND lo <> hi) GROUP BY content) x
-            WHERE h.v = {int(v)} AND h.content = x.content"""
-    )
+    """Record the samples of version ``v`` (as load ``v``)."""
+    con.execute(f"INSERT INTO {hist} SELECT {int(v)}, content, lab FROM {smp.table} WHERE content IS NOT NULL AND lab IS NOT NULL")
+    con.execute(f"INSERT INTO {hist}_v VALUES ({int(v)}, {int(v)})")
 
 
 def copy_history(con: "duckdb.DuckDBPyConnection", hist: str, v: int, previous: int) -> None:
     """Version ``v`` holds exactly the samples of version ``previous`` (its files did not change)."""
-    con.execute(f"INSERT INTO {hist} SELECT {int(v)}, content, lo, hi, labs FROM {hist} WHERE v = {int(previous)}")
+    con.execute(f"INSERT INTO {hist}_v SELECT {int(v)}, load FROM {hist}_v WHERE v = {int(previous)}")
 
 
 def history_flips(
@@ -478,16 +471,17 @@ def history_flips(
     """Contents whose labels went back and forth: along the versions that hold them, a label set reappears after another.
 
     ``commits[v]`` names version ``v`` (oldest first); ``smp`` (the newest version)
-    gives the example samples. Only contents whose labels differ between some
-    versions (or that carry several labels somewhere) can flip, so the sequences
-    are built for those alone.
+    gives the example samples. A content whose samples carry one label in every
+    version cannot flip, so label sets per version are built only for the others
+    (one ``min``/``max`` pass finds them).
     """
     g = f"hf_{smp.table}"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {g} AS
-            WITH cand AS (SELECT content FROM {hist} GROUP BY content
-                          HAVING min(lo) <> max(lo) OR min(hi) <> max(hi) OR bool_or(lo <> hi)),
-                 s AS (SELECT content, v, coalesce(labs, [lo]) AS labs FROM {hist} WHERE content IN (SELECT content FROM cand)),
+            WITH cand AS (SELECT content FROM {hist} GROUP BY content HAVING min(lab) <> max(lab)),
+                 s AS (SELECT m.v, h.content, list_sort(list(DISTINCT h.lab)) AS labs
+                       FROM {hist} h JOIN {hist}_v m ON m.load = h.load
+                       WHERE h.content IN (SELECT content FROM cand) GROUP BY m.v, h.content),
                  t AS (SELECT content, v, labs, lag(labs) OVER (PARTITION BY content ORDER BY v) AS prev FROM s),
                  runs AS (SELECT content, v, labs FROM t WHERE prev IS NULL OR labs <> prev)
             SELECT content, count(*) - 1 AS changes, list(v ORDER BY v) AS vs, list(labs ORDER BY v) AS labss
