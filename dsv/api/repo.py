@@ -52,6 +52,9 @@ if TYPE_CHECKING:
     from dsv.metrics.records import MetricsEntry, MetricsResult
     from dsv.semantic.declaration import Declaration
     from dsv.semantic.report import DeclarationCheck, SemanticDiff
+    from dsv.semantic.findings import AuditReport, AuditStep
+    from dsv.semantic.drift import DriftReport
+    from dsv.api.reporting import ReportData
 
     from dsv.maintenance import FsckReport, GcReport
     from dsv.manifest import FileDiff, Manifest
@@ -721,11 +724,14 @@ class Repo:
         name: str,
         meta: dict[str, str] | None = None,
         force: bool = False,
+        predictions: "str | os.PathLike[str] | None" = None,
     ) -> "MetricsEntry":
         """Attach a metrics file (a path, or its bytes) to the commit ``rev`` as record ``name``.
 
         The file's format is detected (docs/metrics.md); a malformed file attaches
         nothing. An existing record of the same name is refused unless ``force``.
+        ``predictions`` names a per-sample predictions table (Parquet or CSV) stored
+        with the record, from which ``dsv audit`` ranks hard samples.
         """
         import datetime as _dt
 
@@ -744,13 +750,26 @@ class Repo:
 
                 raise StorageError("read", label, err) from err
         metrics = parse_metrics(data, name=label)
+        pred_bytes = pred_ref = None
+        if predictions is not None:
+            from dsv.metrics.predictions import read_predictions
+
+            pred_label = os.fspath(predictions)
+            try:
+                with open(pred_label, "rb") as f:
+                    pred_bytes = f.read()
+            except OSError as err:
+                from dsv.base.errors import StorageError
+
+                raise StorageError("read", pred_label, err) from err
+            pred_ref = read_predictions(pred_bytes, name=pred_label)
         with self._repo.write_lock():
             commit_id = self.resolve(rev).commit_id
             author, email = self._repo.author()
             # Full precision: records attached in the same second still order by time.
             stamp = _dt.datetime.now().astimezone()
-            record = make_record(commit_id, name, metrics, author=author, email=email, meta=dict(meta or {}), time=stamp)
-            oid = attach(self._repo.store, self._repo.refs, record, force=force)
+            record = make_record(commit_id, name, metrics, author=author, email=email, meta=dict(meta or {}), time=stamp, predictions=pred_ref)
+            oid = attach(self._repo.store, self._repo.refs, record, force=force, predictions=pred_bytes)
         return MetricsEntry(oid, record)
 
     def metrics(self, rev: str | None = None, *, name: str | None = None) -> "MetricsResult":
@@ -837,6 +856,61 @@ class Repo:
         if grace_seconds < 0:
             raise UsageError("grace period must not be negative")
         return gc(self._repo, grace_seconds)
+
+    # -- audit, drift and report (issue 12) ------------------------------------------
+    # Kept apart from the rest of the porcelain: each method delegates to its own module.
+
+    def audit(
+        self,
+        rev: str | None = None,
+        *,
+        source: str | None = None,
+        min_samples: int | None = None,
+        limit: int | None = None,
+        history: int | None = None,
+        metrics_name: str | None = None,
+        fail_on: str | None = None,
+    ) -> "AuditReport":
+        """``dsv audit``: label conflicts, split leakage, duplicates, coverage and hard samples at ``rev``.
+
+        ``rev`` ``None`` audits the working tree. Settings left ``None`` come from
+        the ``[audit]`` table of ``dsv.toml`` (docs/audit.md); ``fail_on``
+        (``conflicts,leakage,imbalance>10``) fills ``checks`` and ``failed``.
+        """
+        from dsv.api.audit import AuditOptions, run_audit
+
+        options = AuditOptions(source, min_samples, limit, history, metrics_name, fail_on)
+        return run_audit(self, rev, options)
+
+    def audit_changelog(
+        self, spec: str | None = None, *, source: str | None = None, min_samples: int | None = None, limit: int | None = None
+    ) -> list[tuple[LogEntry, "AuditStep"]]:
+        """``dsv changelog --audit``: per commit in ``A..B``, newest first, the audit findings that appeared and disappeared."""
+        from dsv.api.audit import audit_changelog
+
+        return audit_changelog(self, spec, source=source, min_samples=min_samples, limit=limit)
+
+    def drift(
+        self,
+        old: str | None = None,
+        new: str | None = None,
+        *,
+        psi: float | None = None,
+        ks: float | None = None,
+        bins: int | None = None,
+        declaration: "Declaration | None" = None,
+    ) -> "DriftReport":
+        """``dsv diff --drift``: per column (and per slice) drift of each table source from ``old`` to ``new``,
+        and of each ``[[drift.pairs]]`` reference/current pair at ``new``."""
+        from dsv.api.drift import run_drift
+
+        return run_drift(self, old, new, psi=psi, ks=ks, bins=bins, declaration=declaration)
+
+    def report(self, spec: str, *, metrics_name: str | None = None, thumbnails: int = 6) -> "ReportData":
+        """``dsv report A..B``: everything a reviewer needs about a data change, as one result (rendered by dsv.report)."""
+        from dsv.api.reporting import build_report
+
+        return build_report(self, spec, metrics_name=metrics_name, thumbnails=thumbnails)
 
 
 def _refuse_malformed(manifest: "Manifest", rev: str) -> None:

@@ -162,6 +162,16 @@ def load_declaration(side: Side) -> "Declaration | None":
     return parse_declaration(data, where=what_side(side))
 
 
+def declaration_of(side: Side) -> "Declaration":
+    """The ``dsv.toml`` of a side, or an empty declaration when there is none."""
+    decl = load_declaration(side)
+    if decl is None:
+        from dsv.semantic.declaration import Declaration
+
+        return Declaration()
+    return decl
+
+
 def what_side(side: Side) -> str:
     """How a side's dsv.toml is named in errors."""
     return f"{DECLARATION_FILE} at {side.name}"

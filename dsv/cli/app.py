@@ -255,6 +255,10 @@ def _rows_option(value: str | None) -> int | None:
 @source_options
 @click.option("--rows", "rows", is_flag=False, flag_value="20", default=None, metavar="[N|all]", help="List changed cells (20 by default, or N, or all).")
 @click.option("--files/--no-files", "semantic_only", default=True, help="With sources: also list changed files (text).")
+@click.option("--drift", "with_drift", is_flag=True, help="Also measure per-column drift of table sources (PSI, KS, new categories).")
+@click.option("--psi", "psi", type=click.FloatRange(min=0), default=None, metavar="X", help="With --drift: flag PSI above X (dsv.toml [drift], default 0.2).")
+@click.option("--ks", "ks", type=click.FloatRange(min=0, max=1), default=None, metavar="X", help="With --drift: flag a KS statistic above X (default 0.1).")
+@click.option("--bins", "bins", type=click.IntRange(min=2, max=1000), default=None, metavar="N", help="With --drift: quantile bins of numeric PSI (default 10).")
 @click.pass_context
 def diff(
     ctx: click.Context,
@@ -268,26 +272,39 @@ def diff(
     by: tuple[str, ...],
     rows: str | None,
     semantic_only: bool,
+    with_drift: bool,
+    psi: float | None,
+    ks: float | None,
+    bins: int | None,
 ) -> None:
     """Show what changed between OLD and NEW: files, and per class and slice of the samples.
 
     No arguments: HEAD against the working tree. One: OLD against the working tree.
     Samples are declared in dsv.toml (newer side) or with --table/--folder.
+    With --drift, also the per-column drift of table sources; --exit-code then exits 1 on drift.
     """
     from dsv.cli.diffrender import render_markdown, render_text
 
+    if not with_drift and (psi is not None or ks is not None or bins is not None):
+        raise UsageError("--psi, --ks and --bins go with --drift")
     repo = _repo(ctx)
     d = repo.semantic_diff(old, new, declaration=decl, by=by, rows=_rows_option(rows))
     _print_warnings(d.warnings)
+    drift = repo.drift(old, new, psi=psi, ks=ks, bins=bins, declaration=decl) if with_drift else None
+    if drift is not None:
+        _print_warnings(drift.warnings)
     if as_json:
         fmt = "json"
     if fmt == "json":
-        emit_json(d.to_dict())
-    elif fmt == "md":
-        click.echo("\n".join(render_markdown(d)))
+        emit_json(d.to_dict() | ({"drift": drift.to_dict()} if drift is not None else {}))
     else:
-        click.echo("\n".join(render_text(d, stat_only=stat_only or (bool(d.sources) and not semantic_only))))
-    if exit_code and d.changed:
+        from dsv.cli.driftrender import render_drift
+
+        lines = render_markdown(d) if fmt == "md" else render_text(d, stat_only=stat_only or (bool(d.sources) and not semantic_only))
+        if drift is not None:
+            lines += render_drift(drift, markdown=fmt == "md")
+        click.echo("\n".join(lines))
+    if exit_code and (drift.flagged if drift is not None else d.changed):
         ctx.exit(1)
 
 
@@ -298,7 +315,8 @@ def diff(
 @source_options
 @click.option("--metrics", "with_metrics", is_flag=True, help="Put metric deltas (attached with 'dsv metrics add') next to the data changes.")
 @click.option("--metrics-name", default=None, metavar="NAME", help="Compare records named NAME (default: each side's newest).")
-@click.option("--source", "metrics_source", default=None, metavar="NAME", help="With --metrics: join the metrics with this sample source only.")
+@click.option("--source", "metrics_source", default=None, metavar="NAME", help="With --metrics: join the metrics with this sample source only; with --audit: audit only it.")
+@click.option("--audit", "with_audit", is_flag=True, help="Also show the audit findings (dsv audit) each commit added and removed.")
 @click.pass_context
 def changelog(
     ctx: click.Context,
@@ -310,15 +328,22 @@ def changelog(
     with_metrics: bool,
     metrics_name: str | None,
     metrics_source: str | None,
+    with_audit: bool,
 ) -> None:
     """Per commit in A..B, newest first: its message and what it did to each class and slice.
 
     A..B: commits reachable from B but not A. B alone (or nothing: HEAD): the whole history.
     """
     from dsv.api.results import commit_dict
+    from dsv.cli.auditrender import render_audit_step
     from dsv.cli.diffrender import metrics_blocks, render_markdown, source_blocks
 
     repo = _repo(ctx)
+    audits: dict[str, Any] = {}
+    if with_audit:
+        for e, step in repo.audit_changelog(spec, source=metrics_source if not (with_metrics or metrics_name) else None):
+            audits[e.id] = step
+            _print_warnings([f"{short(e.id)}: audit: {w}" for w in step.warnings])
     if with_metrics or metrics_name or metrics_source:
         entries = repo.metrics_changelog(spec, name=metrics_name, declaration=decl, by=by, source=metrics_source)
         for e, _, comp in entries:
@@ -335,6 +360,8 @@ def changelog(
             item = {"commit": commit_dict(e.id, e.commit), "diff": d.to_dict()}
             if comp is not None:
                 item["metrics"] = comp.to_dict()
+            if e.id in audits:
+                item["audit"] = audits[e.id].to_dict()
             out.append(item)
         emit_json({"format": 1, "range": spec or "HEAD", "entries": out})
         return
@@ -345,6 +372,8 @@ def changelog(
             lines += render_markdown(d, title=f"{first} ({short(e.id)}, {e.commit.time.date().isoformat()})")
             if comp is not None:
                 lines += metrics_blocks(comp, markdown=True)
+            if e.id in audits:
+                lines += render_audit_step(audits[e.id], markdown=True)
             rest = e.commit.message.splitlines()[1:]
             if any(x.strip() for x in rest):
                 lines += ["", *[x for x in rest]]
@@ -362,6 +391,8 @@ def changelog(
             click.echo("\n".join("  " + line for line in source_blocks(s, markdown=False)))
         if comp is not None:
             click.echo("\n".join("  " + line for line in metrics_blocks(comp, markdown=False)))
+        if e.id in audits:
+            click.echo("\n".join(render_audit_step(audits[e.id], markdown=False)))
 
 
 @cli.command()
@@ -667,16 +698,18 @@ def metrics() -> None:
 @click.option("--name", required=True, help="Record name, e.g. the model and run (resnet18-run7).")
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata to store with the record; repeatable.")
 @click.option("-f", "--force", is_flag=True, help="Replace a record of the same name.")
+@click.option("--predictions", default=None, type=click.Path(dir_okay=False), metavar="PATH", help="Per-sample predictions (Parquet or CSV: key, predicted, confidence or loss) for dsv audit.")
 @json_option
 @click.pass_context
-def metrics_add(ctx: click.Context, rev: str, file: str, name: str, meta: tuple[str, ...], force: bool, as_json: bool) -> None:
+def metrics_add(ctx: click.Context, rev: str, file: str, name: str, meta: tuple[str, ...], force: bool, predictions: str | None, as_json: bool) -> None:
     """Attach metrics FILE (scikit-learn report, flat JSON, or dsv form) to REV as record NAME."""
-    entry = _repo(ctx).add_metrics(rev, file, name=name, meta=_parse_meta(meta), force=force)
+    entry = _repo(ctx).add_metrics(rev, file, name=name, meta=_parse_meta(meta), force=force, predictions=predictions)
     if as_json:
         emit_json(entry.to_dict())
         return
     r = entry.record
-    click.echo(f"Attached {r.source_format} metrics '{r.name}' to {short(r.commit)}: {len(r.overall)} overall, {len(r.classes)} classes, {len(r.slices)} slice columns")
+    pred = f", {r.predictions.rows} predictions ({r.predictions.format})" if r.predictions else ""
+    click.echo(f"Attached {r.source_format} metrics '{r.name}' to {short(r.commit)}: {len(r.overall)} overall, {len(r.classes)} classes, {len(r.slices)} slice columns{pred}")
 
 
 @metrics.command(name="list")
@@ -724,3 +757,7 @@ def metrics_show(ctx: click.Context, rev: str, name: str | None, as_json: bool) 
         for col, values in sorted(r.slices.items()):
             for value, vals in sorted(values.items()):
                 click.echo(f"  slice {col}={value}: " + " ".join(f"{k}={format_value(v)}" for k, v in sorted(vals.items())))
+
+
+# Commands defined in their own modules register on ``cli`` when imported (kept last: they import this one).
+from dsv.cli import review as _review  # noqa: E402,F401

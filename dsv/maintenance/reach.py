@@ -119,6 +119,8 @@ def walk_reachable(repo: Repository, *, check_paths: bool = False, watch: set[st
                 continue
             note(target, ref)
             pending.append((target, ref))
+            if kind == "metrics":
+                _attached(store, oid, ref, out, note)
         else:
             pending.append((oid, ref))
     done: set[str] = set()
@@ -218,6 +220,21 @@ def _metrics_target(store: Any, oid: str) -> str:
     from dsv.metrics.records import read_record
 
     return read_record(store, oid).commit
+
+
+def _attached(store: Any, oid: str, ref: str, out: "Reachable", note: Any) -> None:
+    """Objects a metrics record names besides its commit (its predictions table) are reachable too."""
+    from dsv.metrics.records import read_record
+
+    pred = read_record(store, oid).predictions
+    if pred is None:
+        return
+    note(pred.oid, ref)
+    if not store.has(pred.oid):
+        out.problems.append(Problem("missing-object", pred.oid, f"{ref}: predictions object {pred.oid} is missing", used_by=(ref,)))
+        return
+    out.objects.add(pred.oid)
+    out.used_by.setdefault(pred.oid, f"{ref}:predictions")
 
 
 _POINTERS = {"tag": _tag_target, "metrics": _metrics_target}

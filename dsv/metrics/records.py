@@ -12,14 +12,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import model_validator
 
 from dsv.base.tables import ResultList
 from dsv.base.errors import MetricsExistsError
-from dsv.base.ondisk import OnDiskModel
+from dsv.base.ondisk import OnDiskModel, canonical_json
 from dsv.history.objects import AwareDatetime, ObjectIdStr
 from dsv.history.refs import RefStore, check_ref_name
 from dsv.metrics.formats import MetricSet
+from dsv.metrics.predictions import PredictionsRef
 
 if TYPE_CHECKING:
     from dsv.store.base import ObjectStore
@@ -28,8 +31,16 @@ METRICS = "refs/metrics"
 
 
 class MetricsRecord(OnDiskModel):
-    """One metrics record (canonical JSON, docs/format.md)."""
+    """One metrics record (canonical JSON, docs/format.md).
 
+    Format 1 records carry metrics only. A record with per-sample predictions is
+    written as format 2 (``predictions`` names the stored table), so a dsv that
+    predates predictions refuses it with "upgrade dsv" rather than misreading it;
+    a record without predictions stays format 1, byte for byte as before.
+    """
+
+    max_format: ClassVar[int] = 2
+    format: Literal[1, 2] = 1  # type: ignore[assignment]
     type: Literal["metrics"] = "metrics"
     commit: ObjectIdStr
     name: str
@@ -41,6 +52,20 @@ class MetricsRecord(OnDiskModel):
     overall: dict[str, float] = {}
     classes: dict[str, dict[str, float]] = {}
     slices: dict[str, dict[str, dict[str, float]]] = {}
+    predictions: PredictionsRef | None = None
+
+    @model_validator(mode="after")
+    def _format_fits(self) -> "MetricsRecord":
+        if (self.predictions is not None) != (self.format == 2):
+            raise ValueError("a metrics record is format 2 exactly when it carries predictions")
+        return self
+
+    def to_json_bytes(self) -> bytes:
+        """Canonical JSON; without predictions exactly the format-1 document (no ``predictions`` key)."""
+        data = self.model_dump(mode="json")
+        if self.predictions is None:
+            data.pop("predictions")
+        return canonical_json(data)
 
     def summary(self, limit: int = 4) -> str:
         """A few headline overall metrics, e.g. ``accuracy=0.912 macro_avg.f1=0.887`` (numbers as :mod:`dsv.metrics.numbers` writes them)."""
@@ -69,6 +94,7 @@ class MetricsEntry:
             "time": r.time.isoformat(),
             "meta": dict(r.meta),
             "source_format": r.source_format,
+            "predictions": r.predictions.model_dump() if r.predictions else None,
         }
         if values:
             out.update(overall=dict(r.overall), classes={k: dict(v) for k, v in r.classes.items()}, slices=r.model_dump()["slices"])
@@ -108,9 +134,21 @@ def record_ref(commit: str, name: str) -> str:
     return f"{METRICS}/{commit}/{name}"
 
 
-def make_record(commit: str, name: str, metrics: MetricSet, *, author: str, email: str, meta: dict[str, str], time: dt.datetime) -> MetricsRecord:
-    """A record for ``commit`` from parsed metrics."""
+def make_record(
+    commit: str,
+    name: str,
+    metrics: MetricSet,
+    *,
+    author: str,
+    email: str,
+    meta: dict[str, str],
+    time: dt.datetime,
+    predictions: PredictionsRef | None = None,
+) -> MetricsRecord:
+    """A record for ``commit`` from parsed metrics (and the reference to its stored predictions)."""
     return MetricsRecord(
+        format=2 if predictions is not None else 1,
+        predictions=predictions,
         commit=commit,
         name=name,
         author=author,
@@ -124,14 +162,22 @@ def make_record(commit: str, name: str, metrics: MetricSet, *, author: str, emai
     )
 
 
-def attach(store: "ObjectStore", refs: RefStore, record: MetricsRecord, *, force: bool) -> str:
-    """Store ``record`` and point its ref at it; refuse an existing name unless ``force``."""
+def attach(store: "ObjectStore", refs: RefStore, record: MetricsRecord, *, force: bool, predictions: bytes | None = None) -> str:
+    """Store ``record`` (after its predictions' bytes, in one transaction) and point its ref at it.
+
+    An existing name is refused unless ``force``.
+    """
     ref = record_ref(record.commit, record.name)
     current = refs.read(ref)
     if current is not None and not force:
         raise MetricsExistsError(record.name, record.commit)
     writer = store.begin_write()
     try:
+        if record.predictions is not None:
+            assert predictions is not None
+            # Data before the document that names it (docs/format.md, write order).
+            stored = writer.add_bytes(predictions, compress=record.predictions.format == "csv")
+            assert stored == record.predictions.oid
         oid = writer.add_bytes(record.to_json_bytes())
         writer.commit()
     except BaseException:

@@ -40,6 +40,8 @@ class FolderSource(BaseModel):
 
     pattern: str
     name: str | None = None
+    labels: list[str] | None = None
+    splits: list[str] | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -58,10 +60,20 @@ class FolderSource(BaseModel):
             raise ValueError("the pattern must be relative to the dataset root")
         return value
 
+    @model_validator(mode="after")
+    def _check_roles(self) -> "FolderSource":
+        _check_audit_fields(self.labels, self.splits, self.slices)
+        return self
+
     @property
     def slices(self) -> list[str]:
         """The placeholders other than ``label``, in order."""
         return [n for n in _PLACEHOLDER.findall(self.pattern) if n != "label"]
+
+    @property
+    def split_slices(self) -> list[str]:
+        """The split-like slices, between whose values the audit looks for leakage."""
+        return split_slices(self.slices, self.splits)
 
     @property
     def display_name(self) -> str:
@@ -82,6 +94,8 @@ class TableSource(BaseModel):
     format: Literal["csv", "parquet", "jsonl"] | None = None
     name: str | None = None
     types: dict[str, ColumnType] = Field(default_factory=dict)
+    labels: list[str] | None = None
+    splits: list[str] | None = None
 
     @field_validator("key", mode="before")
     @classmethod
@@ -97,7 +111,13 @@ class TableSource(BaseModel):
             raise ValueError("key, label, slices and file must name different columns")
         if self.format is None and table_format(self.path) is None:
             raise ValueError(f"cannot tell the format of {self.path!r}; add format = 'csv' | 'parquet' | 'jsonl'")
+        _check_audit_fields(self.labels, self.splits, self.slices)
         return self
+
+    @property
+    def split_slices(self) -> list[str]:
+        """The split-like slices, between whose values the audit looks for leakage."""
+        return split_slices(self.slices, self.splits)
 
     @property
     def resolved_format(self) -> str:
@@ -110,6 +130,66 @@ class TableSource(BaseModel):
         return self.name or self.path
 
 
+SPLIT_NAMES = ("split", "fold", "subset", "partition")
+"""Slice names taken as split-like when a source does not declare ``splits``."""
+
+
+def split_slices(slices: list[str], declared: list[str] | None) -> list[str]:
+    """The declared split-like slices, else those whose name contains split, fold, subset or partition."""
+    if declared is not None:
+        return list(declared)
+    return [s for s in slices if any(n in s.lower() for n in SPLIT_NAMES)]
+
+
+def _check_audit_fields(labels: list[str] | None, splits: list[str] | None, slices: list[str]) -> None:
+    if labels is not None:
+        if len(labels) != len(set(labels)):
+            raise ValueError("labels: a class is listed twice")
+    for s in splits or []:
+        if s not in slices:
+            raise ValueError(f"splits: {s!r} is not a slice of this source (slices: {', '.join(slices) or 'none'})")
+
+
+class AuditSettings(BaseModel):
+    """``[audit]``: thresholds of ``dsv audit`` (docs/audit.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_samples: int = Field(default=10, ge=0)
+    """A class with fewer samples (overall, or within a slice value) is reported as small."""
+    limit: int = Field(default=20, ge=0)
+    """Examples listed per finding kind (per class for hard samples)."""
+    history: int = Field(default=10, ge=0)
+    """Commits of first-parent history searched for labels flipping back and forth."""
+
+
+class DriftPair(BaseModel):
+    """``[[drift.pairs]]``: a reference table and a current one, compared column by column."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reference: str
+    current: str
+    name: str | None = None
+    format: Literal["csv", "parquet", "jsonl"] | None = None
+
+    @property
+    def display_name(self) -> str:
+        """How reports name the pair."""
+        return self.name or f"{self.reference} -> {self.current}"
+
+
+class DriftSettings(BaseModel):
+    """``[drift]``: thresholds of ``dsv diff --drift`` (docs/audit.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    psi: float = Field(default=0.2, ge=0)
+    ks: float = Field(default=0.1, ge=0, le=1)
+    bins: int = Field(default=10, ge=2, le=1000)
+    pairs: list[DriftPair] = Field(default_factory=list)
+
+
 class Declaration(BaseModel):
     """The sample sources of a dataset."""
 
@@ -117,6 +197,8 @@ class Declaration(BaseModel):
 
     folders: list[FolderSource] = Field(default_factory=list)
     tables: list[TableSource] = Field(default_factory=list)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
 
     def __bool__(self) -> bool:
         return bool(self.folders or self.tables)
