@@ -34,12 +34,16 @@ from fsspec.spec import AbstractBufferedFile
 
 from dsv.base.errors import DsvError, RevisionError
 from dsv.base.filemodes import MODE_LINK
+from dsv.store.chunking import CHUNKED_THRESHOLD
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from dsv.api.repo import Repo
     from dsv.manifest import Manifest
+
+WHOLE_CACHE_BYTES = 64 * 1024 * 1024
+"""Small files read whole are kept (least recently used first out) up to this many bytes."""
 
 _LOCATION = re.compile(r"^(?P<rev>[^/]*?)@(?P<loc>/.*|[A-Za-z][A-Za-z0-9+.-]*://.*)$")
 
@@ -114,8 +118,14 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self.commit_id = resolved.commit_id
         self._manifest: Manifest = self._repo._manifest(resolved.commit)
         self._listings: dict[str, list[dict[str, Any]]] = {}
+        self._names: dict[str, list[str]] = {}
+        self._chunk_rows: dict[int, dict[str, tuple[int, bytes, int]]] = {}
+        root = self._manifest.root
+        self._chunk_lasts: list[str] = root.column("last").to_pylist()
+        self._chunk_ids: list[str] = self._manifest.chunk_ids()
         self._chunk_offsets: dict[str, tuple[list[int], list[str]]] = {}
         self._whole: OrderedDict[str, bytes] = OrderedDict()
+        self._whole_bytes = 0
 
     # -- URLs --------------------------------------------------------------------
 
@@ -151,6 +161,21 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def _rows_under(self, path: str) -> "pa.Table":
         return self._manifest.under(path)
 
+    def _file_row(self, path: str) -> tuple[int, bytes, int] | None:
+        """``(size, id, mode)`` of a file, from the one chunk that can hold it (a dict per chunk, built once)."""
+        i = bisect.bisect_left(self._chunk_lasts, path)
+        if i >= len(self._chunk_ids):
+            return None
+        rows = self._chunk_rows.get(i)
+        if rows is None:
+            table = self._manifest.load_chunk(self._chunk_ids[i])
+            rows = {
+                p: (sz, o, m)
+                for p, sz, o, m in zip(table.column("path").to_pylist(), table.column("size").to_pylist(), table.column("oid").to_pylist(), table.column("mode").to_pylist())
+            }
+            self._chunk_rows[i] = rows
+        return rows.get(path)
+
     def _entry(self, path: str, size: int, oid: bytes, mode: int) -> dict[str, Any]:
         return {"name": path, "size": size, "type": "file", "oid": oid.hex(), "mode": f"{mode:o}", "islink": mode == MODE_LINK}
 
@@ -185,24 +210,52 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         """Direct children of a folder (or the file itself)."""
         path = self._strip_protocol(path).strip("/")
+        if not detail:
+            names = self._names.get(path)
+            if names is None:
+                try:
+                    names = self._child_names(path)
+                except NotADirectoryError:
+                    names = [path]
+                self._names[path] = names
+            return list(names)
         try:
-            entries = self._listing(path)
+            return self._listing(path)
         except NotADirectoryError:
-            entries = [self.info(path)]
-        return entries if detail else [e["name"] for e in entries]
+            return [self.info(path)]
+
+    def _child_names(self, path: str) -> list[str]:
+        """Names of the direct children of a folder, built with Arrow kernels only."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if path and self._file_row(path) is not None:
+            raise NotADirectoryError(path)
+        table = self._rows_under(path)
+        prefix = path + "/" if path else ""
+        paths = table.column("path")
+        rest = pc.utf8_slice_codeunits(paths, len(prefix)) if prefix else paths
+        nested = pc.greater_equal(pc.find_substring(rest, "/"), 0)
+        files = paths.filter(pc.invert(nested)).to_pylist()
+        folders = pc.unique(pc.list_element(pc.split_pattern(rest.filter(nested), "/", max_splits=1), 0))
+        if prefix:
+            folders = pc.binary_join_element_wise(pa.scalar(prefix), folders, "")
+        out = files + sorted(folders.to_pylist())
+        if path and not out:
+            raise self._missing(path)
+        return out
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """A file's size, id and mode, or a folder."""
         path = self._strip_protocol(path).strip("/")
         if not path:
             return {"name": "", "size": 0, "type": "directory"}
-        table = self._rows_under(path)
-        if table.num_rows == 0:
-            raise self._missing(path)
-        first = table.slice(0, 1).to_pylist()[0]
-        if first["path"] == path:
-            return self._entry(path, first["size"], first["oid"], first["mode"])
-        return {"name": path, "size": 0, "type": "directory"}
+        row = self._file_row(path)
+        if row is not None:
+            return self._entry(path, row[0], row[1], row[2])
+        if path in self._listings or path in self._names or self._rows_under(path).num_rows:
+            return {"name": path, "size": 0, "type": "directory"}
+        raise self._missing(path)
 
     # -- reading -----------------------------------------------------------------
 
@@ -220,14 +273,16 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         store = self._repo.repository.store
         chunked = self._chunk_offsets.get(oid)
         if chunked is None:
-            chunk_list = store.chunk_list(oid) if hasattr(store, "chunk_list") else None
+            # Only objects of CHUNKED_THRESHOLD bytes or more can be chunk lists.
+            chunk_list = store.chunk_list(oid) if size >= CHUNKED_THRESHOLD and hasattr(store, "chunk_list") else None
             if chunk_list is None:
                 data = self._whole.get(oid)
                 if data is None:
                     data = store.read(oid)
                     self._whole[oid] = data
-                    while sum(len(v) for v in self._whole.values()) > 64 * 1024 * 1024 and len(self._whole) > 1:
-                        self._whole.popitem(last=False)
+                    self._whole_bytes += len(data)
+                    while self._whole_bytes > WHOLE_CACHE_BYTES and len(self._whole) > 1:
+                        self._whole_bytes -= len(self._whole.popitem(last=False)[1])
                 return data[start:end]
             offsets = [0]
             for _, n in chunk_list:
