@@ -33,7 +33,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 

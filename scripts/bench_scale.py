@@ -538,7 +538,7 @@ class Scale:
                 w = self.step(t, self.recipe(t, key), self.ctx[t], case + ":warmup", timed=False)
                 if not w.ok:
                     results[t].append(w)
-        for i in range(self.args.runs):
+        for _i in range(self.args.runs):
             for t in tools:
                 if results[t] and not results[t][-1].ok:
                     continue

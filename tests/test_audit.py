@@ -45,7 +45,7 @@ def expected(df: pd.DataFrame, *, splits: list[str], min_samples: int, label_set
         nv = x.groupby("content")[s].nunique()
         leaked = set(nv[nv > 1].index)
         pairs: dict[tuple[str, str], int] = {}
-        for content, vals in x[x.content.isin(leaked)].groupby("content")[s]:
+        for _content, vals in x[x.content.isin(leaked)].groupby("content")[s]:
             for a, b in itertools.combinations(sorted(set(vals)), 2):
                 pairs[(a, b)] = pairs.get((a, b), 0) + 1
         out["leakage"][s] = (len(leaked), int(x.content.isin(leaked).sum()), pairs)

@@ -13,7 +13,6 @@ import struct
 import sys
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -129,7 +128,7 @@ def test_one_percent_edit_of_a_big_file_stores_about_one_percent(tmp_path: Path)
     w.commit()
     first = _packed_bytes(store)
     # 1% of the bytes, in 100 scattered in-place edits.
-    for i in range(100):
+    for _i in range(100):
         at = rng.randrange(len(data) - 7000)
         data[at : at + 6710] = rng.randbytes(6710)
     w = store.begin_write()

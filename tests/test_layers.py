@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dsv
 
 from conftest import run_dsv, write_tree
 

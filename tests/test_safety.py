@@ -135,7 +135,7 @@ def test_checkout_with_a_bad_object_changes_nothing(tmp_path: Path, damage: str)
 def test_file_replacing_a_folder_with_an_untracked_empty_folder(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     c1 = make_repo(root, {"a": b"a file\n", "b": b"b1\n"}, "v1")
-    c2 = commit(root, {"a/x": b"x in a folder\n", "b": b"b2\n"}, "v2", remove=("a",))
+    commit(root, {"a/x": b"x in a folder\n", "b": b"b2\n"}, "v2", remove=("a",))
     (root / "a" / "empty" / "deeper").mkdir(parents=True)
     res = run_dsv(root, "checkout", c1)
     # Nothing can be lost (the folder holds only empty folders): the checkout completes.
@@ -455,7 +455,7 @@ def test_killed_checkout_is_recorded_and_resumed(tmp_path: Path) -> None:
         seen_partial = True
         assert "stopped part-way" in st.stdout + st.stderr, (st.stdout, st.stderr)
         res = run_dsv(root, "commit", "-m", "must refuse")
-        assert_one_line_error(res.stderr, res.returncode, contains=["stopped part-way", f"dsv checkout"])
+        assert_one_line_error(res.stderr, res.returncode, contains=["stopped part-way", "dsv checkout"])
         ok(run_dsv(root, "checkout", target))
         assert read_tree(root) == want
         assert head_of(root)[1] == target

@@ -179,7 +179,7 @@ def run_audit(repo: "Repo", rev: str | None, options: AuditOptions, declaration:
         current = Version(repo, commit, temp_files)
         decl = declaration if declaration is not None else declaration_of(current.side)
         sources = select_sources(decl, options.source, current.side.name)
-        settings = {
+        settings: dict[str, Any] = {
             "min_samples": decl.audit.min_samples if options.min_samples is None else options.min_samples,
             "limit": decl.audit.limit if options.limit is None else options.limit,
             "history": decl.audit.history if options.history is None else options.history,

@@ -222,10 +222,11 @@ def run_semantic_diff(
     try:
         jobs: list[tuple[str, Callable[[], SourceDiff]]] = []
         for i, folder in enumerate(decl.folders):
-            jobs.append((folder.display_name, lambda f=folder, t=f"f{i}": _folder(con, a, b, f, changed_paths, by, t, file_diff)))
+            jobs.append((folder.display_name, lambda f=folder, t=f"f{i}": _folder(con, a, b, f, changed_paths, by, t, file_diff)))  # type: ignore[misc]
         for i, table in enumerate(decl.tables):
-            jobs.append((table.display_name, lambda tb=table, t=f"t{i}": _table(con, a, b, tb, file_diff, by, rows, t, force_read)))
-        for (name, job), source in zip(jobs, [*decl.folders, *decl.tables]):
+            jobs.append((table.display_name, lambda tb=table, t=f"t{i}": _table(con, a, b, tb, file_diff, by, rows, t, force_read)))  # type: ignore[misc]
+        declared: list[FolderSource | TableSource] = [*decl.folders, *decl.tables]
+        for (name, job), source in zip(jobs, declared):
             try:
                 sources.append(job())
                 warnings.extend(sources[-1].warnings)
@@ -353,7 +354,8 @@ def check_declaration(repo: "Repo", rev: str | None, manifest: "Manifest | None"
         except DsvError as err:
             return DeclarationCheck(side.name, DECLARATION_FILE, problems=(err.message,))
         problems = []
-        names = [s.display_name for s in [*decl.folders, *decl.tables]]
+        declared: list[FolderSource | TableSource] = [*decl.folders, *decl.tables]
+        names = [s.display_name for s in declared]
         for name in sorted({n for n in names if names.count(n) > 1}):
             problems.append(f"the source name {name!r} is used twice: give the sources distinct name = \"...\" (reports and --source go by name)")
         if not names:

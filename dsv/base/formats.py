@@ -1,5 +1,7 @@
 """Format version numbers (docs/format.md §13), importable without pydantic."""
 
+from typing import Final, Literal
+
 REPOSITORY_FORMAT = 2
 """The repository format (``config.json``'s ``format``) this dsv writes; it reads 1 and 2.
 
@@ -7,5 +9,5 @@ REPOSITORY_FORMAT = 2
 repository is read as it is and upgraded to 2 by its first write.
 """
 
-DOCUMENT_FORMAT = 1
+DOCUMENT_FORMAT: Final[Literal[1]] = 1
 """The format of JSON documents stored as objects (commits, tags, metrics records)."""

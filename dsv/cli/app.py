@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from dsv.cli.render import color, emit_json, human_size, quote_path, short, warn
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _repo(ctx: click.Context):  # -> dsv.api.Repo (lazy import keeps --help fast)
+def _repo(ctx: click.Context) -> Any:  # a dsv.api.Repo (imported lazily: --help stays fast)
     from dsv.api import Repo
 
     return Repo(ctx.obj["cwd"])
@@ -463,7 +464,7 @@ def cat(ctx: click.Context, spec: str) -> None:
     # As in git, REV:PATH is relative to the repository root; REV:./PATH to the current folder.
     rel = repo.repo_path(path) if path.startswith(("./", "../")) else path.strip("/")
     chunks = repo.open_file(rev or "HEAD", rel)
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     for chunk in chunks:
         out.write(chunk)
     out.flush()

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError, UnsafePathError
 from dsv.history.objects import document_type, read_commit, read_tag
 from dsv.history.refs import HEADS, TAGS
-from dsv.base.filemodes import MODES
 from dsv.manifest import decode_chunk, decode_root, row_problems
 from dsv.repository import Repository
 from dsv.worktree.paths import check_manifest_path
@@ -270,12 +269,3 @@ def _root_problems(oid: str, root: "pa.Table", user: str) -> list[Problem]:
         if f > last or (i and lasts[i - 1] >= f):
             return [Problem("bad-metadata", oid, f"manifest {oid} has overlapping or unordered chunks", used_by=(user,))]
     return []
-
-
-def pa_array(values: tuple[int, ...]) -> "pa.Array":
-    """An int32 Arrow array (lazy pyarrow import)."""
-    import pyarrow as pa
-
-    return pa.array(values, pa.int32())
-
-

@@ -179,6 +179,7 @@ def compare(old: MetricsEntry | None, new: MetricsEntry | None, diff: SemanticDi
                 break
     # A source absent at this step (a table added later) holds no samples to join.
     present = [s for s in diff.sources if s.read]
+    tables: tuple[SourceMetrics, ...]
     if wanted is not None:
         tables = (_join(o, n, wanted, by_name.get(wanted)),)
     elif len(present) == 1:

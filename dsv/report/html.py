@@ -332,15 +332,15 @@ def audit_section(data: "ReportData") -> str:
             out.append(f"<p><b>Estimated label error rate per class</b> <span class=\"muted\">(confident learning over {e(s.hard.record)}'s predictions)</span></p>")
             out.append(_table(["class", "samples", "likely errors", "rate"], rows))
     if data.findings and data.findings.changes:
-        items = []
+        changes: list[str] = []
         for c in data.findings.changes:
             ex = "".join(f"<li class=\"down\">+ {e(x)}</li>" for x in c.appeared_items[:5]) + "".join(f"<li class=\"up\">− {e(x)}</li>" for x in c.disappeared_items[:5])
-            items.append(
+            changes.append(
                 f'<li {_attrs(chart="finding-change", source=c.source, kind=c.kind, appeared=c.appeared, disappeared=c.disappeared)}><details><summary><b>{e(c.source)}</b>: '
                 f"{e(KIND_NAMES.get(c.kind, c.kind))} <span class=\"down\">+{c.appeared}</span> / <span class=\"up\">−{c.disappeared}</span></summary>"
                 f"<ul class=\"items\">{ex}</ul></details></li>"
             )
-        out.append(f"<h3>What appeared and went away</h3><ul class=\"items\">{''.join(items)}</ul>")
+        out.append(f"<h3>What appeared and went away</h3><ul class=\"items\">{''.join(changes)}</ul>")
     out.append("</section>")
     return "".join(out)
 

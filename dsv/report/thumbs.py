@@ -16,7 +16,7 @@ def thumbnail(data: bytes, mime: str) -> str | None:
     try:
         from PIL import Image
     except ImportError:
-        Image = None  # noqa: N806
+        Image = None  # type: ignore[assignment]  # noqa: N806
     if Image is not None:
         try:
             with Image.open(io.BytesIO(data)) as im:

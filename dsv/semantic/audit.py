@@ -263,7 +263,7 @@ def conflicts(con: "duckdb.DuckDBPyConnection", smp: Samples, limit: int, want_i
             f"SELECT content, list_sort(list(DISTINCT lab)) FROM {smp.table} WHERE lab IS NOT NULL AND content IN {listed} GROUP BY content"
         ).fetchall()
     }
-    ids = {content_text(c): f"{content_text(c)[:12]} labeled {', '.join(_show_lab(smp, x) for x in ls)}" for c, ls in labs.items()} if want_ids else {}
+    ids = {content_text(c) or "": f"{(content_text(c) or '')[:12]} labeled {', '.join(_show_lab(smp, x) for x in ls)}" for c, ls in labs.items()} if want_ids else {}
     refs = _group_samples(con, smp, top)
     items = [
         ContentGroup(content_text(c) or "", tuple(_label_value(smp, x) for x in labs.get(_hashable(c), [])), int(n), tuple(refs.get(_hashable(c), ())))
@@ -308,7 +308,7 @@ def leakage(con: "duckdb.DuckDBPyConnection", smp: Samples, split: str, limit: i
         _hashable(c): vs
         for c, vs in con.execute(f"SELECT g.content, coalesce(m.vals, [g.lo, g.hi]) FROM {g} g LEFT JOIN {many} m USING (content){where}").fetchall()
     }
-    ids = {f"{split}:{content_text(c)}": f"{content_text(c)[:12]} in {split} = {', '.join(vs)}" for c, vs in vals.items()} if want_ids else {}
+    ids = {f"{split}:{content_text(c)}": f"{(content_text(c) or '')[:12]} in {split} = {', '.join(vs)}" for c, vs in vals.items()} if want_ids else {}
     refs = _group_samples(con, smp, top, f"s.s{i} IS NOT NULL")
     items = [
         ContentGroup(content_text(c) or "", tuple(vals.get(_hashable(c), [])), int(n), tuple(refs.get(_hashable(c), ())))
@@ -340,7 +340,7 @@ def duplicates(
     ]
     ids = (
         {
-            f"{what}={v}:{content_text(c)}": f"{content_text(c)[:12]} x{n} in {what} {v}"
+            f"{what}={v}:{content_text(c)}": f"{(content_text(c) or '')[:12]} x{n} in {what} {v}"
             for c, v, n in con.execute(f"SELECT content, v, n FROM {g}").fetchall()
         }
         if want_ids

@@ -100,8 +100,9 @@ def encode_index(entries: list[tuple[bytes, int, int, int]] | list[tuple[bytes, 
     ordered = sorted(entries)
     parts = [IDX_HEADER.pack(IDX_MAGIC, version, 0, len(ordered))]
     for e in ordered:
-        encoding = e[3] if len(e) > 3 and version >= 2 else 0
-        parts.append(RECORD.pack(e[0], e[1] | (encoding << OFFSET_BITS), e[2]))
+        raw, offset, length = bytes(e[0]), int(e[1]), int(e[2])
+        encoding = int(e[3]) if len(e) > 3 and version >= 2 else 0  # type: ignore[misc]
+        parts.append(RECORD.pack(raw, offset | (encoding << OFFSET_BITS), length))
     body = b"".join(parts)
     return body + digest_bytes(body)
 

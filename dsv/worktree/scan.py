@@ -46,8 +46,9 @@ class ScanResult:
     """
 
     clean: list[int] = field(default_factory=list)
-    suspect: list[tuple[int, os.stat_result, int]] = field(default_factory=list)
-    new: list[tuple[str, os.stat_result, int]] = field(default_factory=list)
+    suspect: list[tuple[int, Any, int]] = field(default_factory=list)
+    """``(row, stat, mode)``: an ``os.stat_result`` or a :class:`FileStat` from the helper process."""
+    new: list[tuple[str, Any, int]] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
     """Checkout temp files (``.dsv-tmp-*``) a killed process left behind."""
