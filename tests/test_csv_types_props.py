@@ -45,15 +45,15 @@ PAYLOAD = ["p", "q"]
 # Pools a column draws its values from; a version may draw from another pool than the other.
 POOLS = {
     "bool": ["True", "False", "true", "false", "T", "F", ""],
-    "int": ["0", "1", "2", "10", "007", ""],
-    "float": ["1", "1.0", "0.50", "0.5", "2.5", "10", ""],
+    "int": ["0", "1", "2", "10", "007", "9007199254740993", "9007199254740992", ""],
+    "float": ["1", "1.0", "0.50", "0.5", "2.5", "10", "9007199254740993", "9007199254740992.0", ""],
     "text": ["unknown", "n/a", "x", "1.0", "T", ""],
     "mixed": ["True", "T", "1", "1.0", "0.50", "unknown", "n/a", ""],
     # What a sniffer would take for another dialect: single quotes, backslash escapes, quoted quotes.
     "quoted": ["'a'", "a", '"c"', 'p"q', "x\\y", 'x\\"y', "'", "a,b", "two\nlines", ""],
 }
 # Ids: small integers, integers beyond a double's precision, or (added rows only) decimals.
-ID_STYLES = ("small",)
+ID_STYLES = ("small", "big", "decimal")
 NEWLINES = ("\n", "\r\n", "mixed")
 
 BOOL_WORDS = {"true": True, "false": False, "t": True, "f": False}
@@ -240,6 +240,7 @@ def test_model_reads_like_the_reported_cases() -> None:
     # The dialect is RFC 4180 for every version: 'a' is written with its quotes, "p""q" is p"q.
     rows = read_as_text(to_csv([{"id": "1", "label": "'a'", "split": 'p"q', "p": "x\\y", "q": "two\nlines"}], ["\r\n", "\n"]))
     assert rows == {"1": {"label": "'a'", "split": 'p"q', "p": "x\\y", "q": "two\nlines"}}
+    assert not same("9007199254740993", "9007199254740992.0", "number")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,12 +9,15 @@ in one version never changes how the other values read (docs/diff-format.md,
   cells compare as values of the type that reads the column in *both* versions
   (DuckDB's sniffer type when both sides agree, a number when both are numbers,
   text otherwise): ``0.5`` equals ``0.50`` in a numeric column, and a column
-  holding text in either version compares as written.
+  holding text in either version compares as written. Numbers and keys are read
+  exactly from their digits (:func:`exact_number`), never through a double.
 * **Parquet and JSONL** carry their types. A column of the same type on both
   sides compares natively; numbers of different types compare as numbers;
   anything else, and every key, label and slice value of a mixed column,
   compares as canonical text (strings unquoted, whole floats as integers).
-* ``types = { col = "..." }`` in ``dsv.toml`` pins a column's type.
+* ``types = { col = "..." }`` in ``dsv.toml`` pins a column's type (``integer``
+  reads ``1.0`` as 1 and never rounds ``1.5``; a value that does not read as its
+  type keeps its text and is warned about).
 
 The joined table has one row per sample: ``in_a``, ``in_b``, the key, ``label_a``,
 ``label_b``, each slice on both sides, ``relabeled`` and ``changed`` (content:
@@ -374,6 +377,8 @@ def _csv_error(
             + ("" if source.delimiter else " (from the extension: , for .csv, a tab for .tsv)")
             + ": declare another with delimiter = \";\" in the table's [[tables]] entry of dsv.toml"
         )
+    elif "utf-8" in detail.lower() or "unicode" in detail.lower():
+        hint = "dsv reads CSV as UTF-8: save the file as UTF-8"
     else:
         hint = "fix the file, or the [[tables]] entry in dsv.toml (delimiter, quote, escape)"
     return SampleSourceError(f"cannot read {name}: {detail}", hint=hint)
@@ -467,13 +472,61 @@ def canon(x: str, typ: str) -> str:
     return f"CAST({x} AS VARCHAR)"
 
 
+_PLAIN_NUMBER = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)"
+_CANONICAL_NUMBER = r"(0|-?[1-9][0-9]*)(\.[0-9]*[1-9])?|-0\.[0-9]*[1-9]"
+
+
+def exact_number(text: str) -> str:
+    """SQL: a number written in plain decimal notation as its canonical text, exactly; NULL for anything else.
+
+    No ``+``, no leading zeros, no trailing fractional zeros, no ``-`` on zero:
+    ``+2.00``, ``2.0`` and ``02`` are ``2``, ``0.50`` is ``0.5``. Computed on the
+    digits, never through a double, so ``9007199254740993`` stays itself; the
+    result is a valid JSON number. (Exponent forms like ``1e3`` are not plain.)
+    """
+    t = f"trim({text})"
+    i = f"ltrim(regexp_extract({t}, '^[+-]?([0-9]*)', 1), '0')"
+    f = f"rtrim(regexp_extract({t}, '\\.([0-9]*)$', 1), '0')"
+    # Text already canonical (most integers, most decimals) is itself: one regex, not five.
+    return (
+        f"(CASE WHEN regexp_full_match({text}, '{_CANONICAL_NUMBER}') THEN {text} "
+        f"WHEN regexp_full_match({t}, '{_PLAIN_NUMBER}') THEN concat("
+        f"CASE WHEN starts_with({t}, '-') AND ({i} <> '' OR {f} <> '') THEN '-' ELSE '' END, "
+        f"CASE WHEN {i} = '' THEN '0' ELSE {i} END, CASE WHEN {f} = '' THEN '' ELSE '.' || {f} END) END)"
+    )
+
+
+def exact_integer(text: str) -> str:
+    """SQL: the canonical text of an integer written in plain notation, also as a whole decimal (``1.0``, ``2.00``); else NULL."""
+    n = exact_number(text)
+    return f"(CASE WHEN NOT contains({n}, '.') THEN {n} END)"
+
+
 def cast_text(text: str, typ: str) -> str:
-    """SQL: text read as ``typ``, NULL where it does not read as one (integers never round: 1.5 is no integer)."""
+    """SQL: text read as ``typ``, NULL where it does not read as one.
+
+    An integer is read exactly, from its digits: ``1.0`` is 1, ``1.5`` is no integer
+    (never rounded), and one beyond HUGEINT is none either.
+    """
     if typ == "VARCHAR":
         return text
     if _integer(typ):
-        return f"(CASE WHEN regexp_full_match(trim({text}), '[+-]?[0-9]+') THEN TRY_CAST(trim({text}) AS {typ}) END)"
+        return f"TRY_CAST({exact_integer(text)} AS {typ})"
     return f"TRY_CAST({text} AS {typ})"
+
+
+def declared_text(text: str, pinned: str) -> str:
+    """SQL: the canonical text of a value of a declared type, NULL where the value is not one.
+
+    ``integer`` and ``number`` are exact (:func:`exact_integer`, :func:`exact_number`);
+    a number written with an exponent (``1e3``) reads through a double.
+    """
+    if pinned == "integer":
+        return exact_integer(text)
+    if pinned == "number":
+        return f"coalesce({exact_number(text)}, {canon(f'TRY_CAST({text} AS DOUBLE)', 'DOUBLE')})"
+    typ = PINNED_TYPES[pinned]
+    return canon(cast_text(text, typ), typ)
 
 
 def _json(x: str) -> str:
@@ -518,8 +571,7 @@ class Reading:
         pinned = self.source.types.get(col)
         if pinned is None or pinned == "string":
             return raw
-        typ = PINNED_TYPES[pinned]
-        return f"coalesce({canon(cast_text(raw, typ), typ)}, {raw})"
+        return f"coalesce({declared_text(raw, pinned)}, {raw})"
 
     def compare_type(self, col: str) -> str:
         """The type a column's cells compare as (CSV and declared types)."""
@@ -536,13 +588,19 @@ class Reading:
         """How a key column matches rows, shows in changed cells and orders them."""
         ta, tb = self.a.types.get(col), self.b.types.get(col)
         if self.textual(col):
-            # Matched as written (or in its declared type's canonical form); shown and
-            # ordered as a number where the column holds numbers on both sides.
+            # Matched as text: as written, or in its declared type's exact canonical form
+            # (never through a double). Shown as that text, a JSON integer where the column
+            # holds integers in both versions (or is declared integer); ordered by exact
+            # value where the column holds numbers.
             typ = self.compare_type(col)
             ka, kb = self.text("a", col), self.text("b", col)
-            if typ == "VARCHAR":
-                return KeyColumn(col, ka, kb, _json(ka), (ka,))
-            return KeyColumn(col, ka, kb, _json_either(cast_text(ka, typ), ka), (cast_text(ka, typ), ka))
+            if _integer(typ):
+                whole = exact_integer(ka)
+                shown = f"(CASE WHEN {whole} IS NOT NULL THEN {whole} ELSE {_json(ka)} END)"
+                return KeyColumn(col, ka, kb, shown, (f"TRY_CAST({whole} AS HUGEINT)", ka))
+            if _numeric(typ):
+                return KeyColumn(col, ka, kb, _json(ka), (f"TRY_CAST({exact_number(ka)} AS DECIMAL(38, 10))", ka))
+            return KeyColumn(col, ka, kb, _json(ka), (ka,))
         x = f"a.{q(col)}"
         if ta == tb and ta != "JSON":
             return KeyColumn(col, x, f"b.{q(col)}", _json(x), (x,))
@@ -557,8 +615,19 @@ class Reading:
             if typ == "VARCHAR":
                 return f"({ra} IS NOT DISTINCT FROM {rb})", _json(ra), _json(rb)
             ca, cb = cast_text(ra, typ), cast_text(rb, typ)
-            # Written the same, or the same value of the column's type (0.5 and 0.50 in a numeric column).
-            same = f"({ra} IS NOT DISTINCT FROM {rb} OR coalesce({ca} = {cb}, false))"
+            if typ.startswith(_FLOATS):
+                # Numbers written plainly compare exactly, from their digits (0.5 = 0.50, but
+                # 9007199254740993 is not 9007199254740992.0) and show as written values;
+                # exponent forms, inf and nan compare as doubles.
+                # (A CASE, so that only cells written differently pay for the parsing.)
+                na, nb = exact_number(ra), exact_number(rb)
+                same = (
+                    f"(CASE WHEN {ra} IS NOT DISTINCT FROM {rb} THEN true WHEN {na} IS NOT NULL AND {nb} IS NOT NULL "
+                    f"THEN {na} = {nb} ELSE coalesce({ca} = {cb}, false) END)"
+                )
+                return same, f"coalesce({na}, {_json_either(ca, ra)})", f"coalesce({nb}, {_json_either(cb, rb)})"
+            # Written the same, or the same value of the column's type (T and true in a boolean column).
+            same = f"(CASE WHEN {ra} IS NOT DISTINCT FROM {rb} THEN true ELSE coalesce({ca} = {cb}, false) END)"
             return same, _json_either(ca, ra), _json_either(cb, rb)
         ta, tb = self.a.types[col], self.b.types[col]
         if ta == tb and ta != "JSON":
@@ -686,7 +755,7 @@ def diff_table(
                 hint="check label/slices/file in dsv.toml, or the --label/--slice/--file flags",
             )
     r = Reading(source, a, b)
-    warnings = _type_warnings(source, a, b, side_a, side_b)
+    warnings = _type_warnings(source, a, b, side_a, side_b) + _declared_type_warnings(con, r, side_a, side_b)
 
     ta, tb = a.types.get(source.label), b.types.get(source.label)
     arrays = (_json_arrays(con, a, source.label), _json_arrays(con, b, source.label))
@@ -773,6 +842,32 @@ def _type_warnings(source: TableSource, a: Version, b: Version, side_a: str, sid
             f"{source.path}: {role} column {col!r} reads as {ta} at {side_a} and as {tb} at {side_b}; "
             f"its values are compared {how} (pin a type with types = {{ {col} = \"...\" }} in dsv.toml)"
         )
+    return out
+
+
+def _declared_type_warnings(con: "duckdb.DuckDBPyConnection", r: Reading, side_a: str, side_b: str) -> list[str]:
+    """Values that do not read as their column's declared type (``1.5`` in an ``integer`` column): said, never rounded."""
+    pinned = {c: t for c, t in r.source.types.items() if t != "string"}
+    out = []
+    for side, version, name in (("a", r.a, side_a), ("b", r.b, side_b)):
+        cols = [c for c in pinned if c in version.types]
+        if not cols or not version.rows:
+            continue
+        exprs = []
+        for c in cols:
+            raw = r.raw(side, c)
+            bad = f"{raw} IS NOT NULL AND {declared_text(raw, pinned[c])} IS NULL"
+            exprs.append(f"count(*) FILTER (WHERE {bad}), min({raw}) FILTER (WHERE {bad})")
+        found = con.execute(f"SELECT {', '.join(exprs)} FROM {q(version.view)} {side}").fetchall()[0]
+        for i, c in enumerate(cols):
+            n, first = found[2 * i], found[2 * i + 1]
+            if n:
+                an = "an" if pinned[c] == "integer" else "a"
+                out.append(
+                    f"{r.source.path}: column {c!r} is declared {pinned[c]}, but {n} value{'' if n == 1 else 's'} at {name} "
+                    f"{'does' if n == 1 else 'do'} not read as {an} {pinned[c]} (first: {first!r}); "
+                    f"{'it compares' if n == 1 else 'they compare'} as written, never rounded"
+                )
     return out
 
 
