@@ -311,3 +311,38 @@ def test_declared_integer_warns_about_a_value_that_is_no_integer(repo: dsv.Repo,
     assert len(src.warnings) == 1 and "'label'" in src.warnings[0] and "1.5" in src.warnings[0] and "integer" in src.warnings[0], src.warnings
     proc = run_dsv("diff", "HEAD~1", "HEAD", cwd=repo_dir)  # no dsv.toml: no declared type, no warning
     assert "integer" not in proc.stderr.decode()
+
+
+# -- --rows lists the cells of a label or slice column that one version lacks (issue 8b, item 5)
+
+
+def test_rows_list_a_slice_column_new_in_b_as_null_to_value(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.csv": "id,label\n1,a\n2,b\n"}, {"t.csv": "id,label,split\n1,a,train\n2,b,val\n"})
+    src = _diff(repo, "t.csv", slices=("split",), rows=None)
+    assert src.totals.moved == 2
+    assert [(c.key, c.column, c.old, c.new) for c in src.cells] == [({"id": 1}, "split", None, "train"), ({"id": 2}, "split", None, "val")]
+
+
+def test_rows_list_a_label_column_new_or_dropped(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.csv": "id,x\n1,p\n2,q\n"}, {"t.csv": "id,x,label\n1,p,cat\n2,q,\n"})
+    src = _diff(repo, "t.csv", rows=None)
+    assert src.totals.relabeled == 1
+    assert [(c.key, c.column, c.old, c.new) for c in src.cells] == [({"id": 1}, "label", None, "cat")]
+    write_tree(repo_dir, {"t.csv": "id,x\n1,p\n2,q\n"})
+    repo.commit("dropped")
+    assert [(c.column, c.old, c.new) for c in _diff(repo, "t.csv", rows=None).cells] == [("label", "cat", None)]
+
+
+def test_rows_list_a_multilabel_column_new_in_b(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.jsonl": '{"id": 1}\n'}, {"t.jsonl": '{"id": 1, "tags": ["a", "b"]}\n'})
+    src = _diff(repo, "t.jsonl", label="tags", rows=None)
+    assert src.totals.relabeled == 1
+    assert [(c.column, c.old, c.new) for c in src.cells] == [("tags", None, ["a", "b"])]
+
+
+def test_rows_list_a_file_column_new_in_b(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.csv": "id,label\n1,a\n", "img/1.png": "x"}, {"t.csv": "id,label,path\n1,a,img/1.png\n"})
+    decl = Declaration(tables=[TableSource(path="t.csv", key=["id"], label="label", file="path")])
+    src = repo.semantic_diff("HEAD~1", "HEAD", declaration=decl, rows=None).sources[0]
+    assert src.totals.modified == 1
+    assert [(c.column, c.old, c.new) for c in src.cells] == [("path", None, "img/1.png")]

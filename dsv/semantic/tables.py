@@ -810,19 +810,25 @@ def diff_table(
     truncated = False
     if rows != 0:
         # Every cell that differs: content, file path, label and slices (the counts classify them).
-        listed = payload + ([file_col] if file_col and file_col in a.types and file_col in b.types else [])
-        shown: list[tuple[str, tuple[str, str, str]]] = [(c, r.cell(c)) for c in listed]
-        if source.label in a.types and source.label in b.types:
-            # Listed exactly when the sample is relabeled; a label list shows as written.
-            same_label = f"({label_a} IS NOT DISTINCT FROM {label_b})"
-            if multilabel:
-                shown.append((source.label, (same_label, _json(f"a.{q(source.label)}"), _json(f"b.{q(source.label)}"))))
+        # A label, slice or file column that one version lacks is NULL there, as the
+        # counts have it: its cells show NULL -> value.
+        shown: list[tuple[str, tuple[str, str, str]]] = [(c, r.cell(c)) for c in payload]
+        if file_col:
+            if file_col in a.types and file_col in b.types:
+                shown.append((file_col, r.cell(file_col)))
             else:
-                shown.append((source.label, (same_label, _json(label_a), _json(label_b))))
+                fa, fb = r.raw("a", file_col), r.raw("b", file_col)
+                shown.append((file_col, (f"({fa} IS NOT DISTINCT FROM {fb})", _json(fa), _json(fb))))
+        # Listed exactly when the sample is relabeled; a label list shows as written.
+        same_label = f"({label_a} IS NOT DISTINCT FROM {label_b})"
+        if multilabel:
+            as_written = [_json(f"{side}.{q(source.label)}") if source.label in v.types else "NULL" for side, v in (("a", a), ("b", b))]
+            shown.append((source.label, (same_label, as_written[0], as_written[1])))
+        else:
+            shown.append((source.label, (same_label, _json(label_a), _json(label_b))))
         for s in source.slices:
-            if s in a.types and s in b.types:
-                sa, sb = r.text("a", s), r.text("b", s)
-                shown.append((s, (f"({sa} IS NOT DISTINCT FROM {sb})", _json(sa), _json(sb))))
+            sa, sb = r.text("a", s), r.text("b", s)
+            shown.append((s, (f"({sa} IS NOT DISTINCT FROM {sb})", _json(sa), _json(sb))))
         cells, truncated = _cell_changes(con, va, vb, keys, join_on, shown, rows)
     return SourceDiff(
         **{**result.__dict__, "schema": tuple(schema), "cells": tuple(cells), "cells_truncated": truncated, "warnings": tuple(warnings)}
