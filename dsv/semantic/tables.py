@@ -141,17 +141,29 @@ def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, sour
     # later version is NULL on the versions without it.
     missing = [c for c in source.key if c not in cols]
     if missing:
+        message = f"{source.path} at {side} has no column {', '.join(repr(m) for m in missing)} (columns: {', '.join(cols)})"
         hint = "check key/label/slices/file in dsv.toml, or the --key/--label/--slice/--file flags"
-        if as_text and len(cols) == 1:
+        other = _other_delimiter(source, cols) if as_text else None
+        if other is not None:
+            # One column whose name holds another separator: the file is read with the wrong
+            # delimiter. Said in the message itself, which `dsv check` shows without the hint.
             d = source.dialect
-            other = next((c for c in ";\t|," if c != d.delimiter and c in next(iter(cols))), None)
-            if other is not None:
-                hint = (
-                    f"the delimiter of {source.path} is {_char_name(d.delimiter)} ({'declared' if source.delimiter else 'from the extension: , for .csv, a tab for .tsv'}); "
-                    f"if the file separates values with {_char_name(other)}, declare delimiter = {_toml_str(other)} in its [[tables]] entry of dsv.toml"
-                )
-        raise SampleSourceError(f"{source.path} at {side} has no column {', '.join(repr(m) for m in missing)} (columns: {', '.join(cols)})", hint=hint)
+            how = "declared in dsv.toml" if source.delimiter else "from the extension: ',' for .csv, a tab for .tsv"
+            message += (
+                f"; it was read with the delimiter {_char_name(d.delimiter)} ({how}); "
+                f"for values separated by {_char_name(other)}, declare delimiter = {_toml_str(other)} in its [[tables]] entry of dsv.toml"
+            )
+            hint = "see 'CSV dialect' in docs/diff-format.md"
+        raise SampleSourceError(message, hint=hint)
     return Version(view, types, rows, as_text)
+
+
+def _other_delimiter(source: TableSource, cols: dict[str, str]) -> str | None:
+    """The separator a one-column CSV's header holds, if it is read with another delimiter."""
+    if len(cols) != 1:
+        return None
+    header = next(iter(cols))
+    return next((c for c in (";", "\t", "|", ",") if c != source.dialect.delimiter and c in header), None)
 
 
 def _empty_like(con: "duckdb.DuckDBPyConnection", view: str, other: Version) -> Version:
@@ -529,6 +541,15 @@ def declared_text(text: str, pinned: str) -> str:
     return canon(cast_text(text, typ), typ)
 
 
+def file_path(x: str) -> str:
+    """SQL: a ``file`` cell as the dataset path it names: a leading ``./`` (or several) dropped.
+
+    ``./img/x.png`` names ``img/x.png``, as ``dsv ls`` prints it. A leading ``/`` is
+    kept: an absolute path names no file of the dataset.
+    """
+    return f"regexp_replace({x}, '^(\\./)+', '')"
+
+
 def _json(x: str) -> str:
     return f"CAST(to_json({x}) AS VARCHAR)"
 
@@ -778,7 +799,7 @@ def diff_table(
         con.register(f"fo_a_{tag}", file_oids[0])
         con.register(f"fo_b_{tag}", file_oids[1])
         oid_a = oid_b = "NULL"
-        path_a, path_b = r.raw("a", file_col), r.raw("b", file_col)
+        path_a, path_b = file_path(r.raw("a", file_col)), file_path(r.raw("b", file_col))
         if file_col in a.types:
             file_join += f" LEFT JOIN fo_a_{tag} foa ON foa.path = {path_a}"
             oid_a = "foa.oid"
