@@ -378,10 +378,11 @@ def _csv_error(
     d = source.dialect
     declared = "declared" if any(x is not None for x in (source.delimiter, source.quote, source.escape)) else "RFC 4180"
     if "quote" in detail.lower():
+        inside = "doubled" if d.escape == d.quote else f"escaped with {d.escape!r}" if d.escape else "not escaped"
         hint = (
-            f"dsv reads CSV in one dialect ({declared}: values quoted with {d.quote or 'nothing'}, a quote inside one "
-            + ("doubled" if d.escape == d.quote else f"escaped with {d.escape or 'nothing'}")
-            + "); if the file escapes quotes otherwise, declare it in its [[tables]] entry of dsv.toml, e.g. escape = \"\\\\\""
+            f"dsv reads every version of this table {'with its declared dialect' if declared == 'declared' else 'as RFC 4180'}: "
+            f"values quoted with {repr(d.quote) if d.quote else 'nothing'}, a quote inside one {inside}; a file that escapes quotes with a backslash "
+            f"declares escape = \"\\\\\" in its [[tables]] entry of dsv.toml"
         )
     elif "values (the header's)" in detail:
         hint = (
