@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dsv.cli.render import plural
+
 CLASSES = ["cat", "dog", "bird"]
 
 
@@ -41,11 +43,6 @@ def make_dataset(root: Path, rng: random.Random) -> None:
         '[[folders]]\npattern = "images/{label}/*"\n\n'
         '[[tables]]\npath = "labels.csv"\nkey = "id"\nlabel = "label"\nslices = ["split"]\nfile = "image_path"\n'
     )
-
-
-def plural(n: int, word: str) -> str:
-    """``1 line``, ``2 lines``."""
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def dsv(*args: str, cwd: Path, limit: int = 40) -> str:

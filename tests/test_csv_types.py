@@ -238,3 +238,111 @@ def test_jsonl_objects_keep_their_reading_when_the_column_mixes_types(repo: dsv.
     src = _diff(repo, "t.jsonl", rows=None)
     assert _totals(src) == (0, 0, 0, 1, 1)
     assert [(c.key["id"], c.old, c.new) for c in src.cells] == [(2, {"x": 1, "y": []}, "none")]
+
+
+# -- keys: exact, and shown as written (issue 8b, item 3) ---------------------------------
+
+
+def test_keys_show_as_written_when_one_version_has_decimals(repo: dsv.Repo, repo_dir: Path) -> None:
+    """A has ids 1, 2; B has 1 and 2.5: the id reads DOUBLE there, but key 1 is shown 1, never 1.0."""
+    _two(repo, repo_dir, {"t.csv": "id,label\n1,a\n2,a\n"}, {"t.csv": "id,label\n1,b\n2.5,a\n"})
+    src = _diff(repo, "t.csv", rows=None)
+    assert _totals(src) == (1, 1, 1, 0, 0)
+    assert [(c.key, c.old, c.new) for c in src.cells] == [({"id": "1"}, "a", "b")]
+    out = run_dsv("diff", "HEAD~1", "HEAD", "--table", "t.csv", "--key", "id", "--label", "label", "--rows", cwd=repo_dir).stdout.decode()
+    assert "id=1 " in out and "id=1.0" not in out, out
+
+
+def test_large_keys_never_go_through_a_double(repo: dsv.Repo, repo_dir: Path) -> None:
+    """9007199254740993 and ...992 are one double: as keys they stay two samples, shown exactly."""
+    a = "id,label\n9007199254740993,a\n9007199254740992,a\n2,a\n"
+    _two(repo, repo_dir, {"t.csv": a}, {"t.csv": "id,label\n9007199254740993,b\n9007199254740992,c\n2.5,a\n"})
+    src = _diff(repo, "t.csv", rows=None)
+    assert [(c.key, c.new) for c in src.cells] == [({"id": "9007199254740992"}, "c"), ({"id": "9007199254740993"}, "b")]
+    # Integers in both versions: JSON integers, exact, in numeric order.
+    _two(repo, repo_dir, {"t.csv": a}, {"t.csv": "id,label\n9007199254740993,b\n9007199254740992,c\n10,a\n"})
+    src = _diff(repo, "t.csv", rows=None)
+    assert [(c.key, c.new) for c in src.cells] == [({"id": 9007199254740992}, "c"), ({"id": 9007199254740993}, "b")]
+    js = json.loads(run_dsv("diff", "HEAD~1", "HEAD", "--table", "t.csv", "--key", "id", "--label", "label", "--rows", "--json", cwd=repo_dir).stdout)
+    assert [c["key"]["id"] for c in js["sources"][0]["rows"]["cells"]] == [9007199254740992, 9007199254740993]
+
+
+def test_numbers_compare_exactly(repo: dsv.Repo, repo_dir: Path) -> None:
+    """A numeric payload column compares written decimals exactly: ...993 is not ...992.0."""
+    a = "id,label,n\n1,a,9007199254740993\n2,a,0.1\n3,a,5\n"
+    b = "id,label,n\n1,a,9007199254740992.0\n2,a,0.10\n3,a,5.00\n"
+    _two(repo, repo_dir, {"t.csv": a}, {"t.csv": b})
+    src = _diff(repo, "t.csv", rows=None)
+    assert [(c.key, c.old, c.new) for c in src.cells] == [({"id": 1}, 9007199254740993, 9007199254740992)]
+
+
+def test_declared_number_keys_match_exactly(repo: dsv.Repo, repo_dir: Path) -> None:
+    """Declared number: 2, 2.0 and +2.00 are one key; 9007199254740993 and ...992 stay two."""
+    a = "id,label\n2,a\n0.5,a\n9007199254740993,a\n9007199254740992,a\n"
+    b = "id,label\n+2.00,b\n0.50,a\n9007199254740993.0,c\n9007199254740992,a\n"
+    _two(repo, repo_dir, {"t.csv": a}, {"t.csv": b})
+    src = _diff(repo, "t.csv", types={"id": "number"}, rows=None)
+    assert _totals(src) == (0, 0, 2, 0, 2)
+    assert [(c.key, c.new) for c in src.cells] == [({"id": "2"}, "b"), ({"id": "9007199254740993"}, "c")]
+    # Undeclared, keys match as written: 2 and +2.00 are two samples.
+    assert _diff(repo, "t.csv").totals.added == 3
+
+
+# -- a declared integer reads integer-valued decimals (issue 8b, item 4) -------------------
+
+
+def test_declared_integer_reads_whole_decimals_as_integers(repo: dsv.Repo, repo_dir: Path) -> None:
+    """types = { label = "integer" }: 1.0 and 2.00 are 1 and 2 for labels, slices and keys."""
+    a = "id,label,fold\n1,1,1\n2,2,2\n3,3,3\n"
+    b = "id,label,fold\n1.0,1.0,1.0\n2,2.00,3\n3.00,3,3\n"
+    _two(repo, repo_dir, {"t.csv": a}, {"t.csv": b})
+    src = _diff(repo, "t.csv", slices=("fold",), types={"id": "integer", "label": "integer", "fold": "integer"}, rows=None)
+    assert _totals(src) == (0, 0, 0, 0, 2)
+    assert src.relabels == ()
+    assert _classes(src) == {"1": (1, 1), "2": (1, 1), "3": (1, 1)}
+    assert [(c.key, c.column, c.old, c.new) for c in src.cells] == [({"id": 2}, "fold", "2", "3")]
+    assert src.warnings == ()
+
+
+def test_declared_integer_warns_about_a_value_that_is_no_integer(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.csv": "id,label\n1,1\n2,2\n"}, {"t.csv": "id,label\n1,1.0\n2,1.5\n"})
+    src = _diff(repo, "t.csv", types={"label": "integer"})
+    assert [(r.src, r.dst) for r in src.relabels] == [("2", "1.5")]
+    assert len(src.warnings) == 1 and "'label'" in src.warnings[0] and "1.5" in src.warnings[0] and "integer" in src.warnings[0], src.warnings
+    proc = run_dsv("diff", "HEAD~1", "HEAD", cwd=repo_dir)  # no dsv.toml: no declared type, no warning
+    assert "integer" not in proc.stderr.decode()
+
+
+# -- --rows lists the cells of a label or slice column that one version lacks (issue 8b, item 5)
+
+
+def test_rows_list_a_slice_column_new_in_b_as_null_to_value(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.csv": "id,label\n1,a\n2,b\n"}, {"t.csv": "id,label,split\n1,a,train\n2,b,val\n"})
+    src = _diff(repo, "t.csv", slices=("split",), rows=None)
+    assert src.totals.moved == 2
+    assert [(c.key, c.column, c.old, c.new) for c in src.cells] == [({"id": 1}, "split", None, "train"), ({"id": 2}, "split", None, "val")]
+
+
+def test_rows_list_a_label_column_new_or_dropped(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.csv": "id,x\n1,p\n2,q\n"}, {"t.csv": "id,x,label\n1,p,cat\n2,q,\n"})
+    src = _diff(repo, "t.csv", rows=None)
+    assert src.totals.relabeled == 1
+    assert [(c.key, c.column, c.old, c.new) for c in src.cells] == [({"id": 1}, "label", None, "cat")]
+    write_tree(repo_dir, {"t.csv": "id,x\n1,p\n2,q\n"})
+    repo.commit("dropped")
+    assert [(c.column, c.old, c.new) for c in _diff(repo, "t.csv", rows=None).cells] == [("label", "cat", None)]
+
+
+def test_rows_list_a_multilabel_column_new_in_b(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.jsonl": '{"id": 1}\n'}, {"t.jsonl": '{"id": 1, "tags": ["a", "b"]}\n'})
+    src = _diff(repo, "t.jsonl", label="tags", rows=None)
+    assert src.totals.relabeled == 1
+    assert [(c.column, c.old, c.new) for c in src.cells] == [("tags", None, ["a", "b"])]
+
+
+def test_rows_list_a_file_column_new_in_b(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.csv": "id,label\n1,a\n", "img/1.png": "x"}, {"t.csv": "id,label,path\n1,a,img/1.png\n"})
+    decl = Declaration(tables=[TableSource(path="t.csv", key=["id"], label="label", file="path")])
+    src = repo.semantic_diff("HEAD~1", "HEAD", declaration=decl, rows=None).sources[0]
+    assert src.totals.modified == 1
+    assert [(c.column, c.old, c.new) for c in src.cells] == [("path", None, "img/1.png")]

@@ -7,6 +7,14 @@ cell compares as a value of the type that reads its column in both versions (the
 same type on both sides, a number when both sides hold numbers, else text). The
 old per-version type guessing fails these examples: one new value changed how
 every old value of its column read.
+
+The files are RFC 4180 (Python's ``csv`` writer: quotes doubled), with values
+holding single quotes, backslashes, double quotes and commas, and lines ending
+LF, CRLF or a mix of both within a file: the dialect is fixed (never sniffed per
+version), so ``'a'`` stays ``'a'`` whatever another version holds. Numbers
+compare exactly (``9007199254740993`` is not ``9007199254740992``), and keys show
+as written: a JSON integer where the key column holds integers in both versions,
+else the text.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ import io
 import re
 import tempfile
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +45,16 @@ PAYLOAD = ["p", "q"]
 # Pools a column draws its values from; a version may draw from another pool than the other.
 POOLS = {
     "bool": ["True", "False", "true", "false", "T", "F", ""],
-    "int": ["0", "1", "2", "10", "007", ""],
-    "float": ["1", "1.0", "0.50", "0.5", "2.5", "10", ""],
+    "int": ["0", "1", "2", "10", "007", "9007199254740993", "9007199254740992", ""],
+    "float": ["1", "1.0", "0.50", "0.5", "2.5", "10", "9007199254740993", "9007199254740992.0", ""],
     "text": ["unknown", "n/a", "x", "1.0", "T", ""],
     "mixed": ["True", "T", "1", "1.0", "0.50", "unknown", "n/a", ""],
+    # What a sniffer would take for another dialect: single quotes, backslash escapes, quoted quotes.
+    "quoted": ["'a'", "a", '"c"', 'p"q', "x\\y", 'x\\"y', "'", "a,b", "two\nlines", ""],
 }
+# Ids: small integers, integers beyond a double's precision, or (added rows only) decimals.
+ID_STYLES = ("small", "big", "decimal")
+NEWLINES = ("\n", "\r\n", "mixed")
 
 BOOL_WORDS = {"true": True, "false": False, "t": True, "f": False}
 SLICE_FIELDS = ("before", "after", "added", "removed", "relabeled", "modified", "moved_in", "moved_out")
@@ -50,14 +64,22 @@ SLICE_FIELDS = ("before", "after", "added", "removed", "relabeled", "modified", 
 class Scenario:
     a: list[dict[str, str]]
     b: list[dict[str, str]]
+    newlines: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
+
+
+def _id(i: int, style: str, added: bool) -> str:
+    if style == "big":
+        return str(9007199254740990 + i)
+    return f"{i}.5" if style == "decimal" and added else str(i)
 
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     pools_a = {c: draw(st.sampled_from(sorted(POOLS))) for c in COLUMNS[1:]}
     pools_b = {c: draw(st.sampled_from([pools_a[c]] + sorted(POOLS))) for c in COLUMNS[1:]}
+    style = draw(st.sampled_from(ID_STYLES))
     n = draw(st.integers(1, 12))
-    a = [{"id": str(i), **{c: draw(st.sampled_from(POOLS[pools_a[c]])) for c in COLUMNS[1:]}} for i in range(1, n + 1)]
+    a = [{"id": _id(i, style, False), **{c: draw(st.sampled_from(POOLS[pools_a[c]])) for c in COLUMNS[1:]}} for i in range(1, n + 1)]
     b = []
     for row in a:
         if draw(st.integers(0, 4)) == 0:
@@ -68,18 +90,26 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                 new[c] = draw(st.sampled_from(POOLS[pools_b[c]]))
         b.append(new)
     for i in range(n + 1, n + 1 + draw(st.integers(0, 4))):
-        b.append({"id": str(i), **{c: draw(st.sampled_from(POOLS[pools_b[c]])) for c in COLUMNS[1:]}})
-    b = draw(st.permutations(b))
-    return Scenario(a, list(b))
+        b.append({"id": _id(i, style, True), **{c: draw(st.sampled_from(POOLS[pools_b[c]])) for c in COLUMNS[1:]}})
+    b = list(draw(st.permutations(b)))
+
+    def line_ends(rows: int) -> list[str]:
+        how = draw(st.sampled_from(NEWLINES))
+        if how != "mixed":
+            return [how] * (rows + 1)
+        return [draw(st.sampled_from(["\n", "\r\n"])) for _ in range(rows + 1)]
+
+    return Scenario(a, b, (line_ends(len(a)), line_ends(len(b))))
 
 
-def to_csv(rows: list[dict[str, str]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
-    for r in rows:
-        w.writerow([r[c] for c in COLUMNS])
-    return buf.getvalue().encode()
+def to_csv(rows: list[dict[str, str]], newlines: list[str] | None = None) -> bytes:
+    """RFC 4180 as Python writes it (a quote inside a value doubled); line ``i`` ends with ``newlines[i]``."""
+    out = []
+    for i, values in enumerate([COLUMNS] + [[r[c] for c in COLUMNS] for r in rows]):
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator=(newlines or [])[i] if newlines else "\n").writerow(values)
+        out.append(buf.getvalue())
+    return "".join(out).encode()
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -123,11 +153,17 @@ def same(x: str | None, y: str | None, typ: str) -> bool:
         return False
     if typ == "bool":
         return BOOL_WORDS[x.lower()] == BOOL_WORDS[y.lower()]
-    return float(x) == float(y)
+    return Decimal(x) == Decimal(y)  # exactly: never through a double
+
+
+def shown_key(k: str, key_type: str) -> int | str:
+    """A key in changed cells: an integer where the column holds integers in both versions, else as written."""
+    return int(k) if key_type == "int" else k
 
 
 def expected(a: dict[str, dict], b: dict[str, dict]) -> dict[str, Any]:
     types = {c: common(column_type([r[c] for r in a.values()]), column_type([r[c] for r in b.values()])) for c in PAYLOAD}
+    key_type = common(column_type(list(a)), column_type(list(b)))
     both = [k for k in a if k in b]
     relabeled = {k for k in both if a[k]["label"] != b[k]["label"]}
     payload_changed = {k for k in both if any(not same(a[k][c], b[k][c], types[c]) for c in PAYLOAD)}
@@ -171,8 +207,8 @@ def expected(a: dict[str, dict], b: dict[str, dict]) -> dict[str, Any]:
             slices[r["split"]]["modified"] += 1
         if k in moved:
             slices[r["split"]]["moved_in"] += 1
-    cells = {(int(k), c) for k in both for c in PAYLOAD if not same(a[k][c], b[k][c], types[c])}
-    cells |= {(int(k), c) for k in both for c in ("label", "split") if a[k][c] != b[k][c]}
+    cells = {(shown_key(k, key_type), c) for k in both for c in PAYLOAD if not same(a[k][c], b[k][c], types[c])}
+    cells |= {(shown_key(k, key_type), c) for k in both for c in ("label", "split") if a[k][c] != b[k][c]}
     fields = ("before", "after", "added", "removed", "relabeled_in", "relabeled_out", "modified")
     return {
         "totals": totals,
@@ -201,12 +237,16 @@ def test_model_reads_like_the_reported_cases() -> None:
     assert exp["totals"] == {"before": 2, "after": 3, "added": 1, "removed": 0, "relabeled": 0, "modified": 0, "unchanged": 2, "moved": 0}
     assert set(exp["classes"]) == {"T", "F", "unknown"} and set(exp["slices"]) == {"1.0", "2.0", "holdout"}
     assert not same("0.5", "0.50", common("number", "text")) and same("0.5", "0.50", common("number", "int"))
+    # The dialect is RFC 4180 for every version: 'a' is written with its quotes, "p""q" is p"q.
+    rows = read_as_text(to_csv([{"id": "1", "label": "'a'", "split": 'p"q', "p": "x\\y", "q": "two\nlines"}], ["\r\n", "\n"]))
+    assert rows == {"1": {"label": "'a'", "split": 'p"q', "p": "x\\y", "q": "two\nlines"}}
+    assert not same("9007199254740993", "9007199254740992.0", "number")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sc=scenarios())
 def test_csv_columns_mixing_types_across_versions(sc: Scenario) -> None:
-    data_a, data_b = to_csv(sc.a), to_csv(sc.b)
+    data_a, data_b = to_csv(sc.a, sc.newlines[0]), to_csv(sc.b, sc.newlines[1])
     decl = Declaration(tables=[TableSource(path="t.csv", key=["id"], label="label", slices=["split"])])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "d"

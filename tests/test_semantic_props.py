@@ -492,14 +492,14 @@ def test_bad_csv_encoding_has_line_detail(repo: dsv.Repo, repo_dir: Path) -> Non
     two_versions(repo, repo_dir, {"t.csv": "id,label\n1,cat\n"}, {"t.csv": b"id,label\n1,cat\n\xff\xfe,dog\n"})
     proc = run_dsv("diff", "HEAD~1", "HEAD", "--table", "t.csv", "--key", "id", "--label", "label", cwd=repo_dir)
     line = assert_one_line_error(proc, "t.csv")
-    assert "Line: 3" in line
+    assert "line 3:" in line
 
 
 def test_ragged_csv_row_names_the_line(repo: dsv.Repo, repo_dir: Path) -> None:
     two_versions(repo, repo_dir, {"t.csv": "id,label\n1,cat\n"}, {"t.csv": "id,label\n1,cat\n2,dog,extra\n3,cat\n"})
     proc = run_dsv("diff", "HEAD~1", "HEAD", "--table", "t.csv", "--key", "id", "--label", "label", cwd=repo_dir)
     line = assert_one_line_error(proc, "t.csv", "HEAD")
-    assert "Line: 3" in line and "2,dog,extra" in line and "has no column" not in line
+    assert "line 3:" in line and "2,dog,extra" in line and "has no column" not in line
 
 
 def test_jsonl_all_rows_removed(repo: dsv.Repo, repo_dir: Path) -> None:

@@ -421,9 +421,10 @@ def _check_table(repo: "Repo", side: Side, table: "TableSource") -> SourceCheck:
         if table.file and table.file in cols:
             con.register("paths_", side.table.select(["path"]))
             fcol = engine.q(table.file)
+            named = tables.file_path(f"CAST({fcol} AS VARCHAR)")
             n_missing, first = con.execute(
                 f"""SELECT count(*), min(CAST({fcol} AS VARCHAR)) FROM t
-                    WHERE {fcol} IS NOT NULL AND CAST({fcol} AS VARCHAR) NOT IN (SELECT path FROM paths_)"""
+                    WHERE {fcol} IS NOT NULL AND {named} NOT IN (SELECT path FROM paths_)"""
             ).fetchall()[0]
             if n_missing:
                 warnings.append(f"{n_missing} row(s) of {table.path} name a {table.file!r} file that is not at {side.name} (first: {first})")

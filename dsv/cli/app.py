@@ -13,7 +13,7 @@ import click
 
 from dsv.base.errors import UsageError
 from dsv.cli.progress import TerminalProgress
-from dsv.cli.render import color, emit_json, human_size, quote_path, short, warn
+from dsv.cli.render import color, emit_json, human_size, plural, quote_path, short, warn
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -26,6 +26,11 @@ def _repo(ctx: click.Context) -> Any:  # a dsv.api.Repo (imported lazily: --help
 
 def _progress(ctx: click.Context) -> TerminalProgress:
     return TerminalProgress(enabled=None if not ctx.obj["quiet"] else False)
+
+
+def _time(t: Any) -> str:
+    """A commit, tag or metrics time in text: ISO 8601 to the second, with its UTC offset (JSON keeps it whole)."""
+    return str(t.replace(microsecond=0).isoformat())
 
 
 def _print_warnings(items: Sequence[str]) -> None:
@@ -150,7 +155,7 @@ def _commit_lines(entry_id: str, c, refs: Sequence[str]) -> list[str]:
     if len(c.parents) > 1:
         lines.append("Merge: " + " ".join(short(p) for p in c.parents))
     lines.append(f"Author: {c.author} <{c.email}>")
-    lines.append(f"Date:   {c.time.isoformat()}")
+    lines.append(f"Date:   {_time(c.time)}")
     lines.append("")
     lines.extend("    " + line for line in c.message.splitlines() or [""])
     s = c.summary
@@ -215,7 +220,7 @@ def show(ctx: click.Context, rev: str, as_json: bool) -> None:
         click.echo(color(f"tag {res.tag_name}", "yellow"))
         if res.tag is not None:
             click.echo(f"Tagger: {res.tag.tagger} <{res.tag.email}>")
-            click.echo(f"Date:   {res.tag.time.isoformat()}")
+            click.echo(f"Date:   {_time(res.tag.time)}")
             if res.tag.message:
                 click.echo("")
                 click.echo("\n".join("    " + line for line in res.tag.message.splitlines()))
@@ -416,12 +421,12 @@ def check(ctx: click.Context, rev: str | None, as_json: bool) -> None:
         for p in report.problems:
             click.echo(f"  problem  {p}")
         for s in report.sources:
-            counts = f": {s.samples} samples, {s.classes} classes" if s.samples is not None and s.classes is not None else ""
+            counts = f": {plural(s.samples, 'sample')}, {plural(s.classes, 'class', 'classes')}" if s.samples is not None and s.classes is not None else ""
             click.echo(f"  {'ok' if s.ok else 'problem':<8} {s.name} ({s.kind}){counts}")
             for p in s.problems:
                 click.echo(f"    problem  {p}")
         bad = len(report.problems) + sum(len(s.problems) for s in report.sources)
-        click.echo(f"ok: {len(report.sources)} source(s) checked" if report.ok else f"{bad} problem(s)")
+        click.echo(f"ok: {plural(len(report.sources), 'source')} checked" if report.ok else plural(bad, "problem"))
     if not report.ok:
         ctx.exit(1)
 
@@ -507,9 +512,27 @@ def checkout(ctx: click.Context, args: tuple[str, ...], force: bool, as_json: bo
         if not args:
             raise UsageError("checkout needs a revision or paths", hint="dsv checkout REV, or dsv checkout [REV] -- PATH...")
         rev, paths = args[0], list(args[1:])
+    from dsv.base.errors import UnknownRevisionError, WorktreeError
+
     repo = _repo(ctx)
     rel = [repo.repo_path(p) for p in paths]
-    res = repo.checkout(rev, rel or None, force=force, progress=_progress(ctx))
+    branch_before = repo.repository.refs.head().branch
+    try:
+        res = repo.checkout(rev, rel or None, force=force, progress=_progress(ctx))
+    except UnknownRevisionError as err:
+        # `dsv checkout labels.csv`: a path where a revision goes, as git users type it.
+        if n_before is None and not paths and rev is not None and err.rev == rev and _names_a_path(repo, rev):
+            raise err.with_hint(f"did you mean 'dsv checkout -- {rev}'? (paths come after --)") from None
+        raise
+    except WorktreeError as err:
+        # The planner speaks of "that revision or HEAD"; name the revision (HEAD alone when it is HEAD).
+        generic = "matches no file in that revision or in HEAD"
+        if paths and err.message.endswith(generic):
+            where = "in HEAD" if rev in (None, "HEAD") else f"in {rev} or in HEAD"
+            err.message = err.message[: -len(generic)] + f"matches no file {where}"
+            err.args = (err.message,)
+            err.hint = err.hint or "'dsv status' lists files not committed yet; 'dsv ls REV' lists the files of a revision"
+        raise
     _print_warnings(res.warnings)
     if as_json:
         emit_json(res.to_dict())
@@ -520,10 +543,28 @@ def checkout(ctx: click.Context, args: tuple[str, ...], force: bool, as_json: bo
         click.echo(f"Discarded local changes in {shown}{more}")
     if paths:
         click.echo(f"Restored {len(paths)} path(s) from {rev or 'HEAD'}: {res.written} file(s) written, {res.removed} removed")
+    elif res.branch and res.branch == branch_before:
+        # Still on the same branch (`dsv checkout -f HEAD`): nothing was switched.
+        named = f"{rev} ({res.branch})" if rev != res.branch else rev
+        click.echo(f"Restored the working tree to {named} ({res.written} written, {res.removed} removed)")
     elif res.branch:
         click.echo(f"Switched to branch '{res.branch}' ({res.written} written, {res.removed} removed)")
     else:
         click.echo(f"HEAD is now at {short(res.commit)} ({res.written} written, {res.removed} removed)")
+
+
+def _names_a_path(repo: Any, arg: str) -> bool:
+    """Whether ``arg`` is a path in the working tree or in HEAD (for the hint of a checkout that took it for a revision)."""
+    try:
+        rel = repo.repo_path(arg)
+    except Exception:  # a path outside the repository, or not a path at all
+        return False
+    if rel and os.path.lexists(os.path.join(repo.root, *rel.split("/"))):
+        return True
+    try:
+        return bool(rel) and bool(repo.ls("HEAD", rel))
+    except Exception:  # no commit yet
+        return False
 
 
 @cli.command()
@@ -726,7 +767,7 @@ def metrics_list(ctx: click.Context, rev: str | None, as_json: bool) -> None:
     for e in entries:
         r = e.record
         meta = " ".join(f"{k}={v}" for k, v in r.meta.items())
-        click.echo(f"{short(r.commit)}  {r.name}  {r.time.isoformat()}  {r.summary()}" + (f"  [{meta}]" if meta else ""))
+        click.echo(f"{short(r.commit)}  {r.name}  {_time(r.time)}  {r.summary()}" + (f"  [{meta}]" if meta else ""))
 
 
 @metrics.command(name="show")
@@ -748,7 +789,7 @@ def metrics_show(ctx: click.Context, rev: str, name: str | None, as_json: bool) 
         r = e.record
         if i:
             click.echo("")
-        click.echo(color(f"metrics {r.name}", "yellow") + f" on {short(r.commit)} ({r.source_format}, {r.author}, {r.time.isoformat()})")
+        click.echo(color(f"metrics {r.name}", "yellow") + f" on {short(r.commit)} ({r.source_format}, {r.author}, {_time(r.time)})")
         for k, v in r.meta.items():
             click.echo(f"    {k}={v}")
         if r.overall:

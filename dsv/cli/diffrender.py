@@ -155,9 +155,30 @@ def _fmt_delta(m: Any) -> str:
     return format_change(m.before, m.after, m.delta)
 
 
-def _shown_metrics(rows: Sequence[Any], limit: int = 3) -> list[str]:
-    names = sorted({m.metric for r in rows for m in r.metrics})
-    ordered = [n for n in PREFERRED_METRICS if n in names] + [n for n in names if n not in PREFERRED_METRICS and n != "support"]
+_SKLEARN_OVERALL_SUPPORT = frozenset(f"{avg}.support" for avg in ("macro_avg", "weighted_avg", "micro_avg", "samples_avg"))
+
+
+def _sklearn(comp: Any) -> bool:
+    """Whether either record of a comparison was read from a scikit-learn classification report."""
+    return any(e is not None and e.record.source_format == "sklearn" for e in (comp.old, comp.new))
+
+
+def hidden_metric(name: str, *, sklearn: bool, overall: bool) -> bool:
+    """Whether a text table leaves a metric out: only scikit-learn's ``support``, a count of samples, not a score.
+
+    That is ``support`` in a class or slice row and ``macro_avg.support`` (and the
+    other averages') overall, of a record read from a classification report. A
+    metric of any other record, or named otherwise (``data_support``), is shown;
+    JSON keeps every one.
+    """
+    if not sklearn:
+        return False
+    return name in _SKLEARN_OVERALL_SUPPORT if overall else name == "support"
+
+
+def _shown_metrics(rows: Sequence[Any], sklearn: bool, limit: int = 3) -> list[str]:
+    names = sorted({m.metric for r in rows for m in r.metrics if not hidden_metric(m.metric, sklearn=sklearn, overall=False)})
+    ordered = [n for n in PREFERRED_METRICS if n in names] + [n for n in names if n not in PREFERRED_METRICS]
     return ordered[:limit]
 
 
@@ -177,7 +198,11 @@ def metrics_blocks(comp: Any, *, markdown: bool) -> list[str]:
 
         lines += table(
             ["metric", "before", "after", "delta"],
-            [[m.metric, format_value(m.before), format_value(m.after), format_delta(m.delta)] for m in comp.overall if not m.metric.endswith("support")],
+            [
+                [m.metric, format_value(m.before), format_value(m.after), format_delta(m.delta)]
+                for m in comp.overall
+                if not hidden_metric(m.metric, sklearn=_sklearn(comp), overall=True)
+            ],
         )
     for src in comp.sources:
         if not src.classes and not src.slices:
@@ -187,7 +212,7 @@ def metrics_blocks(comp: Any, *, markdown: bool) -> list[str]:
             lines.append("")
             lines.append(f"*Joined with {where}*" if markdown else f"{ind}Joined with {where}:")
         if src.classes:
-            shown = _shown_metrics(src.classes)
+            shown = _shown_metrics(src.classes, _sklearn(comp))
             lines.append("")
             rows = []
             for c in src.classes:
@@ -199,7 +224,7 @@ def metrics_blocks(comp: Any, *, markdown: bool) -> list[str]:
                 )
             lines += table(["class", "samples", "added/removed", "relabeled in/out", *shown], rows)
         if src.slices:
-            shown = _shown_metrics(src.slices)
+            shown = _shown_metrics(src.slices, _sklearn(comp))
             lines.append("")
             rows = []
             for sl in src.slices:

@@ -20,6 +20,11 @@ def warn(message: str) -> None:
     click.echo(f"dsv: warning: {message}", err=True)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 line``, ``2 lines``; ``many`` for irregular plurals (``plural(2, "class", "classes")``)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
 def human_size(n: float) -> str:
     """``1.5 MiB`` style sizes (binary units); the one size formatter of every command and the progress bar."""
     size = float(n)

@@ -10,6 +10,8 @@ but the source lacks are kept and flagged (``in_data: false``).
 
 from __future__ import annotations
 
+import decimal
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +29,16 @@ class MetricDelta:
 
     @property
     def delta(self) -> float | None:
-        """``after - before`` when both exist."""
-        return None if self.before is None or self.after is None else round(self.after - self.before, 10)
+        """``after - before`` when both exist, at full precision.
+
+        Computed exactly on the decimal values as stored (each float's shortest
+        round-trip form), then rounded once to a float: ``0.86 - 0.81`` is
+        ``0.05``, not ``0.050000000000000044``, and a delta of ``2e-12`` stays
+        ``2e-12`` (no fixed number of decimals).
+        """
+        if self.before is None or self.after is None:
+            return None
+        return exact_difference(self.after, self.before)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -144,6 +154,15 @@ class MetricsComparison:
         }
 
 
+def exact_difference(after: float, before: float) -> float:
+    """``after - before`` on the decimal values the floats print as, rounded once to a float."""
+    if not (math.isfinite(after) and math.isfinite(before)):
+        return after - before
+    with decimal.localcontext() as ctx:
+        ctx.prec = 40  # exact for two 17-digit decimals within 20 orders of magnitude; else correctly rounded
+        return float(decimal.Decimal(repr(after)) - decimal.Decimal(repr(before)))
+
+
 SOURCE_META = "source"
 """The metadata key by which a metrics record names the sample source it was evaluated on."""
 
@@ -166,6 +185,13 @@ def compare(old: MetricsEntry | None, new: MetricsEntry | None, diff: SemanticDi
     by_name = {s.name: s for s in diff.sources}
     warnings: list[str] = []
     wanted = source
+    named = {rec.name: rec.meta[SOURCE_META] for rec in (o, n) if rec is not None and rec.meta.get(SOURCE_META)}
+    if o is not None and n is not None and len(set(named.values())) == 2:
+        joined = f"joined with {source!r} (--source)" if source is not None else f"joined with {named[n.name]!r}, the new record's"
+        warnings.append(
+            f"metrics records {o.name!r} and {n.name!r} name different sample sources "
+            f"({named[o.name]!r} and {named[n.name]!r}): their deltas compare models evaluated on different data; {joined}"
+        )
     if wanted is None:
         for rec in (n, o):
             if rec is not None and rec.meta.get(SOURCE_META):

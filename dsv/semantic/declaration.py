@@ -12,6 +12,7 @@
     slices = ["island", "sex"]
     file = "image_path"         # optional
     types = { zip = "string" }  # optional: pin how a column reads (string, integer, number, boolean)
+    delimiter = ";"             # optional, CSV: else "," (a tab for .tsv); quote = '"', escape = '"'
 
 The declaration is versioned with the data; a diff uses the newer side's.
 """
@@ -19,7 +20,7 @@ The declaration is versioned with the data; a diff uses the newer side's.
 from __future__ import annotations
 
 import tomllib
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -96,6 +97,9 @@ class TableSource(BaseModel):
     types: dict[str, ColumnType] = Field(default_factory=dict)
     labels: list[str] | None = None
     splits: list[str] | None = None
+    delimiter: str | None = None
+    quote: str | None = None
+    escape: str | None = None
 
     @field_validator("key", mode="before")
     @classmethod
@@ -112,12 +116,22 @@ class TableSource(BaseModel):
         if self.format is None and table_format(self.path) is None:
             raise ValueError(f"cannot tell the format of {self.path!r}; add format = 'csv' | 'parquet' | 'jsonl'")
         _check_audit_fields(self.labels, self.splits, self.slices)
+        _check_dialect(self)
         return self
 
     @property
     def split_slices(self) -> list[str]:
         """The split-like slices, between whose values the audit looks for leakage."""
         return split_slices(self.slices, self.splits)
+
+    @property
+    def dialect(self) -> "CsvDialect":
+        """How a CSV version is parsed: the same in every version, never sniffed."""
+        delim = self.delimiter
+        if delim is None:
+            delim = "\t" if self.path.lower().endswith((".tsv", ".tsv.gz")) else ","
+        quote = '"' if self.quote is None else self.quote
+        return CsvDialect(delim, quote, quote if self.escape is None else self.escape)
 
     @property
     def resolved_format(self) -> str:
@@ -188,6 +202,31 @@ class DriftSettings(BaseModel):
     ks: float = Field(default=0.1, ge=0, le=1)
     bins: int = Field(default=10, ge=2, le=1000)
     pairs: list[DriftPair] = Field(default_factory=list)
+class CsvDialect(NamedTuple):
+    """The CSV dialect of a table: RFC 4180 (quote ``"``, a quote inside a value doubled) unless declared.
+
+    ``quote`` or ``escape`` empty: no quoting, no escaping.
+    """
+
+    delimiter: str
+    quote: str
+    escape: str
+
+
+def _check_dialect(table: "TableSource") -> None:
+    given = {k: v for k, v in (("delimiter", table.delimiter), ("quote", table.quote), ("escape", table.escape)) if v is not None}
+    if not given:
+        return
+    if table.resolved_format != "csv":
+        raise ValueError(f"{', '.join(given)} apply to CSV tables only ({table.path!r} is {table.resolved_format})")
+    for key, value in given.items():
+        if len(value) > 1 or (key == "delimiter" and len(value) != 1):
+            raise ValueError(f"{key} must be one character{'' if key == 'delimiter' else ' (or empty: none)'}, got {value!r}")
+        if value in ("\n", "\r"):
+            raise ValueError(f"{key} cannot be a line break")
+    dialect = table.dialect
+    if dialect.quote and dialect.delimiter == dialect.quote:
+        raise ValueError(f"delimiter and quote must differ, both are {dialect.quote!r}")
 
 
 class Declaration(BaseModel):

@@ -9,12 +9,15 @@ in one version never changes how the other values read (docs/diff-format.md,
   cells compare as values of the type that reads the column in *both* versions
   (DuckDB's sniffer type when both sides agree, a number when both are numbers,
   text otherwise): ``0.5`` equals ``0.50`` in a numeric column, and a column
-  holding text in either version compares as written.
+  holding text in either version compares as written. Numbers and keys are read
+  exactly from their digits (:func:`exact_number`), never through a double.
 * **Parquet and JSONL** carry their types. A column of the same type on both
   sides compares natively; numbers of different types compare as numbers;
   anything else, and every key, label and slice value of a mixed column,
   compares as canonical text (strings unquoted, whole floats as integers).
-* ``types = { col = "..." }`` in ``dsv.toml`` pins a column's type.
+* ``types = { col = "..." }`` in ``dsv.toml`` pins a column's type (``integer``
+  reads ``1.0`` as 1 and never rounds ``1.5``; a value that does not read as its
+  type keeps its text and is warned about).
 
 The joined table has one row per sample: ``in_a``, ``in_b``, the key, ``label_a``,
 ``label_b``, each slice on both sides, ``relabeled`` and ``changed`` (content:
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,58 +71,99 @@ class Version:
 # -- reading -------------------------------------------------------------------------
 
 
-def _reader(path: str, source: TableSource, *, as_text: bool = False) -> str:
+def _csv_options(source: TableSource, *, compressed: bool) -> str:
+    """read_csv options fixing everything but the column types: the same dialect in every version.
+
+    DuckDB's sniffer would otherwise pick the quote, escape and comment characters,
+    the rows to skip and the delimiter per version, so that one row added in B (a
+    value written ``"c"``) changed how A's ``'a'`` read. A ragged row is then an
+    error naming its line, not a reason to guess another dialect.
+    """
+    d = source.dialect
+    gz = ", compression='gzip'" if compressed else ""
+    return f"header=true, delim={lit(d.delimiter)}, quote={lit(d.quote)}, escape={lit(d.escape)}, comment='', skip=0{gz}"
+
+
+def _reader(path: str, source: TableSource, *, as_text: bool = False, compressed: bool | None = None) -> str:
     fmt = source.resolved_format
     if fmt == "parquet":
         return f"read_parquet({lit(path)})"
-    # Stored objects have no file extension: compression comes from the dataset path.
-    gz = ", compression='gzip'" if source.path.lower().endswith(".gz") else ""
+    if compressed is None:
+        compressed = _compressed(source)
     if fmt == "jsonl":
+        gz = ", compression='gzip'" if compressed else ""
         return f"read_json({lit(path)}, format='newline_delimited'{gz})"
-    # The delimiter is fixed by the extension: a ragged row is then an error naming its
-    # line, rather than a reason for the sniffer to guess a one-column dialect.
-    delim = "\\t" if source.path.lower().endswith((".tsv", ".tsv.gz")) else ","
-    text = ", all_varchar=true" if as_text else ""
-    return f"read_csv({lit(path)}, header=true, auto_detect=true, sample_size=-1, delim={lit(delim)}{gz}{text})"
+    text = ", all_varchar=true" if as_text else ", sample_size=-1"
+    return f"read_csv({lit(path)}, auto_detect=true, {_csv_options(source, compressed=compressed)}{text})"
+
+
+def _open(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, source: TableSource, *, compressed: bool | None, table: bool) -> tuple[dict[str, str], dict[str, str], int]:
+    """(types as the file reads on its own, columns of the view, rows); ``table``: materialise (the file is temporary)."""
+    as_text = source.resolved_format == "csv"
+    if as_text:
+        types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {_reader(disk_path, source, compressed=compressed)}").fetchall()}
+    kind = "TABLE" if table else "VIEW"
+    con.execute(f"CREATE TEMP {kind} {q(view)} AS SELECT * FROM {_reader(disk_path, source, as_text=as_text, compressed=compressed)}")
+    cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE {q(view)}").fetchall()}
+    if not as_text:
+        types = cols
+    # Surfaces parse errors now, with their line; free for Parquet (metadata), and the
+    # row count lets the key check run inside the join (see diff_table).
+    (rows,) = con.execute(f"SELECT count(*) FROM {q(view)}").fetchall()[0]
+    return types, cols, int(rows)
 
 
 def load_table(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, source: TableSource, side: str) -> Version:
     """Expose one version of a table source as a view.
 
-    A CSV file is sniffed over every row for the types it reads as on its own (the
-    schema section), and exposed as text, as written. Parse errors become one line
-    naming the file and DuckDB's row/column detail.
+    A CSV file is read in the table's one dialect (:func:`_csv_options`), sniffed
+    over every row only for the types it reads as on its own (the schema section),
+    and exposed as text, as written. A CSV whose lines end in a mix of CRLF and LF
+    (rows appended by another tool), which DuckDB cannot parse, is read from a copy
+    with every line break outside quotes written LF; that costs a pass over the
+    file only when the plain read has failed. Parse errors become one line naming
+    the file, the version and, where DuckDB gives it, the line.
     """
     import duckdb
 
     as_text = source.resolved_format == "csv"
     try:
-        if as_text:
-            types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {_reader(disk_path, source)}").fetchall()}
-        con.execute(f"CREATE TEMP VIEW {q(view)} AS SELECT * FROM {_reader(disk_path, source, as_text=as_text)}")
-        cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE {q(view)}").fetchall()}
-        if not as_text:
-            types = cols
-        # Surfaces parse errors now, with their line; free for Parquet (metadata), and the
-        # row count lets the key check run inside the join (see diff_table).
-        (rows,) = con.execute(f"SELECT count(*) FROM {q(view)}").fetchall()[0]
+        types, cols, rows = _open(con, view, disk_path, source, compressed=None, table=False)
     except duckdb.Error as err:
-        message = str(err)
-        if source.resolved_format == "csv" and "sniff" in message.lower():
-            message = _csv_diagnosis(con, disk_path, source) or message
-        detail = _clean_duckdb_message(message, disk_path, f"{source.path}@{side}")
-        raise SampleSourceError(f"cannot read {source.path} at {side}: {detail}", hint="fix the file, or the [[tables]] entry in dsv.toml") from err
+        con.execute(f"DROP VIEW IF EXISTS {q(view)}")
+        if not as_text:
+            detail = _clean_duckdb_message(str(err), [disk_path], f"{source.path}@{side}")
+            raise SampleSourceError(f"cannot read {source.path} at {side}: {detail}", hint="fix the file, or the [[tables]] entry in dsv.toml") from err
+        types, cols, rows = _open_mixed_newlines(con, view, disk_path, source, side, err)
     if list(types) != list(cols):  # pragma: no cover - both reads share the header
         types = {c: types.get(c, "VARCHAR") for c in cols}
     # Only the key must exist on every side; a label, slice or file column added in a
     # later version is NULL on the versions without it.
     missing = [c for c in source.key if c not in cols]
     if missing:
-        raise SampleSourceError(
-            f"{source.path} at {side} has no column {', '.join(repr(m) for m in missing)} (columns: {', '.join(cols)})",
-            hint="check key/label/slices/file in dsv.toml, or the --key/--label/--slice flags",
-        )
-    return Version(view, types, int(rows), as_text)
+        message = f"{source.path} at {side} has no column {', '.join(repr(m) for m in missing)} (columns: {', '.join(cols)})"
+        hint = "check key/label/slices/file in dsv.toml, or the --key/--label/--slice/--file flags"
+        other = _other_delimiter(source, cols) if as_text else None
+        if other is not None:
+            # One column whose name holds another separator: the file is read with the wrong
+            # delimiter. Said in the message itself, which `dsv check` shows without the hint.
+            d = source.dialect
+            how = "declared in dsv.toml" if source.delimiter else "from the extension: ',' for .csv, a tab for .tsv"
+            message += (
+                f"; it was read with the delimiter {_char_name(d.delimiter)} ({how}); "
+                f"for values separated by {_char_name(other)}, declare delimiter = {_toml_str(other)} in its [[tables]] entry of dsv.toml"
+            )
+            hint = "see 'CSV dialect' in docs/diff-format.md"
+        raise SampleSourceError(message, hint=hint)
+    return Version(view, types, rows, as_text)
+
+
+def _other_delimiter(source: TableSource, cols: dict[str, str]) -> str | None:
+    """The separator a one-column CSV's header holds, if it is read with another delimiter."""
+    if len(cols) != 1:
+        return None
+    header = next(iter(cols))
+    return next((c for c in (";", "\t", "|", ",") if c != source.dialect.delimiter and c in header), None)
 
 
 def _empty_like(con: "duckdb.DuckDBPyConnection", view: str, other: Version) -> Version:
@@ -127,32 +172,257 @@ def _empty_like(con: "duckdb.DuckDBPyConnection", view: str, other: Version) -> 
     return Version(view, dict(other.types), 0, other.as_text)
 
 
+def _char_name(c: str) -> str:
+    return {"\t": "a tab", ",": "','", ";": "';'", "|": "'|'"}.get(c, repr(c))
+
+
+def _toml_str(c: str) -> str:
+    return '"\\t"' if c == "\t" else json.dumps(c)
+
+
+def _open_mixed_newlines(
+    con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, source: TableSource, side: str, first: Exception
+) -> tuple[dict[str, str], dict[str, str], int]:
+    """After a failed CSV read: read a copy with LF line breaks if the file mixes them, else raise the failure, with its line."""
+    import tempfile
+
+    import duckdb
+
+    name = f"{source.path} at {side}"
+    d = source.dialect
+    fd, copy = tempfile.mkstemp(prefix="dsv-newlines-", dir=_temp_dir(con))
+    try:
+        compressed = _compressed(source)
+        with os.fdopen(fd, "wb") as dst, _open_raw(disk_path, compressed) as src:
+            kinds = normalise_newlines(src, dst, d.quote.encode(), d.escape.encode())
+        if len(kinds) < 2:
+            raise _csv_error(con, disk_path, compressed, source, name, first, paths=[disk_path]) from first
+        try:
+            # A table, not a view: the copy is deleted on return.
+            return _open(con, view, copy, source, compressed=False, table=True)
+        except duckdb.Error as err:
+            raise _csv_error(con, copy, False, source, name, err, paths=[copy, disk_path]) from err
+    finally:
+        try:
+            os.unlink(copy)
+        except OSError:
+            pass
+
+
+def _temp_dir(con: "duckdb.DuckDBPyConnection") -> str | None:
+    """DuckDB's spill folder (the store's tmp folder for a diff), else the system's."""
+    try:
+        (where,) = con.execute("SELECT current_setting('temp_directory')").fetchall()[0]
+    except Exception:  # pragma: no cover - every DuckDB has the setting
+        return None
+    return where if where and os.path.isabs(where) and os.path.isdir(where) else None
+
+
+def _compressed(source: TableSource) -> bool:
+    """Stored objects have no file extension: compression comes from the dataset path."""
+    return source.path.lower().endswith(".gz")
+
+
+def _open_raw(disk_path: str, compressed: bool) -> Any:
+    import gzip
+
+    return gzip.open(disk_path, "rb") if compressed else open(disk_path, "rb")
+
+
+def normalise_newlines(src: Any, dst: Any, quote: bytes, escape: bytes, chunk_size: int = 1 << 22) -> set[bytes]:
+    """Copy a CSV, writing every line break outside quoted values as LF; return the kinds of break seen there.
+
+    Each break stays one break, so line numbers are unchanged; a break inside a
+    quoted value (``"two\r\nlines"``) is kept byte for byte. With RFC 4180 quoting
+    (``escape`` the quote, or none) the quotes alone tell inside from outside (a
+    doubled quote closes and reopens the value), so the work is done by
+    ``bytes.split`` and ``replace``; an ``escape`` of its own escapes the next byte
+    inside quotes, which takes a byte-level scan of the special bytes.
+    """
+    if escape and escape != quote:
+        return _normalise_escaped(src, dst, quote, escape, chunk_size)
+    kinds: set[bytes] = set()
+    in_quotes = False
+    carry_cr = False  # the last chunk ended with a CR outside quotes (already written as LF)
+    while True:
+        chunk = src.read(chunk_size)
+        if not chunk:
+            break
+        if carry_cr:
+            carry_cr = False
+            if chunk[:1] == b"\n":
+                kinds.add(b"\r\n")
+                chunk = chunk[1:]
+            else:
+                kinds.add(b"\r")
+        parts = chunk.split(quote) if quote else [chunk]
+        first = 1 if in_quotes else 0
+        last_outside = (len(parts) - 1 - first) % 2 == 0
+        trailing_cr = last_outside and parts[-1].endswith(b"\r")
+        if trailing_cr:
+            # Its LF, if any, starts the next chunk.
+            carry_cr = True
+            parts[-1] = parts[-1][:-1]
+        outside = parts[first::2]
+        text = b"\0".join(outside)  # a separator: no CR of one part pairs with the LF of the next
+        crlf, cr, lf = text.count(b"\r\n"), text.count(b"\r"), text.count(b"\n")
+        if crlf:
+            kinds.add(b"\r\n")
+        if cr > crlf:
+            kinds.add(b"\r")
+        if lf > crlf:
+            kinds.add(b"\n")
+        if cr:
+            parts[first::2] = [p.replace(b"\r\n", b"\n").replace(b"\r", b"\n") for p in outside]
+        if trailing_cr:
+            parts[-1] += b"\n"
+        dst.write(quote.join(parts) if quote else parts[0])
+        in_quotes = (in_quotes + len(parts) - 1) % 2 == 1
+    if carry_cr:
+        kinds.add(b"\r")
+    return kinds
+
+
+def _normalise_escaped(src: Any, dst: Any, quote: bytes, escape: bytes, chunk_size: int) -> set[bytes]:
+    """:func:`normalise_newlines` for a dialect whose escape character is not the quote."""
+    specials = {b"\r", b"\n", escape} | ({quote} if quote else set())
+    pattern = re.compile(b"[" + b"".join(re.escape(c) for c in sorted(specials)) + b"]")
+    q_byte = quote[0] if quote else -1
+    e_byte = escape[0]
+    kinds: set[bytes] = set()
+    in_quotes = False
+    carry_cr = False  # the last chunk ended with a CR outside quotes (already written as LF)
+    carry_escape = False  # the last chunk ended with an escape inside quotes
+    while True:
+        chunk = src.read(chunk_size)
+        if not chunk:
+            break
+        skip_to = 0
+        if carry_cr:
+            carry_cr = False
+            if chunk[:1] == b"\n":
+                kinds.add(b"\r\n")
+                skip_to = 1
+            else:
+                kinds.add(b"\r")
+        start = skip_to
+        if carry_escape:
+            carry_escape = False
+            skip_to = max(skip_to, 1)
+        out = []
+        for m in pattern.finditer(chunk, skip_to):
+            i = m.start()
+            if i < skip_to:
+                continue
+            c = chunk[i]
+            if in_quotes:
+                if c == e_byte:
+                    if i + 1 == len(chunk):
+                        carry_escape = True
+                    skip_to = i + 2
+                elif c == q_byte:
+                    in_quotes = False
+            elif c == q_byte:
+                in_quotes = True
+            elif c == 10:  # LF
+                kinds.add(b"\n")
+            elif c == 13:  # CR: written LF; a following LF is dropped
+                out.append(chunk[start:i])
+                out.append(b"\n")
+                if i + 1 == len(chunk):
+                    carry_cr = True
+                    start = i + 1
+                elif chunk[i + 1] == 10:
+                    kinds.add(b"\r\n")
+                    start = skip_to = i + 2
+                else:
+                    kinds.add(b"\r")
+                    start = i + 1
+        out.append(chunk[start:])
+        dst.write(b"".join(out))
+    if carry_cr:
+        kinds.add(b"\r")
+    return kinds
+
+
 _DUCKDB_NOISE = ("LINE 1:", "Possible fixes", "Possible Solution", "file = ")
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)\s*(?:Original Line: ?(.*?)\n)?(.*?)(?:\n|$)", re.S)
+_COLUMNS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 
 
-def _clean_duckdb_message(message: str, disk_path: str, name: str) -> str:
+def _clean_duckdb_message(message: str, disk_paths: list[str], name: str) -> str:
     """DuckDB's error as one line about the user's file: no SQL excerpt, temp paths or reader options."""
-    message = message.replace(disk_path, name)
+    for path in disk_paths:
+        message = message.replace(path, name)
+    m = _CSV_LINE.search(message)
+    if m:
+        line, original, reason = m.group(1), (m.group(2) or "").strip(), m.group(3).strip().rstrip(".")
+        cols = _COLUMNS.search(reason)
+        if cols:
+            reason = f"expected {cols.group(1)} values (the header's), found {cols.group(2)}"
+        reason = reason[:1].lower() + reason[1:]
+        shown = original if len(original) <= 80 else original[:77] + "..."
+        return f"line {line}: {reason}" + (f": {shown}" if shown else "")
     cut = min((i for i in (message.find(n) for n in _DUCKDB_NOISE) if i >= 0), default=len(message))
     return " ".join(message[:cut].split())[:400].rstrip(" .:") or "unreadable"
 
 
-def _csv_diagnosis(con: "duckdb.DuckDBPyConnection", disk_path: str, source: TableSource) -> str | None:
-    """When DuckDB cannot even sniff a CSV, re-read it as plain text columns to find the bad line."""
+def _csv_error(
+    con: "duckdb.DuckDBPyConnection", disk_path: str, compressed: bool, source: TableSource, name: str, err: Exception, *, paths: list[str]
+) -> SampleSourceError:
+    """The error for a CSV that cannot be read: with DuckDB's line where a strict re-read finds one, and a hint that fits."""
+    message = str(err)
+    if "CSV Error on Line" not in message:
+        message = _csv_diagnosis(con, disk_path, compressed, source) or message
+    detail = _clean_duckdb_message(message, paths, name)
+    d = source.dialect
+    declared = "declared" if any(x is not None for x in (source.delimiter, source.quote, source.escape)) else "RFC 4180"
+    if "quote" in detail.lower():
+        inside = "doubled" if d.escape == d.quote else f"escaped with {d.escape!r}" if d.escape else "not escaped"
+        hint = (
+            f"dsv reads every version of this table {'with its declared dialect' if declared == 'declared' else 'as RFC 4180'}: "
+            f"values quoted with {repr(d.quote) if d.quote else 'nothing'}, a quote inside one {inside}; a file that escapes quotes with a backslash "
+            f"declares escape = \"\\\\\" in its [[tables]] entry of dsv.toml"
+        )
+    elif "values (the header's)" in detail:
+        hint = (
+            f"every row needs as many values as the header; the delimiter is {_char_name(d.delimiter)}"
+            + ("" if source.delimiter else " (from the extension: , for .csv, a tab for .tsv)")
+            + ": declare another with delimiter = \";\" in the table's [[tables]] entry of dsv.toml"
+        )
+    elif "utf-8" in detail.lower() or "unicode" in detail.lower():
+        hint = "dsv reads CSV as UTF-8: save the file as UTF-8"
+    else:
+        hint = "fix the file, or the [[tables]] entry in dsv.toml (delimiter, quote, escape)"
+    return SampleSourceError(f"cannot read {name}: {detail}", hint=hint)
+
+
+def _csv_diagnosis(con: "duckdb.DuckDBPyConnection", disk_path: str, compressed: bool, source: TableSource) -> str | None:
+    """When DuckDB cannot sniff a CSV (no line in its error), re-read it with fixed text columns to find the bad line."""
     import csv
+    import io
 
     import duckdb
 
+    d = source.dialect
     try:
-        with open(disk_path, newline="", encoding="utf-8", errors="replace") as f:
-            header = next(csv.reader(f), None)
-    except OSError:
+        with _open_raw(disk_path, compressed) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as f:
+            reader = csv.reader(
+                f,
+                delimiter=d.delimiter,
+                quotechar=d.quote or None,
+                quoting=csv.QUOTE_MINIMAL if d.quote else csv.QUOTE_NONE,
+                doublequote=d.escape == d.quote,
+                escapechar=(d.escape or None) if d.escape != d.quote else None,
+            )
+            header = next(reader, None)
+    except (OSError, csv.Error, EOFError):
         return None
-    if not header:
+    if not header or len(set(header)) != len(header):
         return None
     columns = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
     try:
-        con.execute(f"SELECT count(*) FROM read_csv({lit(disk_path)}, header=true, auto_detect=false, columns={columns}, delim=',')").fetchall()
+        con.execute(f"SELECT count(*) FROM read_csv({lit(disk_path)}, auto_detect=false, columns={columns}, {_csv_options(source, compressed=compressed)})").fetchall()
     except duckdb.Error as err:
         return str(err)
     return None
@@ -215,13 +485,70 @@ def canon(x: str, typ: str) -> str:
     return f"CAST({x} AS VARCHAR)"
 
 
+_PLAIN_NUMBER = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)"
+_CANONICAL_NUMBER = r"(0|-?[1-9][0-9]*)(\.[0-9]*[1-9])?|-0\.[0-9]*[1-9]"
+
+
+def exact_number(text: str) -> str:
+    """SQL: a number written in plain decimal notation as its canonical text, exactly; NULL for anything else.
+
+    No ``+``, no leading zeros, no trailing fractional zeros, no ``-`` on zero:
+    ``+2.00``, ``2.0`` and ``02`` are ``2``, ``0.50`` is ``0.5``. Computed on the
+    digits, never through a double, so ``9007199254740993`` stays itself; the
+    result is a valid JSON number. (Exponent forms like ``1e3`` are not plain.)
+    """
+    t = f"trim({text})"
+    i = f"ltrim(regexp_extract({t}, '^[+-]?([0-9]*)', 1), '0')"
+    f = f"rtrim(regexp_extract({t}, '\\.([0-9]*)$', 1), '0')"
+    # Text already canonical (most integers, most decimals) is itself: one regex, not five.
+    return (
+        f"(CASE WHEN regexp_full_match({text}, '{_CANONICAL_NUMBER}') THEN {text} "
+        f"WHEN regexp_full_match({t}, '{_PLAIN_NUMBER}') THEN concat("
+        f"CASE WHEN starts_with({t}, '-') AND ({i} <> '' OR {f} <> '') THEN '-' ELSE '' END, "
+        f"CASE WHEN {i} = '' THEN '0' ELSE {i} END, CASE WHEN {f} = '' THEN '' ELSE '.' || {f} END) END)"
+    )
+
+
+def exact_integer(text: str) -> str:
+    """SQL: the canonical text of an integer written in plain notation, also as a whole decimal (``1.0``, ``2.00``); else NULL."""
+    n = exact_number(text)
+    return f"(CASE WHEN NOT contains({n}, '.') THEN {n} END)"
+
+
 def cast_text(text: str, typ: str) -> str:
-    """SQL: text read as ``typ``, NULL where it does not read as one (integers never round: 1.5 is no integer)."""
+    """SQL: text read as ``typ``, NULL where it does not read as one.
+
+    An integer is read exactly, from its digits: ``1.0`` is 1, ``1.5`` is no integer
+    (never rounded), and one beyond HUGEINT is none either.
+    """
     if typ == "VARCHAR":
         return text
     if _integer(typ):
-        return f"(CASE WHEN regexp_full_match(trim({text}), '[+-]?[0-9]+') THEN TRY_CAST(trim({text}) AS {typ}) END)"
+        return f"TRY_CAST({exact_integer(text)} AS {typ})"
     return f"TRY_CAST({text} AS {typ})"
+
+
+def declared_text(text: str, pinned: str) -> str:
+    """SQL: the canonical text of a value of a declared type, NULL where the value is not one.
+
+    ``integer`` and ``number`` are exact (:func:`exact_integer`, :func:`exact_number`);
+    a number written with an exponent (``1e3``) reads through a double.
+    """
+    if pinned == "integer":
+        return exact_integer(text)
+    if pinned == "number":
+        return f"coalesce({exact_number(text)}, {canon(f'TRY_CAST({text} AS DOUBLE)', 'DOUBLE')})"
+    typ = PINNED_TYPES[pinned]
+    return canon(cast_text(text, typ), typ)
+
+
+def file_path(x: str) -> str:
+    """SQL: a ``file`` cell as the dataset path it names: a leading ``./`` (or several) dropped.
+
+    ``./img/x.png`` names ``img/x.png``, as ``dsv ls`` prints it. A leading ``/`` is
+    kept: an absolute path names no file of the dataset.
+    """
+    return f"regexp_replace({x}, '^(\\./)+', '')"
 
 
 def _json(x: str) -> str:
@@ -266,8 +593,7 @@ class Reading:
         pinned = self.source.types.get(col)
         if pinned is None or pinned == "string":
             return raw
-        typ = PINNED_TYPES[pinned]
-        return f"coalesce({canon(cast_text(raw, typ), typ)}, {raw})"
+        return f"coalesce({declared_text(raw, pinned)}, {raw})"
 
     def compare_type(self, col: str) -> str:
         """The type a column's cells compare as (CSV and declared types)."""
@@ -284,13 +610,19 @@ class Reading:
         """How a key column matches rows, shows in changed cells and orders them."""
         ta, tb = self.a.types.get(col), self.b.types.get(col)
         if self.textual(col):
-            # Matched as written (or in its declared type's canonical form); shown and
-            # ordered as a number where the column holds numbers on both sides.
+            # Matched as text: as written, or in its declared type's exact canonical form
+            # (never through a double). Shown as that text, a JSON integer where the column
+            # holds integers in both versions (or is declared integer); ordered by exact
+            # value where the column holds numbers.
             typ = self.compare_type(col)
             ka, kb = self.text("a", col), self.text("b", col)
-            if typ == "VARCHAR":
-                return KeyColumn(col, ka, kb, _json(ka), (ka,))
-            return KeyColumn(col, ka, kb, _json_either(cast_text(ka, typ), ka), (cast_text(ka, typ), ka))
+            if _integer(typ):
+                whole = exact_integer(ka)
+                shown = f"(CASE WHEN {whole} IS NOT NULL THEN {whole} ELSE {_json(ka)} END)"
+                return KeyColumn(col, ka, kb, shown, (f"TRY_CAST({whole} AS HUGEINT)", ka))
+            if _numeric(typ):
+                return KeyColumn(col, ka, kb, _json(ka), (f"TRY_CAST({exact_number(ka)} AS DECIMAL(38, 10))", ka))
+            return KeyColumn(col, ka, kb, _json(ka), (ka,))
         x = f"a.{q(col)}"
         if ta == tb and ta != "JSON":
             return KeyColumn(col, x, f"b.{q(col)}", _json(x), (x,))
@@ -305,8 +637,19 @@ class Reading:
             if typ == "VARCHAR":
                 return f"({ra} IS NOT DISTINCT FROM {rb})", _json(ra), _json(rb)
             ca, cb = cast_text(ra, typ), cast_text(rb, typ)
-            # Written the same, or the same value of the column's type (0.5 and 0.50 in a numeric column).
-            same = f"({ra} IS NOT DISTINCT FROM {rb} OR coalesce({ca} = {cb}, false))"
+            if typ.startswith(_FLOATS):
+                # Numbers written plainly compare exactly, from their digits (0.5 = 0.50, but
+                # 9007199254740993 is not 9007199254740992.0) and show as written values;
+                # exponent forms, inf and nan compare as doubles.
+                # (A CASE, so that only cells written differently pay for the parsing.)
+                na, nb = exact_number(ra), exact_number(rb)
+                same = (
+                    f"(CASE WHEN {ra} IS NOT DISTINCT FROM {rb} THEN true WHEN {na} IS NOT NULL AND {nb} IS NOT NULL "
+                    f"THEN {na} = {nb} ELSE coalesce({ca} = {cb}, false) END)"
+                )
+                return same, f"coalesce({na}, {_json_either(ca, ra)})", f"coalesce({nb}, {_json_either(cb, rb)})"
+            # Written the same, or the same value of the column's type (T and true in a boolean column).
+            same = f"(CASE WHEN {ra} IS NOT DISTINCT FROM {rb} THEN true ELSE coalesce({ca} = {cb}, false) END)"
             return same, _json_either(ca, ra), _json_either(cb, rb)
         ta, tb = self.a.types[col], self.b.types[col]
         if ta == tb and ta != "JSON":
@@ -434,7 +777,7 @@ def diff_table(
                 hint="check label/slices/file in dsv.toml, or the --label/--slice/--file flags",
             )
     r = Reading(source, a, b)
-    warnings = _type_warnings(source, a, b, side_a, side_b)
+    warnings = _type_warnings(source, a, b, side_a, side_b) + _declared_type_warnings(con, r, side_a, side_b)
 
     ta, tb = a.types.get(source.label), b.types.get(source.label)
     arrays = (_json_arrays(con, a, source.label), _json_arrays(con, b, source.label))
@@ -457,7 +800,7 @@ def diff_table(
         con.register(f"fo_a_{tag}", file_oids[0])
         con.register(f"fo_b_{tag}", file_oids[1])
         oid_a = oid_b = "NULL"
-        path_a, path_b = r.raw("a", file_col), r.raw("b", file_col)
+        path_a, path_b = file_path(r.raw("a", file_col)), file_path(r.raw("b", file_col))
         if file_col in a.types:
             file_join += f" LEFT JOIN fo_a_{tag} foa ON foa.path = {path_a}"
             oid_a = "foa.oid"
@@ -489,19 +832,25 @@ def diff_table(
     truncated = False
     if rows != 0:
         # Every cell that differs: content, file path, label and slices (the counts classify them).
-        listed = payload + ([file_col] if file_col and file_col in a.types and file_col in b.types else [])
-        shown: list[tuple[str, tuple[str, str, str]]] = [(c, r.cell(c)) for c in listed]
-        if source.label in a.types and source.label in b.types:
-            # Listed exactly when the sample is relabeled; a label list shows as written.
-            same_label = f"({label_a} IS NOT DISTINCT FROM {label_b})"
-            if multilabel:
-                shown.append((source.label, (same_label, _json(f"a.{q(source.label)}"), _json(f"b.{q(source.label)}"))))
+        # A label, slice or file column that one version lacks is NULL there, as the
+        # counts have it: its cells show NULL -> value.
+        shown: list[tuple[str, tuple[str, str, str]]] = [(c, r.cell(c)) for c in payload]
+        if file_col:
+            if file_col in a.types and file_col in b.types:
+                shown.append((file_col, r.cell(file_col)))
             else:
-                shown.append((source.label, (same_label, _json(label_a), _json(label_b))))
+                fa, fb = r.raw("a", file_col), r.raw("b", file_col)
+                shown.append((file_col, (f"({fa} IS NOT DISTINCT FROM {fb})", _json(fa), _json(fb))))
+        # Listed exactly when the sample is relabeled; a label list shows as written.
+        same_label = f"({label_a} IS NOT DISTINCT FROM {label_b})"
+        if multilabel:
+            as_written = [_json(f"{side}.{q(source.label)}") if source.label in v.types else "NULL" for side, v in (("a", a), ("b", b))]
+            shown.append((source.label, (same_label, as_written[0], as_written[1])))
+        else:
+            shown.append((source.label, (same_label, _json(label_a), _json(label_b))))
         for s in source.slices:
-            if s in a.types and s in b.types:
-                sa, sb = r.text("a", s), r.text("b", s)
-                shown.append((s, (f"({sa} IS NOT DISTINCT FROM {sb})", _json(sa), _json(sb))))
+            sa, sb = r.text("a", s), r.text("b", s)
+            shown.append((s, (f"({sa} IS NOT DISTINCT FROM {sb})", _json(sa), _json(sb))))
         cells, truncated = _cell_changes(con, va, vb, keys, join_on, shown, rows)
     return SourceDiff(
         **{**result.__dict__, "schema": tuple(schema), "cells": tuple(cells), "cells_truncated": truncated, "warnings": tuple(warnings)}
@@ -521,6 +870,32 @@ def _type_warnings(source: TableSource, a: Version, b: Version, side_a: str, sid
             f"{source.path}: {role} column {col!r} reads as {ta} at {side_a} and as {tb} at {side_b}; "
             f"its values are compared {how} (pin a type with types = {{ {col} = \"...\" }} in dsv.toml)"
         )
+    return out
+
+
+def _declared_type_warnings(con: "duckdb.DuckDBPyConnection", r: Reading, side_a: str, side_b: str) -> list[str]:
+    """Values that do not read as their column's declared type (``1.5`` in an ``integer`` column): said, never rounded."""
+    pinned = {c: t for c, t in r.source.types.items() if t != "string"}
+    out = []
+    for side, version, name in (("a", r.a, side_a), ("b", r.b, side_b)):
+        cols = [c for c in pinned if c in version.types]
+        if not cols or not version.rows:
+            continue
+        exprs = []
+        for c in cols:
+            raw = r.raw(side, c)
+            bad = f"{raw} IS NOT NULL AND {declared_text(raw, pinned[c])} IS NULL"
+            exprs.append(f"count(*) FILTER (WHERE {bad}), min({raw}) FILTER (WHERE {bad})")
+        found = con.execute(f"SELECT {', '.join(exprs)} FROM {q(version.view)} {side}").fetchall()[0]
+        for i, c in enumerate(cols):
+            n, first = found[2 * i], found[2 * i + 1]
+            if n:
+                an = "an" if pinned[c] == "integer" else "a"
+                out.append(
+                    f"{r.source.path}: column {c!r} is declared {pinned[c]}, but {n} value{'' if n == 1 else 's'} at {name} "
+                    f"{'does' if n == 1 else 'do'} not read as {an} {pinned[c]} (first: {first!r}); "
+                    f"{'it compares' if n == 1 else 'they compare'} as written, never rounded"
+                )
     return out
 
 
