@@ -10,6 +10,7 @@ import getpass
 import os
 import json
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import CorruptMetadataError, FormatVersionError, NotARepositoryError, RepositoryExistsError, StorageError
@@ -24,6 +25,8 @@ from dsv.worktree.statcache import StatCache
 
 if TYPE_CHECKING:
     from dsv.config import RepoConfig
+    from dsv.remote import RemoteRepo
+    from dsv.store.base import ObjectStore
     from dsv.history.revisions import History
 
 DEFAULT_BRANCH = "main"
@@ -42,9 +45,15 @@ def find_root(start: str) -> str:
 
 
 class Repository:
-    """An open repository: layout, config, object store, refs and history."""
+    """An open repository: layout, config, object store, refs and history.
 
-    def __init__(self, root: str) -> None:
+    ``store`` replaces the repository's own object store (any
+    :class:`~dsv.store.base.ObjectStore`: tests use an in-memory one). Without
+    it, a partial clone's store fetches what it lacks from its promisor remote
+    (docs/remotes.md), and any other repository uses ``.dsv/objects``.
+    """
+
+    def __init__(self, root: str, *, store: "ObjectStore | None" = None) -> None:
         self.layout = RepoLayout(os.path.abspath(root))
         self.root = self.layout.root
         try:
@@ -56,8 +65,39 @@ class Repository:
         self._check_format()
         self._config: RepoConfig | None = None
         self._history: History | None = None
-        self.store = LocalObjectStore(self.layout.objects, before_write=self.upgrade_format)
         self.refs = RefStore(self.layout.dsv)
+        self.local_store = LocalObjectStore(self.layout.objects, before_write=self.upgrade_format)
+        """The repository's own ``.dsv/objects`` (fsck and gc maintain it)."""
+        self.store: ObjectStore = store if store is not None else self._default_store()
+
+    def _default_store(self) -> "ObjectStore":
+        """``.dsv/objects``, wrapped so a partial clone fetches missing objects from its promisor remote."""
+        promisor = self._promisor_name()
+        if promisor is None:
+            return self.local_store
+        from dsv.remote.promisor import PromisorStore
+
+        return PromisorStore(self.local_store, lambda: self.open_remote(promisor))
+
+    def _promisor_name(self) -> str | None:
+        """The remote a partial clone fetches from (read without pydantic: status stays fast)."""
+        try:
+            raw = json.loads(self._config_bytes)
+        except ValueError:
+            return None
+        value = raw.get("promisor") if isinstance(raw, dict) else None
+        return value if isinstance(value, str) else None
+
+    def open_remote(self, name: str) -> "RemoteRepo":
+        """The configured remote ``name`` (:class:`dsv.remote.RemoteRepo`)."""
+        from dsv.remote import open_remote
+
+        return open_remote(self, name)
+
+    @property
+    def scratch_dir(self) -> str:
+        """A folder for temp files on the repository's filesystem (swept by gc after its grace period)."""
+        return os.path.join(self.layout.objects, "tmp")
 
     def _check_format(self) -> None:
         """The format gate, without pydantic (read-only commands stay fast)."""
@@ -161,9 +201,30 @@ class Repository:
                 new = RepoConfig.model_validate(data, strict=False)
             except ValidationError as err:
                 raise UsageError(f"invalid value: {err.errors()[0]['msg']}") from err
-            atomic_write_bytes(self.layout.config, new.to_json_bytes())
+            self._write_config(new)
         self._config = new
         self._config_bytes = new.to_json_bytes()
+
+    def _write_config(self, new: "RepoConfig") -> None:
+        """Publish ``config.json``; mode 0600 when it holds a credential, so other users cannot read it."""
+        atomic_write_bytes(self.layout.config, new.to_json_bytes(), mode=0o600 if new.has_secrets() else 0o644)
+        if new.has_secrets():
+            try:
+                os.chmod(self.layout.config, 0o600)  # (the umask may have narrowed it further; never widen)
+            except OSError:
+                pass
+
+    def update_config(self, change: "Callable[[RepoConfig], RepoConfig]") -> "RepoConfig":
+        """Apply ``change`` to the current config under ``config.json.lock`` and save it (remote add/remove)."""
+        from dsv.config import RepoConfig
+
+        with FileLock(self.layout.config + ".lock", timeout=self.config.core.lock_timeout):
+            current = RepoConfig.from_json_bytes(read_bytes(self.layout.config), what=f"config {self.layout.config}")
+            new = change(current)
+            self._write_config(new)
+        self._config = new
+        self._config_bytes = new.to_json_bytes()
+        return new
 
     def upgrade_format(self) -> None:
         """Raise a format-1 repository to format 2 before the first object is written (§13).
@@ -180,7 +241,7 @@ class Repository:
             current = RepoConfig.from_json_bytes(read_bytes(self.layout.config), what=f"config {self.layout.config}")
             if current.format < REPOSITORY_FORMAT:
                 new = current.model_copy(update={"format": REPOSITORY_FORMAT})
-                atomic_write_bytes(self.layout.config, new.to_json_bytes())
+                self._write_config(new)
                 current = new
         self._config = current
         self._config_bytes = current.to_json_bytes()

@@ -25,4 +25,11 @@ else
     "$VENV/bin/python" -m pip install --quiet dvc
     echo "installed dvc $("$VENV/bin/dvc" --version)"
 fi
+# The remote benchmark (scripts/bench_remote.py) pushes to S3: DVC needs its S3 plugin.
+if "$VENV/bin/python" -c "import dvc_s3" >/dev/null 2>&1; then
+    echo "dvc-s3 already installed"
+else
+    echo "installing dvc-s3 into $VENV"
+    "$VENV/bin/python" -m pip install --quiet "dvc[s3]"
+fi
 echo "dvc binary: $VENV/bin/dvc"

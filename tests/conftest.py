@@ -68,3 +68,38 @@ def run_dsv(*args: str, cwd: Path, check: bool = False, input: bytes | None = No
     if check and proc.returncode != 0:
         raise AssertionError(f"dsv {' '.join(args)} failed ({proc.returncode}): {proc.stderr.decode()}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """A moto S3 server on loopback, proven to honour conditional writes before any test uses it."""
+    from s3server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("moto"))
+    try:
+        server.check_conditional_writes()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch: pytest.MonkeyPatch):
+    """Credentials for the test server in the environment (as a user would export them)."""
+    from s3server import CREDENTIALS
+
+    for k, v in CREDENTIALS.items():
+        monkeypatch.setenv(k, v)
+    return s3_server
+
+
+@pytest.fixture(scope="session")
+def s3_auth_server(tmp_path_factory: pytest.TempPathFactory):
+    """A second moto server that checks credentials (it knows none, so every key is wrong)."""
+    from s3server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("moto-auth"), enforce_auth=True)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -189,7 +189,7 @@ def run_audit(repo: "Repo", rev: str | None, options: AuditOptions, declaration:
         warnings += rec_warn
         if record is not None:
             settings["metrics"] = record.record.name
-        con = engine.connect(repo.repository.store.tmp_dir)
+        con = engine.connect(repo.repository.scratch_dir)
         try:
             results = []
             for i, source in enumerate(sources):
@@ -378,7 +378,7 @@ def predictions_for(
     pred = record.record.predictions
     assert pred is not None
     store = repo.repository.store
-    path = os.path.join(store.tmp_dir, f"predictions-{os.getpid()}-{uuid.uuid4().hex}")
+    path = os.path.join(repo.repository.scratch_dir, f"predictions-{os.getpid()}-{uuid.uuid4().hex}")
     with open(path, "wb") as f:
         f.write(store.read(pred.oid))
     temp_files.append(path)

@@ -166,7 +166,7 @@ def run_drift(
             raise UsageError("--bins must be at least 2")
         sources: list[SourceDrift] = []
         warnings: list[str] = []
-        con = engine.connect(repo.repository.store.tmp_dir)
+        con = engine.connect(repo.repository.scratch_dir)
         try:
             for i, table in enumerate(decl.tables):
                 if a.oid_of(table.path) is None or b.oid_of(table.path) is None:

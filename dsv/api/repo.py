@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from dsv.api.remotes import RemoteCommands
 from dsv.api.results import (
     BranchInfo,
     ChangelogResult,
@@ -58,15 +59,18 @@ if TYPE_CHECKING:
 
     from dsv.maintenance import FsckReport, GcReport
     from dsv.manifest import FileDiff, Manifest
+    from dsv.api.remotes import CloneResult
     from dsv.worktree.pending import CheckoutRecord
 
 
-class Repo:
-    """A dsv repository, opened at ``path`` or any parent of it."""
+class Repo(RemoteCommands):
+    """A dsv repository, opened at ``path`` or any parent of it (remote methods: :class:`RemoteCommands`)."""
 
     def __init__(self, path: str | os.PathLike[str] = ".") -> None:
         self._repo = Repository.open(os.fspath(path))
         self.root = self._repo.root
+        #: what :meth:`clone` fetched, on a repository it made; None otherwise
+        self.cloned: "CloneResult | None" = None
 
     @classmethod
     def init(cls, path: str | os.PathLike[str] = ".") -> "Repo":
@@ -228,6 +232,7 @@ class Repo:
 
         if not message.strip():
             raise UsageError("empty commit message", hint="pass -m 'what changed and why'")
+        self._refuse_commit_in_sparse_clone()  # dsv.api.remotes
         repo = self._repo
         warn = Warnings()
         with repo.write_lock():
@@ -621,6 +626,7 @@ class Repo:
                     staged.discard()
                 if rel is None:
                     repo.save_statcache(plan.new_cache(keys, target.commit_id, target.commit.manifest))
+                    self._after_full_checkout()  # dsv.api.remotes: a whole tree ends a clone's path limit
                 else:
                     plan.refresh_cache(cache, keys)
                     if head.commit is not None:

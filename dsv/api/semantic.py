@@ -100,16 +100,14 @@ def revision_side(repo: "Repo", rev: str, temp_files: list[str], manifest: "Mani
         if raw is None:
             return None
         oid = raw.hex()
-        loose = os.path.join(store.loose_dir, oid[:2], oid[2:])
-        if os.path.exists(loose):
-            # Verify once (streaming) so the engine never reads corrupt bytes.
-            for _ in store.iter_chunks(oid):
-                pass
-            return loose
-        tmp = os.path.join(store.tmp_dir, f"semantic-{os.getpid()}-{uuid.uuid4().hex}")
+        in_place = store.local_path(oid)  # verified by the store
+        if in_place is not None:
+            return in_place
+        tmp = os.path.join(repo.repository.scratch_dir, f"semantic-{os.getpid()}-{uuid.uuid4().hex}")
+        temp_files.append(tmp)  # removed by the caller, also when the stream below fails verification
         with open(tmp, "wb") as f:
-            f.write(store.read(oid))
-        temp_files.append(tmp)
+            for part in store.iter_chunks(oid):
+                f.write(part)
         return tmp
 
     def read_bytes(path: str) -> bytes | None:
@@ -218,7 +216,7 @@ def run_semantic_diff(
     if force_read:
         changed_paths = {""}  # every prefix counts as touched
     sources: list[SourceDiff] = []
-    con = engine.connect(repo.repository.store.tmp_dir)
+    con = engine.connect(repo.repository.scratch_dir)
     try:
         jobs: list[tuple[str, Callable[[], SourceDiff]]] = []
         for i, folder in enumerate(decl.folders):
@@ -393,7 +391,7 @@ def _check_table(repo: "Repo", side: Side, table: "TableSource") -> SourceCheck:
     assert disk is not None
     if os.path.getsize(disk) == 0:
         return SourceCheck(name, "table", 0, 0, warnings=(f"{table.path} is empty at {side.name}",))
-    con = engine.connect(repo.repository.store.tmp_dir)
+    con = engine.connect(repo.repository.scratch_dir)
     try:
         try:
             version = tables.load_table(con, "t", disk, table, side.name)

@@ -32,6 +32,14 @@ maps the tree to a one-line message and an exit code in a single place
     │   └── NothingToCommitError
     ├── UsageError                    a bad argument value (durations, key=value)
     ├── StorageError                  the filesystem refused a read or write
+    ├── RemoteError                   a remote repository (fsspec URL) failed us
+    │   ├── UnknownRemoteError        no remote of that name is configured
+    │   ├── RemoteUnreachableError    endpoint down, DNS, timeout
+    │   ├── RemoteAuthError           missing or wrong credentials, access denied
+    │   ├── RemoteNotFoundError       bucket or folder missing, or not a dsv remote
+    │   ├── RemoteCorruptError        a fetched object fails verification (truncated, forged)
+    │   ├── RemoteBusyError           a remote lock or lease held too long
+    │   └── PushRejectedError         non-fast-forward, stale lease, fetch first
     ├── SampleSourceError             a declared sample table cannot be read, lacks a column, repeats a key
     └── MetricsFormatError            a metrics file that is not JSON or fits none of the accepted formats
 """
@@ -335,6 +343,76 @@ def _storage_hint(code: int | None) -> str:
     if code in (_errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG):
         return "free some space; the repository was left as it was"
     return "the repository was left as it was"
+
+
+class RemoteError(DsvError):
+    """A remote repository could not be used. ``remote`` names it (URL with credentials masked)."""
+
+    exit_code = 1
+
+    def __init__(self, remote: str, detail: str, *, hint: str | None = None) -> None:
+        super().__init__(f"remote {remote}: {detail}", hint=hint)
+        self.remote = remote
+        self.detail = detail
+
+
+class UnknownRemoteError(RemoteError):
+    """No remote of that name is configured."""
+
+    exit_code = 2
+    default_hint = "see 'dsv remote list'; add one with 'dsv remote add NAME URL'"
+
+    def __init__(self, name: str) -> None:
+        DsvError.__init__(self, f"no remote named {name!r}")
+        self.remote = name
+        self.detail = "unknown"
+
+
+class RemoteUnreachableError(RemoteError):
+    """The endpoint does not answer (connection refused, DNS, timeout)."""
+
+    default_hint = "check the URL and endpoint_url, and that the server is up; nothing was changed locally"
+
+
+class RemoteAuthError(RemoteError):
+    """Credentials are missing or wrong, or access is denied."""
+
+    default_hint = "check the credentials (environment, ~/.aws, or --option); nothing was changed locally"
+
+
+class RemoteNotFoundError(RemoteError):
+    """The bucket or folder does not exist, or holds no dsv repository."""
+
+    default_hint = "check the URL; create the bucket first, or push to create the repository"
+
+
+class RemoteCorruptError(RemoteError):
+    """An object from the remote does not verify: truncated, damaged, or forged. Nothing of it was kept."""
+
+    exit_code = 3
+    default_hint = "the remote's copy is damaged or forged; nothing from it was kept locally (run 'dsv fsck' on a good copy and push again)"
+
+    def __init__(self, remote: str, oid: str, detail: str) -> None:
+        super().__init__(remote, f"object {oid} {detail}")
+        self.oid = oid
+
+
+class RemoteBusyError(RemoteError):
+    """A remote ref lock or lease is held by another writer past the wait."""
+
+    exit_code = 4
+    default_hint = "another push or gc is running; retry later (a lease left by a crash expires by itself)"
+
+
+class PushRejectedError(RemoteError):
+    """The remote ref was not moved: not a fast-forward, a stale lease, or a lost race."""
+
+    default_hint = "fetch first ('dsv pull'), then push again; --force replaces the remote history"
+
+    def __init__(self, remote: str, ref: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(remote, f"rejected {ref} ({reason})", hint=hint)
+        self.ref = ref
+        self.reason = reason
 
 
 class SampleSourceError(DsvError):

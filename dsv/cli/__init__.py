@@ -87,7 +87,12 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             import traceback
 
-            traceback.print_exc()
+            from dsv.base.secrets import redact
+
+            try:
+                sys.stderr.write(redact(traceback.format_exc()))
+            except OSError:
+                pass
         code = report(err)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -691,10 +691,23 @@ def parse_duration(text: str) -> float:
 
 @cli.command()
 @click.option("--grace", default="2w", show_default=True, help="Keep unreachable objects younger than this (0 prunes at once).")
+@click.option("--remote", "remote_name", default=None, metavar="NAME", help="Prune the remote NAME instead (safe against concurrent pushes).")
 @json_option
 @click.pass_context
-def gc(ctx: click.Context, grace: str, as_json: bool) -> None:
+def gc(ctx: click.Context, grace: str, remote_name: str | None, as_json: bool) -> None:
     """Delete objects that no branch, tag or HEAD reaches and that are older than --grace."""
+    if remote_name is not None:
+        res = _repo(ctx).gc_remote(remote_name, parse_duration(grace))
+        if as_json:
+            emit_json(res.to_dict())
+            return
+        click.echo(
+            f"{res.url}: deleted {res.packs_deleted} pack(s), rewrote {res.packs_rewritten}, removed {res.objects_removed} object(s) "
+            f"({human_size(res.bytes_removed)}), kept {res.packs_kept} pack(s)"
+        )
+        for why in res.skipped:
+            click.echo(f"  kept {why}")
+        return
     report = _repo(ctx).gc(parse_duration(grace))
     if as_json:
         emit_json(report.to_dict())
@@ -799,6 +812,15 @@ def metrics_show(ctx: click.Context, rev: str, name: str | None, as_json: bool) 
         for col, values in sorted(r.slices.items()):
             for value, vals in sorted(values.items()):
                 click.echo(f"  slice {col}={value}: " + " ".join(f"{k}={format_value(v)}" for k, v in sorted(vals.items())))
+
+
+def _register_remote_commands() -> None:
+    from dsv.cli import remote_cmds
+
+    remote_cmds.register(cli, _repo, _progress, json_option)
+
+
+_register_remote_commands()
 
 
 # Commands defined in their own modules register on ``cli`` when imported (kept last: they import this one).

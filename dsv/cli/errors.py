@@ -18,7 +18,14 @@ EXIT_INTERRUPTED = 130
 
 
 def format_error(err: BaseException) -> tuple[str, int]:
-    """The one-line message and exit code for ``err``."""
+    """The one-line message and exit code for ``err``, credentials masked (:mod:`dsv.base.secrets`)."""
+    from dsv.base.secrets import redact
+
+    line, code = _format(err)
+    return redact(line), code
+
+
+def _format(err: BaseException) -> tuple[str, int]:
     if isinstance(err, DsvError):
         msg = err.message.replace("\n", " ")
         if err.hint:

@@ -53,7 +53,8 @@ class TerminalProgress:
         now = time.monotonic() if now is None else now
         elapsed = max(now - self.started, 1e-6)
         rate = self.bytes / elapsed
-        parts = [f"{self.phase:<10}", f"{self.files}/{self.total_files} files", f"{human_size(self.bytes)}/{human_size(self.total_bytes)}", f"{human_size(rate)}/s"]
+        unit = "objects" if self.phase in ("pushing", "fetching") else "files"
+        parts = [f"{self.phase:<10}", f"{self.files}/{self.total_files} {unit}", f"{human_size(self.bytes)}/{human_size(self.total_bytes)}", f"{human_size(rate)}/s"]
         if self.bytes and self.total_bytes > self.bytes:
             parts.append(f"ETA {_duration((self.total_bytes - self.bytes) / max(rate, 1))}")
         elif self.files and self.total_files > self.files:

@@ -20,6 +20,8 @@ from dsv.base.hashing import is_object_id
 
 HEADS = "refs/heads"
 TAGS = "refs/tags"
+REMOTES = "refs/remotes"
+"""Remote-tracking branches: ``refs/remotes/<remote>/<branch>``, moved by fetch and push."""
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 LOCK_TIMEOUT = 10.0
 

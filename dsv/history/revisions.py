@@ -3,10 +3,10 @@
 Grammar (a subset of git's ``gitrevisions``)::
 
     rev    := base suffix*
-    base   := HEAD | @ | <branch> | <tag> | <commit id> | <unique id prefix, 4+ hex>
+    base   := HEAD | @ | <branch> | <tag> | <remote>/<branch> | <commit id> | <unique id prefix, 4+ hex>
     suffix := ~N | ~ | ^N | ^        (N-th first-parent ancestor; N-th parent)
 
-Names resolve in the order: full id, HEAD, branch, tag, id prefix.
+Names resolve in the order: full id, HEAD, branch, tag, remote branch (``origin/main``), id prefix.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from dsv.base.errors import AmbiguousRevisionError, ObjectNotFoundError, UnknownRevisionError
 from dsv.base.hashing import is_object_id
 from dsv.history.objects import Commit, Tag, document_type, read_commit, read_tag
-from dsv.history.refs import HEADS, TAGS, RefStore
+from dsv.history.refs import HEADS, REMOTES, TAGS, RefStore
 
 if TYPE_CHECKING:
     from dsv.store.base import ObjectStore
@@ -92,6 +92,10 @@ class History:
         if tag_target:
             oid, tag = self._peel(tag_target, name)
             return oid, tag, name
+        remote = self.refs.read(f"{REMOTES}/{name}") if "/" in name and _valid_lookup(name) else None
+        if remote:
+            oid, tag = self._peel(remote, name)
+            return oid, tag, None
         if _HEX.fullmatch(name):
             found = self._by_prefix(name)
             if len(found) > 1:

@@ -77,7 +77,7 @@ def fsck(repo: Repository, progress: Progress | None = None, *, repair: bool = F
     """
     if repair:
         with repo.write_lock():
-            repo.store.refresh()
+            repo.local_store.refresh()
             report = FsckReport()
             _rebuild_indexes(repo, report)
             checked = _check(repo, progress, report)
@@ -90,7 +90,7 @@ def fsck(repo: Repository, progress: Progress | None = None, *, repair: bool = F
 
 def _rebuild_indexes(repo: Repository, report: FsckReport) -> None:
     """Rebuild damaged and lost pack indexes (and rescue packs whose header is damaged)."""
-    store = repo.store
+    store = repo.local_store
     _touch_every_pack(repo)
     targets = [path for path, _ in store.damaged_indexes()] + store.orphan_packs()
     for path in targets:
@@ -104,17 +104,13 @@ def _rebuild_indexes(repo: Repository, report: FsckReport) -> None:
 
 def _touch_every_pack(repo: Repository) -> None:
     """Open every pack once, so one whose header is damaged is found (and set aside) now."""
-    for pack in repo.store.packs():
-        try:
-            repo.store._pack_fd(pack)
-        except DsvError:
-            continue
+    repo.local_store.check_pack_headers()
 
 
 def _check(repo: Repository, progress: Progress | None, report: FsckReport) -> FsckReport:
     """Verify every stored copy, then walk everything the refs reach."""
     progress = progress or NullProgress()
-    store = repo.store
+    store = repo.local_store
     store.recheck_quarantined()
     _touch_every_pack(repo)
     for path, problem in store.damaged_indexes():
@@ -157,7 +153,7 @@ def _check(repo: Repository, progress: Progress | None, report: FsckReport) -> F
         bad.pop(oid, None)  # another copy is intact
     set_aside = {q.oid: q for q in store.quarantined() if q.oid not in good}
     reach = walk_reachable(repo, check_paths=True)
-    missing = {o for o in reach.objects if o not in good and o not in bad and not store.has(o)}
+    missing = {o for o in reach.objects if o not in good and o not in bad and not repo.store.has(o)}
     watch = set(bad) | missing
     if watch:
         # Second walk only when something is wrong: who needs each damaged object, and its size.

@@ -43,7 +43,7 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
     published before the old one is deleted.
     """
     report = GcReport()
-    store = repo.store
+    store = repo.local_store
     with repo.write_lock():
         store.refresh()
         # A pack whose index was lost may hold the only copy of something: index it, never delete it.

@@ -64,6 +64,8 @@ def ref_roots(repo: Repository, malformed: list[str] | None = None) -> Iterator[
         yield f"tag {name}", oid
     for name, oid in repo.refs.list("refs/metrics", malformed=malformed).items():
         yield f"metrics {name}", oid
+    for name, oid in repo.refs.list("refs/remotes", malformed=malformed).items():
+        yield f"remote branch {name}", oid
 
 
 @dataclass

@@ -27,14 +27,14 @@ import bisect
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError
 from dsv.base.fsio import atomic_write_bytes, fsync_dir
 from dsv.base.log import logger
 from dsv.base.hashing import Hasher, digest_bytes, from_hex, hash_bytes, is_object_id, to_hex
-from dsv.store.base import CHUNK_SIZE
+from dsv.store.base import CHUNK_SIZE, StoredRecord, verify_record
 from dsv.store.chunking import CHUNKED_THRESHOLD, chunks_of_bytes, chunks_of_fd
 from dsv.store.pack import (
     PACK_HEADER,
@@ -276,6 +276,14 @@ class LocalObjectStore:
             pack.fd = fd
         return pack.fd
 
+    def check_pack_headers(self) -> None:
+        """Open every pack once, so one whose header is damaged is found (and set aside) now (fsck)."""
+        for pack in self.packs():
+            try:
+                self._pack_fd(pack)
+            except DsvError:
+                continue
+
     def _mark_broken(self, pack: LoadedPack, problem: str) -> None:
         """Stop using a pack whose file is damaged (its objects count as missing; fsck --repair rescues them)."""
         with self._lock:
@@ -406,6 +414,56 @@ class LocalObjectStore:
         if found is None or found[0].encoding(found[1]) != Encoding.CHUNKED:
             return None
         return [(raw.hex(), n) for raw, n in self._chunks_of(oid, *found)]
+
+    def has_many(self, oids: Iterable[str]) -> set[str]:
+        """The subset of ``oids`` held."""
+        return {o for o in oids if self.has(o)}
+
+    def read_record(self, oid: str) -> StoredRecord:
+        """The stored form of ``oid`` (as its pack holds it), verified; a loose object reads as a raw record."""
+        if not is_object_id(oid):
+            raise ObjectNotFoundError(oid)
+        raw = from_hex(oid)
+        for _ in range(3):
+            found = self._find_packed(raw)
+            if found is None:
+                break
+            pack, row = found
+            try:
+                stored, size, encoding = self._stored_record(pack, row)
+            except CorruptMetadataError:
+                continue  # the pack's header is damaged: it was set aside, look elsewhere
+            record = StoredRecord(raw, stored, size, encoding)
+            try:
+                if size < 0:
+                    raise CorruptObjectError(oid, "<truncated>", location=pack.pack_path)
+                verify_record(record, location=pack.pack_path)
+            except CorruptObjectError as err:
+                self._quarantine_packed(oid, pack, row)
+                if self._find_packed(raw) is None and not os.path.exists(self._loose_path(oid)):
+                    err.hint = QUARANTINE_HINT
+                    raise
+                continue
+            return record
+        data = self.read(oid)  # loose (format 1), or missing: read() raises
+        return StoredRecord(raw, data, len(data), int(Encoding.RAW))
+
+    def read_records(self, oids: Iterable[str]) -> Iterator[StoredRecord]:
+        """:meth:`read_record` for each id (local reads need no batching)."""
+        for oid in oids:
+            yield self.read_record(oid)
+
+    def local_path(self, oid: str) -> str | None:
+        """The loose file of ``oid`` (format 1 big files), verified once by streaming it; else ``None``."""
+        path = self._loose_path(oid)
+        if not os.path.exists(path):
+            return None
+        for _ in self.iter_chunks(oid):
+            pass
+        return path
+
+    def prefetch(self, oids: Iterable[str]) -> None:
+        """Nothing to do: a local store is complete."""
 
     def _chunks_of(self, oid: str, pack: LoadedPack, row: int) -> list[tuple[bytes, int]]:
         stored, size, _ = self._stored_record(pack, row)
@@ -928,6 +986,9 @@ class LocalObjectStore:
 class LocalWriter:
     """A write transaction on a :class:`LocalObjectStore`; thread-safe."""
 
+    supports_fork = True
+    """A forked helper may store small files through :meth:`sibling` and hand its packs back."""
+
     def __init__(self, store: LocalObjectStore) -> None:
         self.store = store
         self._lock = threading.Lock()
@@ -994,6 +1055,40 @@ class LocalWriter:
         if raw not in self._added and not self.store.has_raw(raw, len(data)):
             self._append(raw, data, len(data), Encoding.RAW)
         return raw
+
+    def add_record(self, record: StoredRecord) -> bool:
+        """Store a record from another store after verifying it (see :meth:`dsv.store.base.ObjectWriter.add_record`)."""
+        try:
+            return self._add_record(record)
+        except OSError as err:
+            raise StorageError("write objects to", self.store.root, err) from err
+
+    def _add_record(self, record: StoredRecord) -> bool:
+        raw = record.raw_id
+        with self._lock:
+            if raw in self._added:
+                return False
+        if record.encoding == Encoding.CHUNKED:
+            verify_record(record)
+            if self.store.has_raw(raw):
+                return False
+            hasher = Hasher()
+            for chunk, n in record.chunks():
+                data = self.store.read(chunk.hex())  # verified; missing raises ObjectNotFoundError
+                if len(data) != n:
+                    raise CorruptObjectError(record.oid, "<chunk of the wrong length>", reason=f"its chunk {chunk.hex()} has {len(data)} bytes, the list says {n}")
+                hasher.update(data)
+            if hasher.digest() != raw:
+                raise CorruptObjectError(record.oid, hasher.hexdigest(), reason=f"its chunks hash to {hasher.hexdigest()}")
+            return self._append(raw, record.stored, record.size, Encoding.CHUNKED)
+        verify_record(record)
+        if record.size < CHUNKED_THRESHOLD and self.store.has_good_copy(raw, record.size):
+            return False
+        if record.size >= CHUNKED_THRESHOLD:
+            # A big object arriving whole (from a format-1 loose file): store it the way this store keeps big files.
+            self._add_raw(decode_payload(record.stored, record.size, record.encoding))
+            return True
+        return self._append(raw, record.stored, record.size, Encoding(record.encoding))
 
     def _add_chunk_list(self, raw: bytes, chunks: list[tuple[bytes, int]], size: int) -> None:
         self._append(raw, encode_chunk_list(chunks), size, Encoding.CHUNKED)

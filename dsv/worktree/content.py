@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from dsv.base.errors import StorageError
 from dsv.base.hashing import Hasher, digest_bytes
 from dsv.store.base import CHUNK_SIZE
-from dsv.store.local import LOOSE_THRESHOLD
+from dsv.store.chunking import CHUNKED_THRESHOLD as LOOSE_THRESHOLD
 from dsv.base.filemodes import MODE_LINK
 
 _O_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)

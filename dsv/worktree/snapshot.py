@@ -104,7 +104,7 @@ def take_snapshot(
     job: ForkJob | None = None
     theirs: list[tuple[str, os.stat_result, int, int | None]] = []
     small = [t for t in todo if not is_large(t[1])]
-    if len(small) >= STORE_MIN_FILES and hasattr(writer, "sibling") and fork_available():
+    if len(small) >= STORE_MIN_FILES and getattr(writer, "supports_fork", False) and fork_available():
         theirs = small[len(small) // 2 :]
         mine_ids = {id(t) for t in theirs}
         todo = [t for t in todo if id(t) not in mine_ids]
