@@ -46,19 +46,52 @@ with a `hint`; the tree is in `dsv/base/errors.py`.
 | URL | reads |
 |---|---|
 | `dsv://REV/PATH` | `PATH` at revision `REV` of the repository in the `repo` storage option (default: the current folder) |
-| `dsv://REV@/abs/path/inside/repo/PATH` | the repository is the nearest folder at or above the path holding `.dsv`; the rest is the path in the snapshot |
-| `fsspec.filesystem("dsv", repo=..., rev=...)` | a filesystem of one revision; paths are relative to the repository root |
+| `dsv://REV@/abs/path/inside/repo/PATH` | the repository is the nearest folder at or above the path holding `.dsv` (or a folder remote: `dsv-remote.json`); the rest is the path in the snapshot |
+| `dsv://REV@s3://bucket/prefix/PATH` | straight from a remote at any fsspec URL: the remote is the nearest prefix holding `dsv-remote.json` (found with one request per level, once per process) |
+| `fsspec.filesystem("dsv", repo=..., rev=...)` | a filesystem of one revision; `repo` is a folder, a remote URL or a folder remote; paths are relative to the repository root |
 
-`REV` is any revision (`v2`, `main`, `HEAD~1`, a commit id); write a `/` in it
-as `%2F`. A branch or `HEAD` is resolved when the filesystem is made (a
-filesystem is one immutable snapshot). The filesystem is registered through
-the `fsspec.specs` entry point, so `dsv://` works in pandas, pyarrow, polars
-(through `fsspec.open`), DuckDB (`duckdb.register_filesystem`) and data
-loaders without importing dsv. Reads are verified: a whole small file against
-its id, each chunk of a big file a read touches against the chunk's id (a
-Parquet footer read reads only the last chunks). It is read-only: writes raise
-`PermissionError`; a missing revision or path raises `FileNotFoundError`
-naming the revision, a folder opened as a file `IsADirectoryError`.
+`REV` is any revision (`v2`, `main`, `HEAD~1`, a commit id or a prefix of
+one); write a `/` in it as `%2F`. A branch or `HEAD` (a remote's default
+branch) is resolved when the filesystem is made (a filesystem is one immutable
+snapshot). The filesystem is registered through the `fsspec.specs` entry
+point, so `dsv://` works in pandas, pyarrow, polars (through `fsspec.open`),
+DuckDB (`duckdb.register_filesystem`) and data loaders without importing dsv.
+Reads are verified: a whole small file against its id, each chunk of a big
+file a read touches against the chunk's id (a Parquet footer read reads only
+the last chunks). It is read-only: writes raise `PermissionError`; a missing
+revision or path raises `FileNotFoundError` naming the revision, a folder
+opened as a file `IsADirectoryError`.
+
+### Reading from a remote
+
+```python
+so = {"options": {"endpoint_url": "http://127.0.0.1:9000"}}   # fsspec options of the remote, if any
+pd.read_parquet("dsv://exp-42@s3://bucket/datasets/penguins/data/train.parquet", storage_options=so)
+ds.dataset("data/", filesystem=dsv.DsvFileSystem(repo="s3://bucket/datasets/penguins", rev="v2"), format="parquet")
+```
+
+Nothing is cloned. `refs.json` is read once per filesystem (one request) and
+revisions resolve against it. Each object (a commit, a manifest chunk, a file,
+or one content-defined chunk of a big file) is fetched the first time a read
+needs it, with the remote's pack indexes (cached on disk) telling where it is,
+verified against its id, and kept in a local store in dsv's own format, so it
+is fetched once, not once per read or per process. That store is:
+
+- the `cache` option, when it names a dsv repository (its object store) or a folder;
+- else the repository around the current folder, when one of its remotes has
+  this URL (a clone of the remote, full or partial, shares its objects; that
+  remote's configured options apply);
+- else `$DSV_CACHE_DIR`, `$XDG_CACHE_HOME/dsv` or `~/.cache/dsv`, under
+  `remotes/<hash of the URL>/`. Deleting that folder is always safe.
+
+A read of a big file fetches only the chunks it touches; the file's chunk list
+is checked against the file's id once all its chunks have been read (each chunk
+is always checked against its own id). `fs.prefetch(paths)` fetches many files
+in one batch (a data loader that knows its next batch); `fs.fetched` and
+`fs.requests` count objects fetched and requests made. A remote that cannot be
+reached raises `OSError`, wrong credentials `PermissionError`, a location with
+no remote `FileNotFoundError`, an object that does not verify `OSError`
+naming it (nothing of it is kept).
 """
 
 SECTIONS: list[tuple[str, list[str]]] = [

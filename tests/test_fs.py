@@ -132,7 +132,7 @@ def test_misses_and_writes_raise_what_fsspec_users_expect(versions) -> None:
 def test_a_parquet_column_read_reads_a_fraction_of_the_file(versions, monkeypatch: pytest.MonkeyPatch) -> None:
     root, v1, _ = versions
     fs = DsvFileSystem(repo=str(root), rev="v1")
-    store = fs._repo.repository.store
+    store = fs._store
     read_bytes = {"n": 0}
     real = store.read
 
@@ -161,7 +161,7 @@ def test_a_torch_style_loop_reads_each_object_once(tmp_path: Path, monkeypatch: 
     write_files(root, images)
     dsv.Repo.init(root).commit("images")
     fs = DsvFileSystem(repo=str(root), rev="HEAD")
-    store = fs._repo.repository.store
+    store = fs._store
     seen: list[str] = []
     real = store.read
     monkeypatch.setattr(store, "read", lambda oid: (seen.append(oid), real(oid))[1])

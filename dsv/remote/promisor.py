@@ -74,8 +74,10 @@ class PromisorStore:
             return
         log.info("fetching %d object(s) from the promisor remote", len(wanted))
         stats = fetch_objects(self.local, self.remote(), wanted)
-        self.fetched += stats.objects
-        self.local.refresh()
+        with self._lock:
+            self.fetched += stats.objects
+        # No refresh: the local writer adds the packs it publishes to the loaded index
+        # (a refresh would re-read every index, quadratic over many small fetches).
 
     def prefetch(self, oids: Iterable[str]) -> None:
         """Fetch every one of ``oids`` not held locally, in one batch."""
@@ -130,8 +132,13 @@ class PromisorStore:
         return self.local.ids()
 
     def ids_with_prefix(self, prefix: str) -> list[str]:
-        """Local ids with ``prefix``."""
-        return self.local.ids_with_prefix(prefix)
+        """Ids with ``prefix``, held locally or promised (an abbreviated id of a commit not fetched yet)."""
+        found = set(self.local.ids_with_prefix(prefix))
+        try:
+            found.update(self.remote().store.ids_with_prefix(prefix))
+        except ObjectNotFoundError:
+            pass
+        return sorted(found)
 
     def begin_write(self) -> Any:
         """Writes go to the local store."""
