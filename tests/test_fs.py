@@ -127,6 +127,12 @@ def test_misses_and_writes_raise_what_fsspec_users_expect(versions) -> None:
     for action in (lambda: fs.open("x", "wb"), lambda: fs.rm("labels.csv"), lambda: fs.mkdir("new"), lambda: fs.pipe("x", b"y")):
         with pytest.raises(PermissionError, match="read-only"):
             action()
+    # A small file opens as an in-memory copy: seekable, and as read-only as the rest.
+    with fs.open("labels.csv", "rb") as f:
+        assert f.seek(3) == 3 and f.read() == b"label\n1,cat\n2,dog\n" and f.size == 21 and not f.writable()
+        with pytest.raises(io.UnsupportedOperation, match="read-only"):
+            f.write(b"x")
+    assert fs.cat_file("labels.csv") == b"id,label\n1,cat\n2,dog\n"
 
 
 def test_a_parquet_column_read_reads_a_fraction_of_the_file(versions, monkeypatch: pytest.MonkeyPatch) -> None:

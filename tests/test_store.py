@@ -204,8 +204,19 @@ def test_index_round_trip_and_checksum() -> None:
     entries = [(bytes([i]) * 16, 16 + i * 40, i) for i in range(10)]
     data = encode_index(entries)
     idx = decode_index(data, what="test")
-    assert idx.ids == sorted(e[0] for e in entries)
-    assert idx.offsets == [e[1] for e in sorted(entries)]
+    assert list(idx.ids) == sorted(e[0] for e in entries)
+    assert list(idx.offsets) == [e[1] for e in sorted(entries)]
+    assert list(idx.lengths) == [e[2] for e in sorted(entries)]
+    # The views read the bytes on access: indexing, negative indexing, slices and bisect agree with lists.
+    import bisect
+
+    assert idx.ids[-1] == bytes([9]) * 16 and idx.offsets[-1] == 16 + 9 * 40 and idx.ids[2:4] == [bytes([2]) * 16, bytes([3]) * 16]
+    assert bisect.bisect_left(idx.ids, bytes([5]) * 16) == 5
+    with pytest.raises(IndexError):
+        idx.ids[10]
+    # v2: the encoding lives in the offset's top byte and never leaks into the offset.
+    v2 = decode_index(encode_index([(bytes([i]) * 16, 1000 + i, 7, i % 3) for i in range(6)], version=2), what="test")
+    assert list(v2.encodings or []) == [i % 3 for i in range(6)] and list(v2.offsets) == [1000 + i for i in range(6)]
     with pytest.raises(CorruptMetadataError):
         decode_index(data[:-1] + bytes([data[-1] ^ 1]), what="test")
     with pytest.raises(CorruptMetadataError):

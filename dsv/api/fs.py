@@ -27,6 +27,7 @@ the first time it is read, verified, and kept in a local store (see
 from __future__ import annotations
 
 import bisect
+import io
 import os
 import re
 import threading
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
     from dsv.manifest import Manifest
     from dsv.remote.repo import RemoteRepo
     from dsv.remote.view import RemoteView
+
+SMALL_FILE_BYTES = 1024 * 1024
+"""Files smaller than this open as an in-memory file holding their (verified) bytes."""
 
 WHOLE_CACHE_BYTES = 64 * 1024 * 1024
 """Small files read whole are kept (least recently used first out) up to this many bytes."""
@@ -292,6 +296,8 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if isinstance(path, list):
             return [cls._strip_protocol(p) for p in path]
         path = os.fspath(path) if not isinstance(path, str) else path
+        if "@" not in path and not path.startswith("dsv://"):
+            return path.strip("/")  # already a path of the snapshot (the common case, on every call)
         rev, location, rest = parse_url(path)
         if location is None:
             return rest
@@ -320,7 +326,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def _rel(self, path: Any) -> str:
         """A path of the snapshot (relative, no slashes at the ends) for any path or URL given."""
         p = self._strip_protocol(path)
-        if is_url(p):
+        if "://" in p and is_url(p):
             root = self.repo_path.rstrip("/")
             if p == root or p.startswith(root + "/"):
                 p = p[len(root) :]
@@ -526,6 +532,9 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if mode != "rb":
             raise PermissionError(f"dsv:// is read-only: cannot open {path} for {mode!r} (revision {self.rev} is a snapshot)")
         info = self._file_entry(self._rel(path))
+        if info["size"] < SMALL_FILE_BYTES:
+            # Read whole (and verified) at once: a buffered file's machinery would cost more than the read.
+            return DsvSmallFile(self, info["name"], self.read_range(info["oid"], info["size"], 0, info["size"]))  # type: ignore[return-value]
         return DsvFile(self, info["name"], info, block_size=block_size, cache_options=cache_options)
 
     # -- writes: refused ------------------------------------------------------------
@@ -552,3 +561,23 @@ class DsvFile(AbstractBufferedFile):  # type: ignore[misc]
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         return self.fs.read_range(self.oid, self.size, start, end)
+
+
+class DsvSmallFile(io.BytesIO):
+    """A small file of a snapshot, its bytes read whole and verified on open; read-only."""
+
+    def __init__(self, fs: DsvFileSystem, path: str, data: bytes) -> None:
+        super().__init__(data)
+        self.fs = fs
+        self.path = path
+        self.size = len(data)
+        self.mode = "rb"  # type: ignore[misc]
+
+    def writable(self) -> bool:
+        return False
+
+    def write(self, *args: Any) -> int:
+        raise io.UnsupportedOperation(f"dsv:// is read-only: {self.path}")
+
+    def truncate(self, *args: Any) -> int:
+        raise io.UnsupportedOperation(f"dsv:// is read-only: {self.path}")

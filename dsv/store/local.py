@@ -216,9 +216,8 @@ class LocalObjectStore:
 
     def _search(self, packs: list[LoadedPack], raw: bytes) -> tuple[int, int] | None:
         for slot in range(len(packs) - 1, -1, -1):
-            ids = packs[slot].index.ids
-            i = bisect.bisect_left(ids, raw)
-            if i < len(ids) and ids[i] == raw and not self._is_quarantined(slot, i):
+            i = packs[slot].index.find(raw)
+            if i >= 0 and not self._is_quarantined(slot, i):
                 return slot, i
         return None
 

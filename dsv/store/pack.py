@@ -28,7 +28,8 @@ import os
 import struct
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, FormatVersionError
@@ -80,16 +81,105 @@ def decode_chunk_list(stored: bytes, size: int) -> list[tuple[bytes, int]]:
     return out
 
 
-@dataclass(frozen=True)
-class PackIndex:
-    """The parsed index of one pack: parallel lists, sorted by id."""
+class _IdView(Sequence[bytes]):
+    """The ids of an index, sliced from its bytes on access (sorted: ``bisect`` works on it)."""
 
-    ids: list[bytes]
-    offsets: list[int]
-    lengths: list[int]
-    version: int = PACK_VERSION
-    encodings: list[int] | None = None
-    """Encoding of each entry (v2); ``None`` when every entry is raw."""
+    __slots__ = ("_data", "_start", "_count")
+
+    def __init__(self, data: bytes, start: int, count: int) -> None:
+        self._data, self._start, self._count = data, start, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._count))]
+        if i < 0:
+            i += self._count
+        if not 0 <= i < self._count:
+            raise IndexError("pack index id out of range")
+        at = self._start + i * RECORD.size
+        return self._data[at : at + DIGEST_SIZE]
+
+    def find(self, raw: bytes) -> int:
+        """The row of id ``raw``, or -1: a binary search over the bytes, with no call per step."""
+        data, start, step = self._data, self._start, RECORD.size
+        lo, hi = 0, self._count
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            at = start + mid * step
+            if data[at : at + DIGEST_SIZE] < raw:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < self._count:
+            at = start + lo * step
+            if data[at : at + DIGEST_SIZE] == raw:
+                return lo
+        return -1
+
+    def __iter__(self) -> Iterator[bytes]:
+        data, step = self._data, RECORD.size
+        for at in range(self._start, self._start + self._count * step, step):
+            yield data[at : at + DIGEST_SIZE]
+
+
+class _WordView(Sequence[int]):
+    """One word of every record (``offset & mask`` or ``offset >> 56``), computed on access."""
+
+    __slots__ = ("_words", "_shift", "_mask")
+
+    def __init__(self, words: "array[int]", shift: int, mask: int) -> None:
+        self._words, self._shift, self._mask = words, shift, mask
+
+    def __len__(self) -> int:
+        return len(self._words) // 4
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        return (self._words[4 * i + 2] >> self._shift) & self._mask
+
+    def __iter__(self) -> Iterator[int]:
+        shift, mask = self._shift, self._mask
+        for w in self._words[2::4]:
+            yield (w >> shift) & mask
+
+
+class PackIndex:
+    """The verified index of one pack, sorted by id.
+
+    Loading does no per-entry work: ``ids``, ``offsets``, ``encodings`` and
+    ``lengths`` read the index's bytes on access, so opening a store of a
+    million objects to read one costs a checksum and a copy, not a million
+    Python objects (a bisect touches ~20 entries).
+    """
+
+    __slots__ = ("ids", "offsets", "lengths", "version", "_words")
+
+    def __init__(self, data: bytes, start: int, count: int, version: int) -> None:
+        # Each record is 4 little-endian u64 words: two of id, then offset, then length.
+        words = array("Q")
+        words.frombytes(memoryview(data)[start : start + count * RECORD.size])
+        if sys.byteorder != "little":
+            words.byteswap()
+        self._words = words
+        self.version = version
+        self.ids = _IdView(data, start, count)
+        self.offsets: Sequence[int] = _WordView(words, 0, OFFSET_MASK)
+        self.lengths: Sequence[int] = words[3::4]
+
+    @property
+    def encodings(self) -> Sequence[int] | None:
+        """Encoding of each entry (v2); ``None`` in a v1 index, where every entry is raw."""
+        return _WordView(self._words, OFFSET_BITS, 0xFF) if self.version >= 2 else None
+
+    def find(self, raw: bytes) -> int:
+        """The row of id ``raw``, or -1."""
+        return self.ids.find(raw)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -121,20 +211,7 @@ def decode_index(data: bytes, *, what: str) -> PackIndex:
         raise CorruptMetadataError(what, "truncated pack index", hint="run 'dsv fsck --repair' to rebuild it from its pack")
     if digest_bytes(body) != trailer:
         raise CorruptMetadataError(what, "pack index checksum mismatch", hint="run 'dsv fsck --repair' to rebuild it from its pack")
-    start = IDX_HEADER.size
-    end = start + count * RECORD.size
-    ids = [data[i : i + DIGEST_SIZE] for i in range(start, end, RECORD.size)]
-    # Each record is 4 little-endian u64 words: two of id, then offset, then length.
-    words = array("Q")
-    words.frombytes(data[start:end])
-    if sys.byteorder != "little":
-        words.byteswap()
-    offsets = words[2::4].tolist()
-    encodings = None
-    if version >= 2 and any(o >> OFFSET_BITS for o in offsets):
-        encodings = [o >> OFFSET_BITS for o in offsets]
-        offsets = [o & OFFSET_MASK for o in offsets]
-    return PackIndex(ids, offsets, words[3::4].tolist(), version, encodings)
+    return PackIndex(data, IDX_HEADER.size, count, version)
 
 
 def check_pack_header(header: bytes, *, what: str) -> int:
