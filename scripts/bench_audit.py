@@ -186,6 +186,10 @@ def bench_folder(args: argparse.Namespace, dsv: str, mismatches: list[str]) -> l
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchenv import compile_dsv
+
+    compile_dsv()  # see scripts/benchenv.py
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--folder-files", type=int, default=1_000_000)

@@ -163,6 +163,10 @@ def run_dvc(work: Path, repo: Path, runs: int, python: str) -> dict[str, float]:
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchenv import compile_dsv
+
+    compile_dsv()  # see scripts/benchenv.py
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", default="/tmp/dsv-fs")
     ap.add_argument("--gib", type=float, default=1.0)

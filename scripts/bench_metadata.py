@@ -50,6 +50,10 @@ def loose_bytes(root: Path) -> int:
 
 def main() -> None:
     """Run the measurement and print a Markdown table."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchenv import compile_dsv
+
+    compile_dsv()  # see scripts/benchenv.py
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=1_000_000)
     ap.add_argument("--changed", type=int, default=10)

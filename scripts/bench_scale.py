@@ -982,6 +982,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run every size, print the report and optionally write JSON."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchenv import compile_dsv
+
+    compile_dsv()  # see scripts/benchenv.py
     args = parse_args(argv)
     command = shlex.join([Path(sys.executable).name] + sys.argv)
     workdir = Path(args.workdir).resolve()

@@ -531,6 +531,10 @@ def print_report(facts: dict[str, Any], rows: list[dict[str, Any]], mismatches: 
 
 def main() -> None:
     """Parse arguments, run the selected benchmarks, print and save the results."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchenv import compile_dsv
+
+    compile_dsv()  # see scripts/benchenv.py
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000, help="rows of the annotation table (default 10,000,000)")
     ap.add_argument("--folder-files", type=int, default=1_000_000, help="files of the folder source (default 1,000,000)")
