@@ -47,7 +47,7 @@ class ScanResult:
 
     clean: list[int] = field(default_factory=list)
     suspect: list[tuple[int, Any, int]] = field(default_factory=list)
-    """``(row, stat, mode)``: an ``os.stat_result`` or a :class:`FileStat` from the helper process."""
+    """``(row, stat, mode)``, the stat a :class:`FileStat`."""
     new: list[tuple[str, Any, int]] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
@@ -142,15 +142,13 @@ def _scan_dirs(
                     continue
                 row = index_get(rel)
                 if row is None:
-                    new_append((rel, st, mode))
+                    # The five fields, not the stat_result (~20 fields, ~500 bytes): a first commit of
+                    # a million files holds one per file.
+                    new_append((rel, FileStat(st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino), mode))
                 elif keys[row * ksize : row * ksize + ksize] == key_of(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode):
                     clean_append(row)
                 else:
-                    suspect_append((row, st, mode))
-
-
-def _pack_stat(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                    suspect_append((row, FileStat(st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino), mode))
 
 
 def _scan_forked(
@@ -171,8 +169,8 @@ def _scan_forked(
         _scan_dirs(theirs, cache.index.get, cache.key_blob, ignore, notes.append, part)
         return (
             part.clean,
-            [(r, _pack_stat(st), m) for r, st, m in part.suspect],
-            [(p, _pack_stat(st), m) for p, st, m in part.new],
+            [(r, tuple(st), m) for r, st, m in part.suspect],
+            [(p, tuple(st), m) for p, st, m in part.new],
             notes,
             part.leftovers,
         )

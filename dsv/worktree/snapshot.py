@@ -75,6 +75,9 @@ def take_snapshot(
     result = scan(root, cache, ignore, warn)
     todo: list[tuple[str, os.stat_result, int, int | None]] = [(cache.paths[r], st, m, r) for r, st, m in result.suspect]
     todo.extend((p, st, m, None) for p, st, m in result.new)
+    # The scan's per-file tuples are not needed past this point (a first commit has one per file).
+    result.suspect.clear()
+    result.new.clear()
     total_bytes = sum(t[1].st_size for t in todo)
     progress.start("hashing", len(todo), total_bytes)
     snap = Snapshot(cache)
@@ -105,10 +108,11 @@ def take_snapshot(
     theirs: list[tuple[str, os.stat_result, int, int | None]] = []
     small = [t for t in todo if not is_large(t[1])]
     if len(small) >= STORE_MIN_FILES and getattr(writer, "supports_fork", False) and fork_available():
-        theirs = small[len(small) // 2 :]
-        mine_ids = {id(t) for t in theirs}
-        todo = [t for t in todo if id(t) not in mine_ids]
+        half = len(small) // 2
+        theirs = small[half:]
+        todo = small[:half] + [t for t in todo if is_large(t[1])]  # large files hash on threads here, in any order
         job = ForkJob(lambda: _store_in_child(writer, prefix, theirs))
+    del small
 
     try:
         for path, st, mode, row, res in _chain(results(), _child_results(job, theirs, writer, prefix)):
