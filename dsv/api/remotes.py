@@ -235,7 +235,9 @@ class RemoteCommands:
         local_refs = repo.refs
         names: list[str] = []
         if all_branches:
-            names += [f"{HEADS}/{b}" for b in local_refs.list(HEADS)]
+            # The current branch first: the first branch a push creates becomes the remote's default (clone's checkout).
+            current = local_refs.head().branch
+            names += sorted((f"{HEADS}/{b}" for b in local_refs.list(HEADS)), key=lambda n: n != f"{HEADS}/{current}")
         if tags:
             names += [f"{TAGS}/{t}" for t in local_refs.list(TAGS)]
         for r in refs:
