@@ -433,7 +433,8 @@ def clone(
         path = base[:-4] if base.endswith(".dsv") else base
     dest = os.path.abspath(os.fspath(path))
     if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
-        raise RepositoryExistsError(f"{dest} (the clone destination exists and is not empty)")
+        what = "a dsv repository" if os.path.isdir(os.path.join(dest, ".dsv")) else "not an empty folder" if os.path.isdir(dest) else "a file"
+        raise RepositoryExistsError(dest, message=f"cannot clone into {dest}: it exists and is {what}", hint="name another folder, or empty this one")
     # The remote is read before anything is created: a wrong URL or credentials change nothing here.
     probe = RemoteRepo(remote_name, url_n, opts)
     try:
