@@ -147,7 +147,7 @@ def test_json_option_values_are_parsed_and_nested_secrets_masked(tmp_path: Path)
     as_json = _cli("remote", "list", "--json", cwd=tmp_path / "r")
     assert "NESTEDSECRET1" not in as_json.stdout
     pytest.importorskip("s3fs")
-    fs = RemoteFS("s3://bucket/p", dict(repo.repository.config.remotes["o"].options))
+    fs = RemoteFS("s3://bucket/p", dict(dsv.Repo(repo.root).repository.config.remotes["o"].options))
     assert fs.fs.anon is False
     assert fs.fs.client_kwargs.get("aws_secret_access_key") == "NESTEDSECRET1"
 
@@ -159,6 +159,16 @@ def test_bad_json_option_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_backend_constructor_errors_are_one_line(tmp_path: Path) -> None:
+    """s3fs raises KeyError for both secret and password: a usage mistake, not an internal error."""
+    pytest.importorskip("s3fs")
+    dsv.Repo.init(tmp_path / "r")
+    _cli("remote", "add", "o", "s3://bucket/p", "--option", "secret=SECRETVALUE1", "--option", "password=SECRETVALUE2", cwd=tmp_path / "r")
+    proc = _cli("push", "o", cwd=tmp_path / "r")
+    assert proc.returncode != 0 and "internal error" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "SECRETVALUE" not in proc.stderr
 
 
 def test_push_all_keeps_the_current_branch_as_the_remote_default(tmp_path: Path) -> None:
@@ -173,3 +183,46 @@ def test_push_all_keeps_the_current_branch_as_the_remote_default(tmp_path: Path)
     clone = dsv.Repo.clone(url, tmp_path / "c")
     assert clone.cloned.branch == "main"
     assert read_tree(Path(clone.root)) == {"a.txt": b"a"}
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_clone_into_a_non_empty_destination_says_what_is_there(kind: str, tmp_path: Path) -> None:
+    """It said 'a dsv repository already exists' for a plain folder with one file in it."""
+    _, url = _pushed(tmp_path)
+    dest = tmp_path / "dest"
+    if kind == "folder":
+        dest.mkdir()
+        (dest / "mine.txt").write_text("keep")
+    else:
+        dest.write_text("keep")
+    proc = _cli("clone", url, str(dest), cwd=tmp_path)
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+    assert "dsv repository" not in proc.stderr and "exists" in proc.stderr
+    if kind == "folder":
+        assert read_tree(dest) == {"mine.txt": b"keep"}
+    else:
+        assert dest.read_text() == "keep"
+
+
+def test_fetch_shows_remote_branch_as_branch_to_tracking_name(tmp_path: Path) -> None:
+    """Fetch printed 'origin/main -> origin/main'; git's 'main -> origin/main' says what went where."""
+    _, url = _pushed(tmp_path)
+    local = dsv.Repo.init(tmp_path / "l")
+    local.add_remote("origin", url)
+    proc = _cli("fetch", cwd=tmp_path / "l")
+    assert proc.returncode == 0, proc.stderr
+    assert " main -> origin/main" in proc.stdout and "origin/main -> origin/main" not in proc.stdout
+
+
+def test_ref_naming_a_file_instead_of_a_commit_blames_the_remote(tmp_path: Path) -> None:
+    """It said 'commit … is malformed (run dsv fsck)', sending the user to check a healthy local repository."""
+    src, url = _pushed(tmp_path)
+    oid = src.manifest_table("HEAD").to_pylist()[0]["oid"]
+    file_id = oid.hex() if isinstance(oid, bytes) else str(oid)
+    _forge_refs(url, lambda d: d["refs"].__setitem__("refs/tags/x", file_id))
+    local = dsv.Repo.init(tmp_path / "l")
+    local.add_remote("origin", url)
+    proc = _cli("fetch", cwd=tmp_path / "l")
+    assert proc.returncode == 3 and len(proc.stderr.strip().splitlines()) == 1
+    assert url in proc.stderr and "dsv fsck' to see" not in proc.stderr
+    assert local.fsck().ok and not local.tags()
