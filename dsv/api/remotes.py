@@ -235,7 +235,9 @@ class RemoteCommands:
         local_refs = repo.refs
         names: list[str] = []
         if all_branches:
-            names += [f"{HEADS}/{b}" for b in local_refs.list(HEADS)]
+            # The current branch first: the first branch a push creates becomes the remote's default (clone's checkout).
+            current = local_refs.head().branch
+            names += sorted((f"{HEADS}/{b}" for b in local_refs.list(HEADS)), key=lambda n: n != f"{HEADS}/{current}")
         if tags:
             names += [f"{TAGS}/{t}" for t in local_refs.list(TAGS)]
         for r in refs:
@@ -431,7 +433,8 @@ def clone(
         path = base[:-4] if base.endswith(".dsv") else base
     dest = os.path.abspath(os.fspath(path))
     if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
-        raise RepositoryExistsError(f"{dest} (the clone destination exists and is not empty)")
+        what = "a dsv repository" if os.path.isdir(os.path.join(dest, ".dsv")) else "not an empty folder" if os.path.isdir(dest) else "a file"
+        raise RepositoryExistsError(dest, message=f"cannot clone into {dest}: it exists and is {what}", hint="name another folder, or empty this one")
     # The remote is read before anything is created: a wrong URL or credentials change nothing here.
     probe = RemoteRepo(remote_name, url_n, opts)
     try:

@@ -105,8 +105,8 @@ class NotARepositoryError(DsvError):
 class RepositoryExistsError(DsvError):
     """``dsv init`` where a repository already exists."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(f"a dsv repository already exists at {path}")
+    def __init__(self, path: str, *, message: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message or f"a dsv repository already exists at {path}", hint=hint)
         self.path = path
 
 

@@ -9,6 +9,7 @@ of a URL) with ``***`` in text the CLI prints: messages, ``remote list -v``,
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Mapping
@@ -34,9 +35,35 @@ def register(value: str) -> None:
             _registered.add(value)
 
 
+def option_value(key: str, value: Any) -> Any:
+    """A ``--option`` value as the filesystem wants it: ``{...}``/``[...]`` as JSON, ``true``/``false`` as booleans.
+
+    Options arrive as text (the command line, config.json); fsspec wants
+    ``client_kwargs`` as a dict and ``anon`` as a bool (the string ``"false"``
+    is true). A secret's value is never reinterpreted. Raises ``ValueError``
+    for text that starts like JSON but does not parse.
+    """
+    if not isinstance(value, str) or is_secret_key(key):
+        return value
+    text = value.strip()
+    if text[:1] in ("{", "["):
+        return json.loads(text)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return value
+
+
+def _parsed(key: str, value: Any) -> Any:
+    try:
+        return option_value(key, value)
+    except ValueError:
+        return value
+
+
 def register_options(options: Mapping[str, Any]) -> None:
-    """Register the secret values among remote options (nested dicts too)."""
+    """Register the secret values among remote options (nested dicts and JSON text too)."""
     for key, value in options.items():
+        value = _parsed(str(key), value)
         if isinstance(value, Mapping):
             register_options(value)
         elif is_secret_key(str(key)) and value is not None:
@@ -44,11 +71,14 @@ def register_options(options: Mapping[str, Any]) -> None:
 
 
 def mask_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``options`` with every secret value replaced by ``***``."""
+    """A copy of ``options`` with every secret value replaced by ``***`` (inside JSON text too)."""
     out: dict[str, Any] = {}
     for key, value in options.items():
+        parsed = _parsed(str(key), value)
         if isinstance(value, Mapping):
             out[key] = mask_options(value)
+        elif isinstance(parsed, Mapping):
+            out[key] = json.dumps(mask_options(parsed), separators=(",", ":"))
         elif is_secret_key(str(key)):
             out[key] = MASK
         else:

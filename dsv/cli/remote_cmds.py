@@ -34,7 +34,7 @@ def _stats_line(verb: str, d: dict[str, Any]) -> str:
 
 
 def _ref_line(u: Any, arrow_to: str | None = None) -> str:
-    name = u.ref.split("/", 2)[-1]
+    name = u.ref.split("/", 3)[-1] if u.ref.startswith("refs/remotes/") else u.ref.split("/", 2)[-1]  # fetch: main -> origin/main
     target = arrow_to or name
     status = u.status.value
     if status == "up-to-date":

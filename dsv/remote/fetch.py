@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from dsv.base.errors import CorruptObjectError, ObjectNotFoundError, RemoteCorruptError
+from dsv.base.errors import CorruptMetadataError, CorruptObjectError, ObjectNotFoundError, RemoteCorruptError
 from dsv.base.progress import NullProgress, Progress
 from dsv.history.refs import RefStore
 from dsv.remote.graph import Needs, peel, read_commit_doc, root_chunks, snapshot_needs
@@ -227,7 +227,12 @@ def fetch(
         remote.store.refresh()
         if depth is None and paths is None:
             f.prefetch_meta_packs()
-        _walk_and_store(f, tips, depth, paths)
+        try:
+            _walk_and_store(f, tips, depth, paths)
+        except CorruptMetadataError as err:
+            # What a remote's refs name did not parse: the remote is damaged or forged, not this repository.
+            kind, _, oid = err.what.rpartition(" ")
+            raise RemoteCorruptError(remote.display, oid, f"is not a valid {kind or 'object'}: {err.detail}") from None
     updates, warnings = _update_local_refs(refs, remote.name, selected)
     stats = TransferStats(f.objects, f.bytes, 0, remote.requests - r0, time.monotonic() - started)
     return FetchResult(remote.name, remote.display, tuple(updates), stats, tuple(warnings))

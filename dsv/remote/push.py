@@ -28,6 +28,7 @@ from dsv.remote.refs import RefsDocument
 from dsv.remote.repo import RemoteRepo
 from dsv.remote.results import PushResult, RefStatus, RefUpdate, TransferStats
 from dsv.store.base import ObjectStore
+from dsv.store.chunking import CHUNKED_THRESHOLD
 from dsv.store.pack import Encoding
 
 _UNSET = object()
@@ -144,12 +145,16 @@ def _send_and_swap(
         docs_first = [m for m in needs.meta if m not in {c for c, _ in commits} and _is_doc(local, m)]
         meta = [m for m in needs.meta if m not in docs_first] + docs_first
         present = store.has_many(list(needs.files) + meta)
-        lease.rely_on(store.packs_holding(present))
+        # The chunks of big files count too: those found present are relied on as much as whole
+        # files are, so their packs go in the one .packs a remote gc honours (docs/remotes.md §7).
+        chunks = _chunks_of(local, [f for f, size in needs.files.items() if size >= CHUNKED_THRESHOLD])
+        chunks_present = store.has_many(chunks)
+        lease.rely_on(store.packs_holding(present | chunks_present))
         files = [f for f in needs.files if f not in present]
         meta = [m for m in meta if m not in present]
         total_bytes = sum(needs.files[f] for f in files)
         progress.start("pushing", len(files) + len(meta), total_bytes)
-        sent = _upload(local, remote, files, meta, progress)
+        sent = _upload(local, remote, files, meta, progress, chunks_present)
         progress.finish()
 
         applied: dict[str, RefUpdate] = {}
@@ -203,7 +208,18 @@ def _is_doc(local: ObjectStore, oid: str) -> bool:
         return False
 
 
-def _upload(local: ObjectStore, remote: RemoteRepo, files: list[str], meta: list[str], progress: Progress) -> TransferStats:
+def _chunks_of(local: ObjectStore, big: list[str]) -> list[str]:
+    """The chunk ids of the chunked files among ``big`` (read from their local chunk lists)."""
+    out: dict[str, None] = {}
+    for i in range(0, len(big), BATCH):
+        for rec in local.read_records(big[i : i + BATCH]):
+            if rec.encoding == Encoding.CHUNKED:
+                for raw, _ in rec.chunks():
+                    out[raw.hex()] = None
+    return list(out)
+
+
+def _upload(local: ObjectStore, remote: RemoteRepo, files: list[str], meta: list[str], progress: Progress, have: set[str]) -> TransferStats:
     """Objects, then chunks, into data packs; then chunk lists and metadata into meta packs (write order)."""
     store = remote.store
     data = store.begin_write()
@@ -224,8 +240,7 @@ def _upload(local: ObjectStore, remote: RemoteRepo, files: list[str], meta: list
                 if h not in seen:
                     seen.add(h)
                     wanted.append(h)
-        have = store.has_many(wanted)
-        wanted = [c for c in wanted if c not in have]
+        wanted = [c for c in wanted if c not in have]  # ``have``: found present (and relied on) before the upload
         for i in range(0, len(wanted), BATCH):
             for rec in local.read_records(wanted[i : i + BATCH]):
                 data.add_record(rec)

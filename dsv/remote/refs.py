@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from dsv.base.errors import CorruptMetadataError, RemoteBusyError
+from dsv.base.errors import CorruptMetadataError, InvalidRefNameError, RemoteBusyError
 from dsv.base.hashing import is_object_id
 from dsv.base.ondisk import OnDiskModel
+from dsv.history.refs import check_ref_name
 from dsv.store.remotefs import RemoteFS
 
 REFS_KEY = "refs.json"
+_FORGED_HINT = "the remote's refs.json is damaged or forged; nothing was changed locally"
 MAX_SWAPS = 200
 """Compare-and-swap retries before giving up (another writer keeps winning)."""
 
@@ -39,10 +41,32 @@ class RefsDocument(OnDiskModel):
     """Full ref name -> object id."""
 
 
+def _valid_name(name: str) -> bool:
+    """Whether ``name`` is a ref a local repository may hold: it becomes a path under ``.dsv/refs``.
+
+    A forged ``refs/heads/../../x`` would otherwise be written outside the
+    repository by the fetch that mirrors it as ``refs/remotes/<remote>/...``.
+    """
+    try:
+        if name.startswith(("refs/heads/", "refs/tags/")):
+            check_ref_name(name.split("/", 2)[2])
+            return True
+        if name.startswith("refs/metrics/"):
+            commit, _, record = name[len("refs/metrics/") :].partition("/")
+            return is_object_id(commit) and bool(record) and check_ref_name(record) == record
+    except InvalidRefNameError:
+        return False
+    return False
+
+
 def _valid(doc: RefsDocument, what: str) -> RefsDocument:
     for name, oid in doc.refs.items():
-        if not name.startswith(("refs/heads/", "refs/tags/", "refs/metrics/")) or not is_object_id(oid):
-            raise CorruptMetadataError(what, f"holds an invalid ref {name!r}")
+        if not _valid_name(name) or not is_object_id(oid):
+            raise CorruptMetadataError(what, f"holds an invalid ref {name!r}", hint=_FORGED_HINT)
+    try:
+        check_ref_name(doc.head)
+    except InvalidRefNameError:
+        raise CorruptMetadataError(what, f"names an invalid default branch {doc.head!r}", hint=_FORGED_HINT) from None
     return doc
 
 
@@ -58,7 +82,11 @@ class RemoteRefs:
         if data is None:
             return RefsDocument(), None
         what = f"refs of remote {self.fs.display}"
-        return _valid(RefsDocument.from_json_bytes(data, what=what), what), token
+        try:
+            doc = RefsDocument.from_json_bytes(data, what=what)
+        except CorruptMetadataError as err:
+            raise CorruptMetadataError(what, err.detail, hint=_FORGED_HINT) from None
+        return _valid(doc, what), token
 
     def update(self, change: Callable[[RefsDocument], RefsDocument | None]) -> RefsDocument | None:
         """Apply ``change`` by compare-and-swap, re-reading and retrying when another writer won.

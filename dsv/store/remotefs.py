@@ -42,7 +42,7 @@ from dsv.base.errors import (
     RemoteUnreachableError,
 )
 from dsv.base.hashing import hash_bytes
-from dsv.base.secrets import mask_url, redact, register, register_options
+from dsv.base.secrets import mask_url, option_value, redact, register, register_options
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,10 +80,16 @@ class RemoteFS:
 
         self.url = url
         self.display = mask_url(url)
-        opts = dict(options or {})
-        register_options(opts)
+        register_options(options or {})
+        try:
+            opts = {k: option_value(k, v) for k, v in (options or {}).items()}
+        except ValueError as err:
+            raise RemoteError(self.display, f"cannot open: an option is not valid JSON ({redact(str(err))})", hint="e.g. --option 'client_kwargs={\"region_name\": \"eu-west-1\"}'") from None
         if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
             register(url.split("://", 1)[-1].split("@", 1)[0])
+        for name in ("client_kwargs", "config_kwargs"):
+            if name in opts and not isinstance(opts[name], dict):
+                raise RemoteError(self.display, f"cannot open: option {name} must be a JSON object", hint=f"e.g. --option '{name}={{\"region_name\": \"eu-west-1\"}}'")
         protocol = url.split("://", 1)[0] if "://" in url else "file"
         if protocol in ("s3", "s3a"):
             opts.setdefault("use_listings_cache", False)
@@ -104,8 +110,8 @@ class RemoteFS:
                 opts["client_kwargs"] = ck
         try:
             fs, root = fsspec.core.url_to_fs(url, **opts)
-        except (ImportError, ValueError, TypeError) as err:
-            raise RemoteError(self.display, f"cannot open: {redact(str(err))}", hint="check the URL scheme and the --option names") from None
+        except Exception as err:  # noqa: BLE001 - any backend's constructor error is one line (s3fs raises KeyError for secret+password)
+            raise RemoteError(self.display, f"cannot open: {redact(str(err).strip(chr(39)) or type(err).__name__)}", hint="check the URL scheme and the --option names") from None
         self.fs = fs
         self.root = root.rstrip("/")
         name = type(fs).__name__
