@@ -226,3 +226,13 @@ def test_ref_naming_a_file_instead_of_a_commit_blames_the_remote(tmp_path: Path)
     assert proc.returncode == 3 and len(proc.stderr.strip().splitlines()) == 1
     assert url in proc.stderr and "dsv fsck' to see" not in proc.stderr
     assert local.fsck().ok and not local.tags()
+
+
+def test_log_decorates_remote_tracking_branches(tmp_path: Path) -> None:
+    """git log shows 'origin/main' beside the commit a fetch recorded; dsv log did not."""
+    _, url = _pushed(tmp_path)
+    clone = dsv.Repo.clone(url, tmp_path / "c")
+    proc = _cli("log", cwd=Path(clone.root))
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert "HEAD -> main" in first and "origin/main" in first, first

@@ -38,7 +38,7 @@ from dsv.base.errors import (
     WorktreeError,
 )
 from dsv.base.progress import Progress
-from dsv.history.refs import HEADS, TAGS, check_ref_name
+from dsv.history.refs import HEADS, REMOTES, TAGS, check_ref_name
 from dsv.repository import Repository
 from dsv.worktree.paths import to_repo_path
 from dsv.worktree.status import worktree_status
@@ -103,6 +103,9 @@ class Repo(RemoteCommands):
         for name, oid in self._repo.refs.list(HEADS, malformed=[]).items():
             if name != head.branch:
                 out.setdefault(oid, []).append(name)
+        # Remote-tracking branches (origin/main), as git decorates them.
+        for name, oid in sorted(self._repo.refs.list(REMOTES, malformed=[]).items()):
+            out.setdefault(oid, []).append(name)
         for name, oid in self._repo.refs.list(TAGS, malformed=[]).items():
             target = self._peel_tag(oid)
             out.setdefault(target, []).append(f"tag: {name}")
