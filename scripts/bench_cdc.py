@@ -52,8 +52,14 @@ every figure. Exit status 1 if a command failed or a target was missed.
 Examples::
 
     bash scripts/setup_bench.sh                     # DVC into /work/bench-venv
-    .venv/bin/python scripts/bench_cdc.py --gib 0.1 # smoke run, ~2 minutes
-    .venv/bin/python scripts/bench_cdc.py --json /tmp/bench_cdc.json
+    .venv/bin/python scripts/bench_cdc.py --gib 0.1 # smoke run, ~1.5 minutes
+    .venv/bin/python scripts/bench_cdc.py --json /tmp/bench_cdc.json  # full scale, ~10 minutes, ~10 GB of disk at peak
+    .venv/bin/python scripts/bench_cdc.py --cases commit_time --runs 5  # just the timing case
+
+The commit-time case is sensitive to the VM's memory state (see "The big-file
+case depends on the VM's memory state" in docs/benchmarks.md): on the reference
+VM dsv's run-to-run spread is up to 2x, so read the runs column, not only the
+median.
 """
 
 from __future__ import annotations
