@@ -401,9 +401,20 @@ def gallery_section(data: "ReportData") -> str:
     return f'<section {_attrs(section="samples")}><h2>Samples to look at</h2><div class="gallery">{"".join(figures)}</div></section>'
 
 
+def _script_json(obj: Any) -> str:
+    """JSON safe inside ``<script>``: ``<``, ``>`` and ``&`` as ``\\u`` escapes (JSON.parse reads them back).
+
+    Escaping only ``</`` is not enough: ``<!--<script>`` in a label puts the HTML
+    tokenizer in its "script data double escaped" state, where the closing
+    ``</script>`` no longer ends the block and the rest of the page joins the JSON.
+    """
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
 def render_html(data: "ReportData") -> str:
     """The whole page."""
-    payload = json.dumps(data.to_dict(), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
+    payload = _script_json(data.to_dict())
     commits = "".join(f"<li><code>{e(c.id[:10])}</code> {e(c.message)} <span class=\"muted\">— {e(c.author)}, {e(c.date)}</span></li>" for c in data.commits[:20])
     more = f"<li class=\"muted\">and {len(data.commits) - 20} more</li>" if len(data.commits) > 20 else ""
     warnings = "".join(f"<li>{e(w)}</li>" for w in data.warnings)
