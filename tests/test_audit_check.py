@@ -1,0 +1,127 @@
+"""Regression tests from an outside review of audits, drift and the report (issue 12).
+
+Each test reproduces one finding: hostile strings in the report's embedded JSON
+and in Markdown, predictions with duplicate keys, NaN drift thresholds, an empty
+``--fail-on``, and unknown labels of multi-label samples.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import dsv
+
+from conftest import run_dsv, write_tree
+
+HOSTILE = '<!--<script>'
+IMG = "<img src=x onerror=alert(1)>"
+
+
+def _two_versions(repo: dsv.Repo, repo_dir: Path) -> None:
+    toml = '[[tables]]\npath = "t.csv"\nkey = "id"\nlabel = "lab"\nslices = ["split"]\n'
+    write_tree(repo_dir, {"dsv.toml": toml, "t.csv": "id,lab,split,f\n1,a,train,1\n2,b,test,2\n3,a,train,3\n"})
+    repo.commit("v1")
+    repo.create_tag("v1")
+    rows = f'id,lab,split,f\n1,a,train,1\n2,"{HOSTILE}",test,2\n3,"{IMG}","{IMG}",3\n4,a,"{HOSTILE}",3\n'
+    write_tree(repo_dir, {"t.csv": rows})
+    repo.commit("v2")
+    repo.create_tag("v2")
+
+
+def test_report_embedded_json_survives_comment_and_script_in_labels(repo: dsv.Repo, repo_dir: Path, tmp_path: Path) -> None:
+    # "<!--<script>" in the JSON puts the HTML tokenizer in "script data double escaped"
+    # state: the closing </script> no longer closes the block and the embedded JSON breaks.
+    _two_versions(repo, repo_dir)
+    out = tmp_path / "r.html"
+    run_dsv("report", "v1..v2", "-o", str(out), cwd=repo_dir, check=True)
+    page = out.read_text()
+    start = page.index('<script type="application/json" id="dsv-report-data">') + len('<script type="application/json" id="dsv-report-data">')
+    end = page.index("</script>", start)
+    payload = page[start:end]
+    assert "<!--" not in payload and not re.search(r"<script", payload, re.I)
+    data = json.loads(payload)
+    assert any(c["class"] == HOSTILE for s in data["diff"]["sources"] for c in s["classes"])
+
+
+def test_markdown_escapes_html_in_labels_and_slices(repo: dsv.Repo, repo_dir: Path) -> None:
+    # A label "<!--" in a PR comment hides everything after it; "<img onerror>" renders.
+    _two_versions(repo, repo_dir)
+    outputs = {
+        "audit": run_dsv("audit", "v2", "--format", "md", cwd=repo_dir, check=True).stdout.decode(),
+        "report": run_dsv("report", "v1..v2", "--format", "md", cwd=repo_dir, check=True).stdout.decode(),
+        "drift": run_dsv("diff", "v1", "v2", "--drift", "--format", "md", cwd=repo_dir, check=True).stdout.decode(),
+        "changelog": run_dsv("changelog", "v1..v2", "--audit", "--format", "md", cwd=repo_dir, check=True).stdout.decode(),
+    }
+    for name, md in outputs.items():
+        assert "<!--" not in md and "<img" not in md and "<script" not in md, name
+        assert "&lt;img src=x onerror=alert(1)>" in md, name
+
+
+def _folder_repo(repo: dsv.Repo, repo_dir: Path) -> None:
+    write_tree(
+        repo_dir,
+        {
+            "dsv.toml": '[[folders]]\npattern = "img/{label}/*"\n',
+            "img/cat/a.png": b"A",
+            "img/cat/b.png": b"B",
+            "img/dog/c.png": b"C",
+        },
+    )
+    repo.commit("v1")
+
+
+def test_duplicate_prediction_keys_are_not_counted_twice(repo: dsv.Repo, repo_dir: Path, tmp_path: Path) -> None:
+    # Two prediction rows for one sample made it count twice in matched, per-class samples and errors.
+    _folder_repo(repo, repo_dir)
+    (tmp_path / "m.json").write_text('{"accuracy": 0.5}')
+    (tmp_path / "p.csv").write_text(
+        "path,predicted,confidence\nimg/cat/a.png,dog,0.9\nimg/cat/a.png,cat,0.6\nimg/cat/b.png,cat,0.6\nimg/dog/c.png,dog,0.9\n"
+    )
+    repo.add_metrics("HEAD", tmp_path / "m.json", name="run", predictions=tmp_path / "p.csv")
+    proc = run_dsv("audit", "HEAD", "--json", cwd=repo_dir)
+    assert proc.returncode == 0, proc.stderr
+    js = json.loads(proc.stdout)
+    hard = js["sources"][0]["hard_samples"]
+    assert hard is None
+    assert any("img/cat/a.png" in w and "predictions" in w for w in js["warnings"]), js["warnings"]
+    assert b"Traceback" not in proc.stderr
+
+
+def test_drift_thresholds_refuse_nan(repo: dsv.Repo, repo_dir: Path) -> None:
+    # --psi nan / --ks nan passed FloatRange and silently flagged nothing (every comparison with NaN is false).
+    _two_versions(repo, repo_dir)
+    for opt in ("--psi", "--ks"):
+        proc = run_dsv("diff", "v1", "v2", "--drift", "--exit-code", opt, "nan", cwd=repo_dir)
+        assert proc.returncode == 2, (opt, proc.returncode, proc.stderr)
+        err = proc.stderr.decode()
+        assert opt in err and "Traceback" not in err and len(err.strip().splitlines()) <= 4
+
+
+def test_fail_on_without_any_check_is_refused(repo: dsv.Repo, repo_dir: Path) -> None:
+    # `--fail-on "$CHECKS"` with an empty variable silently ran no check and exited 0.
+    _folder_repo(repo, repo_dir)
+    for spec in ("", ",", " , "):
+        proc = run_dsv("audit", "--fail-on", spec, cwd=repo_dir)
+        assert proc.returncode == 2, (spec, proc.returncode)
+        err = proc.stderr.decode().strip()
+        assert err.startswith("dsv: error: --fail-on") and "\n" not in err
+
+
+def test_unknown_labels_count_samples_not_classes(repo: dsv.Repo, repo_dir: Path) -> None:
+    # docs/audit.md: unknown-labels counts "samples whose label is outside the declared set";
+    # a multi-label sample with two unknown classes was counted twice.
+    tbl = pa.table({"id": [1, 2, 3, 4], "lab": [["alien", "martian"], ["cat"], ["cat", "alien"], []], "f": [1, 2, 3, 4]})
+    repo_dir.joinpath("t.parquet").parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(tbl, repo_dir / "t.parquet")
+    write_tree(repo_dir, {"dsv.toml": '[[tables]]\npath = "t.parquet"\nkey = "id"\nlabel = "lab"\nlabels = ["cat"]\n'})
+    repo.commit("v1")
+    js = json.loads(run_dsv("audit", "HEAD", "--json", cwd=repo_dir, check=True).stdout)
+    src = js["sources"][0]
+    assert src["counts"]["unknown-labels"] == 2
+    assert js["overall"]["unknown-labels"] == 2
+    assert {c["class"]: c["count"] for c in src["coverage"]["unknown_labels"]} == {"alien": 2, "martian": 1}
