@@ -383,7 +383,14 @@ def predictions_for(
         f.write(store.read(pred.oid))
     temp_files.append(path)
     columns = audit.load_predictions(con, tag, path, pred.format)
-    hard = audit.hard_samples(con, smp, tag, columns, record=record.record.name, commit=record.record.commit, limit=limit)
+    try:
+        hard = audit.hard_samples(con, smp, tag, columns, record=record.record.name, commit=record.record.commit, limit=limit)
+    except audit.DuplicatePredictions as dup:
+        warnings.append(
+            f"{smp.name}: the predictions of {record.record.name!r} give {dup.count} sample(s) several rows "
+            f"(e.g. {dup.example}); one row per sample is expected, no hard samples"
+        )
+        return None
     if hard is None:
         warnings.append(
             f"{smp.name}: the predictions of {record.record.name!r} have no column matching its key "

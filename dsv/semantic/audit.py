@@ -532,6 +532,15 @@ def prediction_keys(smp: Samples, columns: dict[str, str]) -> list[str] | None:
     return None
 
 
+class DuplicatePredictions(Exception):
+    """A predictions table gives several rows for some samples (``count`` of them, e.g. ``example``)."""
+
+    def __init__(self, count: int, example: str) -> None:
+        super().__init__(f"{count} sample(s) with several predictions, e.g. {example}")
+        self.count = count
+        self.example = example
+
+
 def hard_samples(
     con: "duckdb.DuckDBPyConnection", smp: Samples, tag: str, columns: dict[str, str], *, record: str, commit: str, limit: int
 ) -> HardSamples | None:
@@ -545,6 +554,7 @@ def hard_samples(
     self-confidence of class *i*. A class's error rate is its likely errors over
     its samples with a prediction.
     """
+    from dsv.semantic.engine import lit
     from dsv.semantic.tables import canon
 
     keys = prediction_keys(smp, columns)
@@ -568,6 +578,16 @@ def hard_samples(
             FROM {smp.table} s JOIN pr_{tag} p ON {on}
             WHERE p.predicted IS NOT NULL AND NOT ({smp.unlabelled("s.")})"""
     )
+    # One row per evaluated sample (docs/metrics.md): a sample with two predictions would count
+    # twice in every number below, and which of them is right cannot be known.
+    if smp.kind == "folder":
+        group_by, name = "path", "path"
+    else:
+        group_by = ", ".join(f"__k{i}" for i in range(len(smp.keys)))
+        name = "concat_ws(', ', " + ", ".join(f"{lit(k + '=')} || CAST(__k{i} AS VARCHAR)" for i, k in enumerate(smp.keys)) + ")"
+    n_dup, example = con.execute(f"SELECT count(*), min(name) FROM (SELECT {name} AS name FROM {m} GROUP BY {group_by} HAVING count(*) > 1)").fetchall()[0]
+    if n_dup:
+        raise DuplicatePredictions(int(n_dup), str(example))
     (n_pred,) = con.execute(f"SELECT count(*) FROM pr_{tag}").fetchall()[0]
     (matched,) = con.execute(f"SELECT count(*) FROM {m}").fetchall()[0]
     e = f"he_{tag}"
