@@ -52,7 +52,7 @@ def parse_fail_on(spec: str | None) -> list[tuple[str, float | None]]:
     A kind alone fails on any finding (threshold ``None``, meaning 0); ``KIND>N``
     above N. ``imbalance`` is a ratio, so it needs its number.
     """
-    if not spec:
+    if spec is None:
         return []
     out = []
     for part in spec.split(","):
@@ -65,6 +65,9 @@ def parse_fail_on(spec: str | None) -> list[tuple[str, float | None]]:
         if kind == FindingKind.IMBALANCE.value and n is None:
             raise UsageError("--fail-on: imbalance needs a ratio, e.g. imbalance>10")
         out.append((kind, float(n) if n is not None else None))
+    if not out:
+        # `--fail-on "$CHECKS"` with an empty variable would otherwise pass CI without checking anything.
+        raise UsageError(f"--fail-on: no check in {spec!r}", hint=f"use KIND or KIND>N with KIND one of {', '.join(FAIL_KINDS)}")
     return out
 
 
@@ -172,6 +175,7 @@ def run_audit(repo: "Repo", rev: str | None, options: AuditOptions, declaration:
     from dsv.api.semantic import declaration_of
     from dsv.semantic import engine
 
+    fail_on = parse_fail_on(options.fail_on)  # a typo stops the command before any work
     temp_files: list[str] = []
     try:
         head = repo.repository.refs.head().commit
@@ -202,7 +206,7 @@ def run_audit(repo: "Repo", rev: str | None, options: AuditOptions, declaration:
         finally:
             con.close()
         report = AuditReport(current.name if rev is None else rev, commit, tuple(results), (), tuple(warnings), settings)
-        checks = evaluate(parse_fail_on(options.fail_on), report.overall())
+        checks = evaluate(fail_on, report.overall())
         if not options.with_ids:
             results = [_without_ids(s) for s in results]
         return AuditReport(report.revision, commit, tuple(results), checks, tuple(warnings), settings)
