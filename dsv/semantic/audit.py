@@ -411,11 +411,18 @@ def coverage(
             ids[FindingKind.MISSING_LABELS.value][sid or ""] = f"no label: {sid}"
     unknown: list[ClassCount] = []
     absent: list[str] = []
+    unknown_samples = 0
     if label_set is not None:
         allowed = set(label_set)
         unknown = [c for c in classes if c.cls is not None and c.cls not in allowed]
         unknown.sort(key=lambda c: (-c.count, c.cls or ""))
         absent = sorted(c for c in label_set if observed.get(c, 0) == 0)
+        if smp.multilabel:
+            (unknown_samples,) = con.execute(
+                f"SELECT count(*) FROM {smp.table} WHERE len(list_filter(labels, lambda x: NOT list_contains(?::VARCHAR[], x))) > 0", [sorted(allowed)]
+            ).fetchall()[0]
+        else:
+            unknown_samples = sum(c.count for c in unknown)
     ids[FindingKind.UNKNOWN_LABELS.value] = {c.cls or "": f"label {c.cls!r} not in the declared set ({c.count})" for c in unknown}
     cov = Coverage(
         tuple(classes),
@@ -429,6 +436,7 @@ def coverage(
         None if label_set is None else tuple(label_set),
         tuple(unknown),
         tuple(absent),
+        int(unknown_samples),
     )
     return cov, ids
 
