@@ -125,3 +125,22 @@ def test_unknown_labels_count_samples_not_classes(repo: dsv.Repo, repo_dir: Path
     assert src["counts"]["unknown-labels"] == 2
     assert js["overall"]["unknown-labels"] == 2
     assert {c["class"]: c["count"] for c in src["coverage"]["unknown_labels"]} == {"alien": 2, "martian": 1}
+
+
+def test_drift_missing_is_not_a_new_or_vanished_category(repo: dsv.Repo, repo_dir: Path) -> None:
+    # Missing values have their own share (missing_ref/missing_cur); listed as a "new category"
+    # NULL showed in text as "(none)" beside a count of 1, reading as "nothing new".
+    write_tree(repo_dir, {"dsv.toml": '[[tables]]\npath = "t.csv"\nkey = "id"\nlabel = "y"\n', "t.csv": "id,y,c\n1,a,x\n2,b,y\n3,a,\n"})
+    repo.commit("v1")
+    repo.create_tag("v1")
+    write_tree(repo_dir, {"t.csv": "id,y,c\n1,a,x\n2,b,\n3,a,z\n"})
+    repo.commit("v2")
+    repo.create_tag("v2")
+    js = json.loads(run_dsv("diff", "v1", "v2", "--drift", "--json", cwd=repo_dir, check=True).stdout)
+    c = {x["column"]: x for x in js["drift"]["sources"][0]["columns"]}["c"]
+    assert c["new_categories"] == {"count": 1, "values": ["z"]}
+    assert c["vanished_categories"] == {"count": 1, "values": ["y"]}
+    write_tree(repo_dir, {"t.csv": "id,y,c\n1,a,x\n2,b,y\n3,a,y\n"})
+    repo.commit("v3")
+    c = {x["column"]: x for x in json.loads(run_dsv("diff", "v2", "HEAD", "--drift", "--json", cwd=repo_dir, check=True).stdout)["drift"]["sources"][0]["columns"]}["c"]
+    assert c["vanished_categories"] == {"count": 1, "values": ["z"]} and c["missing_ref"] > 0 and c["missing_cur"] == 0
