@@ -144,3 +144,21 @@ def test_drift_missing_is_not_a_new_or_vanished_category(repo: dsv.Repo, repo_di
     repo.commit("v3")
     c = {x["column"]: x for x in json.loads(run_dsv("diff", "v2", "HEAD", "--drift", "--json", cwd=repo_dir, check=True).stdout)["drift"]["sources"][0]["columns"]}["c"]
     assert c["vanished_categories"] == {"count": 1, "values": ["z"]} and c["missing_ref"] > 0 and c["missing_cur"] == 0
+
+
+def test_report_long_labels_do_not_overflow(repo: dsv.Repo, repo_dir: Path, tmp_path: Path) -> None:
+    # A 3000-character class name was one SVG <text> (no wrapping): the page scrolled
+    # sideways for thousands of pixels and shorter long names ran off the chart's edge.
+    long = "x" * 3000
+    write_tree(repo_dir, {"dsv.toml": '[[tables]]\npath = "t.csv"\nkey = "id"\nlabel = "y"\n', "t.csv": "id,y,f\n1,a,1\n2,b,2\n"})
+    repo.commit("v1")
+    write_tree(repo_dir, {"t.csv": f"id,y,f\n1,a,1\n2,{long},2\n"})
+    repo.commit("v2")
+    out = tmp_path / "r.html"
+    run_dsv("report", "HEAD", "-o", str(out), cwd=repo_dir, check=True)
+    page = out.read_text()
+    body = page[: page.index('<script type="application/json"')]
+    texts = re.findall(r"<text[^>]*>(?:<title>.*?</title>)?([^<]*)</text>", body, re.S)
+    assert texts and max(len(t) for t in texts) <= 20
+    assert f"<title>{long}</title>" in body  # the full name stays available
+    assert "overflow-wrap:anywhere" in page
