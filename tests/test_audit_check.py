@@ -162,3 +162,32 @@ def test_report_long_labels_do_not_overflow(repo: dsv.Repo, repo_dir: Path, tmp_
     assert texts and max(len(t) for t in texts) <= 20
     assert f"<title>{long}</title>" in body  # the full name stays available
     assert "overflow-wrap:anywhere" in page
+
+
+def test_float_predicted_classes_match_integer_labels(repo: dsv.Repo, repo_dir: Path, tmp_path: Path) -> None:
+    # Keys were matched as canonical text (1.0 -> 1) but predicted classes were not: a float
+    # predicted column (2.0) never equalled the label 2, every sample "disagreed", no class had
+    # a threshold and the audit reported 0 likely errors without a word.
+    pq.write_table(pa.table({"id": [1, 2, 3, 4], "lab": [1, 2, 2, 2], "f": [1.0, 2.0, 3.0, 4.0]}), repo_dir / "t.parquet")
+    write_tree(repo_dir, {"dsv.toml": '[[tables]]\npath = "t.parquet"\nkey = "id"\nlabel = "lab"\n'})
+    repo.commit("v1")
+    (tmp_path / "m.json").write_text('{"accuracy": 0.5}')
+    pq.write_table(
+        pa.table({"id": [1.0, 2.0, 3.0, 4.0], "predicted": [2.0, 2.0, 2.0, 2.0], "confidence": [0.95, 0.9, 0.8, 0.7]}), tmp_path / "p.parquet"
+    )
+    repo.add_metrics("HEAD", tmp_path / "m.json", name="run", predictions=tmp_path / "p.parquet")
+    js = json.loads(run_dsv("audit", "HEAD", "--json", cwd=repo_dir, check=True).stdout)
+    hard = js["sources"][0]["hard_samples"]
+    assert hard["matched"] == 4 and hard["likely_errors"] == 1
+    assert [(i["key"], i["predicted"]) for i in hard["items"]] == [({"id": 1}, "2")]
+
+
+def test_predictions_naming_no_known_class_warn(repo: dsv.Repo, repo_dir: Path, tmp_path: Path) -> None:
+    # Predictions written as class indices for a dataset labelled by name matched every sample
+    # and flagged nothing, silently.
+    _folder_repo(repo, repo_dir)
+    (tmp_path / "m.json").write_text('{"accuracy": 0.5}')
+    (tmp_path / "p.csv").write_text("path,predicted,confidence\nimg/cat/a.png,0,0.9\nimg/cat/b.png,1,0.6\nimg/dog/c.png,1,0.9\n")
+    repo.add_metrics("HEAD", tmp_path / "m.json", name="run", predictions=tmp_path / "p.csv")
+    js = json.loads(run_dsv("audit", "HEAD", "--json", cwd=repo_dir, check=True).stdout)
+    assert any("predicted" in w and "class" in w and "run" in w for w in js["warnings"]), js["warnings"]

@@ -402,6 +402,13 @@ def predictions_for(
         )
     elif hard.matched == 0:
         warnings.append(f"{smp.name}: no prediction of {record.record.name!r} matches a labelled sample")
+    else:
+        matched, unknown, examples = audit.unknown_predicted(con, tag)
+        if matched and unknown == matched:
+            warnings.append(
+                f"{smp.name}: no predicted class of {record.record.name!r} is a class of the source "
+                f"(predicted: {', '.join(examples)}); write predicted as the dataset writes classes"
+            )
     return hard
 
 

@@ -540,6 +540,16 @@ def prediction_keys(smp: Samples, columns: dict[str, str]) -> list[str] | None:
     return None
 
 
+def unknown_predicted(con: "duckdb.DuckDBPyConnection", tag: str) -> tuple[int, int, list[str]]:
+    """After :func:`hard_samples`: matched rows, those whose predicted class is no class of the source, and a few of those classes."""
+    (n, unknown, examples) = con.execute(
+        f"""SELECT count(*), count(*) FILTER (predicted NOT IN (SELECT c FROM hc_{tag})),
+                   (list(DISTINCT predicted ORDER BY predicted) FILTER (predicted NOT IN (SELECT c FROM hc_{tag})))[1:3]
+            FROM hm_{tag}"""
+    ).fetchall()[0]
+    return int(n), int(unknown), list(examples or [])
+
+
 class DuplicatePredictions(Exception):
     """A predictions table gives several rows for some samples (``count`` of them, e.g. ``example``)."""
 
@@ -575,14 +585,24 @@ def hard_samples(
         on = " AND ".join(
             f"{canon(f'p.{q(pk)}', columns[pk])} = {canon(f's.__k{i}', smp.key_types[i])}" for i, pk in enumerate(keys)
         )
+    # The predicted class as the dataset writes its classes: the text as it reads, else its
+    # canonical form (a float 2.0 for the integer class 2), as keys are matched.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE hc_{tag} AS SELECT DISTINCT c FROM (SELECT {smp.classes()} AS c FROM {smp.table}) WHERE c IS NOT NULL"
+    )
+    raw, canonical = "CAST(p.predicted AS VARCHAR)", canon("p.predicted", columns.get("predicted", "VARCHAR"))
+    predicted = (
+        f"(CASE WHEN {raw} IN (SELECT c FROM hc_{tag}) THEN {raw} "
+        f"WHEN {canonical} IN (SELECT c FROM hc_{tag}) THEN {canonical} ELSE {raw} END)"
+    )
     loss = "CAST(p.loss AS DOUBLE)" if "loss" in columns else "NULL::DOUBLE"
     conf = "CAST(p.confidence AS DOUBLE)" if "confidence" in columns else "NULL::DOUBLE"
     m = f"hm_{tag}"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {m} AS
             SELECT s.* EXCLUDE ({"labels" if smp.multilabel else "lab"}), {smp.label_list("s.")} AS labels, {"" if smp.multilabel else "s.lab, "}
-                   CAST(p.predicted AS VARCHAR) AS predicted, {conf} AS confidence, {loss} AS loss,
-                   list_contains({smp.label_list("s.")}, CAST(p.predicted AS VARCHAR)) AS agrees
+                   {predicted} AS predicted, {conf} AS confidence, {loss} AS loss,
+                   list_contains({smp.label_list("s.")}, {predicted}) AS agrees
             FROM {smp.table} s JOIN pr_{tag} p ON {on}
             WHERE p.predicted IS NOT NULL AND NOT ({smp.unlabelled("s.")})"""
     )
