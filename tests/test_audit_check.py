@@ -191,3 +191,13 @@ def test_predictions_naming_no_known_class_warn(repo: dsv.Repo, repo_dir: Path, 
     repo.add_metrics("HEAD", tmp_path / "m.json", name="run", predictions=tmp_path / "p.csv")
     js = json.loads(run_dsv("audit", "HEAD", "--json", cwd=repo_dir, check=True).stdout)
     assert any("predicted" in w and "class" in w and "run" in w for w in js["warnings"]), js["warnings"]
+
+
+def test_drift_pair_without_a_format_is_a_dsv_toml_error(repo: dsv.Repo, repo_dir: Path) -> None:
+    # docs/audit.md: a malformed dsv.toml entry stops the command with one line, exit 3 (not 2, a usage error).
+    toml = '[[tables]]\npath = "t.csv"\nkey = "id"\nlabel = "y"\n[[drift.pairs]]\nreference = "t.csv"\ncurrent = "prod.bin"\n'
+    write_tree(repo_dir, {"dsv.toml": toml, "t.csv": "id,y,f\n1,a,1\n", "prod.bin": "id,f\n1,2\n"})
+    repo.commit("v1")
+    proc = run_dsv("diff", "HEAD", "--drift", cwd=repo_dir)
+    err = proc.stderr.decode().strip()
+    assert proc.returncode == 3 and "prod.bin" in err and "format" in err and "\n" not in err

@@ -104,7 +104,7 @@ def drift_pair(con: "duckdb.DuckDBPyConnection", side: "Side", pair: DriftPair, 
                 return t.path, t.resolved_format, t
         fmt = pair.format or table_format(what)
         if fmt is None:
-            raise UsageError(f"[[drift.pairs]] {what}: cannot tell the table format", hint="add format = 'csv' | 'parquet' | 'jsonl' to the pair")
+            raise SampleSourceError(f"[[drift.pairs]] {what}: cannot tell the table format", hint="add format = 'csv' | 'parquet' | 'jsonl' to the pair")
         return what, fmt, None
 
     ref_path, ref_fmt, ref_src = resolve(pair.reference)
