@@ -52,7 +52,7 @@ def parse_fail_on(spec: str | None) -> list[tuple[str, float | None]]:
     A kind alone fails on any finding (threshold ``None``, meaning 0); ``KIND>N``
     above N. ``imbalance`` is a ratio, so it needs its number.
     """
-    if not spec:
+    if spec is None:
         return []
     out = []
     for part in spec.split(","):
@@ -65,6 +65,9 @@ def parse_fail_on(spec: str | None) -> list[tuple[str, float | None]]:
         if kind == FindingKind.IMBALANCE.value and n is None:
             raise UsageError("--fail-on: imbalance needs a ratio, e.g. imbalance>10")
         out.append((kind, float(n) if n is not None else None))
+    if not out:
+        # `--fail-on "$CHECKS"` with an empty variable would otherwise pass CI without checking anything.
+        raise UsageError(f"--fail-on: no check in {spec!r}", hint=f"use KIND or KIND>N with KIND one of {', '.join(FAIL_KINDS)}")
     return out
 
 
@@ -172,6 +175,7 @@ def run_audit(repo: "Repo", rev: str | None, options: AuditOptions, declaration:
     from dsv.api.semantic import declaration_of
     from dsv.semantic import engine
 
+    fail_on = parse_fail_on(options.fail_on)  # a typo stops the command before any work
     temp_files: list[str] = []
     try:
         head = repo.repository.refs.head().commit
@@ -202,7 +206,7 @@ def run_audit(repo: "Repo", rev: str | None, options: AuditOptions, declaration:
         finally:
             con.close()
         report = AuditReport(current.name if rev is None else rev, commit, tuple(results), (), tuple(warnings), settings)
-        checks = evaluate(parse_fail_on(options.fail_on), report.overall())
+        checks = evaluate(fail_on, report.overall())
         if not options.with_ids:
             results = [_without_ids(s) for s in results]
         return AuditReport(report.revision, commit, tuple(results), checks, tuple(warnings), settings)
@@ -383,7 +387,14 @@ def predictions_for(
         f.write(store.read(pred.oid))
     temp_files.append(path)
     columns = audit.load_predictions(con, tag, path, pred.format)
-    hard = audit.hard_samples(con, smp, tag, columns, record=record.record.name, commit=record.record.commit, limit=limit)
+    try:
+        hard = audit.hard_samples(con, smp, tag, columns, record=record.record.name, commit=record.record.commit, limit=limit)
+    except audit.DuplicatePredictions as dup:
+        warnings.append(
+            f"{smp.name}: the predictions of {record.record.name!r} give {dup.count} sample(s) several rows "
+            f"(e.g. {dup.example}); one row per sample is expected, no hard samples"
+        )
+        return None
     if hard is None:
         warnings.append(
             f"{smp.name}: the predictions of {record.record.name!r} have no column matching its key "
@@ -391,6 +402,13 @@ def predictions_for(
         )
     elif hard.matched == 0:
         warnings.append(f"{smp.name}: no prediction of {record.record.name!r} matches a labelled sample")
+    else:
+        matched, unknown, examples = audit.unknown_predicted(con, tag)
+        if matched and unknown == matched:
+            warnings.append(
+                f"{smp.name}: no predicted class of {record.record.name!r} is a class of the source "
+                f"(predicted: {', '.join(examples)}); write predicted as the dataset writes classes"
+            )
     return hard
 
 

@@ -8,6 +8,8 @@ newer side. The statistics are :mod:`dsv.semantic.drift`'s.
 
 from __future__ import annotations
 
+import math
+
 import os
 from typing import TYPE_CHECKING
 
@@ -102,7 +104,7 @@ def drift_pair(con: "duckdb.DuckDBPyConnection", side: "Side", pair: DriftPair, 
                 return t.path, t.resolved_format, t
         fmt = pair.format or table_format(what)
         if fmt is None:
-            raise UsageError(f"[[drift.pairs]] {what}: cannot tell the table format", hint="add format = 'csv' | 'parquet' | 'jsonl' to the pair")
+            raise SampleSourceError(f"[[drift.pairs]] {what}: cannot tell the table format", hint="add format = 'csv' | 'parquet' | 'jsonl' to the pair")
         return what, fmt, None
 
     ref_path, ref_fmt, ref_src = resolve(pair.reference)
@@ -134,6 +136,10 @@ def run_drift(
     from dsv.manifest import read_manifest
     from dsv.semantic import engine
 
+    # NaN passes a range check (every comparison with it is false) and would then flag nothing.
+    for flag, value in (("--psi", psi), ("--ks", ks)):
+        if value is not None and math.isnan(value):
+            raise UsageError(f"{flag} must be a number, not {value}", hint="e.g. --psi 0.2 --ks 0.1")
     temp_files: list[str] = []
 
     def rev_side(rev: str) -> "Side":

@@ -289,7 +289,7 @@ def diff(
     Samples are declared in dsv.toml (newer side) or with --table/--folder.
     With --drift, also the per-column drift of table sources; --exit-code then exits 1 on drift.
     """
-    from dsv.cli.diffrender import render_markdown, render_text
+    from dsv.cli.diffrender import md_safe, render_markdown, render_text
 
     if not with_drift and (psi is not None or ks is not None or bins is not None):
         raise UsageError("--psi, --ks and --bins go with --drift")
@@ -309,6 +309,8 @@ def diff(
         lines = render_markdown(d) if fmt == "md" else render_text(d, stat_only=stat_only or (bool(d.sources) and not semantic_only))
         if drift is not None:
             lines += render_drift(drift, markdown=fmt == "md")
+        if fmt == "md":
+            lines = md_safe(lines)
         click.echo("\n".join(lines))
     if exit_code and (drift.flagged if drift is not None else d.changed):
         ctx.exit(1)
@@ -342,7 +344,7 @@ def changelog(
     """
     from dsv.api.results import commit_dict
     from dsv.cli.auditrender import render_audit_step
-    from dsv.cli.diffrender import metrics_blocks, render_markdown, source_blocks
+    from dsv.cli.diffrender import md_safe, metrics_blocks, render_markdown, source_blocks
 
     repo = _repo(ctx)
     audits: dict[str, Any] = {}
@@ -384,7 +386,7 @@ def changelog(
             if any(x.strip() for x in rest):
                 lines += ["", *[x for x in rest]]
             lines.append("")
-        click.echo("\n".join(lines).rstrip())
+        click.echo("\n".join(md_safe(lines)).rstrip())
         return
     for i, (e, d, comp) in enumerate(entries):
         if i:

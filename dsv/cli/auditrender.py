@@ -67,7 +67,7 @@ def source_lines(s: SourceAudit, *, markdown: bool) -> list[str]:
     for d in s.duplicates:
         out += _blank(markdown)
         where = "a class" if d.column is None else f"a value of {d.column!r}"
-        out.append(f"{ind}Exact duplicates within {where}: {d.groups} group(s), {d.extra} extra copie(s)")
+        out.append(f"{ind}Exact duplicates within {where}: {d.groups} group(s), {d.extra} extra cop{'y' if d.extra == 1 else 'ies'}")
         if d.items:
             out += _blank(markdown) + table(["content", "class" if d.column is None else d.column, "copies", "examples"], [[i.content[:12], _show(i.values[0]), i.count, _examples(i)] for i in d.items])
     cov = s.coverage

@@ -37,6 +37,62 @@ def _md_table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return out
 
 
+def md_safe(lines: Sequence[str]) -> list[str]:
+    """Markdown lines with HTML neutralised outside code spans: ``&`` and ``<`` as entities.
+
+    Class names, slice values, paths, metric names and commit messages come from
+    the data; in a pull-request comment ``<!--`` would hide the rest of it and a
+    tag would render. Without ``<`` no tag or comment can start; ``&`` is escaped
+    so that a value like ``&lt;`` shows as written. Inside code spans (CommonMark:
+    a run of n backticks up to the next run of exactly n) text is literal already
+    and is left alone; an unmatched run is plain text.
+    """
+    return [_md_line(x) for x in "\n".join(lines).split("\n")]
+
+
+def _md_line(line: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        if ch == "\\" and i + 1 < n:
+            out.append(line[i : i + 2])  # a backslash escape: a literal character (no tag, entity or code span)
+            i += 2
+            continue
+        if ch == "`":
+            j = i
+            while j < n and line[j] == "`":
+                j += 1
+            run = j - i
+            k = j
+            close = -1
+            while k < n:
+                if line[k] == "`":
+                    m = k
+                    while m < n and line[m] == "`":
+                        m += 1
+                    if m - k == run:
+                        close = k
+                        break
+                    k = m
+                else:
+                    k += 1
+            if close >= 0:
+                out.append(line[i : close + run])
+                i = close + run
+            else:
+                out.append(line[i:j])
+                i = j
+            continue
+        out.append(_md_char(ch))
+        i += 1
+    return "".join(out)
+
+
+def _md_char(ch: str) -> str:
+    return "&amp;" if ch == "&" else "&lt;" if ch == "<" else ch
+
+
 def _ratio(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dsv.cli.app import _print_warnings, _repo, cli, json_option
+from dsv.cli.diffrender import md_safe
 from dsv.cli.render import emit_json, human_size
 
 
@@ -34,7 +35,7 @@ def report(ctx: click.Context, spec: str, output: str | None, fmt: str | None, a
 
         text = _json.dumps(data.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     elif fmt == "md":
-        text = "\n".join(render_report_markdown(data)) + "\n"
+        text = "\n".join(md_safe(render_report_markdown(data))) + "\n"
     else:
         from dsv.report.html import render_html
 
@@ -90,6 +91,7 @@ def audit(
     if fmt == "json":
         emit_json(report.to_dict())
     else:
-        click.echo("\n".join(render_audit(report, markdown=fmt == "md")))
+        lines = render_audit(report, markdown=fmt == "md")
+        click.echo("\n".join(md_safe(lines) if fmt == "md" else lines))
     if report.failed:
         ctx.exit(1)

@@ -56,6 +56,7 @@ svg text { font:12px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;
 .gallery figure { margin:0; border:1px solid var(--line); border-radius:6px; padding:8px; background:#fafbfc; }
 .gallery img { display:block; max-width:100%; height:auto; margin:0 auto 6px; image-rendering:auto; }
 .gallery figcaption { font-size:12px; word-break:break-all; }
+td, th, li, p, h2, h3, figcaption { overflow-wrap:anywhere; }
 .tag { display:inline-block; font-size:11px; padding:1px 6px; border-radius:10px; background:#e3ebff; color:#1f4bb8; margin-right:4px; }
 .tag.conflict { background:#ffe3e3; color:#a61e1e; } .tag.hard { background:#fff3bf; color:#7c5e00; }
 ul.items { margin:4px 0 8px 18px; padding:0; font-size:13px; }
@@ -67,6 +68,17 @@ code { font:12px ui-monospace,SFMono-Regular,Menlo,monospace; background:#f0f4f8
 def e(value: Any) -> str:
     """HTML-escape anything (None as an em dash)."""
     return "—" if value is None else html.escape(str(value), quote=True)
+
+
+def _fit(name: str, n: int = 20) -> str:
+    """An SVG axis label that fits its margin: cut to ``n`` characters with an ellipsis, the full name as a tooltip.
+
+    SVG text does not wrap: a long class name ran off the chart's left edge
+    and a very long one widened the page by thousands of pixels.
+    """
+    if len(name) <= n:
+        return e(name)
+    return f"<title>{e(name)}</title>{e(name[: n - 1])}…"
 
 
 def _attrs(**kw: Any) -> str:
@@ -116,7 +128,7 @@ def class_bars(source: "SourceDiff") -> str:
     for i, c in enumerate(rows):
         y = 4 + i * row_h
         name = "(no label)" if c.cls is None else c.cls
-        parts.append(f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end">{e(name)}</text>')
+        parts.append(f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end">{_fit(name)}</text>')
         for j, (side, value, color) in enumerate((("before", c.before, BEFORE), ("after", c.after, AFTER))):
             w = max(1.0, bar_w * value / top) if value else 0
             by = y + j * 14
@@ -146,10 +158,10 @@ def relabel_heatmap(source: "SourceDiff") -> str:
     parts = [f'<svg role="img" aria-label="Relabel matrix" width="{width}" height="{height}" data-chart="relabels" {_attrs(source=source.name)}>']
     for j, t in enumerate(tos):
         x = left + j * cell + cell / 2
-        parts.append(f'<text x="{x:.1f}" y="{head - 8}" text-anchor="start" transform="rotate(-40 {x:.1f} {head - 8})">{e("(none)" if t is None else t)}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{head - 8}" text-anchor="start" transform="rotate(-40 {x:.1f} {head - 8})">{_fit("(none)" if t is None else t, 9)}</text>')
     for i, f in enumerate(froms):
         y = head + i * cell
-        parts.append(f'<text x="{left - 8}" y="{y + cell / 2 + 4:.1f}" text-anchor="end">{e("(none)" if f is None else f)}</text>')
+        parts.append(f'<text x="{left - 8}" y="{y + cell / 2 + 4:.1f}" text-anchor="end">{_fit("(none)" if f is None else f, 18)}</text>')
         for j, t in enumerate(tos):
             n = counts.get((f, t), 0)
             alpha = 0.08 + 0.92 * n / top if n else 0.0
@@ -401,9 +413,20 @@ def gallery_section(data: "ReportData") -> str:
     return f'<section {_attrs(section="samples")}><h2>Samples to look at</h2><div class="gallery">{"".join(figures)}</div></section>'
 
 
+def _script_json(obj: Any) -> str:
+    """JSON safe inside ``<script>``: ``<``, ``>`` and ``&`` as ``\\u`` escapes (JSON.parse reads them back).
+
+    Escaping only ``</`` is not enough: ``<!--<script>`` in a label puts the HTML
+    tokenizer in its "script data double escaped" state, where the closing
+    ``</script>`` no longer ends the block and the rest of the page joins the JSON.
+    """
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
 def render_html(data: "ReportData") -> str:
     """The whole page."""
-    payload = json.dumps(data.to_dict(), ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
+    payload = _script_json(data.to_dict())
     commits = "".join(f"<li><code>{e(c.id[:10])}</code> {e(c.message)} <span class=\"muted\">— {e(c.author)}, {e(c.date)}</span></li>" for c in data.commits[:20])
     more = f"<li class=\"muted\">and {len(data.commits) - 20} more</li>" if len(data.commits) > 20 else ""
     warnings = "".join(f"<li>{e(w)}</li>" for w in data.warnings)

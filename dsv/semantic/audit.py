@@ -411,11 +411,18 @@ def coverage(
             ids[FindingKind.MISSING_LABELS.value][sid or ""] = f"no label: {sid}"
     unknown: list[ClassCount] = []
     absent: list[str] = []
+    unknown_samples = 0
     if label_set is not None:
         allowed = set(label_set)
         unknown = [c for c in classes if c.cls is not None and c.cls not in allowed]
         unknown.sort(key=lambda c: (-c.count, c.cls or ""))
         absent = sorted(c for c in label_set if observed.get(c, 0) == 0)
+        if smp.multilabel:
+            (unknown_samples,) = con.execute(
+                f"SELECT count(*) FROM {smp.table} WHERE len(list_filter(labels, lambda x: NOT list_contains(?::VARCHAR[], x))) > 0", [sorted(allowed)]
+            ).fetchall()[0]
+        else:
+            unknown_samples = sum(c.count for c in unknown)
     ids[FindingKind.UNKNOWN_LABELS.value] = {c.cls or "": f"label {c.cls!r} not in the declared set ({c.count})" for c in unknown}
     cov = Coverage(
         tuple(classes),
@@ -429,6 +436,7 @@ def coverage(
         None if label_set is None else tuple(label_set),
         tuple(unknown),
         tuple(absent),
+        int(unknown_samples),
     )
     return cov, ids
 
@@ -532,6 +540,25 @@ def prediction_keys(smp: Samples, columns: dict[str, str]) -> list[str] | None:
     return None
 
 
+def unknown_predicted(con: "duckdb.DuckDBPyConnection", tag: str) -> tuple[int, int, list[str]]:
+    """After :func:`hard_samples`: matched rows, those whose predicted class is no class of the source, and a few of those classes."""
+    (n, unknown, examples) = con.execute(
+        f"""SELECT count(*), count(*) FILTER (predicted NOT IN (SELECT c FROM hc_{tag})),
+                   (list(DISTINCT predicted ORDER BY predicted) FILTER (predicted NOT IN (SELECT c FROM hc_{tag})))[1:3]
+            FROM hm_{tag}"""
+    ).fetchall()[0]
+    return int(n), int(unknown), list(examples or [])
+
+
+class DuplicatePredictions(Exception):
+    """A predictions table gives several rows for some samples (``count`` of them, e.g. ``example``)."""
+
+    def __init__(self, count: int, example: str) -> None:
+        super().__init__(f"{count} sample(s) with several predictions, e.g. {example}")
+        self.count = count
+        self.example = example
+
+
 def hard_samples(
     con: "duckdb.DuckDBPyConnection", smp: Samples, tag: str, columns: dict[str, str], *, record: str, commit: str, limit: int
 ) -> HardSamples | None:
@@ -545,6 +572,7 @@ def hard_samples(
     self-confidence of class *i*. A class's error rate is its likely errors over
     its samples with a prediction.
     """
+    from dsv.semantic.engine import lit
     from dsv.semantic.tables import canon
 
     keys = prediction_keys(smp, columns)
@@ -557,17 +585,37 @@ def hard_samples(
         on = " AND ".join(
             f"{canon(f'p.{q(pk)}', columns[pk])} = {canon(f's.__k{i}', smp.key_types[i])}" for i, pk in enumerate(keys)
         )
+    # The predicted class as the dataset writes its classes: the text as it reads, else its
+    # canonical form (a float 2.0 for the integer class 2), as keys are matched.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE hc_{tag} AS SELECT DISTINCT c FROM (SELECT {smp.classes()} AS c FROM {smp.table}) WHERE c IS NOT NULL"
+    )
+    raw, canonical = "CAST(p.predicted AS VARCHAR)", canon("p.predicted", columns.get("predicted", "VARCHAR"))
+    predicted = (
+        f"(CASE WHEN {raw} IN (SELECT c FROM hc_{tag}) THEN {raw} "
+        f"WHEN {canonical} IN (SELECT c FROM hc_{tag}) THEN {canonical} ELSE {raw} END)"
+    )
     loss = "CAST(p.loss AS DOUBLE)" if "loss" in columns else "NULL::DOUBLE"
     conf = "CAST(p.confidence AS DOUBLE)" if "confidence" in columns else "NULL::DOUBLE"
     m = f"hm_{tag}"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {m} AS
             SELECT s.* EXCLUDE ({"labels" if smp.multilabel else "lab"}), {smp.label_list("s.")} AS labels, {"" if smp.multilabel else "s.lab, "}
-                   CAST(p.predicted AS VARCHAR) AS predicted, {conf} AS confidence, {loss} AS loss,
-                   list_contains({smp.label_list("s.")}, CAST(p.predicted AS VARCHAR)) AS agrees
+                   {predicted} AS predicted, {conf} AS confidence, {loss} AS loss,
+                   list_contains({smp.label_list("s.")}, {predicted}) AS agrees
             FROM {smp.table} s JOIN pr_{tag} p ON {on}
             WHERE p.predicted IS NOT NULL AND NOT ({smp.unlabelled("s.")})"""
     )
+    # One row per evaluated sample (docs/metrics.md): a sample with two predictions would count
+    # twice in every number below, and which of them is right cannot be known.
+    if smp.kind == "folder":
+        group_by, name = "path", "path"
+    else:
+        group_by = ", ".join(f"__k{i}" for i in range(len(smp.keys)))
+        name = "concat_ws(', ', " + ", ".join(f"{lit(k + '=')} || CAST(__k{i} AS VARCHAR)" for i, k in enumerate(smp.keys)) + ")"
+    n_dup, example = con.execute(f"SELECT count(*), min(name) FROM (SELECT {name} AS name FROM {m} GROUP BY {group_by} HAVING count(*) > 1)").fetchall()[0]
+    if n_dup:
+        raise DuplicatePredictions(int(n_dup), str(example))
     (n_pred,) = con.execute(f"SELECT count(*) FROM pr_{tag}").fetchall()[0]
     (matched,) = con.execute(f"SELECT count(*) FROM {m}").fetchall()[0]
     e = f"he_{tag}"

@@ -290,9 +290,11 @@ def _categorical(con: "duckdb.DuckDBPyConnection") -> dict[Any, dict[str, Any]]:
     )
     out: dict[Any, dict[str, Any]] = {}
     for g, n_cats, n_new, n_gone, new, gone in con.execute(
-        f"""SELECT g, count(*) FILTER (a > 0), count(*) FILTER (a = 0), count(*) FILTER (b = 0),
-                   (list(x ORDER BY b DESC, x NULLS LAST) FILTER (a = 0))[1:{LISTED}],
-                   (list(x ORDER BY a DESC, x NULLS LAST) FILTER (b = 0))[1:{LISTED}]
+        # Missing is a bin of the PSI but not a category: it has its own share (missing_ref/_cur).
+        f"""SELECT g, count(*) FILTER (a > 0 AND x IS NOT NULL), count(*) FILTER (a = 0 AND x IS NOT NULL),
+                   count(*) FILTER (b = 0 AND x IS NOT NULL),
+                   (list(x ORDER BY b DESC, x) FILTER (a = 0 AND x IS NOT NULL))[1:{LISTED}],
+                   (list(x ORDER BY a DESC, x) FILTER (b = 0 AND x IS NOT NULL))[1:{LISTED}]
             FROM dv_c GROUP BY g"""
     ).fetchall():
         out[g] = {"n_new": n_new, "n_gone": n_gone, "new": new or [], "gone": gone or [], "high": n_cats > MAX_CATEGORIES}

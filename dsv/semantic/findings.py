@@ -209,6 +209,7 @@ class Coverage:
     label_set: tuple[str, ...] | None = None
     unknown_labels: tuple[ClassCount, ...] = ()
     absent_labels: tuple[str, ...] = ()
+    unknown_samples: int = 0  # samples with a class outside the label set (a multi-label sample counts once)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -313,7 +314,7 @@ class SourceAudit:
             FindingKind.DUPLICATES.value: sum(d.extra for d in self.duplicates),
             FindingKind.SMALL_CLASSES.value: len(self.coverage.small_classes) + self.coverage.small_in_slices,
             FindingKind.MISSING_LABELS.value: self.coverage.missing_labels,
-            FindingKind.UNKNOWN_LABELS.value: sum(c.count for c in self.coverage.unknown_labels),
+            FindingKind.UNKNOWN_LABELS.value: self.coverage.unknown_samples,
             FindingKind.HARD_SAMPLES.value: self.hard.likely_errors if self.hard else 0,
         }
 
