@@ -294,7 +294,7 @@ def parse_declaration(text: bytes, *, where: str) -> Declaration:
     try:
         return Declaration.model_validate(raw)
     except ValidationError as err:
-        raise CorruptMetadataError(where, validation_message(err), hint="see docs/diff-format.md for the dsv.toml syntax") from err
+        raise CorruptMetadataError(where, validation_message(err), hint="see docs/diff-format.md for the dsv.toml syntax (docs/audit.md for labels, splits, [audit] and [drift])") from err
 
 
 def declaration_from_flags(
