@@ -485,10 +485,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 data = self._whole.get(oid)
                 if data is None:
                     data = store.read(oid)
-                    self._whole[oid] = data
-                    self._whole_bytes += len(data)
-                    while self._whole_bytes > WHOLE_CACHE_BYTES and len(self._whole) > 1:
-                        self._whole_bytes -= len(self._whole.popitem(last=False)[1])
+                    self._remember(oid, data)
                 return data[start:end]
             offsets = [0]
             for _, n in chunk_list:
@@ -498,11 +495,34 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         offsets, ids = chunked
         first = bisect.bisect_right(offsets, start) - 1
         last = bisect.bisect_left(offsets, end) - 1
-        wanted = ids[first : last + 1]
-        parts = self._view.read_chunks(oid, wanted) if self._view is not None else [store.read(c) for c in wanted]
-        blob = b"".join(parts)
+        parts = self._read_chunks(oid, ids[first : last + 1])
+        blob = parts[0] if len(parts) == 1 else b"".join(parts)
         base = offsets[first]
         return blob[start - base : end - base]
+
+    def _remember(self, key: str, data: bytes) -> None:
+        """Keep a small file or a chunk (least recently used out first, up to WHOLE_CACHE_BYTES)."""
+        self._whole[key] = data
+        self._whole_bytes += len(data)
+        while self._whole_bytes > WHOLE_CACHE_BYTES and len(self._whole) > 1:
+            self._whole_bytes -= len(self._whole.popitem(last=False)[1])
+
+    def _read_chunks(self, oid: str, chunk_ids: list[str]) -> list[bytes]:
+        """Chunks of big file ``oid``: cached ones from memory (a buffered reader's blocks straddle
+        chunks, so neighbouring reads share them), the rest read (verified) in one batch."""
+        found: dict[str, bytes] = {}
+        for c in chunk_ids:
+            data = self._whole.get(c)
+            if data is not None:
+                self._whole.move_to_end(c)
+                found[c] = data
+        missing = [c for c in dict.fromkeys(chunk_ids) if c not in found]
+        if missing:
+            got = self._view.read_chunks(oid, missing) if self._view is not None else [self._store.read(c) for c in missing]
+            for c, data in zip(missing, got):
+                found[c] = data
+                self._remember(c, data)
+        return [found[c] for c in chunk_ids]
 
     def prefetch(self, paths: list[str]) -> int:
         """Fetch, in one batch, every file among ``paths`` not held locally (a remote; else a no-op).
