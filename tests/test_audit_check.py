@@ -201,3 +201,16 @@ def test_drift_pair_without_a_format_is_a_dsv_toml_error(repo: dsv.Repo, repo_di
     proc = run_dsv("diff", "HEAD", "--drift", cwd=repo_dir)
     err = proc.stderr.decode().strip()
     assert proc.returncode == 3 and "prod.bin" in err and "format" in err and "\n" not in err
+
+
+def test_report_refuses_an_unknown_metrics_name_as_audit_does(repo: dsv.Repo, repo_dir: Path, tmp_path: Path) -> None:
+    # `dsv audit --metrics-name nope` exits 2; `dsv report --metrics-name nope` only warned and wrote a page
+    # without the metrics the user asked for.
+    _folder_repo(repo, repo_dir)
+    write_tree(repo_dir, {"img/dog/d.png": b"D"})
+    repo.commit("v2")
+    out = tmp_path / "r.html"
+    proc = run_dsv("report", "HEAD~1..HEAD", "--metrics-name", "nope", "-o", str(out), cwd=repo_dir)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.decode().strip()
+    assert "nope" in err and "\n" not in err and not out.exists()

@@ -128,6 +128,12 @@ def build_report(repo: "Repo", spec: str, *, metrics_name: str | None = None, th
 
     old, new = parse_range(spec)
     a, b = repo.resolve(old), repo.resolve(new)
+    if metrics_name is not None and not any(e.record.name == metrics_name for c in (a.commit_id, b.commit_id) for e in repo.metrics(c)):
+        # As dsv audit does: a page without the metrics asked for would look complete.
+        raise UsageError(
+            f"--metrics-name {metrics_name}: no metrics record of that name on {a.commit_id[:10]} or {b.commit_id[:10]}",
+            hint=f"see 'dsv metrics list {b.commit_id[:10]}'",
+        )
     warnings: list[str] = []
     diff = repo.semantic_diff(old, new, rows=0, force_read=True)
     warnings += diff.warnings
