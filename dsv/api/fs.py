@@ -496,9 +496,13 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         first = bisect.bisect_right(offsets, start) - 1
         last = bisect.bisect_left(offsets, end) - 1
         parts = self._read_chunks(oid, ids[first : last + 1])
-        blob = parts[0] if len(parts) == 1 else b"".join(parts)
-        base = offsets[first]
-        return blob[start - base : end - base]
+        if len(parts) == 1:
+            return parts[0][start - offsets[first] : end - offsets[first]]
+        # One copy: trim the first and last chunk through views, then join.
+        views = [memoryview(p) for p in parts]
+        views[0] = views[0][start - offsets[first] :]
+        views[-1] = views[-1][: end - offsets[last]]
+        return b"".join(views)
 
     def _remember(self, key: str, data: bytes) -> None:
         """Keep a small file or a chunk (least recently used out first, up to WHOLE_CACHE_BYTES)."""
@@ -574,7 +578,9 @@ class DsvFile(AbstractBufferedFile):  # type: ignore[misc]
 
     def __init__(self, fs: DsvFileSystem, path: str, info: dict[str, Any], **kwargs: Any) -> None:
         self.oid = info["oid"]
-        kwargs.setdefault("cache_type", "readahead")
+        # Big files are read by callers that ask for what they need (pyarrow coalesces a column's
+        # ranges itself): a readahead cache would split those into 1 MiB blocks and copy them twice.
+        kwargs.setdefault("cache_type", "none")
         if kwargs.get("block_size") is None:
             kwargs["block_size"] = 1024 * 1024
         super().__init__(fs, path, mode="rb", size=info["size"], **kwargs)

@@ -130,7 +130,7 @@ class _WordView(Sequence[int]):
 
     __slots__ = ("_words", "_shift", "_mask")
 
-    def __init__(self, words: "array[int]", shift: int, mask: int) -> None:
+    def __init__(self, words: Any, shift: int, mask: int) -> None:
         self._words, self._shift, self._mask = words, shift, mask
 
     def __len__(self) -> int:
@@ -162,9 +162,13 @@ class PackIndex:
 
     def __init__(self, data: bytes, start: int, count: int, version: int) -> None:
         # Each record is 4 little-endian u64 words: two of id, then offset, then length.
-        words = array("Q")
-        words.frombytes(memoryview(data)[start : start + count * RECORD.size])
-        if sys.byteorder != "little":
+        raw = memoryview(data)[start : start + count * RECORD.size]
+        words: Any
+        if sys.byteorder == "little":
+            words = raw.cast("Q")  # a view: no copy of a multi-megabyte index
+        else:
+            words = array("Q")
+            words.frombytes(raw)
             words.byteswap()
         self._words = words
         self.version = version
