@@ -238,3 +238,19 @@ class TestDsvGet(AbstractFixtures, AbstractGetTests):
     @pytest.fixture
     def fs_10_files_with_hashed_names(self, fs):  # type: ignore[override]
         yield "hashed/source"
+
+
+def test_filesystems_sharing_a_repository_see_commits_made_after_the_first(tmp_path: Path) -> None:
+    # Filesystems on one repository share its opened store (and loaded pack indexes) within a process:
+    # a commit made after the first filesystem was opened must still be readable by a new one.
+    root = tmp_path / "repo"
+    write_files(root, {"a.txt": b"one\n"})
+    repo = dsv.Repo.init(root)
+    repo.commit("one")
+    first = DsvFileSystem(repo=str(root), rev="HEAD", skip_instance_cache=True)
+    assert first.cat_file("a.txt") == b"one\n"
+    write_files(root, {"a.txt": b"two\n", "b.txt": b"new\n"})
+    ok(run_dsv(root, "commit", "-m", "two"))  # another process writes new packs
+    second = DsvFileSystem(repo=str(root), rev="HEAD", skip_instance_cache=True)
+    assert second.cat_file("a.txt") == b"two\n" and second.cat_file("b.txt") == b"new\n"
+    assert first.cat_file("a.txt") == b"one\n"  # the first is still its snapshot

@@ -45,6 +45,7 @@ from dsv.store.chunking import CHUNKED_THRESHOLD
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from dsv.api.repo import Repo
     from dsv.manifest import Manifest
     from dsv.remote.repo import RemoteRepo
     from dsv.remote.view import RemoteView
@@ -67,6 +68,12 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _remote_roots: set[str] = set()
 _remotes: dict[tuple[str, str, str], "RemoteRepo"] = {}
 _shared_lock = threading.Lock()
+# Local repositories opened, by root: filesystems on one repository share its store (and the pack
+# indexes it has loaded; a store re-reads them when an id is missing, so new commits are seen).
+_local_repos: dict[str, "Repo"] = {}
+# Decoded manifest chunks by id (immutable: an id names its content), shared by every filesystem.
+SHARED_CHUNKS = 64
+_chunk_rows: OrderedDict[str, dict[str, tuple[int, bytes, int]]] = OrderedDict()
 
 
 def parse_url(url: str) -> tuple[str | None, str | None, str]:
@@ -130,6 +137,21 @@ def find_remote_root(location: str, options: dict[str, Any]) -> str:
                 _remote_roots.add(candidate)
             return candidate
     raise FileNotFoundError(f"no dsv remote at or above {location} (no {REMOTE_MARKER} found; a push creates it)")
+
+
+def _open_local(path: str) -> "Repo":
+    """The repository at or above ``path``, opened once per process."""
+    from dsv.api.repo import Repo
+    from dsv.repository import find_root
+
+    root = find_root(path)
+    with _shared_lock:
+        repo = _local_repos.get(root)
+    if repo is None or not os.path.isdir(os.path.join(root, ".dsv")):
+        repo = Repo(root)
+        with _shared_lock:
+            _local_repos[root] = repo
+    return repo
 
 
 def default_cache_dir() -> str:
@@ -215,9 +237,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 if not os.path.isdir(os.path.join(root, ".dsv")) and os.path.isfile(os.path.join(root, REMOTE_MARKER)):
                     self._open_remote(root, options, cache)
                 else:
-                    from dsv.api.repo import Repo
-
-                    local = Repo(root)
+                    local = _open_local(root)
                     root = local.root
                     self._history = local.repository.history
                     self._store = local.repository.store
@@ -366,11 +386,19 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
             return None
         rows = self._chunk_rows.get(i)
         if rows is None:
-            table = self._manifest.load_chunk(self._chunk_ids[i])
-            rows = {
-                p: (sz, o, m)
-                for p, sz, o, m in zip(table.column("path").to_pylist(), table.column("size").to_pylist(), table.column("oid").to_pylist(), table.column("mode").to_pylist())
-            }
+            chunk_id = self._chunk_ids[i]
+            with _shared_lock:
+                rows = _chunk_rows.get(chunk_id)
+            if rows is None:
+                table = self._manifest.load_chunk(chunk_id)
+                rows = {
+                    p: (sz, o, m)
+                    for p, sz, o, m in zip(table.column("path").to_pylist(), table.column("size").to_pylist(), table.column("oid").to_pylist(), table.column("mode").to_pylist())
+                }
+                with _shared_lock:
+                    _chunk_rows[chunk_id] = rows
+                    while len(_chunk_rows) > SHARED_CHUNKS:
+                        _chunk_rows.popitem(last=False)
             self._chunk_rows[i] = rows
         return rows.get(path)
 
