@@ -377,7 +377,10 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return FileNotFoundError(f"{path or '/'} does not exist at {self.rev} ({self.commit_id[:10]}) in {self._where_text(self.repo_path)}")
 
     def _rows_under(self, path: str) -> "pa.Table":
-        return self._manifest.under(path)
+        try:
+            return self._manifest.under(path)
+        except DsvError as err:
+            raise _os_error(err, f"dsv://{self.rev} listing {path or '/'}") from None
 
     def _file_row(self, path: str) -> tuple[int, bytes, int] | None:
         """``(size, id, mode)`` of a file, from the one chunk that can hold it (a dict per chunk, built once)."""
@@ -390,7 +393,10 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
             with _shared_lock:
                 rows = _chunk_rows.get(chunk_id)
             if rows is None:
-                table = self._manifest.load_chunk(chunk_id)
+                try:
+                    table = self._manifest.load_chunk(chunk_id)
+                except DsvError as err:
+                    raise _os_error(err, f"dsv://{self.rev} looking up {path}") from None
                 rows = {
                     p: (sz, o, m)
                     for p, sz, o, m in zip(table.column("path").to_pylist(), table.column("size").to_pylist(), table.column("oid").to_pylist(), table.column("mode").to_pylist())

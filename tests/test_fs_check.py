@@ -1,0 +1,88 @@
+"""``dsv://`` checked from outside (issue 11 review): fsspec conventions, odd paths, failures, recompute.
+
+Every read is compared with bytes this file wrote itself (and with a checkout),
+and every failure must be an ``OSError`` naming what was asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import dsv  # noqa: E402
+from dsv.api.fs import DsvFileSystem  # noqa: E402
+from faultutil import ok, read_tree, run_dsv, write_files  # noqa: E402
+
+
+@pytest.fixture
+def small_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "repo"
+    write_files(root, {"labels.csv": b"id,label\n1,cat\n", "team@/a.txt": b"at", "data/x.bin": b"x" * 100})
+    dsv.Repo.init(root).commit("v1")
+    monkeypatch.setenv("DSV_CACHE_DIR", str(tmp_path / "cache"))
+    return root
+
+
+def test_listing_from_a_remote_that_disappeared_raises_oserror(small_repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    repo = dsv.Repo(small_repo)
+    repo.add_remote("o", str(remote))
+    repo.push("o", all_branches=True)
+    os.chdir(tmp_path)
+    fs = DsvFileSystem(repo=str(remote), rev="main", skip_instance_cache=True)
+    shutil.rmtree(remote)
+    # What is already held may still be listed; anything that needs the remote fails as an OSError.
+    for call in (lambda: fs.find(""), lambda: fs.ls("data"), lambda: fs.info("labels.csv")):
+        try:
+            call()
+        except OSError as err:
+            assert "main" in str(err)
+    with pytest.raises(OSError, match="main"):
+        fs.cat("labels.csv")
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def test_random_histories_read_through_dsv_equal_a_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random trees, random edits over several commits: every file at every revision, local and
+    from a folder remote, equals the bytes of a checkout of that revision (hashed here)."""
+    rng = random.Random(11)
+    root = tmp_path / "repo"
+    root.mkdir()
+    names = ["a", "a.b/c", "a b/#1?.txt", "ü/ç@x", "deep/er/f.bin", "e", "zero"] + [f"d{i % 3}/f{i}.bin" for i in range(12)]
+    files: dict[str, bytes] = {}
+    repo = dsv.Repo.init(root)
+    commits: list[str] = []
+    for step in range(4):
+        for name in rng.sample(names, 6):
+            if name in files and rng.random() < 0.3:
+                del files[name]
+                os.remove(root / name)
+            else:
+                files[name] = b"" if name == "zero" else rng.randbytes(rng.choice([1, 100, 5000]))
+        write_files(root, files)
+        commits.append(repo.commit(f"step {step}").id)
+    remote = tmp_path / "remote"
+    repo.add_remote("o", str(remote))
+    repo.push("o", all_branches=True)
+    monkeypatch.setenv("DSV_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    for i, cid in enumerate(commits):
+        ok(run_dsv(root, "checkout", "-f", cid))
+        want = {p: _sha(b) for p, b in read_tree(root).items() if not p.startswith(".dsv")}
+        for where in (str(root), str(remote)):
+            for rev in (cid, cid[:10], f"main~{len(commits) - 1 - i}"):
+                fs = DsvFileSystem(repo=where, rev=rev, skip_instance_cache=True)
+                got = {p: _sha(fs.cat(p)) for p in fs.find("")}
+                assert got == want, (where, rev)
+                assert {p: fs.size(p) for p in got} == {p: (root / p).stat().st_size for p in want}
