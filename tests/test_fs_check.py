@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import fsspec
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -29,6 +30,14 @@ def small_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     dsv.Repo.init(root).commit("v1")
     monkeypatch.setenv("DSV_CACHE_DIR", str(tmp_path / "cache"))
     return root
+
+
+def test_a_folder_whose_name_ends_in_at_is_a_path_not_a_location(small_repo: Path) -> None:
+    fs = DsvFileSystem(repo=str(small_repo), rev="HEAD", skip_instance_cache=True)
+    assert fs.cat("team@/a.txt") == b"at"
+    assert fs.info("team@/a.txt")["size"] == 2
+    assert fs.exists("team@/a.txt")
+    assert fsspec.open(f"dsv://HEAD@{small_repo}/team@/a.txt").open().read() == b"at"
 
 
 def test_listing_from_a_remote_that_disappeared_raises_oserror(small_repo: Path, tmp_path: Path) -> None:

@@ -321,6 +321,13 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         rev, location, rest = parse_url(path)
         if location is None:
             return rest
+        if not path.startswith("dsv://") and not is_url(location):
+            # A bare path such as ``team@/a.txt`` is a path of the snapshot (a folder named
+            # ``team@``) unless what follows the ``@`` really is inside a repository.
+            try:
+                return split_location(location)[1]
+            except FileNotFoundError:
+                return path.strip("/")
         if is_url(location):
             root = _known_root(location)
             # An unknown root is found by the instance; until then the location stands for the path.
