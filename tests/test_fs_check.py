@@ -40,6 +40,11 @@ def test_a_folder_whose_name_ends_in_at_is_a_path_not_a_location(small_repo: Pat
     assert fsspec.open(f"dsv://HEAD@{small_repo}/team@/a.txt").open().read() == b"at"
 
 
+def test_a_missing_local_repository_is_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        DsvFileSystem(repo=str(tmp_path / "nowhere"), rev="HEAD", skip_instance_cache=True)
+
+
 def test_listing_from_a_remote_that_disappeared_raises_oserror(small_repo: Path, tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     repo = dsv.Repo(small_repo)

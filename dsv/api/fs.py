@@ -38,7 +38,7 @@ from urllib.parse import unquote
 from fsspec import AbstractFileSystem
 from fsspec.spec import AbstractBufferedFile
 
-from dsv.base.errors import DsvError, RemoteAuthError, RemoteNotFoundError, RevisionError
+from dsv.base.errors import DsvError, NotARepositoryError, RemoteAuthError, RemoteNotFoundError, RevisionError
 from dsv.base.filemodes import MODE_LINK
 from dsv.store.chunking import CHUNKED_THRESHOLD
 
@@ -167,7 +167,7 @@ def default_cache_dir() -> str:
 def _os_error(err: DsvError, what: str) -> OSError:
     """A dsv error as the OSError fsspec callers expect, its message naming ``what``."""
     text = f"{what}: {err.message}" + (f" ({err.hint})" if getattr(err, "hint", None) else "")
-    if isinstance(err, (RevisionError, RemoteNotFoundError)):
+    if isinstance(err, (RevisionError, RemoteNotFoundError, NotARepositoryError)):
         return FileNotFoundError(text)
     if isinstance(err, RemoteAuthError):
         return PermissionError(text)
