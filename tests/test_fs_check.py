@@ -40,6 +40,27 @@ def test_a_folder_whose_name_ends_in_at_is_a_path_not_a_location(small_repo: Pat
     assert fsspec.open(f"dsv://HEAD@{small_repo}/team@/a.txt").open().read() == b"at"
 
 
+def test_modified_is_the_commit_time_and_duckdb_reads_parquet(small_repo: Path, tmp_path: Path) -> None:
+    import datetime as dt
+
+    duckdb = pytest.importorskip("duckdb")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": [1, 2, 3]}), small_repo / "t.parquet")
+    repo = dsv.Repo(small_repo)
+    repo.commit("v2")
+    fs = DsvFileSystem(repo=str(small_repo), rev="HEAD", skip_instance_cache=True)
+    when = fs.modified("t.parquet")
+    assert isinstance(when, dt.datetime) and when.tzinfo is not None
+    assert when == repo.log(limit=1)[0].commit.time
+    with pytest.raises(FileNotFoundError, match="nope"):
+        fs.modified("nope")
+    con = duckdb.connect()
+    con.register_filesystem(fs)
+    assert con.sql("select sum(a) from read_parquet('dsv://HEAD/t.parquet')").fetchall() == [(6,)]
+
+
 def test_a_missing_local_repository_is_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere"):
         DsvFileSystem(repo=str(tmp_path / "nowhere"), rev="HEAD", skip_instance_cache=True)

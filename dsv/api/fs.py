@@ -247,6 +247,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         except DsvError as err:
             raise _os_error(err, f"dsv://{rev} in {self._where_text(target)}") from None
         self.commit_id = resolved.commit_id
+        self._commit_time = resolved.commit.time
         self._listings: dict[str, list[dict[str, Any]]] = {}
         self._names: dict[str, list[str]] = {}
         self._chunk_rows: dict[int, dict[str, tuple[int, bytes, int]]] = {}
@@ -495,6 +496,11 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if path in self._listings or path in self._names or self._rows_under(path).num_rows:
             return {"name": path, "size": 0, "type": "directory"}
         raise self._missing(path)
+
+    def modified(self, path: str) -> Any:
+        """The time of the commit read (every file of a snapshot has it; DuckDB asks for it)."""
+        self.info(path)
+        return self._commit_time
 
     # -- reading -----------------------------------------------------------------
 
