@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from dsv.base.errors import ObjectNotFoundError
+from dsv.base.errors import CorruptObjectError, ObjectNotFoundError
 from dsv.store.base import StoredRecord
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,18 @@ class PromisorStore:
         self._fill(oids)
 
     def read(self, oid: str) -> bytes:
-        """Local bytes, fetched first if only promised."""
+        """Local bytes, fetched first if only promised (or if the local copy proves corrupt)."""
         if not self.local.has(oid):
             self._fill([oid])
-        return self.local.read(oid)
+        try:
+            return self.local.read(oid)
+        except CorruptObjectError:
+            # The damaged local copy was set aside; the remote still promises a good one.
+            if self.local.has(oid) or not self._promised(oid):
+                raise
+            log.warning("object %s was corrupt locally: fetching it again from the promisor remote", oid)
+            self._fill([oid])
+            return self.local.read(oid)
 
     def size(self, oid: str) -> int:
         """Size (fetches the object if it is only promised)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from dsv.base.errors import ObjectNotFoundError, RemoteCorruptError
+from dsv.base.errors import CorruptObjectError, ObjectNotFoundError, RemoteCorruptError
 from dsv.history.refs import HEADS, Head
 from dsv.history.revisions import History
 from dsv.remote.promisor import PromisorStore
@@ -90,9 +90,16 @@ class RemoteView:
         with self._lock:
             if oid in self._lists:
                 return self._lists[oid]
-        if self.local.has(oid):
-            listed = self.local.chunk_list(oid)
-        else:
+        listed = None
+        held = self.local.has(oid)
+        if held:
+            try:
+                listed = self.local.chunk_list(oid)
+            except CorruptObjectError:
+                if self.local.has(oid):
+                    raise
+                held = False  # the damaged local copy was set aside: read the remote's
+        if not held:
             try:
                 rec = self.remote.store.read_record(oid)
             except ObjectNotFoundError:
@@ -118,7 +125,7 @@ class RemoteView:
         if missing:
             self.store.prefetch(missing)
             self._store_list_when_complete(oid)
-        return [self.local.read(c) for c in chunk_ids]
+        return [self.store.read(c) for c in chunk_ids]  # a chunk corrupt locally is fetched again
 
     def _store_list_when_complete(self, oid: str) -> None:
         listed = self._lists.get(oid)
