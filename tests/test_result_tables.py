@@ -63,3 +63,23 @@ def test_log_status_metrics_and_changelog_as_tables(tmp_path: Path) -> None:
     assert len(cl.to_arrow()) == len(cl)  # one source: one row per step
     assert cl.relabels.to_pylist()[0]["from"] == "cat"
     assert isinstance(cl.classes.to_pandas(), pd.DataFrame)
+
+
+def test_cli_json_is_the_api_objects_dump(tmp_path: Path) -> None:
+    """Issue 11: the CLI's --json is the same document as the API result's to_dict(), for every command."""
+    from faultutil import ok, run_dsv
+
+    repo = _repo(tmp_path)
+    root = Path(repo.root)
+    write_files(root, {"img/dog/5.png": b"5"})  # a local change for status
+
+    def cli(*args: str):  # type: ignore[no-untyped-def]
+        return json.loads(ok(run_dsv(root, *args, "--json")).stdout)
+
+    assert cli("log") == repo.log().to_dict()
+    assert cli("changelog") == repo.changelog().to_dict()
+    assert cli("changelog", "HEAD~1..HEAD") == repo.changelog("HEAD~1..HEAD").to_dict()
+    assert cli("metrics", "list") == repo.metrics().to_dict(values=False)
+    assert cli("metrics", "show", "HEAD") == repo.metrics("HEAD").to_dict()
+    assert cli("diff", "HEAD~1", "HEAD") == repo.diff("HEAD~1", "HEAD").to_dict()
+    assert cli("status") == repo.status().to_dict()

@@ -500,13 +500,13 @@ class Repo(RemoteCommands):
         else:
             old, new = "", spec or "HEAD"
         if new in ("HEAD", "@") and self._repo.refs.head().commit is None:
-            return ChangelogResult()
+            return ChangelogResult(spec=spec)
         tip = self.resolve(new).commit_id
         stop: set[str] = set()
         if old:
             stop = {oid for oid, _ in self._repo.history.walk(self.resolve(old).commit_id)}
         refs = self._refs_by_commit()
-        out = ChangelogResult()
+        out = ChangelogResult(spec=spec)
         for oid, commit in self._repo.history.walk(tip):
             if oid in stop:
                 continue

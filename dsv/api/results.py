@@ -92,6 +92,10 @@ class LogResult(ResultList):
         ("moved", "int64"), ("refs", "string"),
     ]
 
+    def to_dict(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """The ``dsv log --json`` document: one dict per commit, newest first."""
+        return [e.to_dict() for e in self]
+
     def rows_of(self, item: LogEntry) -> list[dict[str, Any]]:
         """One row per commit (parents and refs joined by spaces)."""
         d = item.to_dict()
@@ -282,6 +286,18 @@ class ChangelogResult(ResultList):
     """
 
     columns = [("commit", "string"), ("message", "string"), ("time", "timestamp")]
+
+    def __init__(self, steps: Any = (), *, spec: str | None = None) -> None:
+        super().__init__(steps)
+        self.spec = spec
+        """The range asked for (``None``: HEAD's whole history)."""
+        self.extras: dict[str, dict[str, Any]] = {}
+        """Per commit id, more of its step's document (``metrics``, ``audit``), as ``changelog --metrics/--audit`` add."""
+
+    def to_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        """The ``dsv changelog --json`` document (docs/cli.md)."""
+        entries = [{"commit": commit_dict(e.id, e.commit), "diff": d.to_dict(), **self.extras.get(e.id, {})} for e, d in self]
+        return {"format": 1, "range": self.spec or "HEAD", "entries": entries}
 
     def rows_of(self, item: Any) -> list[dict[str, Any]]:
         """The step's totals per source."""

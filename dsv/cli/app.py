@@ -342,7 +342,6 @@ def changelog(
 
     A..B: commits reachable from B but not A. B alone (or nothing: HEAD): the whole history.
     """
-    from dsv.api.results import commit_dict
     from dsv.cli.auditrender import render_audit_step
     from dsv.cli.diffrender import md_safe, metrics_blocks, render_markdown, source_blocks
 
@@ -363,15 +362,15 @@ def changelog(
     if as_json:
         fmt = "json"
     if fmt == "json":
-        out = []
-        for e, d, comp in entries:
-            item = {"commit": commit_dict(e.id, e.commit), "diff": d.to_dict()}
-            if comp is not None:
-                item["metrics"] = comp.to_dict()
+        from dsv.api.results import ChangelogResult
+
+        result = ChangelogResult([(e, d) for e, d, _ in entries], spec=spec)
+        for e, _, comp in entries:
+            extra = {"metrics": comp.to_dict()} if comp is not None else {}
             if e.id in audits:
-                item["audit"] = audits[e.id].to_dict()
-            out.append(item)
-        emit_json({"format": 1, "range": spec or "HEAD", "entries": out})
+                extra["audit"] = audits[e.id].to_dict()
+            result.extras[e.id] = extra
+        emit_json(result.to_dict())
         return
     if fmt == "md":
         lines = [f"# Changelog ({spec or 'HEAD'})", ""]
@@ -777,7 +776,7 @@ def metrics_list(ctx: click.Context, rev: str | None, as_json: bool) -> None:
     """List metrics records of REV (default: every commit), oldest first."""
     entries = _repo(ctx).metrics(rev)
     if as_json:
-        emit_json([e.to_dict(values=False) for e in entries])
+        emit_json(entries.to_dict(values=False))
         return
     for e in entries:
         r = e.record
@@ -798,7 +797,7 @@ def metrics_show(ctx: click.Context, rev: str, name: str | None, as_json: bool) 
     if name is not None and not entries:
         raise UsageError(f"no metrics named {name!r} on {rev}", hint=f"see 'dsv metrics list {rev}'")
     if as_json:
-        emit_json([e.to_dict() for e in entries])
+        emit_json(entries.to_dict())
         return
     for i, e in enumerate(entries):
         r = e.record

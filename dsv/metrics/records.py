@@ -109,6 +109,10 @@ class MetricsResult(ResultList):
         ("slice", "string"), ("value_of", "string"), ("metric", "string"), ("value", "float64"),
     ]
 
+    def to_dict(self, *, values: bool = True) -> list[dict[str, Any]]:  # type: ignore[override]
+        """The ``dsv metrics show --json`` document (``values=False``: ``dsv metrics list --json``)."""
+        return [e.to_dict(values=values) for e in self]
+
     def rows_of(self, item: MetricsEntry) -> list[dict[str, Any]]:
         """Every value of one record."""
         import datetime as dt
