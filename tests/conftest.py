@@ -27,6 +27,9 @@ def hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DSV_AUTHOR_NAME", "Test Author")
     monkeypatch.setenv("DSV_AUTHOR_EMAIL", "test@example.com")
+    # dsv:// keeps verified bytes per process; tests that count reads and fetches start empty.
+    if "dsv.api.fs" in sys.modules:
+        sys.modules["dsv.api.fs"].clear_cache()
 
 
 @pytest.fixture

@@ -254,3 +254,26 @@ def test_filesystems_sharing_a_repository_see_commits_made_after_the_first(tmp_p
     second = DsvFileSystem(repo=str(root), rev="HEAD", skip_instance_cache=True)
     assert second.cat_file("a.txt") == b"two\n" and second.cat_file("b.txt") == b"new\n"
     assert first.cat_file("a.txt") == b"one\n"  # the first is still its snapshot
+
+
+def test_verified_bytes_are_shared_by_filesystems_until_cleared(versions, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A data loader that makes a filesystem per read (or reads a column every epoch) re-reads and
+    # re-hashes nothing it already verified in this process; clear_cache() forgets it all.
+    import dsv.api.fs as dsvfs
+
+    root, v1, _ = versions
+    first = DsvFileSystem(repo=str(root), rev="v1", skip_instance_cache=True)
+    with first.open("data/train.parquet", "rb") as f:
+        pq.ParquetFile(f).read_row_group(0, columns=["label"])
+    second = DsvFileSystem(repo=str(root), rev="v1", skip_instance_cache=True)
+    reads: list[str] = []
+    real = second._store.read
+    monkeypatch.setattr(second._store, "read", lambda oid: (reads.append(oid), real(oid))[1])
+    with second.open("data/train.parquet", "rb") as f:
+        assert pq.ParquetFile(f).read_row_group(0, columns=["label"]).num_rows == 50_000
+    assert reads == []
+    dsvfs.clear_cache()
+    third = DsvFileSystem(repo=str(root), rev="v1", skip_instance_cache=True)
+    monkeypatch.setattr(third._store, "read", lambda oid: (reads.append(oid), real(oid))[1])
+    assert third.cat_file("data/train.parquet", 0, 4) == v1["data/train.parquet"][:4]
+    assert reads

@@ -54,7 +54,7 @@ SMALL_FILE_BYTES = 1024 * 1024
 """Files smaller than this open as an in-memory file holding their (verified) bytes."""
 
 WHOLE_CACHE_BYTES = 64 * 1024 * 1024
-"""Small files read whole are kept (least recently used first out) up to this many bytes."""
+"""Verified small files and chunks are kept in memory, per process, up to this many bytes."""
 
 REMOTE_MARKER = "dsv-remote.json"
 """The file a push creates at a remote's root (docs/remotes.md)."""
@@ -71,6 +71,56 @@ _shared_lock = threading.Lock()
 # Local repositories opened, by root: filesystems on one repository share its store (and the pack
 # indexes it has loaded; a store re-reads them when an id is missing, so new commits are seen).
 _local_repos: dict[str, "Repo"] = {}
+
+
+class _VerifiedBytes:
+    """Small files and chunks already read and verified, by id, least recently used out first.
+
+    Shared by every filesystem of the process: an id names its content, so a
+    cached entry is right for any repository and revision, and a data loader's
+    second epoch (or a new filesystem per read) costs no re-read and re-hash.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, oid: str) -> bytes | None:
+        with self._lock:
+            data = self._items.get(oid)
+            if data is not None:
+                self._items.move_to_end(oid)
+            return data
+
+    def put(self, oid: str, data: bytes) -> None:
+        if len(data) > self.limit:
+            return
+        with self._lock:
+            if oid in self._items:
+                return
+            self._items[oid] = data
+            self._bytes += len(data)
+            while self._bytes > self.limit:
+                self._bytes -= len(self._items.popitem(last=False)[1])
+
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+_verified = _VerifiedBytes(WHOLE_CACHE_BYTES)
+
+
+def clear_cache() -> None:
+    """Forget the verified bytes, decoded manifest chunks and repositories kept for ``dsv://`` in this process."""
+    _verified.clear()
+    with _shared_lock:
+        _chunk_rows.clear()
+        _local_repos.clear()
 # Decoded manifest chunks by id (immutable: an id names its content), shared by every filesystem.
 SHARED_CHUNKS = 64
 _chunk_rows: OrderedDict[str, dict[str, tuple[int, bytes, int]]] = OrderedDict()
@@ -255,8 +305,6 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self._chunk_lasts: list[str] = root_table.column("last").to_pylist()
         self._chunk_ids: list[str] = self._manifest.chunk_ids()
         self._chunk_offsets: dict[str, tuple[list[int], list[str]]] = {}
-        self._whole: OrderedDict[str, bytes] = OrderedDict()
-        self._whole_bytes = 0
 
     @staticmethod
     def _where_text(target: str) -> str:
@@ -529,7 +577,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
             if size >= CHUNKED_THRESHOLD:
                 chunk_list = self._view.chunk_list(oid) if self._view is not None else store.chunk_list(oid)
             if chunk_list is None:
-                data = self._whole.get(oid)
+                data = _verified.get(oid)
                 if data is None:
                     data = store.read(oid)
                     self._remember(oid, data)
@@ -552,27 +600,22 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return b"".join(views)
 
     def _remember(self, key: str, data: bytes) -> None:
-        """Keep a small file or a chunk (least recently used out first, up to WHOLE_CACHE_BYTES)."""
-        self._whole[key] = data
-        self._whole_bytes += len(data)
-        while self._whole_bytes > WHOLE_CACHE_BYTES and len(self._whole) > 1:
-            self._whole_bytes -= len(self._whole.popitem(last=False)[1])
+        _verified.put(key, data)
 
     def _read_chunks(self, oid: str, chunk_ids: list[str]) -> list[bytes]:
-        """Chunks of big file ``oid``: cached ones from memory (a buffered reader's blocks straddle
-        chunks, so neighbouring reads share them), the rest read (verified) in one batch."""
+        """Chunks of big file ``oid``: cached ones from memory (a reader's ranges often share a
+        chunk, and epochs re-read them), the rest read (verified) in one batch."""
         found: dict[str, bytes] = {}
         for c in chunk_ids:
-            data = self._whole.get(c)
+            data = _verified.get(c)
             if data is not None:
-                self._whole.move_to_end(c)
                 found[c] = data
         missing = [c for c in dict.fromkeys(chunk_ids) if c not in found]
         if missing:
             got = self._view.read_chunks(oid, missing) if self._view is not None else [self._store.read(c) for c in missing]
             for c, data in zip(missing, got):
                 found[c] = data
-                self._remember(c, data)
+                _verified.put(c, data)
         return [found[c] for c in chunk_ids]
 
     def prefetch(self, paths: list[str]) -> int:
