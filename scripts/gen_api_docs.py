@@ -60,7 +60,11 @@ Reads are verified: a whole small file against its id, each chunk of a big
 file a read touches against the chunk's id (a Parquet footer read reads only
 the last chunks). It is read-only: writes raise `PermissionError`; a missing
 revision or path raises `FileNotFoundError` naming the revision, a folder
-opened as a file `IsADirectoryError`.
+opened as a file `IsADirectoryError`. Within a process, filesystems share what
+they have verified (small files and chunks, up to 64 MiB), decoded manifest
+chunks and opened repositories, all keyed by content id or path (a new commit
+is still seen: a store re-reads its indexes when an id is missing);
+`dsv.api.fs.clear_cache()` forgets them.
 
 ### Reading from a remote
 
