@@ -46,7 +46,7 @@ from dsv.worktree.status import worktree_status
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from dsv.history.objects import Commit
+    from dsv.history.documents import Commit
     from dsv.history.revisions import Resolved
     from dsv.api.results import VersionInfo
     from dsv.metrics.compare import MetricsComparison
@@ -112,7 +112,7 @@ class Repo(RemoteCommands):
         return out
 
     def _peel_tag(self, oid: str) -> str:
-        from dsv.history.objects import document_type, read_tag
+        from dsv.history.documents import document_type, read_tag
 
         try:
             data = self._repo.store.read(oid)
@@ -275,7 +275,8 @@ class Repo(RemoteCommands):
                         files=snap.files, bytes=snap.total_bytes, added=snap.added, removed=snap.removed, modified=snap.modified, moved=snap.moved
                     ),
                 )
-                cid = writer.add_bytes(commit.to_json_bytes())
+                document = commit.to_json_bytes()
+                cid = writer.add_bytes(document)
                 writer.commit()
             except BaseException:
                 writer.abort()
@@ -296,8 +297,10 @@ class Repo(RemoteCommands):
         from dsv.semantic.declaration import commit_warnings
 
         warn.items.extend(commit_warnings(self.root))
+        from dsv.history.documents import parse_commit
+
         return CommitResult(
-            cid, head.branch, commit, tuple(warn.items), tuple(snap.changed_while_reading), snap.files_read, snap.bytes_read
+            cid, head.branch, parse_commit(document, what=f"commit {cid}"), tuple(warn.items), tuple(snap.changed_while_reading), snap.files_read, snap.bytes_read
         )
 
     # -- history -------------------------------------------------------------------
@@ -675,7 +678,7 @@ class Repo(RemoteCommands):
 
     def tags(self) -> list[TagInfo]:
         """Every tag, with its annotation when it has one."""
-        from dsv.history.objects import document_type, read_tag
+        from dsv.history.documents import document_type, read_tag
 
         out = []
         for name, oid in self._repo.refs.list(TAGS).items():
@@ -705,15 +708,18 @@ class Repo(RemoteCommands):
             tag = None
             oid = commit_id
             if message is not None or meta:
+                from dsv.history.documents import parse_tag
+
                 tagger, email = self._repo.author()
-                tag = Tag(object=commit_id, name=name, tagger=tagger, email=email, time=now(), message=message or "", meta=dict(meta or {}))
+                document = Tag(object=commit_id, name=name, tagger=tagger, email=email, time=now(), message=message or "", meta=dict(meta or {})).to_json_bytes()
                 writer = self._repo.store.begin_write()
                 try:
-                    oid = writer.add_bytes(tag.to_json_bytes())
+                    oid = writer.add_bytes(document)
                     writer.commit()
                 except BaseException:
                     writer.abort()
                     raise
+                tag = parse_tag(document, what=f"tag {oid}")
             self._repo.refs.create(TAGS, name, oid, force=force)
         return TagInfo(name, oid, commit_id, tag)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from dsv.base.tables import ResultList, ResultTable
 
 if TYPE_CHECKING:
-    from dsv.history.objects import Commit, Tag
+    from dsv.history.documents import Commit, Tag
 
 
 def commit_dict(oid: str, c: Commit) -> dict[str, Any]:

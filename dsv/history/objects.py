@@ -1,23 +1,21 @@
-"""Commit and tag documents, stored as canonical JSON objects in the object store."""
+"""Commit and tag documents, stored as canonical JSON objects in the object store: the models that write them.
+
+Reading goes through :mod:`dsv.history.documents` (no pydantic on the read
+path); its names are re-exported here for callers that write and read.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from dsv.base.errors import CorruptMetadataError, ObjectNotFoundError
 from dsv.base.hashing import is_object_id
 from dsv.base.ondisk import OnDiskModel
+from dsv.history.documents import MAX_DOCUMENT_SIZE, document_type, read_commit, read_tag
 
-if TYPE_CHECKING:
-    from dsv.store.base import ObjectStore
-
-MAX_DOCUMENT_SIZE = 16 * 1024 * 1024
-"""Commit and tag documents larger than this are refused as malformed."""
-
+__all__ = ["AwareDatetime", "Commit", "CommitSummary", "MAX_DOCUMENT_SIZE", "ObjectIdStr", "Tag", "document_type", "now", "read_commit", "read_tag"]
 
 def _check_oid(value: str) -> str:
     if not is_object_id(value):
@@ -79,34 +77,3 @@ class Tag(OnDiskModel):
 def now() -> dt.datetime:
     """The current time with the local UTC offset, to the second."""
     return dt.datetime.now().astimezone().replace(microsecond=0)
-
-
-def document_type(data: bytes) -> str | None:
-    """The ``type`` of a JSON document object, or ``None`` if the bytes are not one."""
-    if not data.startswith(b"{") or len(data) > MAX_DOCUMENT_SIZE:
-        return None
-    try:
-        raw = json.loads(data)
-    except ValueError:
-        return None
-    if isinstance(raw, dict) and isinstance(raw.get("type"), str):
-        return raw["type"]
-    return None
-
-
-def read_commit(store: "ObjectStore", oid: str) -> Commit:
-    """Read and validate the commit ``oid``."""
-    try:
-        data = store.read(oid)
-    except ObjectNotFoundError:
-        raise ObjectNotFoundError(oid, context="history") from None
-    kind = document_type(data)
-    if kind != "commit":
-        raise CorruptMetadataError(f"commit {oid}", f"object is a {kind or 'data blob'}, not a commit")
-    return Commit.from_json_bytes(data, what=f"commit {oid}")
-
-
-def read_tag(store: "ObjectStore", oid: str) -> Tag:
-    """Read and validate the tag object ``oid``."""
-    data = store.read(oid)
-    return Tag.from_json_bytes(data, what=f"tag {oid}")

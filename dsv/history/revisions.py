@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from dsv.base.errors import AmbiguousRevisionError, ObjectNotFoundError, UnknownRevisionError
 from dsv.base.hashing import is_object_id
-from dsv.history.objects import Commit, Tag, document_type, read_commit, read_tag
+from dsv.history.documents import Commit, Tag, document_type, read_commit, read_tag
 from dsv.history.refs import HEADS, REMOTES, TAGS, RefStore
 
 if TYPE_CHECKING:

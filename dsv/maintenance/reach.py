@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError, UnsafePathError
-from dsv.history.objects import document_type, read_commit, read_tag
+from dsv.history.documents import document_type, read_commit, read_tag
 from dsv.history.refs import HEADS, TAGS
 from dsv.manifest import decode_chunk, decode_root, row_problems
 from dsv.repository import Repository

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from dsv.base.errors import CorruptMetadataError, ObjectNotFoundError
 from dsv.base.hashing import is_object_id
-from dsv.history.objects import Commit, Tag, document_type
+from dsv.history.documents import Commit, document_type, parse_commit, parse_tag
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,7 +30,7 @@ def peel(read: Reader, oid: str) -> tuple[str, list[str]]:
     data = read(oid)
     kind = document_type(data)
     if kind == "tag":
-        return Tag.from_json_bytes(data, what=f"tag {oid}").object, [oid]
+        return parse_tag(data, what=f"tag {oid}").object, [oid]
     if kind == "metrics":
         try:
             commit = json.loads(data)["commit"]
@@ -47,7 +47,7 @@ def read_commit_doc(read: Reader, oid: str) -> Commit:
     data = read(oid)
     if document_type(data) != "commit":
         raise CorruptMetadataError(f"commit {oid}", "is not a commit")
-    return Commit.from_json_bytes(data, what=f"commit {oid}")
+    return parse_commit(data, what=f"commit {oid}")
 
 
 def ancestors(read: Reader, tips: Iterable[str], *, stop: set[str] | None = None, have: Callable[[str], bool] | None = None) -> Iterator[tuple[str, Commit]]:

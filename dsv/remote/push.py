@@ -198,7 +198,7 @@ def _first_branch(todo: list[tuple[PushSpec, str | None]], default: str) -> str:
 
 def _is_doc(local: ObjectStore, oid: str) -> bool:
     """Whether ``oid`` is a tag or metrics record (small documents read cheaply)."""
-    from dsv.history.objects import document_type
+    from dsv.history.documents import document_type
 
     try:
         if local.size(oid) > 1 << 20:
