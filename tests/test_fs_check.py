@@ -148,3 +148,18 @@ def test_a_damaged_cache_heals_from_the_remote(small_repo: Path, tmp_path: Path)
     fs = DsvFileSystem(repo=str(remote), rev="main", cache=str(cache), skip_instance_cache=True)
     assert {p: fs.cat(p) == b for p, b in files.items()} == {p: True for p in files}
     assert fs.cat_file("big.bin", 5_000_000, 5_000_100) == files["big.bin"][5_000_000:5_000_100]
+
+
+def test_a_cache_that_is_a_file_names_the_revision_and_the_cache(tmp_path: Path) -> None:
+    # cache= pointing at a file raised NotADirectoryError naming only the path.
+    root = tmp_path / "origin"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"a\n")
+    repo = dsv.Repo.init(root)
+    repo.commit("one")
+    repo.add_remote("origin", str(tmp_path / "remote"))
+    repo.push("origin", all_branches=True)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"x")
+    with pytest.raises(NotADirectoryError, match=r"dsv://main: cannot use .*not-a-folder as the cache"):
+        DsvFileSystem(repo=str(tmp_path / "remote"), rev="main", cache=str(blocker), skip_instance_cache=True)

@@ -316,6 +316,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         """Read from remote ``root`` through a local store (see ``cache``)."""
         import xxhash
 
+        from dsv.base.secrets import mask_url
         from dsv.remote.repo import RemoteRepo
         from dsv.remote.view import RemoteView
         from dsv.repository import Repository, find_root
@@ -348,7 +349,11 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
                     break
             local = repository.local_store
         else:
-            local = LocalObjectStore.create(os.path.join(cache_root, "objects"))
+            try:
+                local = LocalObjectStore.create(os.path.join(cache_root, "objects"))
+            except OSError as err:
+                # Same exception type (NotADirectoryError, PermissionError...), with what was being read.
+                raise type(err)(err.errno, f"dsv://{self.rev}: cannot use {cache_root} as the cache of {mask_url(url)} ({err.strerror})") from None
         shared = (url, repr(sorted(options.items())), index_dir)
         with _shared_lock:
             remote = _remotes.get(shared)
