@@ -226,6 +226,7 @@ class DiskFull:
 
     def __init__(self, scope: str, fail_at: int | None, *, locks: bool = True, code: int = errno.ENOSPC) -> None:
         self.real = os.write
+        self.real_writev = os.writev
         self.scope = scope
         self.fail_at = fail_at
         self.locks = locks
@@ -234,7 +235,7 @@ class DiskFull:
         self.failed = 0
         self._lock = threading.Lock()
 
-    def __call__(self, fd: int, data: object) -> int:
+    def _count(self, fd: int) -> None:
         if fd > 2:
             target = _fd_path(fd)
             if target.startswith(self.scope) and (self.locks or not target.endswith(".lock")):
@@ -244,7 +245,20 @@ class DiskFull:
                 if self.fail_at is not None and n >= self.fail_at:
                     self.failed += 1
                     raise OSError(self.code, os.strerror(self.code))
+
+    def __call__(self, fd: int, data: object) -> int:
+        self._count(fd)
         return self.real(fd, data)  # type: ignore[arg-type]
+
+    def writev(self, fd: int, buffers: object) -> int:
+        """The same for ``os.writev`` (pack writers write several buffers at once)."""
+        self._count(fd)
+        return self.real_writev(fd, buffers)  # type: ignore[arg-type]
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Replace both ``os.write`` and ``os.writev``."""
+        monkeypatch.setattr(os, "write", self)
+        monkeypatch.setattr(os, "writev", self.writev)
 
 
 def _pending_change_template(tmp_path: Path) -> Path:
@@ -278,7 +292,7 @@ def test_disk_full_at_every_write_of_a_commit(tmp_path: Path, monkeypatch: pytes
     probe = tmp_path / "probe"
     shutil.copytree(template, probe, symlinks=True)
     counter = DiskFull(str(probe), None)
-    monkeypatch.setattr(os, "write", counter)
+    counter.install(monkeypatch)
     dsv.Repo(probe).commit("probe")
     monkeypatch.undo()
     total = counter.calls
@@ -290,7 +304,7 @@ def test_disk_full_at_every_write_of_a_commit(tmp_path: Path, monkeypatch: pytes
         shutil.copytree(template, root, symlinks=True)
         expected = read_tree(root)
         fault = DiskFull(str(root), n)
-        monkeypatch.setattr(os, "write", fault)
+        fault.install(monkeypatch)
         try:
             res = dsv.Repo(root).commit(f"write {n} fails")
         except StorageError as err:
@@ -394,7 +408,7 @@ def test_disk_full_through_the_cli_is_one_line(tmp_path: Path, monkeypatch: pyte
     write_files(root, {"big.bin": random.Random(3).randbytes(BIG)})
     head = dsv.Repo(root).repository.refs.head().commit
     monkeypatch.chdir(root)
-    monkeypatch.setattr(os, "write", DiskFull(str(root), 1))
+    DiskFull(str(root), 1).install(monkeypatch)
     with pytest.raises(SystemExit) as exc:
         main(["-q", "commit", "-m", "full"])
     monkeypatch.undo()
@@ -413,7 +427,7 @@ def test_disk_full_while_writing_the_lock_file(tmp_path: Path, monkeypatch: pyte
     repo.repository.set_config({"core.lock_timeout": 1.0})
     head = repo.repository.refs.head().commit
     write_files(root, {"b.txt": b"b"})
-    monkeypatch.setattr(os, "write", DiskFull(str(root), 0, locks=True))
+    DiskFull(str(root), 0, locks=True).install(monkeypatch)
     try:
         with pytest.raises(StorageError):
             dsv.Repo(root).commit("lock write fails")
