@@ -585,7 +585,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 data = _verified.get(oid)
                 if data is None:
                     data = store.read(oid)
-                    self._remember(oid, data)
+                    _verified.put(oid, data)
                 return data[start:end]
             offsets = [0]
             for _, n in chunk_list:
@@ -603,9 +603,6 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         views[0] = views[0][start - offsets[first] :]
         views[-1] = views[-1][: end - offsets[last]]
         return b"".join(views)
-
-    def _remember(self, key: str, data: bytes) -> None:
-        _verified.put(key, data)
 
     def _read_chunks(self, oid: str, chunk_ids: list[str]) -> list[bytes]:
         """Chunks of big file ``oid``: cached ones from memory (a reader's ranges often share a

@@ -180,12 +180,10 @@ def log(ctx: click.Context, rev: str, max_count: int | None, oneline: bool, with
         for m in repo.metrics():
             records.setdefault(m.record.commit, []).append(m)
     if as_json:
-        out = []
-        for e in entries:
-            d = e.to_dict()
-            if with_metrics:
+        out = entries.to_dict()
+        if with_metrics:
+            for d, e in zip(out, entries):
                 d["metrics"] = [m.to_dict(values=False) | {"overall": dict(m.record.overall)} for m in records.get(e.id, [])]
-            out.append(d)
         emit_json(out)
         return
     for i, e in enumerate(entries):

@@ -19,7 +19,6 @@ arrived.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from dsv.base.errors import CorruptObjectError, ObjectNotFoundError, RemoteCorruptError
 from dsv.history.refs import HEADS, Head
@@ -44,11 +43,6 @@ class RefsSnapshot:
     def head(self) -> Head:
         """The remote's default branch (``head`` of ``refs.json``)."""
         return Head(self.doc.head, self.doc.refs.get(f"{HEADS}/{self.doc.head}"))
-
-    def list(self, namespace: str, **_: Any) -> dict[str, str]:
-        """Refs under ``namespace`` (``refs/heads``...), by short name."""
-        prefix = namespace.rstrip("/") + "/"
-        return {name[len(prefix) :]: oid for name, oid in self.doc.refs.items() if name.startswith(prefix)}
 
 
 class RemoteView:
