@@ -40,6 +40,7 @@ from fsspec.spec import AbstractBufferedFile
 
 from dsv.base.errors import DsvError, NotARepositoryError, RemoteAuthError, RemoteNotFoundError, RevisionError
 from dsv.base.filemodes import MODE_LINK
+from dsv.base.formats import REMOTE_MARKER
 from dsv.store.chunking import CHUNKED_THRESHOLD
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ SMALL_FILE_BYTES = 1024 * 1024
 WHOLE_CACHE_BYTES = 64 * 1024 * 1024
 """Verified small files and chunks are kept in memory, per process, up to this many bytes."""
 
-REMOTE_MARKER = "dsv-remote.json"
-"""The file a push creates at a remote's root (docs/remotes.md)."""
 
 _LOCATION = re.compile(r"^(?P<rev>[^/]*?)@(?P<loc>/.*|[A-Za-z][A-Za-z0-9+.-]*://.*)$")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")

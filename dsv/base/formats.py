@@ -11,3 +11,6 @@ repository is read as it is and upgraded to 2 by its first write.
 
 DOCUMENT_FORMAT: Final[Literal[1]] = 1
 """The format of JSON documents stored as objects (commits, tags, metrics records)."""
+
+REMOTE_MARKER: Final = "dsv-remote.json"
+"""The file a push creates at a remote's root (docs/remotes.md): what makes a location a dsv remote."""

@@ -23,11 +23,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from dsv.base.errors import RemoteNotFoundError
+from dsv.base.formats import REMOTE_MARKER
 from dsv.store.remote import RemoteObjectStore
 from dsv.store.remotefs import RemoteFS
 from dsv.remote.refs import REFS_KEY, RemoteRefs
 
-MARKER = "dsv-remote.json"
+MARKER = REMOTE_MARKER
 INFLIGHT = "inflight"
 MARKER_BYTES = b'{"format":1,"type":"dsv-remote"}'
 
