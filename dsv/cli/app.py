@@ -302,10 +302,10 @@ def diff(
     if fmt == "json":
         emit_json(d.to_dict() | ({"drift": drift.to_dict()} if drift is not None else {}))
     else:
-        from dsv.cli.driftrender import render_drift
-
         lines = render_markdown(d) if fmt == "md" else render_text(d, stat_only=stat_only or (bool(d.sources) and not semantic_only))
         if drift is not None:
+            from dsv.cli.driftrender import render_drift
+
             lines += render_drift(drift, markdown=fmt == "md")
         if fmt == "md":
             lines = md_safe(lines)

@@ -97,52 +97,61 @@ def _diff_aligned(old: pa.Table, new: pa.Table) -> FileDiff:
     return FileDiff(tuple(changes))
 
 
+def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
 def diff_tables(old: pa.Table, new: pa.Table, *, detect_moves: bool = True) -> FileDiff:
     """Compare two manifest tables (pure, vectorized).
 
-    A removed path and an added path with the same content id are paired into a
-    move by the one rule every command uses (:func:`dsv.base.moves.pair_moves`).
+    Rows are matched by path with hash lookups (``index_in``/``is_in``), not a
+    join: a join loads Arrow's query engine, which costs a short command more
+    than the comparison. A removed path and an added path with the same content
+    id are paired into a move by the one rule every command uses
+    (:func:`dsv.base.moves.pair_moves`).
     """
     if old.num_rows == new.num_rows and old.num_rows and pc.all(pc.equal(old.column("path"), new.column("path"))).as_py():
-        return _diff_aligned(old, new)  # the same paths in the same order: no join needed
-    joined = old.select(["path", "oid", "size", "mode"]).join(
-        new.select(["path", "oid", "size", "mode"]), keys="path", join_type="full outer", left_suffix="_a", right_suffix="_b"
-    )
-    a_null = pc.is_null(joined.column("oid_a"))
-    b_null = pc.is_null(joined.column("oid_b"))
-    added = joined.filter(a_null)
-    removed = joined.filter(b_null)
-    both = joined.filter(pc.and_(pc.invert(a_null), pc.invert(b_null)))
-    modified = both.filter(
-        pc.or_(pc.not_equal(both.column("oid_a"), both.column("oid_b")), pc.not_equal(both.column("mode_a"), both.column("mode_b")))
-    )
+        return _diff_aligned(old, new)  # the same paths in the same order: no lookup needed
+    old_paths, new_paths = _plain(old.column("path")), _plain(new.column("path"))
+    where = pc.index_in(new_paths, value_set=old_paths)  # each new row's row in old, or null
+    in_old = pc.is_valid(where)
+    added = new.filter(pc.invert(in_old))
+    removed = old.filter(pc.invert(pc.is_in(old_paths, value_set=new_paths)))
+    both_new = new.filter(in_old)
+    both_old = old.take(pc.drop_null(where))
+    differ = pc.or_(pc.not_equal(both_old.column("oid"), both_new.column("oid")), pc.not_equal(both_old.column("mode"), both_new.column("mode")))
+    mod_old, mod_new = both_old.filter(differ), both_new.filter(differ)
     moves: list[FileChange] = []
     if detect_moves and added.num_rows and removed.num_rows:
-        r_paths, r_oids = removed.column("path").to_pylist(), removed.column("oid_a").to_pylist()
-        a_paths, a_oids = added.column("path").to_pylist(), added.column("oid_b").to_pylist()
+        r_paths, r_oids = removed.column("path").to_pylist(), removed.column("oid").to_pylist()
+        a_paths, a_oids = added.column("path").to_pylist(), added.column("oid").to_pylist()
         pairs = pair_moves(zip(r_paths, r_oids), zip(a_paths, a_oids))
         if pairs:
             old_rows = {p: i for i, p in enumerate(r_paths)}
             new_rows = {p: i for i, p in enumerate(a_paths)}
-            r_sizes, r_modes = removed.column("size_a").to_pylist(), removed.column("mode_a").to_pylist()
-            a_sizes, a_modes = added.column("size_b").to_pylist(), added.column("mode_b").to_pylist()
+            r_sizes, r_modes = removed.column("size").to_pylist(), removed.column("mode").to_pylist()
+            a_sizes, a_modes = added.column("size").to_pylist(), added.column("mode").to_pylist()
             for old_path, new_path in pairs:
                 i, j = old_rows[old_path], new_rows[new_path]
                 oid = r_oids[i].hex()
                 moves.append(FileChange(ChangeKind.MOVED, new_path, old_path, oid, oid, r_sizes[i], a_sizes[j], r_modes[i], a_modes[j]))
             moved_old = pa.array([o for o, _ in pairs], pa.string())
             moved_new = pa.array([n for _, n in pairs], pa.string())
-            added = added.filter(pc.invert(pc.is_in(added.column("path"), moved_new)))
-            removed = removed.filter(pc.invert(pc.is_in(removed.column("path"), moved_old)))
+            added = added.filter(pc.invert(pc.is_in(added.column("path"), value_set=moved_new)))
+            removed = removed.filter(pc.invert(pc.is_in(removed.column("path"), value_set=moved_old)))
     changes: list[FileChange] = []
     for r in added.sort_by("path").to_pylist():
-        changes.append(FileChange(ChangeKind.ADDED, r["path"], None, None, _hex_or_none(r["oid_b"]), None, r["size_b"], None, r["mode_b"]))
+        changes.append(FileChange(ChangeKind.ADDED, r["path"], None, None, _hex_or_none(r["oid"]), None, r["size"], None, r["mode"]))
     for r in removed.sort_by("path").to_pylist():
-        changes.append(FileChange(ChangeKind.REMOVED, r["path"], None, _hex_or_none(r["oid_a"]), None, r["size_a"], None, r["mode_a"], None))
-    for r in modified.sort_by("path").to_pylist():
-        changes.append(
-            FileChange(ChangeKind.MODIFIED, r["path"], None, _hex_or_none(r["oid_a"]), _hex_or_none(r["oid_b"]), r["size_a"], r["size_b"], r["mode_a"], r["mode_b"])
-        )
+        changes.append(FileChange(ChangeKind.REMOVED, r["path"], None, _hex_or_none(r["oid"]), None, r["size"], None, r["mode"], None))
+    if mod_new.num_rows:
+        order = pc.sort_indices(mod_new.column("path"))
+        a, b = mod_old.take(order), mod_new.take(order)
+        for p, oa, ob, sa, sb, ma, mb in zip(
+            b.column("path").to_pylist(), a.column("oid").to_pylist(), b.column("oid").to_pylist(), a.column("size").to_pylist(),
+            b.column("size").to_pylist(), a.column("mode").to_pylist(), b.column("mode").to_pylist(),
+        ):
+            changes.append(FileChange(ChangeKind.MODIFIED, p, None, _hex_or_none(oa), _hex_or_none(ob), sa, sb, ma, mb))
     changes.extend(sorted(moves, key=lambda c: c.path))
     return FileDiff(tuple(changes))
 
