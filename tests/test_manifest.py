@@ -224,14 +224,17 @@ def test_diff_matches_a_naive_comparison(old: dict[str, bytes], new: dict[str, b
 @given(
     st.dictionaries(st.text(alphabet="ab/cé0", min_size=1, max_size=6).filter(lambda p: not p.startswith("/")), st.binary(min_size=16, max_size=16), max_size=400),
     st.lists(st.tuples(st.booleans(), st.text(alphabet="ab/cé0x", min_size=1, max_size=6), st.binary(min_size=16, max_size=16)), max_size=40),
+    st.sampled_from([3, 5, 16 * 1024]),
 )
-@settings(max_examples=150, deadline=None)
-def test_patching_a_manifest_gives_the_ids_of_writing_it_whole(entries: dict[str, bytes], edits: list[tuple[bool, str, bytes]]) -> None:
+@settings(max_examples=200, deadline=None)
+def test_patching_a_manifest_gives_the_ids_of_writing_it_whole(entries: dict[str, bytes], edits: list[tuple[bool, str, bytes]], max_rows: int) -> None:
     import dsv.manifest.tables as t
 
-    # Tiny chunks, so random trees span many chunks and runs.
-    old_bits, old_mask = t.BOUNDARY_BITS, t.BOUNDARY_MASK
-    t.BOUNDARY_MASK = 0b11
+    # Tiny chunks, so random trees span many chunks and runs; a tiny row limit forces cuts
+    # that are not content-defined boundaries.
+    old_bits, old_mask, old_max = t.BOUNDARY_BITS, t.BOUNDARY_MASK, t.MAX_CHUNK_ROWS
+    t.BOUNDARY_MASK = 0b11 if max_rows > 5 else 0b111
+    t.MAX_CHUNK_ROWS = max_rows
     try:
         store, root = _store(_table(entries))
         parent = m.read_manifest(store, root)
@@ -255,4 +258,4 @@ def test_patching_a_manifest_gives_the_ids_of_writing_it_whole(entries: dict[str
         assert patched == whole
         assert m.read_manifest(store, patched).table().equals(_table(new))
     finally:
-        t.BOUNDARY_BITS, t.BOUNDARY_MASK = old_bits, old_mask
+        t.BOUNDARY_BITS, t.BOUNDARY_MASK, t.MAX_CHUNK_ROWS = old_bits, old_mask, old_max

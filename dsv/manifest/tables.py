@@ -115,6 +115,11 @@ def write_manifest_patch(parent: "Manifest", upserts: dict[str, Row], removals: 
     at a content-defined boundary again, which is where the canonical chunking
     of the whole table cuts too (a chunk after such a boundary depends only on
     its own rows).
+
+    A run stays columnar (Arrow filter, concat and sort; no per-row Python
+    object), and boundaries are not re-hashed row by row: in a canonically cut
+    parent only a chunk's last row can be a boundary, so the boundary rows of a
+    run are those chunk ends plus the inserted paths that are boundaries.
     """
     changes = sorted(set(upserts) | set(removals))
     removed = set(removals) - set(upserts)
@@ -137,28 +142,63 @@ def write_manifest_patch(parent: "Manifest", upserts: dict[str, Row], removals: 
             k += 1
             continue
         # A dirty run: rows of chunk k onwards, with the changes that fall in their ranges.
-        rows: dict[str, Row] = {}
+        pieces: list[pa.Table] = []
+        placed: list[str] = []
+        boundaries: set[str] = set()
         while True:
-            table = parent.load_chunk(ids[k].hex())
-            for p, o, sz, m in zip(table.column("path").to_pylist(), table.column("oid").to_pylist(), table.column("size").to_pylist(), table.column("mode").to_pylist()):
-                rows[p] = (o, sz, m)
+            pieces.append(parent.load_chunk(ids[k].hex()))
+            if _is_boundary(lasts[k]):
+                boundaries.add(lasts[k])
             upper = lasts[k] if k < n - 1 else None
             while ci < len(changes) and (upper is None or changes[ci] <= upper):
-                path = changes[ci]
-                if path in removed:
-                    rows.pop(path, None)
-                else:
-                    rows[path] = upserts[path]
+                placed.append(changes[ci])
                 ci += 1
             k += 1
-            ordered = sorted(rows)
-            if k >= n or (ordered and _is_boundary(ordered[-1])):
+            merged = _patched_rows(pieces, placed, upserts, removed)
+            paths = merged.column("path")
+            if k >= n or (len(paths) and _is_boundary(paths[-1].as_py())):
                 break  # the piece ends where canonical chunking cuts: what follows is unchanged
-        for start, end in _chunk_bounds(ordered):
-            part = _rows_table([(p, rows[p]) for p in ordered[start:end]])
+        boundaries.update(p for p in placed if p in upserts and _is_boundary(p))
+        if not len(paths):
+            continue
+        marks = pc.indices_nonzero(pc.is_in(paths, value_set=pa.array(sorted(boundaries), pa.string()))).to_pylist()
+        for start, end in _bounds_at(len(paths), marks):
+            part = merged.slice(start, end - start)
             cid = from_hex(writer.add_bytes(encode_chunk(part), compress=True))
-            out.append((cid, ordered[start], ordered[end - 1], end - start, sum(rows[p][1] for p in ordered[start:end])))
+            out.append((cid, paths[start].as_py(), paths[end - 1].as_py(), end - start, pc.sum(part.column("size")).as_py() or 0))
     return _write_root(out, writer)
+
+
+def _patched_rows(pieces: list[pa.Table], placed: list[str], upserts: dict[str, Row], removed: set[str]) -> pa.Table:
+    """The rows of consecutive chunks with the changes in their range applied, sorted by path."""
+    table = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+    if not placed:
+        return table
+    keep = pc.invert(pc.is_in(table.column("path"), value_set=pa.array(placed, pa.string())))
+    table = table.filter(keep)
+    rows = [(p, upserts[p]) for p in placed if p not in removed]
+    if rows:
+        # UTF-8 byte order (Arrow's) is code point order (Python's), so both sorts agree.
+        table = pa.concat_tables([table, _rows_table(rows)]).sort_by("path")
+    return table
+
+
+def _bounds_at(count: int, marks: list[int]) -> list[tuple[int, int]]:
+    """Chunk bounds of ``count`` sorted rows whose boundary rows are at ``marks`` (ascending).
+
+    The same cuts as :func:`_chunk_bounds`: after every boundary row, and after
+    :data:`MAX_CHUNK_ROWS` rows without one.
+    """
+    bounds = []
+    start = 0
+    for b in [*marks, count - 1]:
+        while b + 1 - start > MAX_CHUNK_ROWS:
+            bounds.append((start, start + MAX_CHUNK_ROWS))
+            start += MAX_CHUNK_ROWS
+        if b >= start:
+            bounds.append((start, b + 1))
+            start = b + 1
+    return bounds
 
 
 def _is_boundary(path: str) -> bool:
