@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dsv.base.errors import UnsafePathError
 from dsv.store import MemoryObjectStore
@@ -111,6 +113,27 @@ def test_statcache_entries_not_older_than_the_cache_are_racy(tmp_path: Path) -> 
     os.utime(path, ns=(st.st_mtime_ns, st.st_mtime_ns))  # cache written in the same tick as the file
     loaded = statcache.load(path)
     assert loaded is not None and loaded.key(0) == statcache.UNKNOWN_KEY
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 40), st.data())
+def test_patched_statcache_equals_a_row_by_row_rebuild(n: int, data: st.DataObject) -> None:
+    paths = [f"p{i}" for i in range(n)]
+    cache = StatCache("c", "m", paths, [bytes([i % 256]) * 16 for i in range(n)], list(range(n)), [MODE_FILE] * n,
+                      [statcache.KEY.pack(i, i, i, i + 1, MODE_FILE) for i in range(n)])
+    removed = data.draw(st.sets(st.integers(0, n - 1), max_size=n) if n else st.just(set()))
+    changed = {r: (b"\xee" * 16, 7, MODE_FILE, None) for r in data.draw(st.sets(st.integers(0, n - 1)) if n else st.just(set())) if r not in removed}
+    added = [(f"new{i}", b"\xaa" * 16, i, MODE_FILE, statcache.KEY.pack(9, 9, 9, 9, 9)) for i in range(data.draw(st.integers(0, 3)))]
+    out = cache.patched("c2", "m2", removed, changed, added)
+    want = []
+    for r in range(n):
+        if r in removed:
+            continue
+        oid, size, mode, key = changed.get(r, (cache.oid(r), cache.sizes[r], cache.modes[r], cache.key(r)))
+        want.append((paths[r], oid, size, mode, key or statcache.UNKNOWN_KEY))
+    want += [(p, o, sz, m, k) for p, o, sz, m, k in added]
+    got = [(out.paths[i], out.oid(i), out.sizes[i], out.modes[i], out.key(i)) for i in range(len(out))]
+    assert got == want and (out.commit, out.manifest) == ("c2", "m2")
 
 
 def test_corrupt_statcache_is_ignored(tmp_path: Path) -> None:

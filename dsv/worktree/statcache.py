@@ -149,12 +149,27 @@ class StatCache:
             keys[KEY.size * row : KEY.size * (row + 1)] = UNKNOWN_KEY if key is None else key
         paths = list(self.paths)
         if removed:
-            keep = [i for i in range(len(paths)) if i not in removed]
-            paths = [paths[i] for i in keep]
-            oid_blob = bytearray(b"".join(oid_blob[16 * i : 16 * i + 16] for i in keep))
-            sizes = array("q", [sizes[i] for i in keep])
-            modes = array("i", [modes[i] for i in keep])
-            keys = bytearray(b"".join(keys[KEY.size * i : KEY.size * (i + 1)] for i in keep))
+            # Copy the runs of rows between removed ones (a handful of slices, not one per row).
+            ks = KEY.size
+            spans = []
+            start = 0
+            for r in sorted(removed):
+                if r > start:
+                    spans.append((start, r))
+                start = r + 1
+            if start < len(paths):
+                spans.append((start, len(paths)))
+            kept_paths: list[str] = []
+            for a, b in spans:
+                kept_paths += paths[a:b]
+            paths = kept_paths
+            oid_blob = bytearray(b"".join(oid_blob[16 * a : 16 * b] for a, b in spans))
+            kept_sizes, kept_modes = array("q"), array("i")
+            for a, b in spans:
+                kept_sizes += sizes[a:b]
+                kept_modes += modes[a:b]
+            sizes, modes = kept_sizes, kept_modes
+            keys = bytearray(b"".join(keys[ks * a : ks * b] for a, b in spans))
         for path, oid, size, mode, key in added:
             paths.append(path)
             oid_blob += oid
