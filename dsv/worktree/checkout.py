@@ -401,6 +401,16 @@ def switch(staged: Staged) -> tuple[dict[str, StatKey], int]:
             raise WorktreeError(f"cannot write {w.path}: a folder appeared in the way", hint="move it away, then run the same checkout again to finish it")
         src = staged.names[w.path]
         try:
+            if st0 is not None:
+                # Unlink, then rename onto a free name: renaming over an existing file makes
+                # ext4 (auto_da_alloc) flush the new file's data at once, ~5x slower per file
+                # and stalling the writes that follow. The old version is in the store (or
+                # was discarded on purpose with --force), and .dsv/CHECKOUT records the
+                # switch, so an interruption here is finished by re-running the checkout.
+                try:
+                    os.unlink(target)
+                except FileNotFoundError:
+                    pass
             try:
                 os.replace(src, target)
             except OSError as err:
