@@ -25,6 +25,7 @@ from dsv.worktree.statcache import StatCache
 
 if TYPE_CHECKING:
     from dsv.config import RepoConfig
+    from dsv.settings import Settings
     from dsv.remote import RemoteRepo
     from dsv.store.base import ObjectStore
     from dsv.history.revisions import History
@@ -64,6 +65,7 @@ class Repository:
             raise StorageError("read", self.layout.config, err) from err
         self._check_format()
         self._config: RepoConfig | None = None
+        self._settings: Settings | None = None
         self._history: History | None = None
         self.refs = RefStore(self.layout.dsv)
         self.local_store = LocalObjectStore(self.layout.objects, before_write=self.upgrade_format)
@@ -113,6 +115,15 @@ class Repository:
         if version < 1:
             raise CorruptMetadataError(f"config {self.layout.config}", f"format {version} does not exist (the first is 1)")
         self.format_version = version
+
+    @property
+    def settings(self) -> "Settings":
+        """Lock timeout and author from the config, checked as the model checks it but without pydantic."""
+        if self._settings is None:
+            from dsv.settings import read_settings
+
+            self._settings = read_settings(self._config_bytes, what=f"config {self.layout.config}")
+        return self._settings
 
     @property
     def config(self) -> "RepoConfig":
@@ -169,8 +180,8 @@ class Repository:
     def author(self) -> tuple[str, str]:
         """``(name, email)`` for new commits: environment, then config, then the login name."""
         # As in git, the environment overrides the config.
-        name = os.environ.get("DSV_AUTHOR_NAME") or os.environ.get("GIT_AUTHOR_NAME") or self.config.user.name
-        email = os.environ.get("DSV_AUTHOR_EMAIL") or os.environ.get("GIT_AUTHOR_EMAIL") or self.config.user.email
+        name = os.environ.get("DSV_AUTHOR_NAME") or os.environ.get("GIT_AUTHOR_NAME") or self.settings.user_name
+        email = os.environ.get("DSV_AUTHOR_EMAIL") or os.environ.get("GIT_AUTHOR_EMAIL") or self.settings.user_email
         if not name:
             try:
                 name = getpass.getuser()
@@ -190,7 +201,7 @@ class Repository:
         for key in updates:
             if key not in SETTINGS:
                 raise UsageError(f"unknown setting {key!r}", hint="known: " + ", ".join(SETTINGS))
-        with FileLock(self.layout.config + ".lock", timeout=self.config.core.lock_timeout):
+        with FileLock(self.layout.config + ".lock", timeout=self.settings.lock_timeout):
             # Re-read under the lock so a concurrent 'dsv config' is not lost.
             current = RepoConfig.from_json_bytes(read_bytes(self.layout.config), what=f"config {self.layout.config}")
             data = current.model_dump()
@@ -204,6 +215,7 @@ class Repository:
             self._write_config(new)
         self._config = new
         self._config_bytes = new.to_json_bytes()
+        self._settings = None
 
     def _write_config(self, new: "RepoConfig") -> None:
         """Publish ``config.json``; mode 0600 when it holds a credential, so other users cannot read it."""
@@ -218,12 +230,13 @@ class Repository:
         """Apply ``change`` to the current config under ``config.json.lock`` and save it (remote add/remove)."""
         from dsv.config import RepoConfig
 
-        with FileLock(self.layout.config + ".lock", timeout=self.config.core.lock_timeout):
+        with FileLock(self.layout.config + ".lock", timeout=self.settings.lock_timeout):
             current = RepoConfig.from_json_bytes(read_bytes(self.layout.config), what=f"config {self.layout.config}")
             new = change(current)
             self._write_config(new)
         self._config = new
         self._config_bytes = new.to_json_bytes()
+        self._settings = None
         return new
 
     def upgrade_format(self) -> None:
@@ -237,7 +250,7 @@ class Repository:
             return
         from dsv.config import RepoConfig
 
-        with FileLock(self.layout.config + ".lock", timeout=self.config.core.lock_timeout):
+        with FileLock(self.layout.config + ".lock", timeout=self.settings.lock_timeout):
             current = RepoConfig.from_json_bytes(read_bytes(self.layout.config), what=f"config {self.layout.config}")
             if current.format < REPOSITORY_FORMAT:
                 new = current.model_copy(update={"format": REPOSITORY_FORMAT})
@@ -245,11 +258,12 @@ class Repository:
                 current = new
         self._config = current
         self._config_bytes = current.to_json_bytes()
+        self._settings = None
         self.format_version = REPOSITORY_FORMAT
 
     def write_lock(self, *, wait: bool = True) -> FileLock:
         """The lock every command writing objects or the working tree holds (``wait=False``: try once)."""
-        return FileLock(self.layout.write_lock, timeout=0.0 if not wait else self.config.core.lock_timeout)
+        return FileLock(self.layout.write_lock, timeout=0.0 if not wait else self.settings.lock_timeout)
 
     def ignore_rules(self) -> IgnoreRules | None:
         """The root ``.dsvignore`` rules."""

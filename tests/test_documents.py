@@ -112,3 +112,52 @@ def test_commands_read_commits_without_importing_pydantic(tmp_path: Any) -> None
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("CLEAN"), out
+
+
+# -- the write path: commit and checkout-record documents written without pydantic -----------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_oids = st.text("0123456789abcdef", min_size=32, max_size=32)
+_times = st.builds(
+    lambda secs, micro, offset: dt.datetime(2000, 1, 1, tzinfo=dt.timezone(dt.timedelta(minutes=offset))) + dt.timedelta(seconds=secs, microseconds=micro),
+    st.integers(0, 2_000_000_000),
+    st.sampled_from([0, 0, 123, 999_999]),
+    st.integers(-23 * 60, 23 * 60),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_oids, st.lists(_oids, max_size=3), st.text(), st.text(), _times, st.text(), st.lists(st.integers(0, 2**62), min_size=6, max_size=6))
+def test_commit_bytes_are_what_the_model_writes(manifest: str, parents: list[str], author: str, email: str, when: dt.datetime, message: str, n: list[int]) -> None:
+    fast = documents.Commit(manifest, author, when, message, documents.CommitSummary(*n), tuple(parents), email)
+    model = objects.Commit(
+        manifest=manifest, parents=tuple(parents), author=author, email=email, time=when, message=message,
+        summary=objects.CommitSummary(files=n[0], bytes=n[1], added=n[2], removed=n[3], modified=n[4], moved=n[5]),
+    )
+    assert documents.commit_bytes(fast) == model.to_json_bytes()
+    assert documents.parse_commit(documents.commit_bytes(fast), what="c") == documents.parse_commit(model.to_json_bytes(), what="c")
+
+
+def test_commit_bytes_refuse_what_the_model_refuses() -> None:
+    summary = documents.CommitSummary(1, 1)
+    with pytest.raises(ValueError):
+        documents.commit_bytes(documents.Commit("A" * 32, "a", T, "m", summary))
+    with pytest.raises(ValueError):
+        documents.commit_bytes(documents.Commit(A, "a", T, "m", summary, ("nope",)))
+    with pytest.raises(ValueError):
+        documents.commit_bytes(documents.Commit(A, "a", T.replace(tzinfo=None), "m", summary))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), _oids, st.none() | _oids, st.none() | st.lists(st.text(), max_size=3), _times)
+def test_checkout_record_is_what_its_model_writes_and_reads(rev: str, commit: str, source: str | None, paths: list[str] | None, when: dt.datetime) -> None:
+    from dsv.worktree.pending import CheckoutRecord
+    from dsv.worktree.pending_model import CheckoutRecordModel
+
+    record = CheckoutRecord(rev, commit, source, None if paths is None else tuple(paths), when)
+    model = CheckoutRecordModel(rev=rev, commit=commit, source=source, paths=record.paths, started=when)
+    assert record.to_json_bytes() == model.to_json_bytes()
+    back = CheckoutRecordModel.from_json_bytes(record.to_json_bytes(), what="r")
+    assert (back.rev, back.commit, back.source, back.paths, back.started) == (rev, commit, source, record.paths, when)

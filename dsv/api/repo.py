@@ -37,6 +37,7 @@ from dsv.base.errors import (
     UsageError,
     WorktreeError,
 )
+from dsv.base.formats import DECLARATION_FILE
 from dsv.base.progress import Progress
 from dsv.history.refs import HEADS, REMOTES, TAGS, check_ref_name
 from dsv.repository import Repository
@@ -230,7 +231,7 @@ class Repo(RemoteCommands):
 
     def commit(self, message: str, *, allow_empty: bool = False, progress: Progress | None = None) -> CommitResult:
         """Snapshot the whole working tree (respecting ``.dsvignore``) as a new commit on HEAD."""
-        from dsv.history.objects import Commit, CommitSummary, now
+        from dsv.history.documents import Commit, CommitSummary, commit_bytes, now
         from dsv.worktree.snapshot import take_snapshot
 
         if not message.strip():
@@ -275,7 +276,7 @@ class Repo(RemoteCommands):
                         files=snap.files, bytes=snap.total_bytes, added=snap.added, removed=snap.removed, modified=snap.modified, moved=snap.moved
                     ),
                 )
-                document = commit.to_json_bytes()
+                document = commit_bytes(commit)
                 cid = writer.add_bytes(document)
                 writer.commit()
             except BaseException:
@@ -294,14 +295,11 @@ class Repo(RemoteCommands):
         for p in snap.changed_while_reading:
             warn(f"{p} changed while it was being committed; the version read was stored")
         # A dsv.toml that does not parse is committed anyway, and said now (issue 8).
-        from dsv.semantic.declaration import commit_warnings
+        if os.path.exists(os.path.join(self.root, DECLARATION_FILE)):
+            from dsv.semantic.declaration import commit_warnings
 
-        warn.items.extend(commit_warnings(self.root))
-        from dsv.history.documents import parse_commit
-
-        return CommitResult(
-            cid, head.branch, parse_commit(document, what=f"commit {cid}"), tuple(warn.items), tuple(snap.changed_while_reading), snap.files_read, snap.bytes_read
-        )
+            warn.items.extend(commit_warnings(self.root))
+        return CommitResult(cid, head.branch, commit, tuple(warn.items), tuple(snap.changed_while_reading), snap.files_read, snap.bytes_read)
 
     # -- history -------------------------------------------------------------------
 
@@ -542,7 +540,7 @@ class Repo(RemoteCommands):
         records it and running the same checkout again completes it.
         """
         from dsv.api.checkout_plan import file_folder_clashes, plan_full, plan_paths, plan_switch
-        from dsv.history.objects import now
+        from dsv.history.documents import now
         from dsv.worktree.checkout import prepare, remove_leftovers, stage, staging_folder, sweep_staging, switch
         from dsv.worktree.pending import CheckoutRecord, clear_record, write_record
 
@@ -555,7 +553,7 @@ class Repo(RemoteCommands):
         rel = [_repo_relative(p) for p in paths] if paths else None
         with repo.write_lock():
             # HEAD's lock first: a checkout that could not move HEAD must not touch the tree.
-            with repo.refs.head_lock(timeout=repo.config.core.lock_timeout):
+            with repo.refs.head_lock(timeout=repo.settings.lock_timeout):
                 repo.store.refresh()
                 sweep_staging(repo.layout.dsv)
                 target = self.resolve(rev)

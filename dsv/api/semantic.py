@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import UsageError
+from dsv.base.formats import DECLARATION_FILE
 from dsv.semantic.report import DeclarationCheck, SemanticDiff, SourceCheck, SourceDiff
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 # dsv.semantic.declaration is imported on first use: a diff with no sample source
 # never needs pydantic or DuckDB.
-DECLARATION_FILE = "dsv.toml"
 
 
 @dataclass

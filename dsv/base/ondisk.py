@@ -10,20 +10,14 @@ before validating anything else.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dsv.base.errors import CorruptMetadataError, FormatVersionError
-
-from dsv.base.formats import DOCUMENT_FORMAT
+from dsv.base.formats import DOCUMENT_FORMAT, canonical_json
 
 __all__ = ["DOCUMENT_FORMAT", "OnDiskModel", "canonical_json"]
-
-
-def canonical_json(value: Any) -> bytes:
-    """Serialize ``value`` deterministically."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 class OnDiskModel(BaseModel):

@@ -1,4 +1,4 @@
-"""Reading commit and tag documents without pydantic: the read path of every command.
+"""Commit and tag documents without pydantic: the read path of every command, and commit's write path.
 
 dsv writes commits and tags through the pydantic models of
 :mod:`dsv.history.objects` (canonical JSON, docs/format.md §6). Reading them
@@ -8,6 +8,11 @@ than a no-op ``status`` of 20,000 files. So reads parse the JSON here, with
 checks equal to the models' (strict types, no unknown field, ids and aware
 timestamps), into frozen dataclasses with the same field names. A test holds
 the two to the same verdicts on valid and malformed documents.
+
+``dsv commit`` writes its document with :func:`commit_bytes`, which gives byte
+for byte what the pydantic model writes (a test holds them equal on random
+commits): the model stays the schema of record, and a commit does not pay for
+importing it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import CorruptMetadataError, FormatVersionError, ObjectNotFoundError
-from dsv.base.formats import DOCUMENT_FORMAT
+from dsv.base.formats import DOCUMENT_FORMAT, canonical_json
 from dsv.base.hashing import is_object_id
 
 if TYPE_CHECKING:
@@ -234,3 +239,39 @@ def read_commit(store: "ObjectStore", oid: str) -> Commit:
 def read_tag(store: "ObjectStore", oid: str) -> Tag:
     """Read and validate the tag object ``oid``."""
     return parse_tag(store.read(oid), what=f"tag {oid}")
+
+
+def now() -> dt.datetime:
+    """The current time with the local UTC offset, to the second."""
+    return dt.datetime.now().astimezone().replace(microsecond=0)
+
+
+def json_time(when: dt.datetime) -> str:
+    """An aware timestamp as the models write it: ISO 8601, ``Z`` for a zero UTC offset."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("timestamp needs a UTC offset")
+    text = when.isoformat()
+    if when.utcoffset() == dt.timedelta(0):
+        text = text[: text.rindex("+")] + "Z"
+    return text
+
+
+def commit_bytes(commit: Commit) -> bytes:
+    """The canonical JSON document of ``commit`` (what :class:`dsv.history.objects.Commit` writes)."""
+    for oid in (commit.manifest, *commit.parents):
+        if not is_object_id(oid):
+            raise ValueError(f"not a 32-digit lowercase hex object id: {oid!r}")
+    s = commit.summary
+    return canonical_json(
+        {
+            "author": commit.author,
+            "email": commit.email,
+            "format": commit.format,
+            "manifest": commit.manifest,
+            "message": commit.message,
+            "parents": list(commit.parents),
+            "summary": {"added": s.added, "bytes": s.bytes, "files": s.files, "modified": s.modified, "moved": s.moved, "removed": s.removed},
+            "time": json_time(commit.time),
+            "type": "commit",
+        }
+    )

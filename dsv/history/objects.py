@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from dsv.base.hashing import is_object_id
 from dsv.base.ondisk import OnDiskModel
-from dsv.history.documents import MAX_DOCUMENT_SIZE, document_type, read_commit, read_tag
+from dsv.history.documents import MAX_DOCUMENT_SIZE, document_type, now, read_commit, read_tag
 
 __all__ = ["AwareDatetime", "Commit", "CommitSummary", "MAX_DOCUMENT_SIZE", "ObjectIdStr", "Tag", "document_type", "now", "read_commit", "read_tag"]
 
@@ -72,8 +72,3 @@ class Tag(OnDiskModel):
     time: AwareDatetime
     message: str = ""
     meta: dict[str, str] = {}
-
-
-def now() -> dt.datetime:
-    """The current time with the local UTC offset, to the second."""
-    return dt.datetime.now().astimezone().replace(microsecond=0)

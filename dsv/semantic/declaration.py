@@ -25,9 +25,9 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dsv.base.errors import CorruptMetadataError, UsageError
+from dsv.base.formats import DECLARATION_FILE
 from dsv.base.globs import PLACEHOLDER as _PLACEHOLDER
 
-DECLARATION_FILE = "dsv.toml"
 TABLE_FORMATS = ("csv", "parquet", "jsonl")
 ColumnType = Literal["string", "integer", "number", "boolean"]
 """Types a ``dsv.toml`` may pin a table column to (``types = { col = "string" }``)."""

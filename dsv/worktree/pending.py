@@ -9,27 +9,32 @@ completes it. Like git's ``MERGE_HEAD``.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-from typing import Literal
+from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, StorageError
+from dsv.base.formats import DOCUMENT_FORMAT, canonical_json
 from dsv.base.fsio import atomic_write_bytes, fsync_dir, read_bytes
-from dsv.base.ondisk import OnDiskModel
-from dsv.history.objects import AwareDatetime, ObjectIdStr
 
 RECORD_NAME = "CHECKOUT"
 
 
-class CheckoutRecord(OnDiskModel):
-    """A checkout in progress: the revision as typed, the commit it named, and the paths (or all)."""
+@dataclass(frozen=True)
+class CheckoutRecord:
+    """A checkout in progress: the revision as typed, the commit it named, and the paths (or all).
 
-    type: Literal["checkout"] = "checkout"
+    Written without pydantic (every checkout writes one); read back through the
+    strict model :class:`dsv.worktree.pending_model.CheckoutRecordModel`, the
+    schema of record, which a test holds to the same bytes.
+    """
+
     rev: str
-    commit: ObjectIdStr
-    source: ObjectIdStr | None = None
+    commit: str
+    source: str | None
     """The commit HEAD named when the checkout started (``None``: no commit yet)."""
-    paths: tuple[str, ...] | None = None
-    started: AwareDatetime
+    paths: tuple[str, ...] | None
+    started: dt.datetime
 
     def command(self) -> str:
         """The command that finishes it (paths are relative to the repository root)."""
@@ -38,6 +43,22 @@ class CheckoutRecord(OnDiskModel):
         if self.paths is None:
             return f"dsv checkout {shlex.quote(self.rev)}"
         return f"dsv checkout {shlex.quote(self.rev)} -- " + " ".join(shlex.quote(p) for p in self.paths) + " (from the repository root)"
+
+    def to_json_bytes(self) -> bytes:
+        """The record's canonical JSON document."""
+        from dsv.history.documents import json_time
+
+        return canonical_json(
+            {
+                "commit": self.commit,
+                "format": DOCUMENT_FORMAT,
+                "paths": None if self.paths is None else list(self.paths),
+                "rev": self.rev,
+                "source": self.source,
+                "started": json_time(self.started),
+                "type": "checkout",
+            }
+        )
 
 
 def read_record(dsv_dir: str) -> CheckoutRecord | None:
@@ -49,11 +70,14 @@ def read_record(dsv_dir: str) -> CheckoutRecord | None:
         return None
     except OSError as err:
         raise StorageError("read", path, err) from err
+    from dsv.worktree.pending_model import CheckoutRecordModel
+
     try:
-        return CheckoutRecord.from_json_bytes(data, what=path)
+        model = CheckoutRecordModel.from_json_bytes(data, what=path)
     except CorruptMetadataError as err:
         err.hint = f"a checkout stopped part-way and its record is damaged; run 'dsv checkout --force REV' to restore a version (it replaces {path})"
         raise
+    return CheckoutRecord(model.rev, model.commit, model.source, model.paths, model.started)
 
 
 def write_record(dsv_dir: str, record: CheckoutRecord) -> None:

@@ -1,0 +1,91 @@
+"""The pydantic-free config check (dsv.settings) gives the verdicts of the model (dsv.config.RepoConfig).
+
+commit, checkout and tag read the lock timeout and the author through
+dsv.settings; the model defines the format. On valid configs and on every
+kind of damage, both must accept or refuse, and agree on the values.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from dsv.base.errors import CorruptMetadataError
+from dsv.config import RepoConfig
+from dsv.settings import read_settings
+
+VALID: list[dict[str, Any]] = [
+    {"format": 2},
+    {"format": 1, "user": {}, "core": {}},
+    {"format": 2, "user": {"name": "Ada", "email": "a@x"}, "core": {"lock_timeout": 5}},
+    {"format": 2, "user": {"name": None}, "core": {"lock_timeout": 0.25}},
+    {"format": 2, "remotes": {"origin": {"url": "s3://b/p", "options": {"anon": "true"}}}, "promisor": "origin"},
+    {"format": 2, "remotes": {}, "promisor": None},
+]
+BAD_VALUES: list[Any] = [None, True, False, 0, 1, 2.5, -3, "", "x", "1", [], {}, ["a"], {"x": 1}, {"url": "u"}, {"url": 1}]
+
+
+def _variants() -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i, doc in enumerate(VALID):
+        out.append((f"valid {i}", doc))
+    full = {"format": 2, "user": {"name": "Ada", "email": "e"}, "core": {"lock_timeout": 3.0},
+            "remotes": {"origin": {"url": "/r", "options": {"k": "v"}}}, "promisor": "origin"}
+    for key in ["format", "user", "core", "remotes", "promisor", "extra"]:
+        for v in BAD_VALUES:
+            d = copy.deepcopy(full)
+            d[key] = v
+            out.append((f"{key}={v!r}", d))
+    for section, key in [("user", "name"), ("user", "email"), ("user", "extra"), ("core", "lock_timeout"), ("core", "extra")]:
+        for v in BAD_VALUES:
+            d = copy.deepcopy(full)
+            d[section][key] = v
+            out.append((f"{section}.{key}={v!r}", d))
+    for key in ["url", "options", "extra"]:
+        for v in BAD_VALUES:
+            d = copy.deepcopy(full)
+            d["remotes"]["origin"][key] = v
+            out.append((f"remotes.origin.{key}={v!r}", d))
+        d = copy.deepcopy(full)
+        d["remotes"]["origin"].pop(key, None)
+        out.append((f"remotes.origin without {key}", d))
+    for v in BAD_VALUES:
+        d = copy.deepcopy(full)
+        d["remotes"]["origin"]["options"]["k"] = v
+        out.append((f"remotes.origin.options.k={v!r}", d))
+    return out
+
+
+@pytest.mark.parametrize("name,doc", _variants(), ids=[n for n, _ in _variants()])
+def test_same_verdict_and_values_as_the_model(name: str, doc: dict[str, Any]) -> None:
+    data = json.dumps(doc).encode()
+    try:
+        model = RepoConfig.from_json_bytes(data, what="config")
+    except CorruptMetadataError:
+        model = None
+    except Exception as err:  # FormatVersionError for format > 2 is a verdict too
+        model = err  # type: ignore[assignment]
+    try:
+        light = read_settings(data, what="config")
+    except CorruptMetadataError as err:
+        light = err  # type: ignore[assignment]
+    if isinstance(model, RepoConfig):
+        assert not isinstance(light, Exception), (name, light)
+        assert (light.lock_timeout, light.user_name, light.user_email) == (model.core.lock_timeout, model.user.name, model.user.email)
+    elif doc.get("format") in (1, 2) or "format" not in doc:
+        assert isinstance(light, CorruptMetadataError), name
+
+
+def test_a_damaged_config_stops_a_commit_with_one_line(tmp_path: Any) -> None:
+    import dsv
+
+    dsv.Repo.init(tmp_path)
+    (tmp_path / "f").write_text("x")
+    cfg = tmp_path / ".dsv" / "config.json"
+    cfg.write_text(json.dumps({"format": 2, "core": {"lock_timeout": "soon"}}))
+    with pytest.raises(dsv.DsvError) as info:
+        dsv.Repo(tmp_path).commit("m")
+    assert "core.lock_timeout" in str(info.value)
