@@ -9,12 +9,11 @@ from __future__ import annotations
 import getpass
 import os
 import json
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import CorruptMetadataError, FormatVersionError, NotARepositoryError, RepositoryExistsError, StorageError
-from dsv.base.fsio import FileLock, atomic_write_bytes, fsync_dir, read_bytes
+from dsv.base.fsio import FileLock, atomic_write_bytes, fsync_dir, hostname, read_bytes
 from dsv.base.layout import DSV_DIR, RepoLayout
 from dsv.base.formats import REPOSITORY_FORMAT
 from dsv.history.refs import HEADS, RefStore
@@ -188,7 +187,7 @@ class Repository:
             except (KeyError, OSError):
                 name = "unknown"
         if not email:
-            email = f"{name}@{socket.gethostname()}"
+            email = f"{name}@{hostname()}"
         return name, email
 
     def set_config(self, updates: dict[str, Any]) -> None:

@@ -11,12 +11,20 @@ from __future__ import annotations
 import errno
 import json
 import os
-import socket
 import time
 import uuid
 from pathlib import Path
 
 from dsv.base.errors import LockError, StorageError
+
+
+def hostname() -> str:
+    """This machine's name, as ``socket.gethostname()`` gives it (without importing socket on POSIX)."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -126,13 +134,13 @@ class FileLock:
             except FileNotFoundError:
                 return "nobody", True
             return "an unknown process", age > 10
-        stale = host == socket.gethostname() and not _pid_alive(pid)
+        stale = host == hostname() and not _pid_alive(pid)
         return f"pid {pid} on {host}", stale
 
     def acquire(self) -> "FileLock":
         """Take the lock, waiting up to ``timeout`` seconds."""
         deadline = time.monotonic() + self.timeout
-        payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}).encode()
+        payload = json.dumps({"pid": os.getpid(), "host": hostname(), "time": time.time()}).encode()
         while True:
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -172,7 +180,7 @@ class FileLock:
         holder_ok = False
         try:
             info = json.loads(Path(grave).read_text())
-            holder_ok = info.get("host") == socket.gethostname() and _pid_alive(int(info["pid"]))
+            holder_ok = info.get("host") == hostname() and _pid_alive(int(info["pid"]))
         except (OSError, ValueError, KeyError, TypeError):
             pass
         if holder_ok:

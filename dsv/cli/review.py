@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from dsv.cli.app import _print_warnings, _repo, cli, json_option
-from dsv.cli.diffrender import md_safe
 from dsv.cli.render import emit_json, human_size
 
 
@@ -35,6 +34,8 @@ def report(ctx: click.Context, spec: str, output: str | None, fmt: str | None, a
 
         text = _json.dumps(data.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     elif fmt == "md":
+        from dsv.cli.diffrender import md_safe
+
         text = "\n".join(md_safe(render_report_markdown(data))) + "\n"
     else:
         from dsv.report.html import render_html
@@ -92,6 +93,8 @@ def audit(
         emit_json(report.to_dict())
     else:
         lines = render_audit(report, markdown=fmt == "md")
+        from dsv.cli.diffrender import md_safe
+
         click.echo("\n".join(md_safe(lines) if fmt == "md" else lines))
     if report.failed:
         ctx.exit(1)
