@@ -30,6 +30,15 @@ class CoreConfig(BaseModel):
 
     lock_timeout: float = 30.0
     """Seconds a writing command waits for another one to finish."""
+    fsmonitor: bool = False
+    """Ask a file-system monitor daemon what changed instead of walking the tree (docs/fsmonitor.md)."""
+
+    @model_serializer(mode="wrap")
+    def _omit_default_monitor(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if not data.get("fsmonitor"):
+            data.pop("fsmonitor", None)  # an older dsv keeps reading (and writing) this config
+        return data
 
 
 class RemoteConfig(BaseModel):
@@ -78,5 +87,5 @@ class RepoConfig(OnDiskModel):
         )
 
 
-SETTINGS = ("user.name", "user.email", "core.lock_timeout")
+SETTINGS = ("user.name", "user.email", "core.lock_timeout", "core.fsmonitor")
 """Keys ``dsv config`` accepts."""

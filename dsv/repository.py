@@ -25,6 +25,7 @@ from dsv.worktree.statcache import StatCache
 if TYPE_CHECKING:
     from dsv.config import RepoConfig
     from dsv.settings import Settings
+    from dsv.worktree.fsmonitor import Session
     from dsv.remote import RemoteRepo
     from dsv.store.base import ObjectStore
     from dsv.history.revisions import History
@@ -283,9 +284,18 @@ class Repository:
         commit = self.history.commit(head_commit)
         return cache_from_table(head_commit, commit.manifest, read_manifest(self.store, commit.manifest).table())
 
+    def monitor_session(self, cache: StatCache) -> "Session | None":
+        """With ``core.fsmonitor`` on: what the daemon says changed since ``cache`` was settled (``None``: off)."""
+        if not self.settings.fsmonitor:
+            return None
+        from dsv.worktree.fsmonitor import begin
+        from dsv.worktree.ignore import IGNORE_FILE
+
+        return begin(self.root, self.layout.dsv, cache.identity, ignore_file=IGNORE_FILE)
+
     def save_statcache(self, cache: StatCache) -> None:
         """Write the stat cache (best effort: a failure only costs speed later)."""
         try:
-            statcache.save(self.layout.statcache, cache)
+            cache.identity = statcache.save(self.layout.statcache, cache)
         except StorageError:
-            pass
+            cache.identity = None

@@ -1,6 +1,7 @@
 """The settings every writing command reads, from ``config.json`` without pydantic.
 
-``commit``, ``checkout`` and ``tag`` need the lock timeout and the author, and
+``commit``, ``checkout`` and ``tag`` need the lock timeout and the author (and
+``status`` whether a file-system monitor is on), and
 importing pydantic to validate ``config.json`` cost them ~90 ms each. This
 module checks the whole document with the verdicts of the schema of record,
 :class:`dsv.config.RepoConfig` (strict types, no unknown key, at any depth; a
@@ -25,6 +26,7 @@ class Settings:
     lock_timeout: float = 30.0
     user_name: str | None = None
     user_email: str | None = None
+    fsmonitor: bool = False
 
 
 class _Bad(ValueError):
@@ -67,10 +69,13 @@ def read_settings(data: bytes, *, what: str) -> Settings:
         user = _section(doc, "user", ("name", "email"))
         name = _optional_str(user, "name", "user.name")
         email = _optional_str(user, "email", "user.email")
-        core = _section(doc, "core", ("lock_timeout",))
+        core = _section(doc, "core", ("lock_timeout", "fsmonitor"))
         timeout = core.get("lock_timeout", 30.0)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
             raise _Bad("core.lock_timeout", "Input should be a valid number")
+        monitor = core.get("fsmonitor", False)
+        if not isinstance(monitor, bool):
+            raise _Bad("core.fsmonitor", "Input should be a valid boolean")
         remotes = doc.get("remotes", {})
         if not isinstance(remotes, dict):
             raise _Bad("remotes", "Input should be a valid dictionary")
@@ -91,4 +96,4 @@ def read_settings(data: bytes, *, what: str) -> Settings:
         _optional_str(doc, "promisor", "promisor")
     except _Bad as err:
         raise CorruptMetadataError(what, str(err)) from None
-    return Settings(float(timeout), name, email)
+    return Settings(float(timeout), name, email, monitor)

@@ -609,7 +609,7 @@ class Scale:
             }
         dsv = self.tools["dsv"]
         return {
-            "setup": [dsv + ["init"]],
+            "setup": [dsv + ["init"]] + ([dsv + ["fsmonitor", "on"]] if self.args.fsmonitor else []),
             "commit1": [dsv + ["commit", "-m", "v1"]],
             "tag1": [dsv + ["tag", "v1"]],
             "status": [dsv + ["status"]],
@@ -685,7 +685,9 @@ class Scale:
             self.fail(tool, "not run: second commit failed")
 
     def cleanup(self, run_dir: Path) -> None:
-        """Remove a work copy unless --keep."""
+        """Stop dsv's monitor daemon; remove a work copy unless --keep."""
+        if self.args.fsmonitor and (run_dir / "wt" / ".dsv").is_dir():
+            subprocess.run(self.tools["dsv"] + ["fsmonitor", "off"], cwd=run_dir / "wt", capture_output=True, env=self.env)
         if not self.args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -810,7 +812,7 @@ class Scale:
         layout = ("train/class_<k>/part_<pp>/<id>.bin (1,000 folders)" if self.files > DEEP_ABOVE
                   else "train/class_<k>/<id>.bin (10 folders)")
         lines = [
-            f"### {self.files:,} files",
+            f"### {self.files:,} files" + (" (dsv with `dsv fsmonitor on`)" if self.args.fsmonitor else ""),
             "",
             f"Layout `{layout}`; change v1 -> v2: {self.plan.describe()}; "
             f"targets: issue 9, {'1,000,000' if self.tier == 'large' else '20,000/100,000'}-file list.",
@@ -966,6 +968,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-rate", type=int, default=500, help="py-spy samples per second")
     p.add_argument("--json", metavar="OUT", help="also write all figures as JSON to OUT")
     p.add_argument("--keep", action="store_true", help="keep the work copies under WORKDIR/runs")
+    p.add_argument("--fsmonitor", action="store_true",
+                   help="run dsv with its file-system monitor on (dsv fsmonitor on after init; git stays plain)")
     args = p.parse_args(argv)
     try:
         args.files = parse_files(args.files or ["20000,100000"])

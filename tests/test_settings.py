@@ -24,6 +24,8 @@ VALID: list[dict[str, Any]] = [
     {"format": 2, "user": {"name": None}, "core": {"lock_timeout": 0.25}},
     {"format": 2, "remotes": {"origin": {"url": "s3://b/p", "options": {"anon": "true"}}}, "promisor": "origin"},
     {"format": 2, "remotes": {}, "promisor": None},
+    {"format": 2, "core": {"fsmonitor": True, "lock_timeout": 1}},
+    {"format": 2, "core": {"fsmonitor": False}},
 ]
 BAD_VALUES: list[Any] = [None, True, False, 0, 1, 2.5, -3, "", "x", "1", [], {}, ["a"], {"x": 1}, {"url": "u"}, {"url": 1}]
 
@@ -39,7 +41,7 @@ def _variants() -> list[tuple[str, dict[str, Any]]]:
             d = copy.deepcopy(full)
             d[key] = v
             out.append((f"{key}={v!r}", d))
-    for section, key in [("user", "name"), ("user", "email"), ("user", "extra"), ("core", "lock_timeout"), ("core", "extra")]:
+    for section, key in [("user", "name"), ("user", "email"), ("user", "extra"), ("core", "lock_timeout"), ("core", "fsmonitor"), ("core", "extra")]:
         for v in BAD_VALUES:
             d = copy.deepcopy(full)
             d[section][key] = v
@@ -74,7 +76,8 @@ def test_same_verdict_and_values_as_the_model(name: str, doc: dict[str, Any]) ->
         light = err  # type: ignore[assignment]
     if isinstance(model, RepoConfig):
         assert not isinstance(light, Exception), (name, light)
-        assert (light.lock_timeout, light.user_name, light.user_email) == (model.core.lock_timeout, model.user.name, model.user.email)
+        assert (light.lock_timeout, light.user_name, light.user_email, light.fsmonitor) == (
+            model.core.lock_timeout, model.user.name, model.user.email, model.core.fsmonitor)
     elif doc.get("format") in (1, 2) or "format" not in doc:
         assert isinstance(light, CorruptMetadataError), name
 

@@ -240,3 +240,20 @@ def test_nothing_is_written_when_one_target_is_behind_a_symlink(tmp_path: Path) 
     with pytest.raises(UnsafePathError):
         materialize(str(root), store, [FileWrite("a/first", oid, 7, MODE_FILE), FileWrite("z/x", oid, 7, MODE_FILE)], [])
     assert sorted(p.name for p in root.iterdir()) == ["z"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(alphabet="ab/é\0", min_size=1, max_size=4), unique=True, max_size=30), st.lists(st.text(alphabet="ab/é", max_size=4), max_size=20))
+def test_rows_of_a_loaded_cache_equal_its_index(paths: list[str], lookups: list[str]) -> None:
+    import tempfile
+
+    paths = [p for p in paths if "\0" not in p]
+    cache = StatCache("c", "m", paths, [b"\0" * 16] * len(paths), [1] * len(paths), [MODE_FILE] * len(paths), [None] * len(paths))
+    with tempfile.TemporaryDirectory() as d:
+        statcache.save(os.path.join(d, "c"), cache)
+        loaded = statcache.load(os.path.join(d, "c"))
+    assert loaded is not None
+    want = {p: cache.index[p] for p in lookups if p in cache.index}
+    assert loaded.rows_of(lookups) == want  # from the unsplit text
+    assert loaded.rows_of(lookups) == want  # and again
+    assert loaded.paths == paths and loaded.rows_of(lookups) == want  # after the split

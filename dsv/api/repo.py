@@ -155,12 +155,16 @@ class Repo(RemoteCommands):
         head = self._repo.refs.head()
         cache = self._repo.load_statcache(head.commit)
         warn = Warnings()
-        st = worktree_status(self.root, cache, self._repo.ignore_rules(), warn, progress)
+        monitor = self._repo.monitor_session(cache)
+        st = worktree_status(self.root, cache, self._repo.ignore_rules(), warn, progress, changed=monitor.changed if monitor else None)
         if st.leftovers:
             self._remove_leftovers(st.leftovers)
         if st.refreshed or cache.commit != head.commit or not os.path.exists(self._repo.layout.statcache):
             if head.commit is not None:
                 self._repo.save_statcache(cache)
+        if monitor is not None and head.commit is not None:
+            # What differs from HEAD stays to be looked at next time (its cached key is stale).
+            monitor.record(cache.identity, st.changed_paths() | set(st.changed_while_reading))
         for p in st.changed_while_reading:
             warn(f"{p} changed while it was being read")
         for path, problem in self._repo.store.damaged_indexes():
@@ -250,9 +254,10 @@ class Repo(RemoteCommands):
             if parent is not None:
                 repo.history.commit(parent)  # never build on a parent that is missing or corrupt
             cache = repo.load_statcache(parent)
+            monitor = repo.monitor_session(cache)
             writer = repo.store.begin_write()
             try:
-                snap = take_snapshot(self.root, cache, repo.ignore_rules(), writer, warn, progress)
+                snap = take_snapshot(self.root, cache, repo.ignore_rules(), writer, warn, progress, changed=monitor.changed if monitor else None)
                 if not allow_empty and (not snap.changed if parent else snap.files == 0):
                     raise NothingToCommitError()
                 # pyarrow is imported only after the snapshot (see dsv.base.forkjob).
@@ -292,6 +297,8 @@ class Repo(RemoteCommands):
             snap.cache.commit = cid
             snap.cache.manifest = manifest_id
             repo.save_statcache(snap.cache)
+            if monitor is not None:
+                monitor.record(snap.cache.identity, ())  # everything found changed is committed now
         for p in snap.changed_while_reading:
             warn(f"{p} changed while it was being committed; the version read was stored")
         # A dsv.toml that does not parse is committed anyway, and said now (issue 8).
@@ -573,9 +580,12 @@ class Repo(RemoteCommands):
                 if rel is None:
                     _refuse_malformed(target_manifest, rev)
                 head_manifest = self._manifest(self._repo.history.commit(head.commit)) if head.commit else None
+                monitor = None
                 if rel is None and not force and pending is None:
                     # The common switch: only the paths HEAD and the target disagree on are looked at.
                     plan = plan_switch(self.root, cache, head_manifest, target_manifest)
+                    # Asked before the switch writes anything; what it reports stays pending (below).
+                    monitor = repo.monitor_session(cache)
                 else:
                     status = worktree_status(self.root, cache, ignore, warn)
                     if status.leftovers:
@@ -629,7 +639,12 @@ class Repo(RemoteCommands):
                 finally:
                     staged.discard()
                 if rel is None:
-                    repo.save_statcache(plan.new_cache(keys, target.commit_id, target.commit.manifest))
+                    new_cache = plan.new_cache(keys, target.commit_id, target.commit.manifest)
+                    repo.save_statcache(new_cache)
+                    if monitor is not None and monitor.changed is not None:
+                        # The switch looked only at what it wrote: every other path the monitor
+                        # reported is still to be looked at, so status stays monitored.
+                        monitor.record(new_cache.identity, monitor.changed)
                     self._after_full_checkout()  # dsv.api.remotes: a whole tree ends a clone's path limit
                 else:
                     plan.refresh_cache(cache, keys)
@@ -861,6 +876,53 @@ class Repo(RemoteCommands):
         from dsv.maintenance import fsck
 
         return fsck(self._repo, progress, repair=repair)
+
+    # -- file-system monitor -------------------------------------------------------------
+
+    def fsmonitor_on(self) -> dict[str, object]:
+        """Turn the file-system monitor on (``core.fsmonitor``) and start its daemon; its status.
+
+        Linux only (inotify). ``status`` and ``commit`` then look only at the paths
+        the daemon saw change (docs/fsmonitor.md).
+        """
+        from dsv.worktree import fsmonitor
+
+        repo = self._repo
+        try:
+            fsmonitor.start(self.root, repo.layout.dsv)
+        except fsmonitor.MonitorUnavailable as err:
+            raise WorktreeError(f"cannot use a file-system monitor here: {err}", hint="status and commit keep walking the tree") from None
+        if not fsmonitor.wait_until_running(repo.layout.dsv):
+            log = os.path.join(fsmonitor.monitor_dir(repo.layout.dsv), fsmonitor.LOG)
+            raise WorktreeError("the file-system monitor did not start", hint=f"its log is {log}; status and commit keep walking the tree")
+        repo.set_config({"core.fsmonitor": True})
+        return self.fsmonitor_status()
+
+    def fsmonitor_off(self) -> dict[str, object]:
+        """Turn the monitor off and stop its daemon; ``status`` walks the tree again."""
+        from dsv.worktree import fsmonitor
+
+        repo = self._repo
+        repo.set_config({"core.fsmonitor": False})
+        fsmonitor.request(repo.layout.dsv, "stop")
+        try:
+            os.unlink(os.path.join(fsmonitor.monitor_dir(repo.layout.dsv), fsmonitor.STATE))
+        except OSError:
+            pass
+        return self.fsmonitor_status()
+
+    def fsmonitor_status(self) -> dict[str, object]:
+        """``enabled`` (the setting), ``running``, and the daemon's ``pid``, ``watches`` and ``problem``."""
+        from dsv.worktree import fsmonitor
+
+        reply = fsmonitor.request(self._repo.layout.dsv, "status") or {}
+        return {
+            "enabled": self._repo.settings.fsmonitor,
+            "running": bool(reply),
+            "pid": reply.get("pid"),
+            "watches": reply.get("watches"),
+            "problem": reply.get("problem"),
+        }
 
     def gc(self, grace_seconds: float = 14 * 86400) -> "GcReport":
         """Delete unreachable objects older than the grace period."""

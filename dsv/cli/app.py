@@ -723,7 +723,7 @@ def gc(ctx: click.Context, grace: str, remote_name: str | None, as_json: bool) -
 @json_option
 @click.pass_context
 def config(ctx: click.Context, key: str, value: str | None, as_json: bool) -> None:
-    """Read or set a repository setting (user.name, user.email, core.lock_timeout)."""
+    """Read or set a repository setting (user.name, user.email, core.lock_timeout, core.fsmonitor)."""
     from dsv.config import SETTINGS
 
     repo = _repo(ctx).repository
@@ -739,6 +739,44 @@ def config(ctx: click.Context, key: str, value: str | None, as_json: bool) -> No
         emit_json({"key": key, "value": v})
         return
     click.echo("" if v is None else str(v))
+
+
+@cli.group()
+def fsmonitor() -> None:
+    """A file-system monitor (Linux, opt-in): status and commit look only at what changed."""
+
+
+def _show_monitor(state: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(state)
+        return
+    click.echo(f"fsmonitor: {'on' if state['enabled'] else 'off'}; daemon {'running (pid ' + str(state['pid']) + ', ' + str(state['watches']) + ' folders watched)' if state['running'] else 'not running'}")
+    if state.get("problem"):
+        click.echo(f"problem: {state['problem']} (status walks the whole tree meanwhile)")
+
+
+@fsmonitor.command(name="on")
+@json_option
+@click.pass_context
+def fsmonitor_on(ctx: click.Context, as_json: bool) -> None:
+    """Turn the monitor on and start its daemon for this working tree."""
+    _show_monitor(_repo(ctx).fsmonitor_on(), as_json)
+
+
+@fsmonitor.command(name="off")
+@json_option
+@click.pass_context
+def fsmonitor_off(ctx: click.Context, as_json: bool) -> None:
+    """Turn the monitor off and stop its daemon."""
+    _show_monitor(_repo(ctx).fsmonitor_off(), as_json)
+
+
+@fsmonitor.command(name="status")
+@json_option
+@click.pass_context
+def fsmonitor_status(ctx: click.Context, as_json: bool) -> None:
+    """Whether the monitor is on and its daemon running."""
+    _show_monitor(_repo(ctx).fsmonitor_status(), as_json)
 
 
 @cli.group()

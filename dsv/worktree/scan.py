@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as statmod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -20,7 +20,7 @@ from dsv.base.errors import StorageError
 from dsv.base.filemodes import MODE_EXEC, MODE_FILE, MODE_LINK
 from dsv.base.forkjob import SCAN_MIN_FILES, ChildFailed, ForkJob, fork_available
 from dsv.worktree.ignore import ALWAYS_IGNORED, CHECKOUT_TEMP_RE, IgnoreRules, is_temp_name
-from dsv.worktree.statcache import KEY, StatCache
+from dsv.worktree.statcache import KEY, UNKNOWN_KEY, StatCache
 
 
 Warn = Callable[[str], None]
@@ -194,12 +194,19 @@ def _scan_forked(
         warn(n)
 
 
-def scan(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, *, under: str = "", parallel: bool | None = None) -> ScanResult:
+def scan(
+    root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, *, under: str = "", parallel: bool | None = None,
+    changed: Iterable[str] | None = None,
+) -> ScanResult:
     """Classify every file of the working tree (or of folder ``under``) against ``cache``.
 
     Large trees are walked by two processes when the machine has two cores and
     this process runs no other thread (forking a threaded process is unsafe).
+    With ``changed`` (a file-system monitor's answer), only those paths are
+    looked at (:func:`scan_changed`).
     """
+    if changed is not None and not under:
+        return scan_changed(root, cache, ignore, warn, changed)
     result = ScanResult()
     start = os.path.join(root, *under.split("/")) if under else root
     units = [(under + "/" if under else "", start)]
@@ -233,6 +240,141 @@ def scan(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, *,
             seen[r] = 1
         result.missing = [i for i in expected if not seen[i]]
     return result
+
+
+def unknown_rows(cache: StatCache) -> list[int]:
+    """Rows whose stat key is unknown (:data:`UNKNOWN_KEY`: racy, or never stat'ed): always checked."""
+    blob = cache.key_blob
+    ksize = KEY.size
+    out = []
+    pos = blob.find(UNKNOWN_KEY)
+    while pos != -1:
+        if pos % ksize == 0:
+            out.append(pos // ksize)
+            pos = blob.find(UNKNOWN_KEY, pos + ksize)
+        else:
+            pos = blob.find(UNKNOWN_KEY, pos - pos % ksize + ksize)
+    return out
+
+
+def scan_changed(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, changed: Iterable[str]) -> ScanResult:
+    """Classify only the paths a file-system monitor reported (:mod:`dsv.worktree.fsmonitor`).
+
+    ``changed`` holds files and folders (ending with ``/``). Folders are walked
+    as a full scan walks them; files are checked one by one with the walk's
+    rules (no ``.dsv``/``.git`` component, no temp name, no ignored folder above,
+    real folders only, valid UTF-8). Rows whose stat key is unknown are checked
+    too. Every other cached row is taken as unchanged: that is the monitor's
+    promise.
+    """
+    result = ScanResult()
+    folders = sorted({p for p in changed if p.endswith("/")})
+    outer: list[str] = []
+    for d in folders:
+        if not outer or not d.startswith(outer[-1]):
+            outer.append(d)
+    prefixes = tuple(outer)
+    files = {p for p in changed if p and not p.endswith("/") and not p.startswith(prefixes)}
+    for r in unknown_rows(cache):
+        p = cache.paths[r]
+        if not p.startswith(prefixes):
+            files.add(p)
+    if not files and not prefixes:
+        return result  # nothing changed: the usual answer, with no path list or index built
+    handled: set[int] = set()
+    if prefixes:
+        handled.update(i for i, p in enumerate(cache.paths) if p.startswith(prefixes))
+    dir_ok: dict[str, bool] = {"": True}
+    for d in outer:
+        rel = d.rstrip("/")
+        if _folder_tracked(root, rel, ignore, dir_ok) and _is_real_dir(root, rel):
+            _scan_dirs([(d, os.path.join(root, *rel.split("/")))], cache.index.get, cache.key_blob, ignore, warn, result)
+    rows = cache.rows_of(sorted(files))
+    key_of = KEY.pack
+    for rel in sorted(files):
+        row = rows.get(rel)
+        if row is not None:
+            handled.add(row)
+        parent, _, name = rel.rpartition("/")
+        if not name or not _folder_tracked(root, parent, ignore, dir_ok) or not _name_tracked(rel, name, warn, result):
+            continue
+        if ignore is not None and ignore.ignores_file(rel):
+            continue
+        full = os.path.join(root, *rel.split("/"))
+        try:
+            st = os.lstat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as err:
+            if err.errno == errno.ENAMETOOLONG:
+                warn(f"skipped {rel}: its path is too long for the operating system")
+                continue
+            raise StorageError("stat", full, err) from err
+        fmt = st.st_mode & _S_IFMT
+        if fmt == _S_IFREG:
+            mode = MODE_EXEC if st.st_mode & 0o100 else MODE_FILE
+        elif fmt == _S_IFLNK:
+            mode = MODE_LINK
+        elif statmod.S_ISDIR(st.st_mode):
+            # A file became a folder: walk it like any new folder.
+            if ignore is None or not ignore.ignores_dir(rel):
+                _scan_dirs([(rel + "/", full)], cache.index.get, cache.key_blob, ignore, warn, result)
+                handled.update(i for i, p in enumerate(cache.paths) if p.startswith(rel + "/"))
+            continue
+        else:
+            warn(f"skipped {rel}: not a regular file or symlink")
+            continue
+        fs = FileStat(st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        if row is None:
+            result.new.append((rel, fs, mode))
+        elif cache.key_blob[row * KEY.size : (row + 1) * KEY.size] == key_of(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode):
+            result.clean.append(row)
+        else:
+            result.suspect.append((row, fs, mode))
+    seen = set(result.clean)
+    seen.update(r for r, _, _ in result.suspect)
+    result.missing = sorted(handled - seen)
+    return result
+
+
+def _name_tracked(rel: str, name: str, warn: Warn, result: ScanResult) -> bool:
+    """The walk's rules for one file name (UTF-8, never ``.dsv``/``.git``, no dsv temp name)."""
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            warn(f"skipped {rel.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8")
+            return False
+    if name[0] == "." and (name.lower() in ALWAYS_IGNORED or is_temp_name(name)):
+        if CHECKOUT_TEMP_RE.match(name):
+            result.leftovers.append(rel)
+        return False
+    return True
+
+
+def _folder_tracked(root: str, rel: str, ignore: IgnoreRules | None, memo: dict[str, bool]) -> bool:
+    """Whether the walk would descend into folder ``rel`` (every component a real, unignored folder)."""
+    if rel in memo:
+        return memo[rel]
+    parent, _, name = rel.rpartition("/")
+    ok = _folder_tracked(root, parent, ignore, memo)
+    if ok:
+        try:
+            name.encode("utf-8")
+            valid = True
+        except UnicodeEncodeError:
+            valid = False
+        ok = valid and name.lower() not in ALWAYS_IGNORED and not is_temp_name(name) and (ignore is None or not ignore.ignores_dir(rel))
+        ok = ok and _is_real_dir(root, rel)
+    memo[rel] = ok
+    return ok
+
+
+def _is_real_dir(root: str, rel: str) -> bool:
+    try:
+        return statmod.S_ISDIR(os.lstat(os.path.join(root, *rel.split("/"))).st_mode)
+    except OSError:
+        return False
 
 
 def find_leftovers(root: str) -> list[str]:

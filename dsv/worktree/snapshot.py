@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,10 +69,15 @@ def take_snapshot(
     writer: ObjectWriter,
     warn: Warn,
     progress: Progress | None = None,
+    *,
+    changed: Iterable[str] | None = None,
 ) -> Snapshot:
-    """Store every new or changed file through ``writer``; return the changes and the new cache."""
+    """Store every new or changed file through ``writer``; return the changes and the new cache.
+
+    ``changed``: a file-system monitor's answer (only those paths are looked at).
+    """
     progress = progress or NullProgress()
-    result = scan(root, cache, ignore, warn)
+    result = scan(root, cache, ignore, warn, changed=changed)
     todo: list[tuple[str, os.stat_result, int, int | None]] = [(cache.paths[r], st, m, r) for r, st, m in result.suspect]
     todo.extend((p, st, m, None) for p, st, m in result.new)
     # The scan's per-file tuples are not needed past this point (a first commit has one per file).

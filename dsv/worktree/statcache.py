@@ -59,6 +59,9 @@ UNKNOWN_KEY = bytes(KEY.size)
 StatKey = bytes
 """A packed :data:`KEY`: comparing two is one ``bytes ==``."""
 
+FileIdentity = tuple[int, int, int]
+"""``(size, mtime_ns, inode)`` of a stat cache file: which file a monitor's state belongs to."""
+
 
 def stat_key(st: os.stat_result, mode: int) -> StatKey:
     """The comparison key of an ``lstat`` result."""
@@ -89,7 +92,9 @@ class StatCache:
     ) -> None:
         self.commit = commit
         self.manifest = manifest
-        self.paths = paths if paths is not None else []
+        self._paths = paths if paths is not None else []
+        self._path_blob: str | None = None
+        self._count: int | None = None
         self.oid_blob = oid_blob if oid_blob is not None else b"".join(oids or [])
         self._oids: list[bytes] | None = list(oids) if oids is not None else None
         self.sizes = sizes if isinstance(sizes, array) else array("q", sizes or [])
@@ -99,9 +104,27 @@ class StatCache:
         else:
             self.key_blob = bytearray(b"".join(UNKNOWN_KEY if k is None else k for k in (keys or [])))
         self._index: dict[str, int] | None = None
+        self.identity: FileIdentity | None = None
+        """``(size, mtime_ns, inode)`` of the file it was loaded from (``None``: not from a file)."""
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return self._count if self._path_blob is not None and self._count is not None else len(self._paths)
+
+    @property
+    def paths(self) -> list[str]:
+        """Row paths (split from the file's path blob on first use: a monitored no-op status never needs them)."""
+        if self._path_blob is not None:
+            self._paths = self._path_blob.split("\0") if self._count else []
+            self._path_blob = None
+        return self._paths
+
+    @classmethod
+    def with_path_blob(cls, commit: str | None, manifest: str | None, blob: str, count: int, **columns: object) -> "StatCache":
+        """A cache whose paths stay one NUL-joined string until used (split on first use)."""
+        cache = cls(commit, manifest, None, None, **columns)  # type: ignore[arg-type]
+        cache._path_blob = blob
+        cache._count = count
+        return cache
 
     @property
     def oids(self) -> list[bytes]:
@@ -124,6 +147,29 @@ class StatCache:
     def set_key(self, row: int, key: StatKey | None) -> None:
         """Record a row's stat key (``None``: unknown, re-hash next time)."""
         self.key_blob[KEY.size * row : KEY.size * (row + 1)] = UNKNOWN_KEY if key is None else key
+
+    def rows_of(self, paths: "list[str]") -> "dict[str, int]":
+        """``{path: row}`` for those of ``paths`` in the cache.
+
+        A few paths are looked up in the unsplit path text (two C-speed scans
+        each), so a monitored status with one changed file builds no index of a
+        million rows; many paths use :attr:`index`.
+        """
+        text = self._path_blob
+        if text is None or self._index is not None or len(paths) > 16:
+            index = self.index
+            return {p: index[p] for p in paths if p in index}
+        out: dict[str, int] = {}
+        if not self._count:
+            return out
+        framed = "\0" + text + "\0"
+        for p in paths:
+            if not p or "\0" in p:
+                continue
+            at = framed.find("\0" + p + "\0")
+            if at != -1:
+                out[p] = framed.count("\0", 0, at + 1) - 1
+        return out
 
     @property
     def index(self) -> dict[str, int]:
@@ -234,7 +280,9 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
         pos += hlen
         (n, blen) = struct.unpack_from("<QQ", data, pos)
         pos += 16
-        paths = data[pos : pos + blen].decode("utf-8").split("\0") if n else []
+        path_text = data[pos : pos + blen].decode("utf-8")
+        if n and path_text.count("\0") != n - 1:
+            return None
         pos += blen
         oid_blob = data[pos : pos + 16 * n]
         pos += 16 * n
@@ -247,7 +295,7 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
         ksize = KEY.size
         key_blob = bytearray(data[pos : pos + ksize * n])
         pos += ksize * n
-        if len(paths) != n or pos != len(data) - DIGEST_SIZE or len(oid_blob) != 16 * n:
+        if pos != len(data) - DIGEST_SIZE or len(oid_blob) != 16 * n:
             return None
         if sys.byteorder != "little":
             for a in (sizes, modes):
@@ -264,7 +312,9 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
             for i in range(n):
                 if mt[i] >= racy_after_ns or ct[i] >= racy_after_ns:
                     key_blob[ksize * i : ksize * (i + 1)] = UNKNOWN_KEY
-        return StatCache(header.get("commit"), header.get("manifest"), paths, None, sizes, modes, None, oid_blob=oid_blob, key_blob=key_blob)
+        return StatCache.with_path_blob(
+            header.get("commit"), header.get("manifest"), path_text, n, sizes=sizes, modes=modes, oid_blob=oid_blob, key_blob=key_blob
+        )
     except (ValueError, struct.error, UnicodeDecodeError, KeyError, AttributeError):
         return None
 
@@ -284,12 +334,20 @@ def load(path: str) -> StatCache | None:
         return None
     finally:
         os.close(fd)
-    return decode(b"".join(chunks), st.st_mtime_ns)
+    cache = decode(b"".join(chunks), st.st_mtime_ns)
+    if cache is not None:
+        cache.identity = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return cache
 
 
-def save(path: str, cache: StatCache) -> None:
-    """Write the cache atomically (not fsynced: losing it costs a re-hash, never data)."""
+def save(path: str, cache: StatCache) -> FileIdentity | None:
+    """Write the cache atomically (not fsynced: losing it costs a re-hash, never data); return the file's identity."""
     atomic_write_bytes(path, encode(cache), durable=False)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def cache_from_table(commit: str | None, manifest: str | None, table: "pa.Table") -> StatCache:

@@ -7,6 +7,7 @@ pyarrow import, which keeps ``dsv status`` near ``git status`` in wall time.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,8 @@ def _abs(root: str, path: str) -> str:
 
 
 def worktree_status(
-    root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, progress: Progress | None = None, *, under: str = ""
+    root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, progress: Progress | None = None, *, under: str = "",
+    changed: "Iterable[str] | None" = None,
 ) -> WorktreeStatus:
     """Compare the working tree with the cache; refresh stat keys of files found unchanged.
 
@@ -68,7 +70,7 @@ def worktree_status(
     the caller can save the cache and skip the re-hash next time.
     """
     progress = progress or NullProgress()
-    res = scan(root, cache, ignore, warn, under=under)
+    res = scan(root, cache, ignore, warn, under=under, changed=changed)
     out = WorktreeStatus(leftovers=res.leftovers)
     progress.start("checking", len(res.suspect), sum(st.st_size for _, st, _ in res.suspect))
     for row, st, mode in res.suspect:

@@ -1,0 +1,566 @@
+"""An opt-in file-system monitor (Linux inotify): ``status`` and ``commit`` look only at what changed.
+
+Without it, every ``status`` lstat()s every file of the tree (git's default too).
+With ``core.fsmonitor`` set, a small daemon per working tree watches every
+folder with inotify and keeps, for each path that changed, the sequence number
+of the change. A command asks "what changed since token T?" and ``lstat``s only
+those paths (plus the ones its last run left undecided, see
+:mod:`dsv.worktree.scan`), so a no-op status costs the same at 10,000 or
+1,000,000 files. The idea is git's fsmonitor (``core.fsmonitor``); the daemon
+is this module, run as ``python -m dsv.worktree.fsmonitor ROOT``.
+
+Correctness rests on three rules, each covered by a test:
+
+* **Cookies.** inotify delivers events in order on one queue, but the daemon
+  reads them later. Before answering, the client creates a cookie file in
+  ``.dsv/fsmonitor/`` and the daemon answers only once it has read the
+  cookie's own event, so every change finished before the question is in the
+  answer (git's cookie files).
+* **When in doubt, everything.** The answer is "full" (walk the whole tree)
+  when the token comes from another daemon (restarted, or none yet), when the
+  kernel's queue overflowed (``IN_Q_OVERFLOW``), when the daemon could not
+  watch a folder (the ``max_user_watches`` limit), or when more than
+  :data:`MAX_CHANGED` paths changed.
+* **New folders are walked.** A folder created or moved into the tree is
+  reported as a folder (``a/b/``), and the client walks it: files created in
+  it before its watch was added are found that way.
+
+Not seen by inotify, as for git's monitor: writes through ``mmap``, changes
+made on another machine (NFS, SMB), and writes through a hard link outside the
+tree. The monitor is therefore off unless asked for; ``dsv fsmonitor stop``
+or ``core.fsmonitor false`` returns to the full walk.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import socket
+import struct
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from dsv.worktree.ignore import ALWAYS_IGNORED
+
+# inotify(7)
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ONLYDIR = 0x01000000
+IN_DONT_FOLLOW = 0x02000000
+IN_EXCL_UNLINK = 0x04000000
+IN_ISDIR = 0x40000000
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = 0o2000000
+
+WATCH_MASK = (
+    IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
+    | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK
+)
+_EVENT = struct.Struct("iIII")
+
+FOLDER = "fsmonitor"
+"""``.dsv/fsmonitor/``: the daemon's socket, lock, log and the clients' cookies."""
+SOCKET = "sock"
+LOCK = "daemon.lock"
+LOG = "daemon.log"
+COOKIE_PREFIX = "cookie-"
+
+MAX_CHANGED = 100_000
+"""More changed paths than this since a token: the answer is "full" (a walk is as cheap)."""
+
+IDLE_EXIT_S = 24 * 3600.0
+"""A daemon nobody asked anything for this long exits (it is started again on demand)."""
+
+ANSWER_TIMEOUT_S = 5.0
+
+
+class MonitorUnavailable(Exception):
+    """inotify cannot be used here (not Linux, no libc symbol, a path too long for a socket)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What changed since a token: ``paths`` (folders end with ``/``), or ``None`` for "everything"."""
+
+    token: str
+    paths: frozenset[str] | None
+
+
+def monitor_dir(dsv_dir: str) -> str:
+    """The daemon's folder inside ``.dsv``."""
+    return os.path.join(dsv_dir, FOLDER)
+
+
+# -- the client ------------------------------------------------------------------------------------------
+
+
+def query(dsv_dir: str, token: str | None, *, timeout: float = ANSWER_TIMEOUT_S) -> Answer | None:
+    """Ask the running daemon what changed since ``token``; ``None`` if no daemon answers."""
+    folder = monitor_dir(dsv_dir)
+    cookie = f"{COOKIE_PREFIX}{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        sock = _connect(folder, timeout)
+    except OSError:
+        return None
+    cookie_path = os.path.join(folder, cookie)
+    try:
+        with sock:
+            # The cookie is created after connecting (a daemon exists) and before asking.
+            fd = os.open(cookie_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            os.close(fd)
+            sock.sendall(json.dumps({"op": "query", "token": token, "cookie": cookie}).encode() + b"\n")
+            reply = _read_reply(sock)
+    except (OSError, ValueError):
+        return None
+    finally:
+        try:
+            os.unlink(cookie_path)
+        except OSError:
+            pass
+    if not isinstance(reply, dict) or not isinstance(reply.get("token"), str):
+        return None
+    paths = reply.get("paths")
+    if reply.get("full") or not isinstance(paths, list):
+        return Answer(reply["token"], None)
+    return Answer(reply["token"], frozenset(p for p in paths if isinstance(p, str)))
+
+
+def request(dsv_dir: str, op: str, *, timeout: float = 2.0) -> dict[str, object] | None:
+    """Send ``op`` (``status`` or ``stop``) to the daemon; its reply, or ``None`` if none runs."""
+    try:
+        sock = _connect(monitor_dir(dsv_dir), timeout)
+    except OSError:
+        return None
+    try:
+        with sock:
+            sock.sendall(json.dumps({"op": op}).encode() + b"\n")
+            reply = _read_reply(sock)
+    except (OSError, ValueError):
+        return None
+    return reply if isinstance(reply, dict) else None
+
+
+def _connect(folder: str, timeout: float) -> socket.socket:
+    path = os.path.join(folder, SOCKET)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(_socket_address(path))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _socket_address(path: str) -> str:
+    if len(os.fsencode(path)) >= 100:  # sun_path holds 108 bytes with its NUL, fewer on some systems
+        raise MonitorUnavailable(f"the repository's path is too long for the monitor's socket ({path})")
+    return path
+
+
+def _read_reply(sock: socket.socket) -> object:
+    chunks = []
+    while True:
+        data = sock.recv(1 << 20)
+        if not data:
+            break
+        chunks.append(data)
+    return json.loads(b"".join(chunks))
+
+
+def start(root: str, dsv_dir: str) -> None:
+    """Start the daemon for the working tree at ``root`` in the background (no-op if one runs)."""
+    import subprocess
+
+    if not sys.platform.startswith("linux"):
+        raise MonitorUnavailable("the file-system monitor uses inotify, which only Linux has")
+    folder = monitor_dir(dsv_dir)
+    os.makedirs(folder, exist_ok=True)
+    _socket_address(os.path.join(folder, SOCKET))
+    with open(os.path.join(folder, LOG), "ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "dsv.worktree.fsmonitor", root],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True, cwd="/",
+        )
+
+
+def wait_until_running(dsv_dir: str, timeout: float = 10.0) -> bool:
+    """Wait for a daemon to answer ``status``; whether one did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if request(dsv_dir, "status", timeout=0.5) is not None:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+STATE = "state.json"
+"""``.dsv/fsmonitor/state.json``: the token the stat cache is settled at, and the paths still undecided."""
+
+
+@dataclass
+class Session:
+    """One command's use of the monitor: which paths to check, and what to record after.
+
+    The state file ties a token to one stat cache file (its identity): every
+    cached row not reported since the token, and not listed as pending, has a
+    key that was right when the token was handed out. A command that checks the
+    reported paths records the new token with the paths it found changed (they
+    stay pending until a commit settles them); anything unsure means ``changed``
+    is ``None``: walk the whole tree.
+    """
+
+    dsv_dir: str
+    token: str | None = None
+    changed: frozenset[str] | None = None
+
+    def record(self, identity: tuple[int, int, int] | None, pending: "Iterable[str]") -> None:
+        """Write the state after the command (``identity``: of the stat cache file now on disk)."""
+        if self.token is None or identity is None:
+            return
+        from dsv.base.fsio import atomic_write_bytes
+
+        doc = {"statcache": list(identity), "token": self.token, "pending": sorted(set(pending))}
+        try:
+            atomic_write_bytes(os.path.join(monitor_dir(self.dsv_dir), STATE), json.dumps(doc).encode(), durable=False)
+        except Exception:  # noqa: BLE001 - a state that is not written only costs a full walk next time
+            pass
+
+
+def begin(root: str, dsv_dir: str, identity: tuple[int, int, int] | None, *, ignore_file: str) -> Session:
+    """Ask the daemon what changed since the stat cache ``identity`` was settled; start one if none runs."""
+    token = None
+    pending: list[str] = []
+    try:
+        with open(os.path.join(monitor_dir(dsv_dir), STATE), "rb") as f:
+            state = json.loads(f.read())
+        if identity is not None and isinstance(state, dict) and state.get("statcache") == list(identity) and isinstance(state.get("token"), str):
+            raw = state.get("pending", [])
+            if isinstance(raw, list) and all(isinstance(p, str) for p in raw):
+                token, pending = state["token"], raw
+    except (OSError, ValueError):
+        pass
+    answer = query(dsv_dir, token)
+    if answer is None:
+        try:
+            start(root, dsv_dir)
+        except (MonitorUnavailable, OSError):
+            pass
+        return Session(dsv_dir)
+    if answer.paths is None or token is None or ignore_file in answer.paths:
+        return Session(dsv_dir, answer.token, None)  # walk everything, and settle at the new token
+    return Session(dsv_dir, answer.token, answer.paths.union(pending))
+
+
+# -- the daemon ------------------------------------------------------------------------------------------
+
+
+class _Inotify:
+    """The three inotify calls, through libc (no dependency)."""
+
+    def __init__(self) -> None:
+        import ctypes
+        import ctypes.util
+
+        self._ctypes = ctypes
+        name = ctypes.util.find_library("c") or "libc.so.6"
+        try:
+            libc = ctypes.CDLL(name, use_errno=True)
+            self._init1 = libc.inotify_init1
+            self._add = libc.inotify_add_watch
+            self._rm = libc.inotify_rm_watch
+        except (OSError, AttributeError) as err:
+            raise MonitorUnavailable(f"inotify is not available ({err})") from None
+        self._add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        self._rm.argtypes = [ctypes.c_int, ctypes.c_int]
+        fd = self._init1(IN_NONBLOCK | IN_CLOEXEC)
+        if fd < 0:
+            e = self._ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        self.fd = fd
+
+    def add(self, path: str, mask: int) -> int:
+        wd = self._add(self.fd, os.fsencode(path), mask)
+        if wd < 0:
+            e = self._ctypes.get_errno()
+            raise OSError(e, os.strerror(e), path)
+        return int(wd)
+
+    def remove(self, wd: int) -> None:
+        self._rm(self.fd, wd)
+
+    def read(self) -> list[tuple[int, int, bytes]]:
+        """Pending events as ``(wd, mask, name)``; empty when none is queued."""
+        try:
+            data = os.read(self.fd, 1 << 20)
+        except BlockingIOError:
+            return []
+        out = []
+        pos = 0
+        while pos + _EVENT.size <= len(data):
+            wd, mask, _cookie, length = _EVENT.unpack_from(data, pos)
+            pos += _EVENT.size
+            name = data[pos : pos + length].split(b"\0", 1)[0]
+            pos += length
+            out.append((wd, mask, name))
+        return out
+
+
+class Monitor:
+    """The daemon's state: watches, and the sequence number of each changed path.
+
+    Paths are relative to the root with ``/``; folders end with ``/``. An event
+    marks its path with the current sequence number; a query returns the paths
+    marked after its token's number, then advances the number, so later events
+    are newer than the token it hands out.
+    """
+
+    def __init__(self, root: str, dsv_dir: str) -> None:
+        self.root = os.path.abspath(root)
+        self.dsv_dir = dsv_dir
+        self.cookie_dir = monitor_dir(dsv_dir)
+        self.ident = f"{os.getpid()}.{time.time_ns()}"
+        self.seq = 1
+        self.changed: dict[str, int] = {}
+        self.full_before = 1
+        """Tokens with a number below this get "full" (overflow, lost watches, pruning)."""
+        self.problem: str | None = None
+        self.cookies: set[str] = set()
+        self.ino = _Inotify()
+        self.wd_dir: dict[int, str] = {}
+        self.dir_wd: dict[str, int] = {}
+        self.root_wd = -1
+        self.cookie_wd = self.ino.add(self.cookie_dir, IN_CREATE | IN_ONLYDIR | IN_DONT_FOLLOW)
+        self.stopped = False
+        self.watch_tree("")
+        self.root_wd = self.dir_wd.get("", -1)
+
+    # watches
+
+    def watch_tree(self, rel: str) -> None:
+        """Watch folder ``rel`` (``""`` or ``a/b/``) and every folder below it."""
+        stack = [rel]
+        while stack:
+            d = stack.pop()
+            full = os.path.join(self.root, *d.split("/")) if d else self.root
+            try:
+                wd = self.ino.add(full, WATCH_MASK)
+            except OSError as err:
+                if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                    continue  # gone again, or a symlink: nothing to watch
+                # ENOSPC: the max_user_watches limit. Without a watch, changes there go unseen.
+                self.problem = f"cannot watch {d or '.'}: {os.strerror(err.errno or 0)} (see docs/fsmonitor.md)"
+                self.full_before = self.seq + 1
+                continue
+            old = self.wd_dir.get(wd)
+            if old is not None and old != d:
+                self.dir_wd.pop(old, None)
+            self.wd_dir[wd] = d
+            self.dir_wd[d] = wd
+            try:
+                with os.scandir(full) as it:
+                    for e in it:
+                        if e.name.lower() in ALWAYS_IGNORED:
+                            continue
+                        try:
+                            if e.is_dir(follow_symlinks=False):
+                                stack.append(d + e.name + "/")
+                        except OSError:
+                            continue
+            except OSError:
+                continue
+
+    def unwatch_tree(self, rel: str) -> None:
+        """Forget the watches of folder ``rel`` and below (it moved away or was deleted)."""
+        for d in [d for d in self.dir_wd if d.startswith(rel)]:
+            wd = self.dir_wd.pop(d)
+            self.wd_dir.pop(wd, None)
+            self.ino.remove(wd)
+
+    # events
+
+    def mark(self, path: str) -> None:
+        self.changed[path] = self.seq
+        if len(self.changed) > MAX_CHANGED:
+            self.changed.clear()
+            self.full_before = self.seq + 1
+
+    def pump(self) -> int:
+        """Apply every queued event; return how many there were."""
+        events = self.ino.read()
+        for wd, mask, raw in events:
+            if mask & IN_Q_OVERFLOW:
+                self.full_before = self.seq + 1  # events were lost: every older token means "walk everything"
+                continue
+            if wd == self.cookie_wd:
+                if mask & IN_CREATE:
+                    self.cookies.add(os.fsdecode(raw))
+                elif mask & IN_IGNORED:
+                    self.stopped = True  # .dsv/fsmonitor was removed
+                continue
+            d = self.wd_dir.get(wd)
+            if d is None:
+                continue
+            if mask & IN_IGNORED:
+                self.wd_dir.pop(wd, None)
+                if self.dir_wd.get(d) == wd:
+                    del self.dir_wd[d]
+                if wd == self.root_wd:
+                    self.stopped = True
+                continue
+            if mask & (IN_DELETE_SELF | IN_MOVE_SELF):
+                if wd == self.root_wd:
+                    self.stopped = True  # the working tree itself went away
+                continue
+            name = os.fsdecode(raw)
+            if not name:
+                continue
+            if mask & IN_ISDIR:
+                if name.lower() in ALWAYS_IGNORED:
+                    continue
+                sub = d + name + "/"
+                if mask & (IN_MOVED_FROM | IN_DELETE):
+                    self.unwatch_tree(sub)
+                    self.mark(sub)
+                elif mask & (IN_CREATE | IN_MOVED_TO):
+                    self.watch_tree(sub)
+                    self.mark(sub)
+                continue
+            if d == "" and name == ".dsv":
+                continue
+            self.mark(d + name)
+        return len(events)
+
+    # questions
+
+    def answer(self, token: object) -> dict[str, object]:
+        """The paths changed since ``token``; then later events are newer than the new token."""
+        full = True
+        paths: list[str] = []
+        if isinstance(token, str):
+            ident, _, number = token.rpartition(":")
+            if ident == self.ident and number.isdigit() and int(number) >= self.full_before and not self.problem:
+                since = int(number)
+                full = False
+                paths = [p for p, s in self.changed.items() if s > since]
+        reply: dict[str, object] = {"token": f"{self.ident}:{self.seq}", "full": full}
+        if not full:
+            reply["paths"] = paths
+        self.seq += 1
+        return reply
+
+    def status(self) -> dict[str, object]:
+        return {"pid": os.getpid(), "root": self.root, "watches": len(self.dir_wd), "changed": len(self.changed), "problem": self.problem}
+
+
+def serve(root: str) -> int:
+    """Run the daemon for ``root`` until stopped; return the exit code."""
+    root = os.path.abspath(root)
+    dsv_dir = os.path.join(root, ".dsv")
+    folder = monitor_dir(dsv_dir)
+    os.makedirs(folder, exist_ok=True)
+    import fcntl
+
+    lock_fd = os.open(os.path.join(folder, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # another daemon serves this tree
+    sock_path = os.path.join(folder, SOCKET)
+    for name in os.listdir(folder):
+        if name.startswith(COOKIE_PREFIX):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+    try:
+        os.unlink(sock_path)
+    except FileNotFoundError:
+        pass
+    monitor = Monitor(root, dsv_dir)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o077)
+    try:
+        server.bind(_socket_address(sock_path))
+    finally:
+        os.umask(old_umask)
+    server.listen(16)
+    server.setblocking(False)
+    last_question = time.monotonic()
+    try:
+        while not monitor.stopped:
+            ready, _, _ = select.select([monitor.ino.fd, server], [], [], 1.0)
+            if monitor.ino.fd in ready:
+                monitor.pump()
+            if server in ready:
+                try:
+                    conn, _ = server.accept()
+                except BlockingIOError:
+                    conn = None
+                if conn is not None:
+                    last_question = time.monotonic()
+                    with conn:
+                        if _handle(monitor, conn):
+                            break
+            if not ready and (time.monotonic() - last_question > IDLE_EXIT_S or not os.path.isdir(dsv_dir)):
+                break
+    finally:
+        server.close()
+        try:
+            os.unlink(sock_path)
+        except OSError:
+            pass
+    return 0
+
+
+def _handle(monitor: Monitor, conn: socket.socket) -> bool:
+    """Answer one client; ``True`` when it asked the daemon to stop."""
+    conn.setblocking(True)
+    conn.settimeout(ANSWER_TIMEOUT_S)
+    try:
+        data = b""
+        while not data.endswith(b"\n"):
+            part = conn.recv(65536)
+            if not part:
+                return False
+            data += part
+        req = json.loads(data)
+        op = req.get("op") if isinstance(req, dict) else None
+        if op == "stop":
+            conn.sendall(json.dumps({"stopped": True}).encode())
+            return True
+        if op == "status":
+            conn.sendall(json.dumps(monitor.status()).encode())
+            return False
+        if op != "query":
+            return False
+        cookie = req.get("cookie")
+        deadline = time.monotonic() + ANSWER_TIMEOUT_S
+        # Every event queued before the cookie's creation is read before the answer.
+        while cookie not in monitor.cookies and time.monotonic() < deadline:
+            if not monitor.pump():
+                select.select([monitor.ino.fd], [], [], 0.05)
+        seen = cookie in monitor.cookies
+        monitor.cookies.discard(cookie)
+        reply = monitor.answer(req.get("token") if seen else None)
+        conn.sendall(json.dumps(reply).encode())
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+if __name__ == "__main__":  # pragma: no cover - the daemon's own process
+    sys.exit(serve(sys.argv[1]))

@@ -1,0 +1,243 @@
+"""The file-system monitor (dsv.worktree.fsmonitor): status with it equals status without it.
+
+Each test starts a real daemon (inotify) on a temporary repository and stops it
+at the end. The main property: after any sequence of edits (modify, create,
+delete, rename files and folders, chmod, symlinks, ignored paths, touching
+without changing), ``status`` and ``commit`` with the monitor give exactly what
+a full walk gives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import dsv
+from dsv.worktree import fsmonitor
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux only")
+
+
+@pytest.fixture
+def monitored(tmp_path: Path) -> Iterator[tuple[Path, dsv.Repo]]:
+    root = tmp_path / "data"
+    for i in range(40):
+        p = root / f"d{i % 4}" / f"sub{i % 3}" / f"f{i}.bin"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(os.urandom(64))
+    repo = dsv.Repo.init(root)
+    repo.commit("v1")
+    state = repo.fsmonitor_on()
+    assert state["enabled"] and state["running"]
+    try:
+        yield root, repo
+    finally:
+        fsmonitor.request(str(root / ".dsv"), "stop")
+
+
+def _full_status(root: Path) -> dict[str, object]:
+    """Status by a full walk: the same repository, read with the monitor's answers ignored."""
+    repo = dsv.Repo(root)
+    real = repo._repo.monitor_session
+    repo._repo.monitor_session = lambda cache: None  # type: ignore[method-assign]
+    try:
+        return repo.status().to_dict()
+    finally:
+        repo._repo.monitor_session = real  # type: ignore[method-assign]
+
+
+def _monitored_status(root: Path) -> dict[str, object]:
+    repo = dsv.Repo(root)
+    session = repo._repo.monitor_session(repo._repo.load_statcache(repo._repo.refs.head().commit))
+    assert session is not None and session.token is not None, "the daemon did not answer"
+    return dsv.Repo(root).status().to_dict()
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if ".dsv" not in p.parts and (p.is_file() or p.is_symlink()))
+
+
+def _dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if ".dsv" not in p.parts and p.is_dir() and not p.is_symlink())
+
+
+OPS = ["modify", "create", "delete", "rename", "mkdir-files", "rmdir", "move-dir", "chmod", "touch", "same-size", "symlink", "ignored"]
+
+
+def _random_edit(rng: random.Random, root: Path, n: int, ops: list[str] = OPS) -> str:
+    files, dirs = _files(root), _dirs(root)
+    op = rng.choice(ops)
+    if op == "modify" and files:
+        p = rng.choice(files)
+        if not p.is_symlink():
+            with open(p, "ab") as f:
+                f.write(b"x")
+    elif op == "create":
+        base = rng.choice(dirs) if dirs else root
+        (base / f"new{n}.txt").write_bytes(os.urandom(16))
+    elif op == "delete" and files:
+        rng.choice(files).unlink()
+    elif op == "rename" and files:
+        p = rng.choice(files)
+        base = rng.choice(dirs) if dirs else root
+        p.rename(base / f"moved{n}{p.suffix}")
+    elif op == "mkdir-files":
+        base = rng.choice(dirs) if dirs else root
+        d = base / f"nd{n}" / "deep"
+        d.mkdir(parents=True)
+        for k in range(3):
+            (d / f"g{k}.bin").write_bytes(os.urandom(8))
+    elif op == "rmdir" and dirs:
+        shutil.rmtree(rng.choice(dirs))
+    elif op == "move-dir" and dirs:
+        d = rng.choice(dirs)
+        target = root / f"md{n}"
+        if not str(target).startswith(str(d) + os.sep):
+            d.rename(target)
+    elif op == "chmod" and files:
+        p = rng.choice(files)
+        if not p.is_symlink():
+            p.chmod(p.stat().st_mode ^ 0o100)
+    elif op == "touch" and files:
+        p = rng.choice(files)
+        if not p.is_symlink():
+            os.utime(p)
+    elif op == "same-size" and files:
+        p = rng.choice(files)
+        if not p.is_symlink():
+            st = p.stat()
+            data = bytearray(p.read_bytes())
+            if data:
+                data[0] ^= 0xFF
+                p.write_bytes(bytes(data))
+                os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # restored mtime: only ctime tells
+    elif op == "symlink":
+        base = rng.choice(dirs) if dirs else root
+        os.symlink("target-nowhere", base / f"link{n}")
+    elif op == "ignored":
+        (root / ".dsvignore").write_text("*.tmp\nscratch/\n")
+        (root / "scratch").mkdir(exist_ok=True)
+        (root / "scratch" / f"s{n}.bin").write_bytes(b"s")
+        (root / f"t{n}.tmp").write_bytes(b"t")
+    return op
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_status_and_commit_with_the_monitor_match_a_full_walk(monitored: tuple[Path, dsv.Repo], seed: int) -> None:
+    root, _ = monitored
+    rng = random.Random(seed)
+    for step in range(25):
+        for k in range(rng.randint(1, 3)):
+            _random_edit(rng, root, step * 10 + k)
+        want = _full_status(root)
+        got = _monitored_status(root)
+        assert got == want, (seed, step)
+        if rng.random() < 0.3:
+            commit = dsv.Repo(root).commit(f"step {step}", allow_empty=True)
+            assert commit.id
+            assert _full_status(root)["clean"], "the monitored commit missed a change"
+            assert _monitored_status(root)["clean"]
+
+
+def test_a_folder_filled_right_after_it_is_created_is_seen(monitored: tuple[Path, dsv.Repo]) -> None:
+    # Files written into a new folder before the daemon has added its watch are found
+    # because the folder itself is reported and walked.
+    root, _ = monitored
+    for round_ in range(5):
+        d = root / f"burst{round_}" / "a" / "b"
+        d.mkdir(parents=True)
+        for k in range(50):
+            (d / f"x{k}").write_bytes(b"%d" % k)
+        got = _monitored_status(root)
+        assert len(got["added"]) == 50 * (round_ + 1)  # type: ignore[arg-type]
+        assert got == _full_status(root)
+
+
+def test_a_restarted_daemon_answers_full_then_settles(monitored: tuple[Path, dsv.Repo]) -> None:
+    root, _ = monitored
+    dsv_dir = str(root / ".dsv")
+    _monitored_status(root)
+    fsmonitor.request(dsv_dir, "stop")
+    # Changes while no daemon runs are not seen by any monitor: the next one must walk.
+    (root / "d0" / "sub0" / "f0.bin").write_bytes(b"changed while the monitor was down")
+    st = dsv.Repo(root).status()  # starts a new daemon, walks the tree
+    assert st.modified == ("d0/sub0/f0.bin",)
+    assert fsmonitor.wait_until_running(dsv_dir)
+    assert dsv.Repo(root).status().to_dict() == _full_status(root)
+    assert _monitored_status(root)["modified"] == ["d0/sub0/f0.bin"]
+
+
+def test_a_queue_overflow_means_walking_everything() -> None:
+    m = fsmonitor.Monitor.__new__(fsmonitor.Monitor)
+    m.ident, m.seq, m.changed, m.full_before, m.problem = "x", 5, {"a": 3}, 1, None
+    token = m.answer(None)["token"]
+    assert m.answer(token) == {"token": "x:6", "full": False, "paths": []}
+    m.changed["b"] = m.seq
+    m.full_before = m.seq + 1  # what IN_Q_OVERFLOW sets
+    assert m.answer("x:6")["full"] is True
+    assert m.answer("other:6")["full"] is True  # a token of another daemon
+
+
+def test_state_of_another_stat_cache_is_not_trusted(monitored: tuple[Path, dsv.Repo]) -> None:
+    root, _ = monitored
+    _monitored_status(root)
+    state_path = root / ".dsv" / "fsmonitor" / fsmonitor.STATE
+    state = json.loads(state_path.read_text())
+    state["statcache"][0] += 1  # another cache file than the one on disk
+    state_path.write_text(json.dumps(state))
+    repo = dsv.Repo(root)
+    session = repo._repo.monitor_session(repo._repo.load_statcache(repo._repo.refs.head().commit))
+    assert session is not None and session.changed is None
+
+
+def test_cli_on_status_off(monitored: tuple[Path, dsv.Repo]) -> None:
+    from click.testing import CliRunner
+
+    from dsv.cli.app import cli
+
+    root, _ = monitored
+    runner = CliRunner()
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        out = runner.invoke(cli, ["fsmonitor", "status", "--json"])
+        assert out.exit_code == 0 and json.loads(out.output)["running"] is True
+        out = runner.invoke(cli, ["fsmonitor", "off"])
+        assert out.exit_code == 0 and "off" in out.output
+        deadline = time.monotonic() + 5
+        while fsmonitor.request(str(root / ".dsv"), "status") is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert json.loads(runner.invoke(cli, ["fsmonitor", "status", "--json"]).output) == {
+            "enabled": False, "running": False, "pid": None, "watches": None, "problem": None}
+        (root / "late.txt").write_text("x")
+        assert dsv.Repo(root).status().added == ("late.txt",)
+        assert fsmonitor.request(str(root / ".dsv"), "status") is None  # off: no daemon is started
+    finally:
+        os.chdir(cwd)
+
+
+def test_status_after_checkouts_stays_monitored_and_right(monitored: tuple[Path, dsv.Repo]) -> None:
+    root, _ = monitored
+    rng = random.Random(11)
+    commits = [dsv.Repo(root).log()[0].id]
+    for step in range(4):
+        for k in range(3):
+            _random_edit(rng, root, 500 + step * 10 + k, [op for op in OPS if op != "ignored"])  # a .dsvignore change means a full walk
+        commits.append(dsv.Repo(root).commit(f"c{step}").id)
+    for step in range(8):
+        target = rng.choice(commits)
+        local = root / f"local{step}.txt"  # an untracked file the switch carries over
+        local.write_text("mine")
+        dsv.Repo(root).checkout(target)
+        session = dsv.Repo(root)._repo.monitor_session(dsv.Repo(root)._repo.load_statcache(target))
+        assert session is not None and session.changed is not None, "the checkout lost the monitor's state"
+        assert _monitored_status(root) == _full_status(root)
+        local.unlink()
