@@ -839,3 +839,14 @@ def test_unreadable_file_fails_commit_cleanly(tmp_path: Path, monkeypatch: pytes
     _assert_untouched_after_failure(root, head)
     res = dsv.Repo(root).commit("readable again")
     assert dsv.Repo(root).read_file(res.id, victim) == (root / victim).read_bytes()
+
+
+def test_atomic_write_of_parts_survives_short_writev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stat cache is written as parts with one writev; a short writev must still write every byte in order.
+    from dsv.base import fsio
+
+    parts = [b"abc", bytearray(), memoryview(b"defg"), b"h" * 100_000]
+    real = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, bufs: real(fd, [bytes(bufs[0])[:2]]))
+    fsio.atomic_write_bytes(tmp_path / "x", parts, durable=False)
+    assert (tmp_path / "x").read_bytes() == b"abcdefg" + b"h" * 100_000

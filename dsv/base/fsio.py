@@ -13,6 +13,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from dsv.base.errors import LockError, StorageError
@@ -43,7 +44,7 @@ def temp_name(path: str | os.PathLike[str]) -> str:
     return os.path.join(head, f".{tail}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
-def write_all(fd: int, data: bytes | memoryview) -> None:
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     """Write every byte of ``data`` to ``fd`` (os.write may write less)."""
     view = memoryview(data)
     while view:
@@ -51,8 +52,20 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[n:]
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
-    """Publish ``data`` at ``path`` atomically.
+def _writev_all(fd: int, parts: "Sequence[bytes | bytearray | memoryview]") -> None:
+    """Write every part, in order, with one ``writev`` when the system takes it all at once."""
+    views = [memoryview(p) for p in parts if len(p)]
+    done = os.writev(fd, views) if views else 0
+    for view in views:
+        if done >= len(view):
+            done -= len(view)
+            continue
+        write_all(fd, view[done:])
+        done = 0
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: "bytes | Sequence[bytes | bytearray | memoryview]", *, durable: bool = True, mode: int = 0o644) -> None:
+    """Publish ``data`` (bytes, or a list of parts written one after the other) at ``path`` atomically.
 
     Writes a temp file in the same directory, fsyncs it, renames it over ``path``
     and fsyncs the directory (when ``durable``). A failure before the rename
@@ -65,7 +78,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bo
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
-            write_all(fd, data)
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                write_all(fd, data)
+            else:
+                _writev_all(fd, data)  # large files (the stat cache) are not joined into one more copy
             if durable:
                 os.fsync(fd)
         finally:

@@ -30,7 +30,8 @@ class ReadResult:
     vanished: bool = False
 
 
-_VANISHED = ReadResult(b"", 0, True, vanished=True)
+VANISHED = ReadResult(b"", 0, True, vanished=True)
+"""The result for a file that disappeared before it could be read."""
 
 
 def _changed(before: os.stat_result, after: os.stat_result, nread: int) -> bool:
@@ -108,7 +109,7 @@ def store_path(writer: object, abs_path: str, st: os.stat_result, mode: int) -> 
         return ReadResult(writer.add_raw(data), len(data), False)  # type: ignore[attr-defined]
     fd = _open(abs_path)
     if fd is None:
-        return _VANISHED
+        return VANISHED
     try:
         if not is_large(st):
             data = _read_all(fd, st.st_size)

@@ -14,8 +14,9 @@ ten-file commit in a million-file tree costs a walk plus ten files.
 from __future__ import annotations
 
 import os
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +24,10 @@ from dsv.base.forkjob import STORE_MIN_FILES, ChildFailed, ForkJob, fork_availab
 from dsv.base.moves import pair_moves
 from dsv.base.progress import NullProgress, Progress
 from dsv.store.base import ObjectWriter
-from dsv.worktree.content import ReadResult, is_large, store_path
+from dsv.worktree.content import LOOSE_THRESHOLD, VANISHED, ReadResult, is_large, store_path
 from dsv.worktree.ignore import IgnoreRules
 from dsv.worktree.scan import Warn, scan
-from dsv.worktree.statcache import KEY, StatCache, StatKey
+from dsv.worktree.statcache import KEY, NewRows, StatCache, StatKey
 
 
 @dataclass
@@ -78,13 +79,24 @@ def take_snapshot(
     """
     progress = progress or NullProgress()
     result = scan(root, cache, ignore, warn, changed=changed)
-    todo: list[tuple[str, os.stat_result, int, int | None]] = [(cache.paths[r], st, m, r) for r, st, m in result.suspect]
-    todo.extend((p, st, m, None) for p, st, m in result.new)
-    # The scan's per-file tuples are not needed past this point (a first commit has one per file).
+    suspects: list[tuple[str, Any, int, int | None]] = [(cache.paths[r], st, m, r) for r, st, m in result.suspect]
     result.suspect.clear()
-    result.new.clear()
-    total_bytes = sum(t[1].st_size for t in todo)
-    progress.start("hashing", len(todo), total_bytes)
+    # New files stay columnar (a first commit has one per file): items are made one at a time.
+    new = result.new
+    n_suspect = len(suspects)
+    count = n_suspect + len(new)
+
+    def item(i: int) -> tuple[str, Any, int, int | None]:
+        if i < n_suspect:
+            return suspects[i]
+        j = i - n_suspect
+        return new.paths[j], new.stat(j), new.modes[j], None
+
+    def size_of(i: int) -> int:
+        return int(suspects[i][1].st_size) if i < n_suspect else new.size(i - n_suspect)
+
+    total_bytes = sum(size_of(i) for i in range(count))
+    progress.start("hashing", count, total_bytes)
     snap = Snapshot(cache)
     large_jobs: list[tuple[str, os.stat_result, int, int | None, Future[ReadResult]]] = []
     prefix = root if root.endswith(os.sep) else root + os.sep
@@ -94,11 +106,15 @@ def take_snapshot(
     pool: ThreadPoolExecutor | None = None
     gone: set[int] = set(result.missing)
     updated: dict[int, tuple[bytes, int, int, StatKey | None]] = {}
-    appended: list[tuple[str, bytes, int, int, StatKey | None]] = []
+    appended = NewRows()
+    # Only a commit on a parent manifest patches it (a first commit writes the table whole).
+    keep_upserts = cache.manifest is not None
+    todo: "Sequence[int]" = range(count)
 
     def results() -> Iterator[tuple[str, os.stat_result, int, int | None, ReadResult]]:
         nonlocal pool
-        for path, st, mode, row in todo:
+        for i in todo:
+            path, st, mode, row = item(i)
             if is_large(st):
                 if pool is None:
                     pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="dsv-hash")
@@ -110,17 +126,17 @@ def take_snapshot(
 
     # A second process stores half of the small files into its own pack.
     job: ForkJob | None = None
-    theirs: list[tuple[str, os.stat_result, int, int | None]] = []
-    small = [t for t in todo if not is_large(t[1])]
+    theirs: "Sequence[int]" = ()
+    small = array("q", (i for i in range(count) if size_of(i) < LOOSE_THRESHOLD))
     if len(small) >= STORE_MIN_FILES and getattr(writer, "supports_fork", False) and fork_available():
         half = len(small) // 2
         theirs = small[half:]
-        todo = small[:half] + [t for t in todo if is_large(t[1])]  # large files hash on threads here, in any order
-        job = ForkJob(lambda: _store_in_child(writer, prefix, theirs))
+        todo = small[:half] + array("q", (i for i in range(count) if size_of(i) >= LOOSE_THRESHOLD))  # large files hash on threads here
+        job = ForkJob(lambda: _store_in_child(writer, prefix, (item(i) for i in theirs)))
     del small
 
     try:
-        for path, st, mode, row, res in _chain(results(), _child_results(job, theirs, writer, prefix)):
+        for path, st, mode, row, res in _chain(results(), _child_results(job, theirs, item, writer, prefix)):
             if res.vanished:
                 warn(f"{path} disappeared while committing; not included")
                 if row is not None:
@@ -137,8 +153,9 @@ def take_snapshot(
                 key = key_of(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode)
             if row is None:
                 added += 1
-                appended.append((path, res.raw_oid, size, mode, key))
-                snap.upserts[path] = (res.raw_oid, size, mode)
+                appended.add(path, res.raw_oid, size, mode, key)
+                if keep_upserts:
+                    snap.upserts[path] = (res.raw_oid, size, mode)
             else:
                 updated[row] = (res.raw_oid, size, mode, key)
                 if res.raw_oid != cache.oid(row) or mode != cache.modes[row]:
@@ -158,7 +175,7 @@ def take_snapshot(
     snap.removed = len(gone)
     if gone and snap.added:
         # Removed and added files with identical content are moves (the rule every command uses).
-        pairs = pair_moves([(cache.paths[r], cache.oid(r)) for r in gone], [(p, o) for p, o, *_ in appended])
+        pairs = pair_moves([(cache.paths[r], cache.oid(r)) for r in gone], appended.path_oids())
         snap.moved = len(pairs)
         snap.added -= snap.moved
         snap.removed -= snap.moved
@@ -168,35 +185,48 @@ def take_snapshot(
 
 
 
-def _store_in_child(writer: ObjectWriter, prefix: str, items: list[tuple[str, os.stat_result, int, int | None]]) -> tuple[list[Any], list[Any]]:
-    """Runs in the forked child: store ``items`` through a sibling writer, return results and packs."""
+def _store_in_child(writer: ObjectWriter, prefix: str, items: Iterable[tuple[str, Any, int, int | None]]) -> tuple[tuple[bytes, bytes, bytes], Any]:
+    """Runs in the forked child: store ``items`` through a sibling writer; return the results as columns, and the packs.
+
+    Columns (ids, sizes, flags), not a tuple per file: half a million of those
+    cost the child, the pipe and the parent ~60 MB.
+    """
     mine = writer.sibling()  # type: ignore[attr-defined]
     try:
-        out = []
+        oids = bytearray()
+        sizes = array("q")
+        flags = bytearray()
         for path, st, mode, _row in items:
             r = store_path(mine, prefix + path, st, mode)
-            out.append((r.raw_oid, r.size, r.changed, r.vanished))
-        return out, mine.detach()
+            oids += r.raw_oid if not r.vanished else bytes(16)
+            sizes.append(r.size)
+            flags.append((1 if r.changed else 0) | (2 if r.vanished else 0))
+        return (bytes(oids), sizes.tobytes(), bytes(flags)), mine.detach()
     except BaseException:
         mine.abort()
         raise
 
 
 def _child_results(
-    job: ForkJob | None, items: list[tuple[str, os.stat_result, int, int | None]], writer: ObjectWriter, prefix: str
+    job: ForkJob | None, items: "Sequence[int]", item: Callable[[int], tuple[str, Any, int, int | None]], writer: ObjectWriter, prefix: str
 ) -> Iterator[tuple[str, os.stat_result, int, int | None, ReadResult]]:
     """The child's share of the results, once it is done (or redone here if it died)."""
     if job is None:
         return
     try:
-        out, packs = job.result()
+        (oids, size_bytes, flags), packs = job.result()
     except ChildFailed:
-        for path, st, mode, row in items:
+        for i in items:
+            path, st, mode, row = item(i)
             yield path, st, mode, row, store_path(writer, prefix + path, st, mode)
         return
     writer.adopt(packs)  # type: ignore[attr-defined]
-    for (path, st, mode, row), (raw, size, changed, vanished) in zip(items, out):
-        yield path, st, mode, row, ReadResult(raw, size, changed, vanished)
+    sizes = array("q")
+    sizes.frombytes(size_bytes)
+    for k, i in enumerate(items):
+        path, st, mode, row = item(i)
+        f = flags[k]
+        yield path, st, mode, row, (VANISHED if f & 2 else ReadResult(oids[16 * k : 16 * k + 16], sizes[k], bool(f & 1)))
 
 
 def _chain(*iterators: Iterator[Any]) -> Iterator[Any]:

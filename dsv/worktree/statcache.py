@@ -41,7 +41,7 @@ from array import array
 from typing import TYPE_CHECKING
 
 from dsv.base.fsio import atomic_write_bytes
-from dsv.base.hashing import DIGEST_SIZE, digest_bytes
+from dsv.base.hashing import DIGEST_SIZE, Hasher, digest_bytes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -178,7 +178,10 @@ class StatCache:
             self._index = dict(zip(self.paths, range(len(self.paths))))
         return self._index
 
-    def patched(self, commit: str | None, manifest: str | None, removed: "set[int]", changed: dict[int, tuple[bytes, int, int, StatKey | None]], added: list[tuple[str, bytes, int, int, StatKey | None]]) -> "StatCache":
+    def patched(
+        self, commit: str | None, manifest: str | None, removed: "set[int]", changed: dict[int, tuple[bytes, int, int, StatKey | None]],
+        added: "list[tuple[str, bytes, int, int, StatKey | None]] | NewRows",
+    ) -> "StatCache":
         """A new cache: these rows dropped, those rows' id/size/mode/key replaced, new rows appended.
 
         Costs one pass over the rows only when some are removed; rows may be in
@@ -216,13 +219,50 @@ class StatCache:
                 kept_modes += modes[a:b]
             sizes, modes = kept_sizes, kept_modes
             keys = bytearray(b"".join(keys[ks * a : ks * b] for a, b in spans))
-        for path, oid, size, mode, key in added:
-            paths.append(path)
-            oid_blob += oid
-            sizes.append(size)
-            modes.append(mode)
-            keys += UNKNOWN_KEY if key is None else key
+        if isinstance(added, NewRows):
+            paths += added.paths
+            oid_blob += added.oid_blob
+            sizes += added.sizes
+            modes += added.modes
+            keys += added.key_blob
+        else:
+            for path, oid, size, mode, key in added:
+                paths.append(path)
+                oid_blob += oid
+                sizes.append(size)
+                modes.append(mode)
+                keys += UNKNOWN_KEY if key is None else key
         return StatCache(commit, manifest, paths, None, sizes, modes, None, oid_blob=bytes(oid_blob), key_blob=keys)
+
+
+class NewRows:
+    """Rows to append to a cache, kept as columns: a first commit of a million files adds a
+    million rows, and a tuple per row (path, id, size, mode, key) cost ~200 bytes each."""
+
+    __slots__ = ("paths", "oid_blob", "sizes", "modes", "key_blob")
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.oid_blob = bytearray()
+        self.sizes = array("q")
+        self.modes = array("i")
+        self.key_blob = bytearray()
+
+    def add(self, path: str, oid: bytes, size: int, mode: int, key: StatKey | None) -> None:
+        """Append one row (``key`` ``None``: unknown, re-hash next time)."""
+        self.paths.append(path)
+        self.oid_blob += oid
+        self.sizes.append(size)
+        self.modes.append(mode)
+        self.key_blob += UNKNOWN_KEY if key is None else key
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def path_oids(self) -> "list[tuple[str, bytes]]":
+        """``(path, 16-byte id)`` of every row."""
+        blob = self.oid_blob
+        return [(p, bytes(blob[16 * i : 16 * i + 16])) for i, p in enumerate(self.paths)]
 
 
 def _le(a: array) -> bytes:  # type: ignore[type-arg]
@@ -232,33 +272,48 @@ def _le(a: array) -> bytes:  # type: ignore[type-arg]
     return a.tobytes()
 
 
+def _newest_ns(keys: bytes | bytearray) -> int:
+    """The newest mtime or ctime among packed stat keys (read in place: no copy of the keys)."""
+    if sys.byteorder == "little":
+        words = memoryview(keys).cast("q")
+        try:
+            return max(max(words[1::5]), max(words[2::5]))
+        finally:
+            words.release()
+    swapped = array("q", bytes(keys))
+    swapped.byteswap()
+    return max(max(swapped[1::5]), max(swapped[2::5]))
+
+
 def encode(cache: StatCache) -> bytes:
     """Serialize a cache (rows in the order given: readers index by path, not position)."""
-    n = len(cache.paths)
-    newest = 0
-    if n:
-        words = array("q")
-        words.frombytes(bytes(cache.key_blob))
-        if sys.byteorder != "little":
-            words.byteswap()
-        newest = max(max(words[1::5]), max(words[2::5]))
+    return b"".join(encode_parts(cache))
+
+
+def encode_parts(cache: StatCache) -> list[bytes | bytearray | memoryview]:
+    """:func:`encode` as parts written one after the other (no copy of the whole file is made)."""
+    n = len(cache)
+    newest = _newest_ns(cache.key_blob) if n else 0
     header = json.dumps({"commit": cache.commit, "manifest": cache.manifest, "newest_ns": newest}).encode()
-    blob = "\0".join(cache.paths).encode("utf-8")
-    body = b"".join(
-        [
-            _HEAD.pack(MAGIC, VERSION, 0),
-            struct.pack("<I", len(header)),
-            header,
-            struct.pack("<Q", n),
-            struct.pack("<Q", len(blob)),
-            blob,
-            cache.oid_blob,
-            _le(array("q", cache.sizes)),
-            _le(array("i", cache.modes)),
-            bytes(cache.key_blob),
-        ]
-    )
-    return body + digest_bytes(body)
+    text = cache._path_blob if cache._path_blob is not None else "\0".join(cache.paths)
+    blob = text.encode("utf-8")
+    parts: list[bytes | bytearray | memoryview] = [
+        _HEAD.pack(MAGIC, VERSION, 0),
+        struct.pack("<I", len(header)),
+        header,
+        struct.pack("<Q", n),
+        struct.pack("<Q", len(blob)),
+        blob,
+        cache.oid_blob,
+        _le(array("q", cache.sizes)),
+        _le(array("i", cache.modes)),
+        cache.key_blob,
+    ]
+    hasher = Hasher()
+    for part in parts:
+        hasher.update(part)
+    parts.append(hasher.digest())
+    return parts
 
 
 def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
@@ -342,7 +397,7 @@ def load(path: str) -> StatCache | None:
 
 def save(path: str, cache: StatCache) -> FileIdentity | None:
     """Write the cache atomically (not fsynced: losing it costs a re-hash, never data); return the file's identity."""
-    atomic_write_bytes(path, encode(cache), durable=False)
+    atomic_write_bytes(path, encode_parts(cache), durable=False)
     try:
         st = os.stat(path)
     except OSError:
