@@ -241,3 +241,149 @@ def test_status_after_checkouts_stays_monitored_and_right(monitored: tuple[Path,
         assert session is not None and session.changed is not None, "the checkout lost the monitor's state"
         assert _monitored_status(root) == _full_status(root)
         local.unlink()
+
+
+# -- found by the outside attack (one test each) ---------------------------------------------------------
+
+
+def test_a_file_replaced_by_a_folder_is_walked_once_and_committed_right(monitored: tuple[Path, dsv.Repo]) -> None:
+    root, _ = monitored
+    (root / "d").write_text("a file first")
+    dsv.Repo(root).commit("file d")
+    (root / "d").unlink()
+    assert _monitored_status(root)["removed"] == ["d"]  # d is now pending
+    (root / "d").mkdir()
+    (root / "d" / "inside").write_text("x")
+    got = _monitored_status(root)
+    assert got == _full_status(root) and got["added"] == ["d/inside"] and got["removed"] == ["d"]
+    c = dsv.Repo(root).commit("d is a folder")
+    assert (c.commit.summary.files, c.commit.summary.added, c.commit.summary.removed) == (41, 1, 1)
+    assert _full_status(root)["clean"] and _monitored_status(root)["clean"]
+
+
+def test_a_root_reached_through_a_symlink_is_watched(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    (real / "a").mkdir(parents=True)
+    (real / "a" / "x").write_text("1")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    repo = dsv.Repo.init(link)
+    repo.commit("v1")
+    try:
+        state = dsv.Repo(link).fsmonitor_on()
+        assert state["watches"] and not state["problem"]
+        _monitored_status(link)
+        (real / "a" / "x").write_text("2")
+        assert dsv.Repo(link).status().modified == ("a/x",)
+    finally:
+        fsmonitor.request(str(real / ".dsv"), "stop")
+
+
+def test_two_folders_swapped_in_one_step_stay_watched(monitored: tuple[Path, dsv.Repo]) -> None:
+    import ctypes
+
+    root, _ = monitored
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "renameat2"):
+        pytest.skip("no renameat2 in this libc")
+    at_fdcwd, rename_exchange = -100, 2
+    rc = libc.renameat2(at_fdcwd, os.fsencode(root / "d0"), at_fdcwd, os.fsencode(root / "d1"), rename_exchange)
+    if rc != 0:
+        pytest.skip(f"renameat2(RENAME_EXCHANGE) failed: {os.strerror(ctypes.get_errno())}")
+    assert _monitored_status(root) == _full_status(root)
+    dsv.Repo(root).commit("swapped")
+    for d in ("d0", "d1"):
+        (root / d / "sub0" / "late.txt").write_text(d)
+        got = _monitored_status(root)
+        assert f"{d}/sub0/late.txt" in got["added"], got  # type: ignore[operator]
+        assert got == _full_status(root)
+
+
+def test_a_lost_event_queue_rebuilds_the_watches(tmp_path: Path) -> None:
+    root = tmp_path / "t"
+    (root / ".dsv" / fsmonitor.FOLDER).mkdir(parents=True)
+    (root / "a").mkdir()
+    m = fsmonitor.Monitor(str(root), str(root / ".dsv"))
+    try:
+        token = m.answer(None)["token"]
+        # Folders created while events were being lost are watched again after an overflow.
+        (root / "b" / "c").mkdir(parents=True)
+        real_read = m.ino.read
+        m.ino.read = lambda: [(-1, fsmonitor.IN_Q_OVERFLOW, b"")]  # type: ignore[method-assign]
+        m.pump()
+        m.ino.read = real_read  # type: ignore[method-assign]
+        assert {"", "a/", "b/", "b/c/"} <= set(m.dir_wd)
+        assert m.answer(token)["full"] is True
+    finally:
+        os.close(m.ino.fd)
+
+
+def test_tokens_from_the_future_and_forged_pending_paths_are_not_trusted(monitored: tuple[Path, dsv.Repo]) -> None:
+    root, _ = monitored
+    _monitored_status(root)
+    state_path = root / ".dsv" / "fsmonitor" / fsmonitor.STATE
+    (tmp := root.parent / "outside.txt").write_text("not in the tree")
+    state = json.loads(state_path.read_text())
+    ident, _, number = state["token"].rpartition(":")
+    state["token"] = f"{ident}:{int(number) + 1000}"
+    state_path.write_text(json.dumps(state))
+    (root / "d0" / "sub0" / "f0.bin").write_bytes(b"changed")
+    assert dsv.Repo(root).status().modified == ("d0/sub0/f0.bin",)
+    state = json.loads(state_path.read_text())
+    state["pending"] += ["../outside.txt", "/", "a//b", "./x"]
+    state_path.write_text(json.dumps(state))
+    st = dsv.Repo(root).status()
+    assert st.to_dict() == _full_status(root)
+    c = dsv.Repo(root).commit("no outside file")
+    assert not [f.path for f in dsv.Repo(root).ls(c.id) if ".." in f.path or f.path.startswith("/")]
+    assert tmp.exists()
+
+
+def test_warnings_repeat_as_a_full_walk_repeats_them(monitored: tuple[Path, dsv.Repo]) -> None:
+    root, _ = monitored
+    os.mkfifo(root / "pipe")
+    first = dsv.Repo(root).status()
+    assert any("pipe" in w for w in first.warnings)
+    second = dsv.Repo(root).status()
+    assert any("pipe" in w for w in second.warnings), "the warning must not vanish once the monitor has reported the path"
+
+
+def test_a_socket_path_too_long_walks_instead_of_failing(tmp_path: Path) -> None:
+    deep = tmp_path / ("x" * 60) / ("y" * 60)
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("1")
+    repo = dsv.Repo.init(deep)
+    repo.commit("v1")
+    repo._repo.set_config({"core.fsmonitor": True})
+    (deep / "f").write_text("2")
+    assert dsv.Repo(deep).status().modified == ("f",)  # walked: no crash, no daemon
+    with pytest.raises(dsv.DsvError) as info:
+        dsv.Repo(deep).fsmonitor_on()
+    assert "too long" in str(info.value)
+
+
+def test_a_daemon_whose_socket_is_deleted_exits(monitored: tuple[Path, dsv.Repo]) -> None:
+    root, _ = monitored
+    pid = dsv.Repo(root).fsmonitor_status()["pid"]
+    assert isinstance(pid, int)
+    (root / ".dsv" / "fsmonitor" / fsmonitor.SOCKET).unlink()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        # Keep the tree busy: the daemon must notice even when it never idles.
+        (root / "busy.txt").write_text(str(time.monotonic()))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the daemon outlived its socket")
+    state = dsv.Repo(root).fsmonitor_on()  # and a new one can start
+    assert state["running"] and state["pid"] != pid
+
+
+def test_cookies_of_clients_that_gave_up_are_forgotten() -> None:
+    m = fsmonitor.Monitor.__new__(fsmonitor.Monitor)
+    m.cookies = {"cookie-1": time.monotonic() - 120, "cookie-2": time.monotonic()}
+    m.prune_cookies()
+    assert list(m.cookies) == ["cookie-2"]

@@ -164,7 +164,7 @@ class Repo(RemoteCommands):
                 self._repo.save_statcache(cache)
         if monitor is not None and head.commit is not None:
             # What differs from HEAD stays to be looked at next time (its cached key is stale).
-            monitor.record(cache.identity, st.changed_paths() | set(st.changed_while_reading))
+            monitor.record(cache.identity, st.changed_paths() | set(st.changed_while_reading) | set(st.skipped))
         for p in st.changed_while_reading:
             warn(f"{p} changed while it was being read")
         for path, problem in self._repo.store.damaged_indexes():
@@ -298,7 +298,7 @@ class Repo(RemoteCommands):
             snap.cache.manifest = manifest_id
             repo.save_statcache(snap.cache)
             if monitor is not None:
-                monitor.record(snap.cache.identity, ())  # everything found changed is committed now
+                monitor.record(snap.cache.identity, snap.skipped)  # everything else found changed is committed now
         for p in snap.changed_while_reading:
             warn(f"{p} changed while it was being committed; the version read was stored")
         # A dsv.toml that does not parse is committed anyway, and said now (issue 8).

@@ -84,10 +84,15 @@ MAX_CHANGED = 100_000
 IDLE_EXIT_S = 24 * 3600.0
 """A daemon nobody asked anything for this long exits (it is started again on demand)."""
 
-ANSWER_TIMEOUT_S = 5.0
+ANSWER_TIMEOUT_S = 2.0
+"""How long a client waits for an answer; a daemon that takes longer is treated as absent (walk)."""
+COOKIE_WAIT_S = 1.5
+"""How long the daemon waits for a cookie's event before answering "walk everything"."""
+CHECK_EVERY_S = 1.0
+"""How often the daemon checks that its tree, ``.dsv`` and socket are still the ones it serves."""
 
 
-class MonitorUnavailable(Exception):
+class MonitorUnavailable(OSError):
     """inotify cannot be used here (not Linux, no libc symbol, a path too long for a socket)."""
 
 
@@ -107,12 +112,21 @@ def monitor_dir(dsv_dir: str) -> str:
 # -- the client ------------------------------------------------------------------------------------------
 
 
+class NoDaemon(Exception):
+    """No daemon listens (none started, or it died): one may be started."""
+
+
 def query(dsv_dir: str, token: str | None, *, timeout: float = ANSWER_TIMEOUT_S) -> Answer | None:
-    """Ask the running daemon what changed since ``token``; ``None`` if no daemon answers."""
+    """Ask the running daemon what changed since ``token``; ``None`` if it does not answer in time.
+
+    Raises :class:`NoDaemon` when nothing listens (so the caller may start one).
+    """
     folder = monitor_dir(dsv_dir)
     cookie = f"{COOKIE_PREFIX}{os.getpid()}-{time.monotonic_ns()}"
     try:
         sock = _connect(folder, timeout)
+    except (FileNotFoundError, ConnectionRefusedError) as err:
+        raise NoDaemon() from err
     except OSError:
         return None
     cookie_path = os.path.join(folder, cookie)
@@ -192,7 +206,7 @@ def start(root: str, dsv_dir: str) -> None:
     _socket_address(os.path.join(folder, SOCKET))
     with open(os.path.join(folder, LOG), "ab") as log:
         subprocess.Popen(
-            [sys.executable, "-m", "dsv.worktree.fsmonitor", root],
+            [sys.executable, "-m", "dsv.worktree.fsmonitor", os.path.realpath(root)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True, cwd="/",
         )
 
@@ -253,15 +267,24 @@ def begin(root: str, dsv_dir: str, identity: tuple[int, int, int] | None, *, ign
                 token, pending = state["token"], raw
     except (OSError, ValueError):
         pass
-    answer = query(dsv_dir, token)
-    if answer is None:
+    try:
+        answer = query(dsv_dir, token)
+    except NoDaemon:
         try:
             start(root, dsv_dir)
-        except (MonitorUnavailable, OSError):
+        except OSError:
             pass
         return Session(dsv_dir)
-    if answer.paths is None or token is None or ignore_file in answer.paths:
-        return Session(dsv_dir, answer.token, None)  # walk everything, and settle at the new token
+    if answer is None:
+        return Session(dsv_dir)  # a daemon that does not answer in time: walk, start no other
+    try:
+        ignore_is_link = os.path.islink(os.path.join(root, ignore_file))
+    except OSError:
+        ignore_is_link = True
+    if answer.paths is None or token is None or ignore_file in answer.paths or ignore_is_link:
+        # Walk everything, and settle at the new token. (A symlinked .dsvignore can change
+        # through its target with no event on its own name.)
+        return Session(dsv_dir, answer.token, None)
     return Session(dsv_dir, answer.token, answer.paths.union(pending))
 
 
@@ -329,7 +352,8 @@ class Monitor:
     """
 
     def __init__(self, root: str, dsv_dir: str) -> None:
-        self.root = os.path.abspath(root)
+        # The physical path: inotify watches are added without following symlinks.
+        self.root = os.path.realpath(root)
         self.dsv_dir = dsv_dir
         self.cookie_dir = monitor_dir(dsv_dir)
         self.ident = f"{os.getpid()}.{time.time_ns()}"
@@ -338,7 +362,10 @@ class Monitor:
         self.full_before = 1
         """Tokens with a number below this get "full" (overflow, lost watches, pruning)."""
         self.problem: str | None = None
-        self.cookies: set[str] = set()
+        self.cookies: dict[str, float] = {}
+        """Cookie names seen, with when (names of clients that gave up are pruned)."""
+        self.released: set[int] = set()
+        """Watches of folders moved away, removed after the batch unless a move brought them back."""
         self.ino = _Inotify()
         self.wd_dir: dict[int, str] = {}
         self.dir_wd: dict[str, int] = {}
@@ -347,6 +374,10 @@ class Monitor:
         self.stopped = False
         self.watch_tree("")
         self.root_wd = self.dir_wd.get("", -1)
+        if self.root_wd < 0:
+            self.problem = f"cannot watch the working tree {self.root}"
+        st = os.stat(self.root)
+        self.root_id = (st.st_dev, st.st_ino)
 
     # watches
 
@@ -384,11 +415,27 @@ class Monitor:
                 continue
 
     def unwatch_tree(self, rel: str) -> None:
-        """Forget the watches of folder ``rel`` and below (it moved away or was deleted)."""
+        """Forget the paths of folder ``rel`` and below (moved away or deleted).
+
+        The kernel watches are removed only after the batch of events: a folder
+        moved within the tree (or swapped with another, ``RENAME_EXCHANGE``)
+        keeps its watch, which the move's other half maps to the new path.
+        """
         for d in [d for d in self.dir_wd if d.startswith(rel)]:
             wd = self.dir_wd.pop(d)
-            self.wd_dir.pop(wd, None)
+            if self.wd_dir.get(wd) == d:
+                del self.wd_dir[wd]
+            self.released.add(wd)
+
+    def rewatch(self) -> None:
+        """Drop every watch and watch the whole tree again (after events were lost)."""
+        for wd in list(self.wd_dir):
             self.ino.remove(wd)
+        self.wd_dir.clear()
+        self.dir_wd.clear()
+        self.released.clear()
+        self.watch_tree("")
+        self.root_wd = self.dir_wd.get("", -1)
 
     # events
 
@@ -401,13 +448,15 @@ class Monitor:
     def pump(self) -> int:
         """Apply every queued event; return how many there were."""
         events = self.ino.read()
+        overflow = False
+        moved: list[str] = []
         for wd, mask, raw in events:
             if mask & IN_Q_OVERFLOW:
-                self.full_before = self.seq + 1  # events were lost: every older token means "walk everything"
+                overflow = True
                 continue
             if wd == self.cookie_wd:
-                if mask & IN_CREATE:
-                    self.cookies.add(os.fsdecode(raw))
+                if mask & IN_CREATE and raw.startswith(COOKIE_PREFIX.encode()):
+                    self.cookies[os.fsdecode(raw)] = time.monotonic()
                 elif mask & IN_IGNORED:
                     self.stopped = True  # .dsv/fsmonitor was removed
                 continue
@@ -438,10 +487,25 @@ class Monitor:
                 elif mask & (IN_CREATE | IN_MOVED_TO):
                     self.watch_tree(sub)
                     self.mark(sub)
+                if mask & (IN_MOVED_FROM | IN_MOVED_TO):
+                    moved.append(sub)
                 continue
             if d == "" and name == ".dsv":
                 continue
             self.mark(d + name)
+        # Both ends of every folder move are watched again as they are now: a swap of two
+        # folders (RENAME_EXCHANGE) reports each name twice, and only the end state counts.
+        for sub in moved:
+            self.watch_tree(sub)
+        for wd in self.released:
+            if wd not in self.wd_dir:
+                self.ino.remove(wd)
+        self.released.clear()
+        if overflow:
+            # Events were lost, folder creations among them: every older token means "walk
+            # everything", and the watches are rebuilt so new folders are watched too.
+            self.full_before = self.seq + 1
+            self.rewatch()
         return len(events)
 
     # questions
@@ -452,7 +516,7 @@ class Monitor:
         paths: list[str] = []
         if isinstance(token, str):
             ident, _, number = token.rpartition(":")
-            if ident == self.ident and number.isdigit() and int(number) >= self.full_before and not self.problem:
+            if ident == self.ident and number.isdigit() and self.full_before <= int(number) < self.seq and not self.problem:
                 since = int(number)
                 full = False
                 paths = [p for p, s in self.changed.items() if s > since]
@@ -461,6 +525,21 @@ class Monitor:
             reply["paths"] = paths
         self.seq += 1
         return reply
+
+    def healthy(self, sock_path: str, sock_id: tuple[int, int]) -> bool:
+        """Whether the tree, its ``.dsv`` and this daemon's socket are still the ones it serves."""
+        try:
+            st = os.stat(self.root)
+            sock = os.lstat(sock_path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.root_id and (sock.st_dev, sock.st_ino) == sock_id and os.path.isdir(self.dsv_dir)
+
+    def prune_cookies(self) -> None:
+        """Forget cookies of clients that gave up long ago."""
+        old = time.monotonic() - 60.0
+        for name in [n for n, t in self.cookies.items() if t < old]:
+            del self.cookies[name]
 
     def status(self) -> dict[str, object]:
         return {"pid": os.getpid(), "root": self.root, "watches": len(self.dir_wd), "changed": len(self.changed), "problem": self.problem}
@@ -475,10 +554,17 @@ def serve(root: str) -> int:
     import fcntl
 
     lock_fd = os.open(os.path.join(folder, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return 0  # another daemon serves this tree
+    deadline = time.monotonic() + 3 * CHECK_EVERY_S
+    while True:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            # Another daemon serves this tree, or one that lost its socket is about to exit
+            # (it checks every CHECK_EVERY_S): wait a little for the second case.
+            if time.monotonic() > deadline:
+                return 0
+            time.sleep(0.1)
     sock_path = os.path.join(folder, SOCKET)
     for name in os.listdir(folder):
         if name.startswith(COOKIE_PREFIX):
@@ -499,10 +585,20 @@ def serve(root: str) -> int:
         os.umask(old_umask)
     server.listen(16)
     server.setblocking(False)
-    last_question = time.monotonic()
+    st = os.lstat(sock_path)
+    sock_id = (st.st_dev, st.st_ino)
+    last_question = last_check = time.monotonic()
     try:
         while not monitor.stopped:
-            ready, _, _ = select.select([monitor.ino.fd, server], [], [], 1.0)
+            now = time.monotonic()
+            if now - last_check >= CHECK_EVERY_S:
+                # Checked on a clock, not only when idle: a busy tree must not keep a daemon
+                # alive whose tree moved away or whose socket was deleted (nobody could stop it).
+                last_check = now
+                if not monitor.healthy(sock_path, sock_id) or now - last_question > IDLE_EXIT_S:
+                    break
+                monitor.prune_cookies()
+            ready, _, _ = select.select([monitor.ino.fd, server], [], [], CHECK_EVERY_S)
             if monitor.ino.fd in ready:
                 monitor.pump()
             if server in ready:
@@ -515,12 +611,12 @@ def serve(root: str) -> int:
                     with conn:
                         if _handle(monitor, conn):
                             break
-            if not ready and (time.monotonic() - last_question > IDLE_EXIT_S or not os.path.isdir(dsv_dir)):
-                break
     finally:
         server.close()
         try:
-            os.unlink(sock_path)
+            st = os.lstat(sock_path)
+            if (st.st_dev, st.st_ino) == sock_id:
+                os.unlink(sock_path)  # ours: a newer daemon's socket is left alone
         except OSError:
             pass
     return 0
@@ -529,7 +625,7 @@ def serve(root: str) -> int:
 def _handle(monitor: Monitor, conn: socket.socket) -> bool:
     """Answer one client; ``True`` when it asked the daemon to stop."""
     conn.setblocking(True)
-    conn.settimeout(ANSWER_TIMEOUT_S)
+    conn.settimeout(0.5)  # a client that connects and says nothing must not stall the event reading
     try:
         data = b""
         while not data.endswith(b"\n"):
@@ -548,13 +644,12 @@ def _handle(monitor: Monitor, conn: socket.socket) -> bool:
         if op != "query":
             return False
         cookie = req.get("cookie")
-        deadline = time.monotonic() + ANSWER_TIMEOUT_S
+        deadline = time.monotonic() + COOKIE_WAIT_S
         # Every event queued before the cookie's creation is read before the answer.
         while cookie not in monitor.cookies and time.monotonic() < deadline:
             if not monitor.pump():
                 select.select([monitor.ino.fd], [], [], 0.05)
-        seen = cookie in monitor.cookies
-        monitor.cookies.discard(cookie)
+        seen = monitor.cookies.pop(cookie, None) is not None if isinstance(cookie, str) else False
         reply = monitor.answer(req.get("token") if seen else None)
         conn.sendall(json.dumps(reply).encode())
     except (OSError, ValueError):
@@ -562,5 +657,12 @@ def _handle(monitor: Monitor, conn: socket.socket) -> bool:
     return False
 
 
+def _detach() -> None:
+    """Fork once more and let the parent exit: the daemon is nobody's child (no zombie for the caller)."""
+    if os.fork() > 0:
+        os._exit(0)
+
+
 if __name__ == "__main__":  # pragma: no cover - the daemon's own process
+    _detach()
     sys.exit(serve(sys.argv[1]))

@@ -54,6 +54,8 @@ class ScanResult:
     missing: list[int] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
     """Checkout temp files (``.dsv-tmp-*``) a killed process left behind."""
+    skipped: list[str] = field(default_factory=list)
+    """Paths the walk warned about and left out (a monitored scan looks at them again next time)."""
 
 
 _S_IFMT = 0o170000
@@ -181,6 +183,7 @@ def _scan_dirs(
         except OSError as err:
             if err.errno == errno.ENAMETOOLONG:
                 warn(f"skipped folder {rel_dir.rstrip('/')}: its path is too long for the operating system")
+                result.skipped.append(rel_dir.rstrip("/"))
                 continue
             raise StorageError("list", abs_dir, err) from err
         with it:
@@ -191,6 +194,7 @@ def _scan_dirs(
                         name.encode("utf-8")
                     except UnicodeEncodeError:
                         warn(f"skipped {rel_dir}{name.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8")
+                        result.skipped.append(rel_dir + name)
                         continue
                 # .dsv and .git (any letter case, file or folder) and dsv's temp files are never tracked.
                 if name[0] == "." and (name.lower() in ALWAYS_IGNORED or is_temp_name(name)):
@@ -211,6 +215,7 @@ def _scan_dirs(
                 except OSError as err:
                     if err.errno == errno.ENAMETOOLONG:
                         warn(f"skipped {rel}: its path is too long for the operating system")
+                        result.skipped.append(rel)
                         continue
                     raise StorageError("stat", e.path, err) from err
                 fmt = st.st_mode & _S_IFMT
@@ -220,6 +225,7 @@ def _scan_dirs(
                     mode = MODE_LINK
                 else:
                     warn(f"skipped {rel}: not a regular file or symlink")
+                    result.skipped.append(rel)
                     continue
                 row = index_get(rel)
                 if row is None:
@@ -247,7 +253,7 @@ def _scan_forked(
     mine = units[0::2]
     theirs = units[1::2]
 
-    def child() -> tuple[list[int], list[Any], tuple[list[str], bytes, bytes, bytes], list[str], list[str]]:
+    def child() -> tuple[list[int], list[Any], tuple[list[str], bytes, bytes, bytes], list[str], list[str], list[str]]:
         part = ScanResult()
         notes: list[str] = []
         _scan_dirs(theirs, cache.index.get, cache.key_blob, ignore, notes.append, part)
@@ -257,6 +263,7 @@ def _scan_forked(
             part.new.to_wire(),
             notes,
             part.leftovers,
+            part.skipped,
         )
 
     job = ForkJob(child)
@@ -266,7 +273,7 @@ def _scan_forked(
         job.cancel()
         raise
     try:
-        clean, suspect, new, notes, leftovers = job.result()
+        clean, suspect, new, notes, leftovers, skipped = job.result()
     except ChildFailed:
         _scan_dirs(theirs, cache.index.get, cache.key_blob, ignore, warn, result)
         return
@@ -274,6 +281,7 @@ def _scan_forked(
     result.suspect.extend((r, FileStat(*st), m) for r, st, m in suspect)
     result.new.extend(NewFiles.from_wire(new))
     result.leftovers.extend(leftovers)
+    result.skipped.extend(skipped)
     for n in notes:
         warn(n)
 
@@ -341,46 +349,69 @@ def unknown_rows(cache: StatCache) -> list[int]:
     return out
 
 
+def _plausible(path: str) -> bool:
+    """A relative ``/`` path with no empty, ``.`` or ``..`` part (a forged or damaged monitor state can hold anything)."""
+    return bool(path) and "\0" not in path and all(part not in ("", ".", "..") for part in path.split("/"))
+
+
 def scan_changed(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: Warn, changed: Iterable[str]) -> ScanResult:
     """Classify only the paths a file-system monitor reported (:mod:`dsv.worktree.fsmonitor`).
 
     ``changed`` holds files and folders (ending with ``/``). Folders are walked
-    as a full scan walks them; files are checked one by one with the walk's
-    rules (no ``.dsv``/``.git`` component, no temp name, no ignored folder above,
-    real folders only, valid UTF-8). Rows whose stat key is unknown are checked
-    too. Every other cached row is taken as unchanged: that is the monitor's
-    promise.
+    as a full scan walks them, and so is a reported file that is a folder now;
+    files are checked one by one with the walk's rules (no ``.dsv``/``.git``
+    component, no temp name, no ignored folder above, real folders only, valid
+    UTF-8). Rows whose stat key is unknown are checked too. Every other cached
+    row is taken as unchanged: that is the monitor's promise. Paths that drew a
+    warning are listed in ``result.skipped`` (they stay pending, so the warning
+    repeats as a full walk's would).
     """
     result = ScanResult()
-    folders = sorted({p for p in changed if p.endswith("/")})
+    folders: set[str] = set()
+    files: set[str] = set()
+    for p in changed:
+        if p.endswith("/"):
+            if _plausible(p[:-1]):
+                folders.add(p)
+        elif _plausible(p):
+            files.add(p)
+    for r in unknown_rows(cache):
+        files.add(cache.paths[r])
+    if not files and not folders:
+        return result  # nothing changed: the usual answer, with no path list or index built
+    # A reported file that is a folder now is walked as one (and only once).
+    folders.update(p + "/" for p in files if _is_real_dir(root, p))
     outer: list[str] = []
-    for d in folders:
+    for d in sorted(folders):
         if not outer or not d.startswith(outer[-1]):
             outer.append(d)
     prefixes = tuple(outer)
-    files = {p for p in changed if p and not p.endswith("/") and not p.startswith(prefixes)}
-    for r in unknown_rows(cache):
-        p = cache.paths[r]
-        if not p.startswith(prefixes):
-            files.add(p)
-    if not files and not prefixes:
-        return result  # nothing changed: the usual answer, with no path list or index built
-    handled: set[int] = set()
+    # Rows of every reported path are re-decided: found again below, or missing.
+    rows = cache.rows_of(sorted(files))
+    handled: set[int] = set(rows.values())
     if prefixes:
         handled.update(i for i, p in enumerate(cache.paths) if p.startswith(prefixes))
     dir_ok: dict[str, bool] = {"": True}
     for d in outer:
         rel = d.rstrip("/")
-        if _folder_tracked(root, rel, ignore, dir_ok) and _is_real_dir(root, rel):
+        if _folder_tracked(root, rel, ignore, dir_ok):
             _scan_dirs([(d, os.path.join(root, *rel.split("/")))], cache.index.get, cache.key_blob, ignore, warn, result)
-    rows = cache.rows_of(sorted(files))
     key_of = KEY.pack
+
+    def skip(message: str, rel: str) -> None:
+        warn(message)
+        result.skipped.append(rel)
+
     for rel in sorted(files):
+        if rel.startswith(prefixes) or rel + "/" in folders:
+            continue
         row = rows.get(rel)
-        if row is not None:
-            handled.add(row)
         parent, _, name = rel.rpartition("/")
-        if not name or not _folder_tracked(root, parent, ignore, dir_ok) or not _name_tracked(rel, name, warn, result):
+        if not _folder_tracked(root, parent, ignore, dir_ok):
+            continue
+        if name[0] == "." and (name.lower() in ALWAYS_IGNORED or is_temp_name(name)):
+            if CHECKOUT_TEMP_RE.match(name) and os.path.lexists(os.path.join(root, *rel.split("/"))):
+                result.leftovers.append(rel)
             continue
         if ignore is not None and ignore.ignores_file(rel):
             continue
@@ -391,22 +422,22 @@ def scan_changed(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: 
             continue
         except OSError as err:
             if err.errno == errno.ENAMETOOLONG:
-                warn(f"skipped {rel}: its path is too long for the operating system")
+                skip(f"skipped {rel}: its path is too long for the operating system", rel)
                 continue
             raise StorageError("stat", full, err) from err
+        if not name.isascii():
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                skip(f"skipped {rel.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8", rel)
+                continue
         fmt = st.st_mode & _S_IFMT
         if fmt == _S_IFREG:
             mode = MODE_EXEC if st.st_mode & 0o100 else MODE_FILE
         elif fmt == _S_IFLNK:
             mode = MODE_LINK
-        elif statmod.S_ISDIR(st.st_mode):
-            # A file became a folder: walk it like any new folder.
-            if ignore is None or not ignore.ignores_dir(rel):
-                _scan_dirs([(rel + "/", full)], cache.index.get, cache.key_blob, ignore, warn, result)
-                handled.update(i for i, p in enumerate(cache.paths) if p.startswith(rel + "/"))
-            continue
         else:
-            warn(f"skipped {rel}: not a regular file or symlink")
+            skip(f"skipped {rel}: not a regular file or symlink", rel)
             continue
         fs = FileStat(st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         if row is None:
@@ -419,21 +450,6 @@ def scan_changed(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: 
     seen.update(r for r, _, _ in result.suspect)
     result.missing = sorted(handled - seen)
     return result
-
-
-def _name_tracked(rel: str, name: str, warn: Warn, result: ScanResult) -> bool:
-    """The walk's rules for one file name (UTF-8, never ``.dsv``/``.git``, no dsv temp name)."""
-    if not name.isascii():
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            warn(f"skipped {rel.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8")
-            return False
-    if name[0] == "." and (name.lower() in ALWAYS_IGNORED or is_temp_name(name)):
-        if CHECKOUT_TEMP_RE.match(name):
-            result.leftovers.append(rel)
-        return False
-    return True
 
 
 def _folder_tracked(root: str, rel: str, ignore: IgnoreRules | None, memo: dict[str, bool]) -> bool:

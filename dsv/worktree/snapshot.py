@@ -36,6 +36,8 @@ class Snapshot:
 
     cache: StatCache
     upserts: dict[str, tuple[bytes, int, int]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    """Paths left out with a warning (FIFOs, names that are not UTF-8...)."""
     """New or changed files: path -> (16-byte id, size, mode)."""
     removals: list[str] = field(default_factory=list)
     """Paths of HEAD no longer in the tree."""
@@ -98,6 +100,7 @@ def take_snapshot(
     total_bytes = sum(size_of(i) for i in range(count))
     progress.start("hashing", count, total_bytes)
     snap = Snapshot(cache)
+    snap.skipped = result.skipped
     large_jobs: list[tuple[str, os.stat_result, int, int | None, Future[ReadResult]]] = []
     prefix = root if root.endswith(os.sep) else root + os.sep
     changed_list = snap.changed_while_reading

@@ -31,6 +31,8 @@ class WorktreeStatus:
     refreshed: int = 0
     leftovers: list[str] = field(default_factory=list)
     """Checkout temp files a killed process left (never tracked; the caller removes them)."""
+    skipped: list[str] = field(default_factory=list)
+    """Paths left out with a warning (FIFOs, names that are not UTF-8...)."""
 
     @property
     def clean(self) -> bool:
@@ -71,7 +73,7 @@ def worktree_status(
     """
     progress = progress or NullProgress()
     res = scan(root, cache, ignore, warn, under=under, changed=changed)
-    out = WorktreeStatus(leftovers=res.leftovers)
+    out = WorktreeStatus(leftovers=res.leftovers, skipped=res.skipped)
     progress.start("checking", len(res.suspect), sum(st.st_size for _, st, _ in res.suspect))
     for row, st, mode in res.suspect:
         path = cache.paths[row]
