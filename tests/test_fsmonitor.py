@@ -387,3 +387,16 @@ def test_cookies_of_clients_that_gave_up_are_forgotten() -> None:
     m.cookies = {"cookie-1": time.monotonic() - 120, "cookie-2": time.monotonic()}
     m.prune_cookies()
     assert list(m.cookies) == ["cookie-2"]
+
+
+def test_a_folder_replaced_by_a_file_or_a_symlink_is_checked_as_one(monitored: tuple[Path, dsv.Repo]) -> None:
+    root, _ = monitored
+    shutil.rmtree(root / "d1" / "sub1")
+    (root / "d1" / "sub1").write_text("a file now")
+    shutil.rmtree(root / "d2" / "sub2")
+    os.symlink("../d0", root / "d2" / "sub2")
+    got = _monitored_status(root)
+    assert "d1/sub1" in got["added"] and "d2/sub2" in got["added"], got  # type: ignore[operator]
+    assert got == _full_status(root)
+    dsv.Repo(root).commit("folders became a file and a link")
+    assert _full_status(root)["clean"] and _monitored_status(root)["clean"]

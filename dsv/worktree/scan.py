@@ -380,7 +380,8 @@ def scan_changed(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: 
     if not files and not folders:
         return result  # nothing changed: the usual answer, with no path list or index built
     # A reported file that is a folder now is walked as one (and only once).
-    folders.update(p + "/" for p in files if _is_real_dir(root, p))
+    now_folders = {p for p in files if _is_real_dir(root, p)}
+    folders.update(p + "/" for p in now_folders)
     outer: list[str] = []
     for d in sorted(folders):
         if not outer or not d.startswith(outer[-1]):
@@ -403,8 +404,8 @@ def scan_changed(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: 
         result.skipped.append(rel)
 
     for rel in sorted(files):
-        if rel.startswith(prefixes) or rel + "/" in folders:
-            continue
+        if rel.startswith(prefixes) or rel in now_folders:
+            continue  # (a reported folder that is a file now is checked as a file, here)
         row = rows.get(rel)
         parent, _, name = rel.rpartition("/")
         if not _folder_tracked(root, parent, ignore, dir_ok):
