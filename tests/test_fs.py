@@ -277,3 +277,24 @@ def test_verified_bytes_are_shared_by_filesystems_until_cleared(versions, monkey
     monkeypatch.setattr(third._store, "read", lambda oid: (reads.append(oid), real(oid))[1])
     assert third.cat_file("data/train.parquet", 0, 4) == v1["data/train.parquet"][:4]
     assert reads
+
+
+def test_a_big_file_reads_by_range_in_a_partial_clone(tmp_path: Path) -> None:
+    # A partial clone's store fetches what it lacks from its promisor remote: dsv:// reads a big file
+    # it does not hold through that store (chunk list and chunks fetched, verified, on demand).
+    rng = random.Random(21)
+    big = rng.randbytes(9 * 1024 * 1024)
+    root = tmp_path / "src"
+    write_files(root, {"big.bin": big, "small.txt": b"s\n"})
+    repo = dsv.Repo.init(root)
+    repo.commit("one")
+    repo.add_remote("o", str(tmp_path / "remote"))
+    repo.push("o", all_branches=True)
+    clone = dsv.Repo.clone(str(tmp_path / "remote"), tmp_path / "clone", paths=["small.txt"])
+    oid = next(f.oid for f in clone.ls("HEAD") if f.path == "big.bin")
+    assert not clone.repository.local_store.has(oid)
+    fs = DsvFileSystem(repo=str(tmp_path / "clone"), rev="HEAD", skip_instance_cache=True)
+    assert type(fs._store).__name__ == "PromisorStore"  # reads go through it
+    for start, end in [(0, 10), (4_000_000, 4_300_000), (len(big) - 5, len(big))]:
+        assert fs.cat_file("big.bin", start, end) == big[start:end]
+    assert fs.cat_file("small.txt") == b"s\n"

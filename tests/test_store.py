@@ -355,3 +355,65 @@ def test_a_repository_runs_on_any_store(tmp_path: Path) -> None:
     assert [e.commit.message for e in repo.log(first)] == ["one"]
     assert store.chunk_list(repo.ls(first, "big.bin")[0].oid) is not None
     assert not os.listdir(root / ".dsv" / "objects" / "packs"), "nothing went to the local store"
+
+
+def test_a_chunk_map_locates_what_the_chunk_list_lists(tmp_path: Path) -> None:
+    # dsv:// reads big files through a ChunkMap (offsets, ids made on demand): it must agree with the
+    # chunk list for every byte, and refuse a list whose lengths do not add up, as decode_chunk_list does.
+    import random
+
+    from dsv.store.pack import ChunkMap, decode_chunk_list, encode_chunk_list
+
+    store = _local(tmp_path)
+    data = random.Random(5).randbytes(2 * LOOSE_THRESHOLD + 12345)
+    w = store.begin_write()
+    oid = w.add_bytes(data)
+    w.commit()
+    listed = store.chunk_list(oid)
+    chunks = store.chunk_map(oid)
+    assert listed is not None and chunks is not None and len(chunks) == len(listed) > 50
+    assert chunks.pairs() == listed
+    assert chunks.offsets[0] == 0 and chunks.offsets[-1] == len(data)
+    rng = random.Random(6)
+    for start, end in [(0, 1), (0, len(data)), (len(data) - 1, len(data))] + [tuple(sorted(rng.sample(range(len(data) + 1), 2))) for _ in range(200)]:
+        first, last = chunks.span(start, end)
+        joined = b"".join(store.read(chunks.chunk_id(i)) for i in range(first, last + 1))
+        assert joined[start - chunks.offsets[first] : end - chunks.offsets[first]] == data[start:end]
+        assert chunks.offsets[first] <= start and end <= chunks.offsets[last + 1]
+    stored = encode_chunk_list([(bytes.fromhex(c), n) for c, n in listed])
+    assert decode_chunk_list(stored, len(data)) == [(bytes.fromhex(c), n) for c, n in listed]
+    with pytest.raises(ValueError, match="add up"):
+        ChunkMap(stored, len(data) + 1)
+    with pytest.raises(ValueError, match="multiple of 24"):
+        ChunkMap(stored[:-1], len(data))
+    w = store.begin_write()
+    small_oid = w.add_bytes(b"not chunked")
+    w.commit()
+    assert store.chunk_map(small_oid) is None and store.chunk_list(small_oid) is None
+
+
+def test_a_bad_chunk_list_is_quarantined_by_chunk_map(tmp_path: Path) -> None:
+    import random
+    import struct
+
+    store = _local(tmp_path)
+    data = random.Random(8).randbytes(LOOSE_THRESHOLD + 1)
+    w = store.begin_write()
+    oid = w.add_bytes(data)
+    w.commit()
+    fresh = LocalObjectStore(store.root)
+    found = fresh._find_packed(bytes.fromhex(oid))
+    assert found is not None
+    pack, row = found
+    os.chmod(pack.pack_path, 0o644)
+    with open(pack.pack_path, "r+b") as f:  # the first chunk's length, one more than it is
+        at = pack.index.offsets[row] + 16
+        f.seek(at)
+        (n,) = struct.unpack("<Q", f.read(8))
+        f.seek(at)
+        f.write(struct.pack("<Q", n + 1))
+    with pytest.raises(CorruptObjectError):
+        fresh.chunk_map(oid)
+    assert [q.oid for q in fresh.quarantined()] == [oid]
+    assert not fresh.has(oid)
+

@@ -42,6 +42,8 @@ from dsv.base.errors import DsvError, NotARepositoryError, RemoteAuthError, Remo
 from dsv.base.filemodes import MODE_LINK
 from dsv.base.formats import REMOTE_MARKER
 from dsv.store.chunking import CHUNKED_THRESHOLD
+from dsv.store.local import LocalObjectStore
+from dsv.store.pack import ChunkMap, encode_chunk_list
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -303,7 +305,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         root_table = self._manifest.root
         self._chunk_lasts: list[str] = root_table.column("last").to_pylist()
         self._chunk_ids: list[str] = self._manifest.chunk_ids()
-        self._chunk_offsets: dict[str, tuple[list[int], list[str]]] = {}
+        self._chunk_maps: dict[str, ChunkMap] = {}
 
     @staticmethod
     def _where_text(target: str) -> str:
@@ -573,28 +575,20 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise _os_error(err, f"dsv://{self.rev} object {oid}") from None
 
     def _read_range(self, oid: str, size: int, start: int, end: int) -> bytes:
-        store = self._store
-        chunked = self._chunk_offsets.get(oid)
-        if chunked is None:
+        chunks = self._chunk_maps.get(oid)
+        if chunks is None:
             # Only objects of CHUNKED_THRESHOLD bytes or more can be chunk lists.
-            chunk_list = None
-            if size >= CHUNKED_THRESHOLD:
-                chunk_list = self._view.chunk_list(oid) if self._view is not None else store.chunk_list(oid)
-            if chunk_list is None:
+            chunks = self._chunk_map(oid) if size >= CHUNKED_THRESHOLD else None
+            if chunks is None:
                 data = _verified.get(oid)
                 if data is None:
-                    data = store.read(oid)
+                    data = self._store.read(oid)
                     _verified.put(oid, data)
                 return data[start:end]
-            offsets = [0]
-            for _, n in chunk_list:
-                offsets.append(offsets[-1] + n)
-            chunked = (offsets, [c for c, _ in chunk_list])
-            self._chunk_offsets[oid] = chunked
-        offsets, ids = chunked
-        first = bisect.bisect_right(offsets, start) - 1
-        last = bisect.bisect_left(offsets, end) - 1
-        parts = self._read_chunks(oid, ids[first : last + 1])
+            self._chunk_maps[oid] = chunks
+        first, last = chunks.span(start, end)
+        offsets = chunks.offsets
+        parts = self._read_chunks(oid, [chunks.chunk_id(i) for i in range(first, last + 1)])
         if len(parts) == 1:
             return parts[0][start - offsets[first] : end - offsets[first]]
         # One copy: trim the first and last chunk through views, then join.
@@ -602,6 +596,18 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         views[0] = views[0][start - offsets[first] :]
         views[-1] = views[-1][: end - offsets[last]]
         return b"".join(views)
+
+    def _chunk_map(self, oid: str) -> ChunkMap | None:
+        """Where the chunks of big file ``oid`` lie (``None`` if it is stored whole)."""
+        if self._view is not None:
+            return self._view.chunk_map(oid)
+        store = self._store
+        if isinstance(store, LocalObjectStore):
+            return store.chunk_map(oid)
+        listed = store.chunk_list(oid)  # a partial clone's store: fetches the list if only promised
+        if listed is None:
+            return None
+        return ChunkMap(encode_chunk_list([(bytes.fromhex(c), n) for c, n in listed]), sum(n for _, n in listed))
 
     def _read_chunks(self, oid: str, chunk_ids: list[str]) -> list[bytes]:
         """Chunks of big file ``oid``: cached ones from memory (a reader's ranges often share a

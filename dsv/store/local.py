@@ -38,6 +38,7 @@ from dsv.store.base import CHUNK_SIZE, StoredRecord, verify_record
 from dsv.store.chunking import CHUNKED_THRESHOLD, chunks_of_bytes, chunks_of_fd
 from dsv.store.pack import (
     PACK_HEADER,
+    ChunkMap,
     TRAILER,
     Encoding,
     decode_chunk_list,
@@ -413,6 +414,21 @@ class LocalObjectStore:
         if found is None or found[0].encoding(found[1]) != Encoding.CHUNKED:
             return None
         return [(raw.hex(), n) for raw, n in self._chunks_of(oid, *found)]
+
+    def chunk_map(self, oid: str) -> ChunkMap | None:
+        """:meth:`chunk_list` as a :class:`ChunkMap` (no Python object per chunk: random access to a big file)."""
+        found = self._find_packed(from_hex(oid))
+        if found is None or found[0].encoding(found[1]) != Encoding.CHUNKED:
+            return None
+        pack, row = found
+        stored, size, _ = self._stored_record(pack, row)
+        try:
+            if size < 0:
+                raise ValueError("truncated")
+            return ChunkMap(stored, size)
+        except ValueError:
+            self._quarantine_packed(oid, pack, row)
+            raise CorruptObjectError(oid, "<bad chunk list>", location=pack.pack_path).with_hint(QUARANTINE_HINT) from None
 
     def has_many(self, oids: Iterable[str]) -> set[str]:
         """The subset of ``oids`` held."""
