@@ -417,3 +417,35 @@ def test_a_bad_chunk_list_is_quarantined_by_chunk_map(tmp_path: Path) -> None:
     assert [q.oid for q in fresh.quarantined()] == [oid]
     assert not fresh.has(oid)
 
+
+def test_read_into_returns_only_verified_bytes(tmp_path: Path) -> None:
+    # read_into reads a packed object into a caller's buffer: a corrupt or unfit copy gives None, and
+    # read() then reports (and sets aside) the corrupt copy as always.
+    store = _local(tmp_path)
+    w = store.begin_write()
+    oids = [w.add_bytes(bytes([i]) * (1000 + i)) for i in range(3)]
+    packed_big = w.add_bytes(b"z" * 5000, compress=True)
+    w.commit()
+    buffer = bytearray(4096)
+    for i, oid in enumerate(oids):
+        view = store.read_into(oid, buffer)
+        assert view is not None and bytes(view) == bytes([i]) * (1000 + i)
+        view.release()
+    assert store.read_into(packed_big, buffer) is None  # compressed: read() decodes it
+    assert store.read_into(oids[0], bytearray(10)) is None  # does not fit
+    assert store.read_into("0" * 32, buffer) is None and store.read_into("nope", buffer) is None
+    pack = next(p for p in os.listdir(store.packs_dir) if p.endswith(".pack"))
+    path = os.path.join(store.packs_dir, pack)
+    found = store._find_packed(bytes.fromhex(oids[1]))
+    assert found is not None
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(found[0].index.offsets[found[1]] + 500)
+        f.write(b"\xff")
+    fresh = LocalObjectStore(store.root)
+    assert fresh.read_into(oids[1], buffer) is None
+    with pytest.raises(CorruptObjectError):
+        fresh.read(oids[1])
+    assert fresh.read_into(oids[1], buffer) is None and not fresh.has(oids[1])  # set aside by read()
+    view = fresh.read_into(oids[2], buffer)
+    assert view is not None and bytes(view) == bytes([2]) * 1002

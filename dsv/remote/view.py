@@ -114,8 +114,8 @@ class RemoteView:
             self._lists[oid] = listed
         return listed
 
-    def read_chunks(self, oid: str, chunk_ids: list[str]) -> list[bytes]:
-        """The bytes of some chunks of big file ``oid``, fetched (verified) in one batch if not held.
+    def fetch_chunks(self, oid: str, chunk_ids: list[str]) -> None:
+        """Fetch (verified, in one batch) the chunks of big file ``oid`` among ``chunk_ids`` not held locally.
 
         Once every chunk of the file is held, its chunk list is stored too, so
         later reads (and checkouts) of the file are local.
@@ -124,7 +124,6 @@ class RemoteView:
         if missing:
             self.store.prefetch(missing)
             self._store_list_when_complete(oid)
-        return [self.store.read(c) for c in chunk_ids]  # a chunk corrupt locally is fetched again
 
     def _store_list_when_complete(self, oid: str) -> None:
         listed = self._lists.get(oid)
