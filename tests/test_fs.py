@@ -397,3 +397,30 @@ def test_a_big_file_reads_by_range_in_a_partial_clone(tmp_path: Path) -> None:
     for start, end in [(0, 10), (4_000_000, 4_300_000), (len(big) - 5, len(big))]:
         assert fs.cat_file("big.bin", start, end) == big[start:end]
     assert fs.cat_file("small.txt") == b"s\n"
+
+
+def test_the_first_path_asked_in_a_manifest_chunk_is_found_by_search(tmp_path: Path) -> None:
+    # The first lookup in a manifest chunk binary-searches its table (no dict of every row): every
+    # path, looked up first in a fresh process state, must give what a listing gives, and a name
+    # that sorts between, before or after files must be missing.
+    import dsv.api.fs as dsvfs
+
+    root = tmp_path / "repo"
+    rng = random.Random(9)
+    files = {f"d{i % 7}/{i:04d}.bin": rng.randbytes(rng.randint(0, 40)) for i in range(3000)}
+    files.update({"Z.txt": b"z", "a b.txt": b"ab", "\u00fc.txt": b"u", "\u4e2d/\u6587.txt": b"zh", "zz/last": b"l"})
+    write_files(root, files)
+    dsv.Repo.init(root).commit("many")
+    fs = DsvFileSystem(repo=str(root), rev="HEAD", skip_instance_cache=True)
+    assert len(fs._chunk_ids) > 2  # the lookups cross several manifest chunks
+    listed = {e["name"]: e for e in fs.find("", detail=True).values()}
+    assert set(listed) == set(files)
+    for p in rng.sample(sorted(files), 300) + ["Z.txt", "a b.txt", "\u00fc.txt", "\u4e2d/\u6587.txt", "zz/last", "d0/0000.bin"]:
+        dsvfs.clear_cache()
+        fresh = DsvFileSystem(repo=str(root), rev="HEAD", skip_instance_cache=True)
+        assert fresh.info(p) == listed[p] and fresh.cat_file(p) == files[p]
+        for missing in (p + "x", p[:-1], "!" + p):
+            with pytest.raises(FileNotFoundError):
+                fresh.info(missing)
+        assert fresh.info(p) == listed[p]  # after misses, and after the chunk's dict is built
+    dsvfs.clear_cache()
