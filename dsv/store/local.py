@@ -312,8 +312,11 @@ class LocalObjectStore:
             return False
         return os.path.exists(self._loose_path(raw.hex()))
 
-    def _stored_record(self, pack: LoadedPack, row: int) -> tuple[bytes, int, int]:
-        """``(stored bytes, size, encoding)`` of one packed record, read in one ``pread``."""
+    def _stored_record(self, pack: LoadedPack, row: int, *, view: bool = False) -> tuple[bytes, int, int]:
+        """``(stored bytes, size, encoding)`` of one packed record, read in one ``pread``.
+
+        ``view``: the stored bytes as a view of what was read (no copy; the type is then memoryview).
+        """
         off, length = pack.index.offsets[row], pack.index.lengths[row]
         fd = self._pack_fd(pack)
         try:
@@ -325,7 +328,7 @@ class LocalObjectStore:
                 if len(blob) < TRAILER.size:
                     return b"", -1, int(Encoding.RAW)
                 size, encoding, _ = TRAILER.unpack_from(blob)
-                data = blob[TRAILER.size :]
+                data = memoryview(blob)[TRAILER.size :] if view else blob[TRAILER.size :]  # type: ignore[assignment]
         except OSError as err:
             raise StorageError("read", pack.pack_path, err) from err
         if len(data) != length:
@@ -454,7 +457,7 @@ class LocalObjectStore:
         if found is None or found[0].encoding(found[1]) != Encoding.CHUNKED:
             return None
         pack, row = found
-        stored, size, _ = self._stored_record(pack, row)
+        stored, size, _ = self._stored_record(pack, row, view=True)  # kept by the map: no copy of a ~300 KB list
         try:
             if size < 0:
                 raise ValueError("truncated")

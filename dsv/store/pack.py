@@ -95,7 +95,7 @@ class ChunkMap:
 
     __slots__ = ("offsets", "_stored")
 
-    def __init__(self, stored: bytes, size: int) -> None:
+    def __init__(self, stored: bytes | memoryview, size: int) -> None:
         if len(stored) % CHUNK_ENTRY.size:
             raise ValueError("chunk list length is not a multiple of 24")
         words: Any
