@@ -449,3 +449,31 @@ def test_read_into_returns_only_verified_bytes(tmp_path: Path) -> None:
     assert fresh.read_into(oids[1], buffer) is None and not fresh.has(oids[1])  # set aside by read()
     view = fresh.read_into(oids[2], buffer)
     assert view is not None and bytes(view) == bytes([2]) * 1002
+
+
+def test_a_pack_index_finds_the_same_rows_before_and_after_it_switches_to_its_key_array() -> None:
+    # PackIndex.find binary-searches the bytes, then (lookups many) an integer array of id prefixes:
+    # both must give the same row for every id, -1 for every absent id, and cope with ids that share
+    # their first 8 bytes.
+    import random
+
+    from dsv.store import pack as packmod
+
+    rng = random.Random(2)
+    ids = {rng.randbytes(16) for _ in range(3000)}
+    prefix = rng.randbytes(8)
+    ids |= {prefix + rng.randbytes(8) for _ in range(20)}  # a run sharing a key
+    ids |= {b"\0" * 16, b"\xff" * 16}
+    entries = [(raw, 100 + i, i) for i, raw in enumerate(ids)]
+    index = decode_index(encode_index(entries), what="test")
+    ordered = sorted(ids)
+    absent = [rng.randbytes(16) for _ in range(300)] + [prefix + rng.randbytes(8) for _ in range(50)] + [b"\x00" * 15 + b"\x01", b"\xff" * 15 + b"\xfe"]
+    absent = [a for a in absent if a not in ids]
+    assert index._keys is None
+    for _ in range(2):  # the first pass switches to the key array part way through
+        for row, raw in enumerate(ordered):
+            assert index.find(raw) == row
+        for raw in absent:
+            assert index.find(raw) == -1
+    assert index._keys is not None and len(index._keys) == len(ordered)
+    assert packmod.KEYED_LOOKUPS < len(ordered) + len(absent)

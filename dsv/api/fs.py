@@ -107,8 +107,12 @@ class _VerifiedBytes:
 
     def get(self, oid: str) -> bytes | None:
         """The whole verified bytes of ``oid``, if kept."""
-        item = self.entry(oid)
-        return item[1] if item is not None and item[2] else None
+        with self._lock:
+            item = self._items.get(oid)
+            if item is None or not item[2]:
+                return None
+            self._items.move_to_end(oid)
+            return item[1]
 
     def put(self, oid: str, data: bytes) -> None:
         """Keep the whole verified bytes of ``oid`` (replacing a piece of it)."""

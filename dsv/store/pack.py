@@ -199,6 +199,10 @@ class _WordView(Sequence[int]):
             yield (w >> shift) & mask
 
 
+KEYED_LOOKUPS = 512
+"""A pack index searches an integer array of its ids' prefixes from this many lookups on (or 1 per 128 ids)."""
+
+
 class PackIndex:
     """The verified index of one pack, sorted by id.
 
@@ -208,11 +212,14 @@ class PackIndex:
     Python objects (a bisect touches ~20 entries).
     """
 
-    __slots__ = ("ids", "offsets", "lengths", "version", "_words")
+    __slots__ = ("ids", "offsets", "lengths", "version", "_words", "_records", "_keys", "_lookups")
 
     def __init__(self, data: bytes, start: int, count: int, version: int) -> None:
         # Each record is 4 little-endian u64 words: two of id, then offset, then length.
         raw = memoryview(data)[start : start + count * RECORD.size]
+        self._records = raw
+        self._keys: array[int] | None = None
+        self._lookups = 0
         words: Any
         if sys.byteorder == "little":
             words = raw.cast("Q")  # a view: no copy of a multi-megabyte index
@@ -232,8 +239,35 @@ class PackIndex:
         return _WordView(self._words, OFFSET_BITS, 0xFF) if self.version >= 2 else None
 
     def find(self, raw: bytes) -> int:
-        """The row of id ``raw``, or -1."""
-        return self.ids.find(raw)
+        """The row of id ``raw``, or -1.
+
+        A binary search over the bytes (~4 us in Python for 100,000 ids) until
+        lookups are many (a read of 10,000 small files); then over an array of
+        each id's first 8 bytes as an integer (``bisect`` in C, ~1.5 us), built
+        once from the index's bytes (~2 ms for 100,000 ids).
+        """
+        keys = self._keys
+        if keys is None:
+            self._lookups += 1
+            if self._lookups < max(KEYED_LOOKUPS, len(self.ids) // 128):
+                return self.ids.find(raw)
+            keys = self._keys = self._key_array()
+        k = int.from_bytes(raw[:8], "big")
+        i = bisect.bisect_left(keys, k)
+        ids, n = self.ids, len(keys)
+        while i < n and keys[i] == k:  # ids sharing their first 8 bytes are adjacent
+            if ids[i] == raw:
+                return i
+            i += 1
+        return -1
+
+    def _key_array(self) -> "array[int]":
+        """The first 8 bytes of every id, read as a big-endian integer: sorted as the ids are."""
+        keys = array("Q")
+        keys.frombytes(self._records.cast("Q")[0::4].tobytes())  # a byte gather in C, whatever the byte order
+        if sys.byteorder == "little":
+            keys.byteswap()
+        return keys
 
     def __len__(self) -> int:
         return len(self.ids)
