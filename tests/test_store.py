@@ -355,3 +355,125 @@ def test_a_repository_runs_on_any_store(tmp_path: Path) -> None:
     assert [e.commit.message for e in repo.log(first)] == ["one"]
     assert store.chunk_list(repo.ls(first, "big.bin")[0].oid) is not None
     assert not os.listdir(root / ".dsv" / "objects" / "packs"), "nothing went to the local store"
+
+
+def test_a_chunk_map_locates_what_the_chunk_list_lists(tmp_path: Path) -> None:
+    # dsv:// reads big files through a ChunkMap (offsets, ids made on demand): it must agree with the
+    # chunk list for every byte, and refuse a list whose lengths do not add up, as decode_chunk_list does.
+    import random
+
+    from dsv.store.pack import ChunkMap, decode_chunk_list, encode_chunk_list
+
+    store = _local(tmp_path)
+    data = random.Random(5).randbytes(2 * LOOSE_THRESHOLD + 12345)
+    w = store.begin_write()
+    oid = w.add_bytes(data)
+    w.commit()
+    listed = store.chunk_list(oid)
+    chunks = store.chunk_map(oid)
+    assert listed is not None and chunks is not None and len(chunks) == len(listed) > 50
+    assert chunks.pairs() == listed
+    assert chunks.offsets[0] == 0 and chunks.offsets[-1] == len(data)
+    rng = random.Random(6)
+    for start, end in [(0, 1), (0, len(data)), (len(data) - 1, len(data))] + [tuple(sorted(rng.sample(range(len(data) + 1), 2))) for _ in range(200)]:
+        first, last = chunks.span(start, end)
+        joined = b"".join(store.read(chunks.chunk_id(i)) for i in range(first, last + 1))
+        assert joined[start - chunks.offsets[first] : end - chunks.offsets[first]] == data[start:end]
+        assert chunks.offsets[first] <= start and end <= chunks.offsets[last + 1]
+    stored = encode_chunk_list([(bytes.fromhex(c), n) for c, n in listed])
+    assert decode_chunk_list(stored, len(data)) == [(bytes.fromhex(c), n) for c, n in listed]
+    with pytest.raises(ValueError, match="add up"):
+        ChunkMap(stored, len(data) + 1)
+    with pytest.raises(ValueError, match="multiple of 24"):
+        ChunkMap(stored[:-1], len(data))
+    w = store.begin_write()
+    small_oid = w.add_bytes(b"not chunked")
+    w.commit()
+    assert store.chunk_map(small_oid) is None and store.chunk_list(small_oid) is None
+
+
+def test_a_bad_chunk_list_is_quarantined_by_chunk_map(tmp_path: Path) -> None:
+    import random
+    import struct
+
+    store = _local(tmp_path)
+    data = random.Random(8).randbytes(LOOSE_THRESHOLD + 1)
+    w = store.begin_write()
+    oid = w.add_bytes(data)
+    w.commit()
+    fresh = LocalObjectStore(store.root)
+    found = fresh._find_packed(bytes.fromhex(oid))
+    assert found is not None
+    pack, row = found
+    os.chmod(pack.pack_path, 0o644)
+    with open(pack.pack_path, "r+b") as f:  # the first chunk's length, one more than it is
+        at = pack.index.offsets[row] + 16
+        f.seek(at)
+        (n,) = struct.unpack("<Q", f.read(8))
+        f.seek(at)
+        f.write(struct.pack("<Q", n + 1))
+    with pytest.raises(CorruptObjectError):
+        fresh.chunk_map(oid)
+    assert [q.oid for q in fresh.quarantined()] == [oid]
+    assert not fresh.has(oid)
+
+
+def test_read_into_returns_only_verified_bytes(tmp_path: Path) -> None:
+    # read_into reads a packed object into a caller's buffer: a corrupt or unfit copy gives None, and
+    # read() then reports (and sets aside) the corrupt copy as always.
+    store = _local(tmp_path)
+    w = store.begin_write()
+    oids = [w.add_bytes(bytes([i]) * (1000 + i)) for i in range(3)]
+    packed_big = w.add_bytes(b"z" * 5000, compress=True)
+    w.commit()
+    buffer = bytearray(4096)
+    for i, oid in enumerate(oids):
+        view = store.read_into(oid, buffer)
+        assert view is not None and bytes(view) == bytes([i]) * (1000 + i)
+        view.release()
+    assert store.read_into(packed_big, buffer) is None  # compressed: read() decodes it
+    assert store.read_into(oids[0], bytearray(10)) is None  # does not fit
+    assert store.read_into("0" * 32, buffer) is None and store.read_into("nope", buffer) is None
+    pack = next(p for p in os.listdir(store.packs_dir) if p.endswith(".pack"))
+    path = os.path.join(store.packs_dir, pack)
+    found = store._find_packed(bytes.fromhex(oids[1]))
+    assert found is not None
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(found[0].index.offsets[found[1]] + 500)
+        f.write(b"\xff")
+    fresh = LocalObjectStore(store.root)
+    assert fresh.read_into(oids[1], buffer) is None
+    with pytest.raises(CorruptObjectError):
+        fresh.read(oids[1])
+    assert fresh.read_into(oids[1], buffer) is None and not fresh.has(oids[1])  # set aside by read()
+    view = fresh.read_into(oids[2], buffer)
+    assert view is not None and bytes(view) == bytes([2]) * 1002
+
+
+def test_a_pack_index_finds_the_same_rows_before_and_after_it_switches_to_its_key_array() -> None:
+    # PackIndex.find binary-searches the bytes, then (lookups many) an integer array of id prefixes:
+    # both must give the same row for every id, -1 for every absent id, and cope with ids that share
+    # their first 8 bytes.
+    import random
+
+    from dsv.store import pack as packmod
+
+    rng = random.Random(2)
+    ids = {rng.randbytes(16) for _ in range(3000)}
+    prefix = rng.randbytes(8)
+    ids |= {prefix + rng.randbytes(8) for _ in range(20)}  # a run sharing a key
+    ids |= {b"\0" * 16, b"\xff" * 16}
+    entries = [(raw, 100 + i, i) for i, raw in enumerate(ids)]
+    index = decode_index(encode_index(entries), what="test")
+    ordered = sorted(ids)
+    absent = [rng.randbytes(16) for _ in range(300)] + [prefix + rng.randbytes(8) for _ in range(50)] + [b"\x00" * 15 + b"\x01", b"\xff" * 15 + b"\xfe"]
+    absent = [a for a in absent if a not in ids]
+    assert index._keys is None
+    for _ in range(2):  # the first pass switches to the key array part way through
+        for row, raw in enumerate(ordered):
+            assert index.find(raw) == row
+        for raw in absent:
+            assert index.find(raw) == -1
+    assert index._keys is not None and len(index._keys) == len(ordered)
+    assert packmod.KEYED_LOOKUPS < len(ordered) + len(absent)

@@ -41,7 +41,9 @@ from fsspec.spec import AbstractBufferedFile
 from dsv.base.errors import DsvError, NotARepositoryError, RemoteAuthError, RemoteNotFoundError, RevisionError
 from dsv.base.filemodes import MODE_LINK
 from dsv.base.formats import REMOTE_MARKER
-from dsv.store.chunking import CHUNKED_THRESHOLD
+from dsv.store.chunking import CHUNKED_THRESHOLD, MAX_CHUNK
+from dsv.store.local import LocalObjectStore
+from dsv.store.pack import ChunkMap, encode_chunk_list
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -78,32 +80,62 @@ class _VerifiedBytes:
     Shared by every filesystem of the process: an id names its content, so a
     cached entry is right for any repository and revision, and a data loader's
     second epoch (or a new filesystem per read) costs no re-read and re-hash.
+
+    An entry is a whole object, or the *piece* of a chunk a read asked for: a
+    chunk touched for a small range (a Parquet column page in a ~80-250 KiB
+    chunk) is read into a reused buffer, verified there, and only the range is
+    kept, because keeping the whole chunk costs fresh memory (its pages faulted
+    in and zeroed: ~3x the read) for chunks most reads touch once. The same range
+    asked again is served from its piece; another range of the chunk reads the
+    chunk again and keeps it whole (:meth:`DsvFileSystem._chunk_part`).
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._items: OrderedDict[str, bytes] = OrderedDict()
+        # id -> (offset of the bytes kept in the object, the bytes, whether they are the whole object)
+        self._items: OrderedDict[str, tuple[int, bytes, bool]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, oid: str) -> bytes | None:
+    def entry(self, oid: str) -> tuple[int, bytes, bool] | None:
+        """``(offset, bytes, whole)`` kept for ``oid``, or ``None``."""
         with self._lock:
-            data = self._items.get(oid)
-            if data is not None:
+            item = self._items.get(oid)
+            if item is not None:
                 self._items.move_to_end(oid)
-            return data
+            return item
+
+    def get(self, oid: str) -> bytes | None:
+        """The whole verified bytes of ``oid``, if kept."""
+        with self._lock:
+            item = self._items.get(oid)
+            if item is None or not item[2]:
+                return None
+            self._items.move_to_end(oid)
+            return item[1]
 
     def put(self, oid: str, data: bytes) -> None:
-        if len(data) > self.limit:
+        """Keep the whole verified bytes of ``oid`` (replacing a piece of it)."""
+        self._put(oid, (0, data, True))
+
+    def put_piece(self, oid: str, at: int, data: bytes) -> None:
+        """Keep verified bytes ``[at, at + len(data))`` of ``oid`` (unless something is kept for it)."""
+        self._put(oid, (at, data, False))
+
+    def _put(self, oid: str, item: tuple[int, bytes, bool]) -> None:
+        if len(item[1]) > self.limit:
             return
         with self._lock:
-            if oid in self._items:
-                return
-            self._items[oid] = data
-            self._bytes += len(data)
+            old = self._items.get(oid)
+            if old is not None:
+                if old[2] or not item[2]:
+                    return
+                self._bytes -= len(old[1])
+            self._items[oid] = item
+            self._items.move_to_end(oid)
+            self._bytes += len(item[1])
             while self._bytes > self.limit:
-                self._bytes -= len(self._items.popitem(last=False)[1])
-
+                self._bytes -= len(self._items.popitem(last=False)[1][1])
 
     def clear(self) -> None:
         with self._lock:
@@ -114,15 +146,89 @@ class _VerifiedBytes:
 _verified = _VerifiedBytes(WHOLE_CACHE_BYTES)
 
 
+class _Buffers:
+    """Read buffers reused across reads: one per concurrent reader (a few at most, under the GIL)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> bytearray:
+        with self._lock:
+            return self._free.pop() if self._free else bytearray(self.size)
+
+    def give(self, buffer: bytearray) -> None:
+        with self._lock:
+            if len(self._free) < 8:
+                self._free.append(buffer)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+
+
+_buffers = _Buffers(MAX_CHUNK)
+
+
 def clear_cache() -> None:
-    """Forget the verified bytes, decoded manifest chunks and repositories kept for ``dsv://`` in this process."""
+    """Forget the verified bytes, decoded manifest chunks, read buffers and repositories kept for ``dsv://`` in this process."""
     _verified.clear()
+    _buffers.clear()
     with _shared_lock:
         _chunk_rows.clear()
         _local_repos.clear()
-# Decoded manifest chunks by id (immutable: an id names its content), shared by every filesystem.
+
+
+class _ChunkRows:
+    """``(size, id, mode)`` by path of the files in one manifest chunk (sorted by path).
+
+    Reading one file asks for one path (pyarrow asks for it several times): it is
+    found by a binary search of the chunk's Arrow table, ~20 us, where a dict of
+    every row costs ~1 ms for 1,000 rows. From the second path asked on (a loop
+    over a folder's files), the dict is built and used.
+    """
+
+    __slots__ = ("_table", "_rows", "_full")
+
+    def __init__(self, table: "pa.Table") -> None:
+        self._table = table
+        self._rows: dict[str, tuple[int, bytes, int] | None] = {}
+        self._full = False
+
+    def get(self, path: str) -> tuple[int, bytes, int] | None:
+        rows = self._rows
+        if self._full or path in rows:
+            return rows.get(path)
+        if rows:
+            t = self._table
+            full: dict[str, tuple[int, bytes, int] | None] = {
+                p: (sz, o, m) for p, sz, o, m in zip(t.column("path").to_pylist(), t.column("size").to_pylist(), t.column("oid").to_pylist(), t.column("mode").to_pylist())
+            }
+            self._rows, self._full = full, True
+            return full.get(path)
+        row = self._search(path)
+        rows[path] = row
+        return row
+
+    def _search(self, path: str) -> tuple[int, bytes, int] | None:
+        paths = self._table.column("path")
+        lo, hi = 0, len(paths)
+        while lo < hi:  # Python's str order is UTF-8 byte order, the manifest's
+            mid = (lo + hi) // 2
+            if paths[mid].as_py() < path:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == len(paths) or paths[lo].as_py() != path:
+            return None
+        t = self._table
+        return t.column("size")[lo].as_py(), t.column("oid")[lo].as_py(), t.column("mode")[lo].as_py()
+
+
+# Manifest chunks looked up by id (immutable: an id names its content), shared by every filesystem.
 SHARED_CHUNKS = 64
-_chunk_rows: OrderedDict[str, dict[str, tuple[int, bytes, int]]] = OrderedDict()
+_chunk_rows: OrderedDict[str, _ChunkRows] = OrderedDict()
 
 
 def parse_url(url: str) -> tuple[str | None, str | None, str]:
@@ -273,6 +379,9 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
         self.rev = rev
         self._view: RemoteView | None = None
+        # The local store behind ``_store`` (which may fetch from a remote): chunks held there are
+        # read in place (:meth:`LocalObjectStore.read_into`).
+        self._local: LocalObjectStore | None = None
         options = dict(options or {})
         target = location if location is not None else os.fspath(repo)
         try:
@@ -290,6 +399,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
                     root = local.root
                     self._history = local.repository.history
                     self._store = local.repository.store
+                    self._local = local.repository.local_store
             self.repo_path = root
             resolved = self._history.resolve(rev)
             self._manifest: Manifest = read_manifest(self._store, resolved.commit.manifest)
@@ -299,11 +409,11 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self._commit_time = resolved.commit.time
         self._listings: dict[str, list[dict[str, Any]]] = {}
         self._names: dict[str, list[str]] = {}
-        self._chunk_rows: dict[int, dict[str, tuple[int, bytes, int]]] = {}
+        self._chunk_rows: dict[int, _ChunkRows] = {}
         root_table = self._manifest.root
         self._chunk_lasts: list[str] = root_table.column("last").to_pylist()
         self._chunk_ids: list[str] = self._manifest.chunk_ids()
-        self._chunk_offsets: dict[str, tuple[list[int], list[str]]] = {}
+        self._chunk_maps: dict[str, ChunkMap] = {}
 
     @staticmethod
     def _where_text(target: str) -> str:
@@ -361,6 +471,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self._view = view = RemoteView(remote, local)
         self._history = view.history
         self._store = view.store
+        self._local = local
 
     # -- URLs --------------------------------------------------------------------
 
@@ -443,7 +554,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise _os_error(err, f"dsv://{self.rev} listing {path or '/'}") from None
 
     def _file_row(self, path: str) -> tuple[int, bytes, int] | None:
-        """``(size, id, mode)`` of a file, from the one chunk that can hold it (a dict per chunk, built once)."""
+        """``(size, id, mode)`` of a file, from the one chunk that can hold it (see :class:`_ChunkRows`)."""
         i = bisect.bisect_left(self._chunk_lasts, path)
         if i >= len(self._chunk_ids):
             return None
@@ -457,10 +568,7 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
                     table = self._manifest.load_chunk(chunk_id)
                 except DsvError as err:
                     raise _os_error(err, f"dsv://{self.rev} looking up {path}") from None
-                rows = {
-                    p: (sz, o, m)
-                    for p, sz, o, m in zip(table.column("path").to_pylist(), table.column("size").to_pylist(), table.column("oid").to_pylist(), table.column("mode").to_pylist())
-                }
+                rows = _ChunkRows(table)
                 with _shared_lock:
                     _chunk_rows[chunk_id] = rows
                     while len(_chunk_rows) > SHARED_CHUNKS:
@@ -573,51 +681,73 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise _os_error(err, f"dsv://{self.rev} object {oid}") from None
 
     def _read_range(self, oid: str, size: int, start: int, end: int) -> bytes:
-        store = self._store
-        chunked = self._chunk_offsets.get(oid)
-        if chunked is None:
+        chunks = self._chunk_maps.get(oid)
+        if chunks is None:
             # Only objects of CHUNKED_THRESHOLD bytes or more can be chunk lists.
-            chunk_list = None
-            if size >= CHUNKED_THRESHOLD:
-                chunk_list = self._view.chunk_list(oid) if self._view is not None else store.chunk_list(oid)
-            if chunk_list is None:
+            chunks = self._chunk_map(oid) if size >= CHUNKED_THRESHOLD else None
+            if chunks is None:
                 data = _verified.get(oid)
                 if data is None:
-                    data = store.read(oid)
+                    data = self._store.read(oid)
                     _verified.put(oid, data)
                 return data[start:end]
-            offsets = [0]
-            for _, n in chunk_list:
-                offsets.append(offsets[-1] + n)
-            chunked = (offsets, [c for c, _ in chunk_list])
-            self._chunk_offsets[oid] = chunked
-        offsets, ids = chunked
-        first = bisect.bisect_right(offsets, start) - 1
-        last = bisect.bisect_left(offsets, end) - 1
-        parts = self._read_chunks(oid, ids[first : last + 1])
-        if len(parts) == 1:
-            return parts[0][start - offsets[first] : end - offsets[first]]
-        # One copy: trim the first and last chunk through views, then join.
-        views = [memoryview(p) for p in parts]
-        views[0] = views[0][start - offsets[first] :]
-        views[-1] = views[-1][: end - offsets[last]]
+            self._chunk_maps[oid] = chunks
+        first, last = chunks.span(start, end)
+        offsets = chunks.offsets
+        if self._view is not None:
+            self._view.fetch_chunks(oid, [chunks.chunk_id(i) for i in range(first, last + 1)])  # one batch
+        if first == last:
+            at = offsets[first]
+            data, lo, hi = self._chunk_part(chunks.chunk_id(first), offsets[first + 1] - at, start - at, end - at)
+            return data[lo:hi]
+        # One copy: the part of each chunk through a view, then joined.
+        views = []
+        for i in range(first, last + 1):
+            at = offsets[i]
+            data, lo, hi = self._chunk_part(chunks.chunk_id(i), offsets[i + 1] - at, max(start, at) - at, min(end, offsets[i + 1]) - at)
+            views.append(memoryview(data)[lo:hi])
         return b"".join(views)
 
-    def _read_chunks(self, oid: str, chunk_ids: list[str]) -> list[bytes]:
-        """Chunks of big file ``oid``: cached ones from memory (a reader's ranges often share a
-        chunk, and epochs re-read them), the rest read (verified) in one batch."""
-        found: dict[str, bytes] = {}
-        for c in chunk_ids:
-            data = _verified.get(c)
-            if data is not None:
-                found[c] = data
-        missing = [c for c in dict.fromkeys(chunk_ids) if c not in found]
-        if missing:
-            got = self._view.read_chunks(oid, missing) if self._view is not None else [self._store.read(c) for c in missing]
-            for c, data in zip(missing, got):
-                found[c] = data
-                _verified.put(c, data)
-        return [found[c] for c in chunk_ids]
+    def _chunk_part(self, cid: str, n: int, lo: int, hi: int) -> tuple[bytes, int, int]:
+        """Bytes ``[lo, hi)`` of chunk ``cid`` (``n`` bytes), verified, as ``(data, lo', hi')``: ``data[lo':hi']``.
+
+        From memory when kept (see :class:`_VerifiedBytes`). Else the first read of
+        part of a chunk reads it into a reused buffer and keeps just the part; a
+        chunk read whole, or read again for another part, is read and kept whole.
+        """
+        item = _verified.entry(cid)
+        if item is not None:
+            at, data, _ = item
+            if at <= lo and hi <= at + len(data):
+                return data, lo - at, hi - at
+        elif (lo > 0 or hi < n) and self._local is not None:
+            buffer = _buffers.take()
+            try:
+                view = self._local.read_into(cid, buffer)
+                if view is not None:
+                    with view:
+                        part = bytes(view[lo:hi])
+                    _verified.put_piece(cid, lo, part)
+                    return part, 0, len(part)
+            finally:
+                _buffers.give(buffer)
+        # Not readable in place (compressed, only promised by a remote, found corrupt: read() says
+        # which and quarantines a bad copy), or wanted whole.
+        data = self._store.read(cid)
+        _verified.put(cid, data)
+        return data, lo, hi
+
+    def _chunk_map(self, oid: str) -> ChunkMap | None:
+        """Where the chunks of big file ``oid`` lie (``None`` if it is stored whole)."""
+        if self._view is not None:
+            return self._view.chunk_map(oid)
+        store = self._store
+        if isinstance(store, LocalObjectStore):
+            return store.chunk_map(oid)
+        listed = store.chunk_list(oid)  # a partial clone's store: fetches the list if only promised
+        if listed is None:
+            return None
+        return ChunkMap(encode_chunk_list([(bytes.fromhex(c), n) for c, n in listed]), sum(n for _, n in listed))
 
     def prefetch(self, paths: list[str]) -> int:
         """Fetch, in one batch, every file among ``paths`` not held locally (a remote; else a no-op).

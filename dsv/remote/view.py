@@ -27,7 +27,7 @@ from dsv.remote.promisor import PromisorStore
 from dsv.remote.refs import RefsDocument
 from dsv.remote.repo import RemoteRepo
 from dsv.store.local import LocalObjectStore
-from dsv.store.pack import Encoding
+from dsv.store.pack import ChunkMap, Encoding
 
 
 class RefsSnapshot:
@@ -57,7 +57,7 @@ class RemoteView:
         self.refs = RefsSnapshot(doc)
         self.store = PromisorStore(local, lambda: remote)
         self.history = History(self.store, self.refs)  # type: ignore[arg-type]
-        self._lists: dict[str, list[tuple[str, int]] | None] = {}
+        self._lists: dict[str, ChunkMap | None] = {}
         self._lock = threading.Lock()
 
     @property
@@ -76,7 +76,12 @@ class RemoteView:
         return self.remote.requests
 
     def chunk_list(self, oid: str) -> list[tuple[str, int]] | None:
-        """``[(chunk id, size)...]`` of a big file, or ``None`` for an ordinary object.
+        """``[(chunk id, size)...]`` of a big file, or ``None`` for an ordinary object (see :meth:`chunk_map`)."""
+        listed = self.chunk_map(oid)
+        return None if listed is None else listed.pairs()
+
+    def chunk_map(self, oid: str) -> ChunkMap | None:
+        """Where the chunks of a big file lie, or ``None`` for an ordinary object.
 
         Held locally: the verified local list. Otherwise the list is read from
         the remote (one ranged request) without fetching its chunks.
@@ -88,7 +93,7 @@ class RemoteView:
         held = self.local.has(oid)
         if held:
             try:
-                listed = self.local.chunk_list(oid)
+                listed = self.local.chunk_map(oid)
             except CorruptObjectError:
                 if self.local.has(oid):
                     raise
@@ -102,15 +107,15 @@ class RemoteView:
                 listed = None
             else:
                 try:
-                    listed = [(raw.hex(), size) for raw, size in rec.chunks()]
+                    listed = ChunkMap(rec.stored, rec.size)
                 except ValueError as err:
                     raise RemoteCorruptError(self.display, oid, f"has a malformed chunk list ({err})") from None
         with self._lock:
             self._lists[oid] = listed
         return listed
 
-    def read_chunks(self, oid: str, chunk_ids: list[str]) -> list[bytes]:
-        """The bytes of some chunks of big file ``oid``, fetched (verified) in one batch if not held.
+    def fetch_chunks(self, oid: str, chunk_ids: list[str]) -> None:
+        """Fetch (verified, in one batch) the chunks of big file ``oid`` among ``chunk_ids`` not held locally.
 
         Once every chunk of the file is held, its chunk list is stored too, so
         later reads (and checkouts) of the file are local.
@@ -119,11 +124,10 @@ class RemoteView:
         if missing:
             self.store.prefetch(missing)
             self._store_list_when_complete(oid)
-        return [self.store.read(c) for c in chunk_ids]  # a chunk corrupt locally is fetched again
 
     def _store_list_when_complete(self, oid: str) -> None:
         listed = self._lists.get(oid)
-        if not listed or self.local.has(oid) or not all(self.local.has(c) for c, _ in listed):
+        if not listed or self.local.has(oid) or not all(self.local.has(listed.chunk_id(i)) for i in range(len(listed))):
             return
         self.store.prefetch([oid])  # the list, verified against its (now held) chunks
 

@@ -23,11 +23,13 @@ damaged index can be rebuilt from its pack (:func:`scan_pack`).
 
 from __future__ import annotations
 
+import bisect
 import enum
 import os
 import struct
 import sys
 from array import array
+from itertools import accumulate
 from collections.abc import Iterator, Sequence
 from typing import Any
 from dataclasses import dataclass
@@ -79,6 +81,54 @@ def decode_chunk_list(stored: bytes, size: int) -> list[tuple[bytes, int]]:
     if sum(n for _, n in out) != size:
         raise ValueError("chunk lengths do not add up to the object's size")
     return out
+
+
+class ChunkMap:
+    """Where each chunk of a big file lies, from its stored chunk list, with no Python object per chunk.
+
+    A 1 GiB file has ~5,000-15,000 chunks: :func:`decode_chunk_list` builds a tuple
+    (and a caller a hex id) per chunk, ~5 ms before the first byte is read. A map
+    keeps the list's bytes and one ``int`` offset per chunk (summed at C speed), and
+    makes the hex id of a chunk only when a read touches it. ``ValueError`` as
+    :func:`decode_chunk_list` (a list whose lengths do not add up to ``size``).
+    """
+
+    __slots__ = ("offsets", "_stored")
+
+    def __init__(self, stored: bytes | memoryview, size: int) -> None:
+        if len(stored) % CHUNK_ENTRY.size:
+            raise ValueError("chunk list length is not a multiple of 24")
+        words: Any
+        if sys.byteorder == "little":
+            words = memoryview(stored).cast("Q")
+        else:
+            words = array("Q")
+            words.frombytes(stored)
+            words.byteswap()
+        offsets = list(accumulate(words[2::3], initial=0))
+        if offsets[-1] != size:
+            raise ValueError("chunk lengths do not add up to the object's size")
+        self.offsets: list[int] = offsets
+        """``offsets[i]`` is where chunk ``i`` starts; the last entry is the object's size."""
+        self._stored = stored
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """``(first, last)`` chunk of the bytes ``[start, end)`` (``0 <= start < end <= size``)."""
+        offsets = self.offsets
+        return bisect.bisect_right(offsets, start) - 1, bisect.bisect_left(offsets, end) - 1
+
+    def chunk_id(self, i: int) -> str:
+        """The hex id of chunk ``i``."""
+        at = i * CHUNK_ENTRY.size
+        return self._stored[at : at + DIGEST_SIZE].hex()
+
+    def pairs(self) -> list[tuple[str, int]]:
+        """``(hex id, length)`` of every chunk (what ``chunk_list`` returns)."""
+        o = self.offsets
+        return [(self.chunk_id(i), o[i + 1] - o[i]) for i in range(len(self))]
 
 
 class _IdView(Sequence[bytes]):
@@ -149,6 +199,10 @@ class _WordView(Sequence[int]):
             yield (w >> shift) & mask
 
 
+KEYED_LOOKUPS = 512
+"""A pack index searches an integer array of its ids' prefixes from this many lookups on (or 1 per 128 ids)."""
+
+
 class PackIndex:
     """The verified index of one pack, sorted by id.
 
@@ -158,11 +212,14 @@ class PackIndex:
     Python objects (a bisect touches ~20 entries).
     """
 
-    __slots__ = ("ids", "offsets", "lengths", "version", "_words")
+    __slots__ = ("ids", "offsets", "lengths", "version", "_words", "_records", "_keys", "_lookups")
 
     def __init__(self, data: bytes, start: int, count: int, version: int) -> None:
         # Each record is 4 little-endian u64 words: two of id, then offset, then length.
         raw = memoryview(data)[start : start + count * RECORD.size]
+        self._records = raw
+        self._keys: array[int] | None = None
+        self._lookups = 0
         words: Any
         if sys.byteorder == "little":
             words = raw.cast("Q")  # a view: no copy of a multi-megabyte index
@@ -182,8 +239,35 @@ class PackIndex:
         return _WordView(self._words, OFFSET_BITS, 0xFF) if self.version >= 2 else None
 
     def find(self, raw: bytes) -> int:
-        """The row of id ``raw``, or -1."""
-        return self.ids.find(raw)
+        """The row of id ``raw``, or -1.
+
+        A binary search over the bytes (~4 us in Python for 100,000 ids) until
+        lookups are many (a read of 10,000 small files); then over an array of
+        each id's first 8 bytes as an integer (``bisect`` in C, ~1.5 us), built
+        once from the index's bytes (~2 ms for 100,000 ids).
+        """
+        keys = self._keys
+        if keys is None:
+            self._lookups += 1
+            if self._lookups < max(KEYED_LOOKUPS, len(self.ids) // 128):
+                return self.ids.find(raw)
+            keys = self._keys = self._key_array()
+        k = int.from_bytes(raw[:8], "big")
+        i = bisect.bisect_left(keys, k)
+        ids, n = self.ids, len(keys)
+        while i < n and keys[i] == k:  # ids sharing their first 8 bytes are adjacent
+            if ids[i] == raw:
+                return i
+            i += 1
+        return -1
+
+    def _key_array(self) -> "array[int]":
+        """The first 8 bytes of every id, read as a big-endian integer: sorted as the ids are."""
+        keys = array("Q")
+        keys.frombytes(self._records.cast("Q")[0::4].tobytes())  # a byte gather in C, whatever the byte order
+        if sys.byteorder == "little":
+            keys.byteswap()
+        return keys
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -223,7 +307,8 @@ def decode_index(data: bytes, *, what: str) -> PackIndex:
         raise CorruptMetadataError(what, "not a dsv pack index", hint="run 'dsv fsck --repair' to rebuild it from its pack")
     if version > PACK_VERSION:
         raise FormatVersionError(what, version, PACK_VERSION)
-    body, trailer = data[:-DIGEST_SIZE], data[-DIGEST_SIZE:]
+    # A view, not a slice: a multi-megabyte index is hashed in place, not copied first.
+    body, trailer = memoryview(data)[:-DIGEST_SIZE], data[-DIGEST_SIZE:]
     if len(body) != IDX_HEADER.size + count * RECORD.size:
         raise CorruptMetadataError(what, "truncated pack index", hint="run 'dsv fsck --repair' to rebuild it from its pack")
     if digest_bytes(body) != trailer:
