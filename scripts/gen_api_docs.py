@@ -61,10 +61,18 @@ file a read touches against the chunk's id (a Parquet footer read reads only
 the last chunks). It is read-only: writes raise `PermissionError`; a missing
 revision or path raises `FileNotFoundError` naming the revision, a folder
 opened as a file `IsADirectoryError`. Within a process, filesystems share what
-they have verified (small files and chunks, up to 64 MiB), decoded manifest
+they have verified (small files, chunks and the parts of chunks reads asked for, up to 64 MiB), decoded manifest
 chunks and opened repositories, all keyed by content id or path (a new commit
 is still seen: a store re-reads its indexes when an id is missing);
 `dsv.api.fs.clear_cache()` forgets them.
+
+A process that opened `dsv://` files pauses 0.1 s at exit: pyarrow releases a
+Python filesystem's files from its own threads, possibly after `read_table`
+has returned, and if the interpreter was already shutting down the process
+aborted ("terminate called without an active exception", exit code 134) after
+its work was done, about one run in three to ten (pyarrow's open reports
+apache/arrow#34314 and #39162 describe the same abort with other Python
+filesystems). With the pause, none of 40 runs aborted.
 
 ### Reading from a remote
 
