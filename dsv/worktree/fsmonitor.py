@@ -137,6 +137,8 @@ def query(dsv_dir: str, token: str | None, *, timeout: float = ANSWER_TIMEOUT_S)
             os.close(fd)
             sock.sendall(json.dumps({"op": "query", "token": token, "cookie": cookie}).encode() + b"\n")
             reply = _read_reply(sock)
+    except _Closed as err:
+        raise NoDaemon() from err  # it closed without answering: it was exiting
     except (OSError, ValueError):
         return None
     finally:
@@ -162,7 +164,7 @@ def request(dsv_dir: str, op: str, *, timeout: float = 2.0) -> dict[str, object]
         with sock:
             sock.sendall(json.dumps({"op": op}).encode() + b"\n")
             reply = _read_reply(sock)
-    except (OSError, ValueError):
+    except (OSError, ValueError, _Closed):
         return None
     return reply if isinstance(reply, dict) else None
 
@@ -185,6 +187,10 @@ def _socket_address(path: str) -> str:
     return path
 
 
+class _Closed(Exception):
+    """The daemon closed the connection without a word."""
+
+
 def _read_reply(sock: socket.socket) -> object:
     chunks = []
     while True:
@@ -192,6 +198,8 @@ def _read_reply(sock: socket.socket) -> object:
         if not data:
             break
         chunks.append(data)
+    if not chunks:
+        raise _Closed()
     return json.loads(b"".join(chunks))
 
 
