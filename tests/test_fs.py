@@ -454,3 +454,19 @@ def test_a_process_that_read_parquet_through_dsv_exits_cleanly(tmp_path: Path) -
         codes.append(proc.returncode)
         assert proc.returncode != 0 or proc.stdout.strip() == str(n)
     assert codes == [0] * 12, f"exit codes {codes}"
+
+
+def test_a_branch_url_sees_new_commits_in_a_long_running_process(tmp_path: Path) -> None:
+    # fsspec's instance cache used to hand back the filesystem that resolved 'main' on first use.
+    import pandas as pd
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "t.csv").write_text("a\n1\n")
+    repo = dsv.Repo.init(root)
+    repo.commit("v1")
+    assert pd.read_csv("dsv://main/t.csv", storage_options={"repo": str(root)}).a.tolist() == [1]
+    (root / "t.csv").write_text("a\n2\n")
+    repo.commit("v2")
+    assert pd.read_csv("dsv://main/t.csv", storage_options={"repo": str(root)}).a.tolist() == [2]
+    assert fsspec.filesystem("dsv", repo=str(root), rev="main").cat_file("t.csv") == b"a\n2\n"

@@ -369,6 +369,10 @@ class DsvFileSystem(AbstractFileSystem):  # type: ignore[misc]
     """
 
     protocol = "dsv"
+    cachable = False
+    """No fsspec instance cache: ``dsv://main/...`` resolves ``main`` each time a filesystem
+    is made (pandas makes one per URL), so a long-running process sees new commits. What is
+    costly to open (repositories, verified bytes, manifest chunks) is shared per process anyway."""
     root_marker = ""
 
     def __init__(
