@@ -400,3 +400,36 @@ def test_a_folder_replaced_by_a_file_or_a_symlink_is_checked_as_one(monitored: t
     assert got == _full_status(root)
     dsv.Repo(root).commit("folders became a file and a link")
     assert _full_status(root)["clean"] and _monitored_status(root)["clean"]
+
+
+def test_config_reads_and_sets_the_monitor_and_off_stops_the_daemon(monitored: tuple[Path, dsv.Repo]) -> None:
+    root, _ = monitored
+    assert run_cli(root, "config", "core.fsmonitor") == (0, "true")
+    code, out = run_cli(root, "config", "core.fsmonitor", "false", "--json")
+    assert code == 0 and json.loads(out) == {"key": "core.fsmonitor", "value": False}
+    assert run_cli(root, "config", "core.fsmonitor") == (0, "false")
+    deadline = time.monotonic() + 5
+    while fsmonitor.request(str(root / ".dsv"), "status") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fsmonitor.request(str(root / ".dsv"), "status") is None, "config ... false left the daemon running"
+
+
+def test_a_command_that_starts_the_daemon_settles_at_once(monitored: tuple[Path, dsv.Repo]) -> None:
+    # The status that starts a new daemon waits for it, so the next one is already monitored.
+    root, _ = monitored
+    fsmonitor.request(str(root / ".dsv"), "stop")
+    deadline = time.monotonic() + 5
+    while fsmonitor.request(str(root / ".dsv"), "status") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dsv.Repo(root).status().clean  # starts a daemon and walks
+    repo = dsv.Repo(root)
+    session = repo._repo.monitor_session(repo._repo.load_statcache(repo._repo.refs.head().commit))
+    assert session is not None and session.changed is not None, "the second status walked again"
+
+
+def run_cli(root: Path, *args: str) -> tuple[int, str]:
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "dsv", "-C", str(root), *args], capture_output=True, text=True)
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    return proc.returncode, proc.stdout.strip()

@@ -732,13 +732,18 @@ def config(ctx: click.Context, key: str, value: str | None, as_json: bool) -> No
     section, _, field = key.partition(".")
     if value is not None:
         repo.set_config({key: value})
+        if key == "core.fsmonitor" and not repo.config.core.fsmonitor:
+            from dsv.worktree import fsmonitor as monitor
+
+            monitor.request(repo.layout.dsv, "stop")  # off means no daemon, as with 'dsv fsmonitor off'
         if not as_json:
             return
-    v = repo.config.model_dump()[section][field]
+    # Read through the model's attributes: fields at their default are left out of its dump.
+    v = getattr(getattr(repo.config, section), field)
     if as_json:
         emit_json({"key": key, "value": v})
         return
-    click.echo("" if v is None else str(v))
+    click.echo("" if v is None else str(v).lower() if isinstance(v, bool) else str(v))
 
 
 @cli.group()

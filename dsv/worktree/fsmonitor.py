@@ -88,6 +88,8 @@ ANSWER_TIMEOUT_S = 2.0
 """How long a client waits for an answer; a daemon that takes longer is treated as absent (walk)."""
 COOKIE_WAIT_S = 1.5
 """How long the daemon waits for a cookie's event before answering "walk everything"."""
+STARTUP_WAIT_S = 2.0
+"""How long a command that started the daemon waits for it before walking without it."""
 CHECK_EVERY_S = 1.0
 """How often the daemon checks that its tree, ``.dsv`` and socket are still the ones it serves."""
 
@@ -281,8 +283,16 @@ def begin(root: str, dsv_dir: str, identity: tuple[int, int, int] | None, *, ign
         try:
             start(root, dsv_dir)
         except OSError:
-            pass
-        return Session(dsv_dir)
+            return Session(dsv_dir)
+        # Wait (briefly) for it, so that this command's walk already settles at a token of
+        # the new daemon: otherwise the next command would walk the whole tree again.
+        if not wait_until_running(dsv_dir, timeout=STARTUP_WAIT_S):
+            return Session(dsv_dir)
+        try:
+            answer = query(dsv_dir, None)
+        except NoDaemon:
+            return Session(dsv_dir)
+        return Session(dsv_dir, answer.token, None) if answer is not None else Session(dsv_dir)
     if answer is None:
         return Session(dsv_dir)  # a daemon that does not answer in time: walk, start no other
     try:
