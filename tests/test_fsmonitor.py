@@ -360,6 +360,7 @@ def test_a_socket_path_too_long_walks_instead_of_failing(tmp_path: Path) -> None
     with pytest.raises(dsv.DsvError) as info:
         dsv.Repo(deep).fsmonitor_on()
     assert "too long" in str(info.value)
+    assert "too long" in str(dsv.Repo(deep).fsmonitor_status()["problem"])
 
 
 def test_a_daemon_whose_socket_is_deleted_exits(monitored: tuple[Path, dsv.Repo]) -> None:
@@ -433,3 +434,11 @@ def run_cli(root: Path, *args: str) -> tuple[int, str]:
     proc = subprocess.run([sys.executable, "-m", "dsv", "-C", str(root), *args], capture_output=True, text=True)
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     return proc.returncode, proc.stdout.strip()
+
+
+def test_status_names_why_every_command_walks(monitored: tuple[Path, dsv.Repo]) -> None:
+    root, _ = monitored
+    assert dsv.Repo(root).fsmonitor_status()["problem"] is None
+    (root / "rules").write_text("*.tmp\n")
+    (root / ".dsvignore").symlink_to("rules")
+    assert ".dsvignore is a symlink" in str(dsv.Repo(root).fsmonitor_status()["problem"])

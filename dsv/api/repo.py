@@ -915,13 +915,16 @@ class Repo(RemoteCommands):
         """``enabled`` (the setting), ``running``, and the daemon's ``pid``, ``watches`` and ``problem``."""
         from dsv.worktree import fsmonitor
 
+        from dsv.worktree.ignore import IGNORE_FILE
+
         reply = fsmonitor.request(self._repo.layout.dsv, "status") or {}
+        problem = reply.get("problem") or fsmonitor.local_problem(self.root, self._repo.layout.dsv, ignore_file=IGNORE_FILE)
         return {
             "enabled": self._repo.settings.fsmonitor,
             "running": bool(reply),
             "pid": reply.get("pid"),
             "watches": reply.get("watches"),
-            "problem": reply.get("problem"),
+            "problem": problem,
         }
 
     def gc(self, grace_seconds: float = 14 * 86400) -> "GcReport":

@@ -205,6 +205,19 @@ def _read_reply(sock: socket.socket) -> object:
     return json.loads(b"".join(chunks))
 
 
+def local_problem(root: str, dsv_dir: str, *, ignore_file: str) -> str | None:
+    """Why commands here walk the whole tree whatever the daemon says, if they do (for ``dsv fsmonitor status``)."""
+    if not sys.platform.startswith("linux"):
+        return "the file-system monitor uses inotify, which only Linux has"
+    try:
+        _socket_address(os.path.join(monitor_dir(dsv_dir), SOCKET))
+    except MonitorUnavailable as err:
+        return str(err)
+    if os.path.islink(os.path.join(root, ignore_file)):
+        return f"{ignore_file} is a symlink, so every command walks the tree (its target can change with no event on its name)"
+    return None
+
+
 def start(root: str, dsv_dir: str) -> None:
     """Start the daemon for the working tree at ``root`` in the background (no-op if one runs)."""
     import subprocess
