@@ -850,3 +850,11 @@ def test_atomic_write_of_parts_survives_short_writev(tmp_path: Path, monkeypatch
     monkeypatch.setattr(os, "writev", lambda fd, bufs: real(fd, [bytes(bufs[0])[:2]]))
     fsio.atomic_write_bytes(tmp_path / "x", parts, durable=False)
     assert (tmp_path / "x").read_bytes() == b"abcdefg" + b"h" * 100_000
+
+
+def test_atomic_write_of_many_parts_writes_them_all(tmp_path: Path) -> None:
+    from dsv.base import fsio
+
+    parts = [bytes([i % 256]) * 3 for i in range(fsio.WRITEV_PARTS_MAX * 5)]
+    fsio.atomic_write_bytes(tmp_path / "x", parts, durable=False)
+    assert (tmp_path / "x").read_bytes() == b"".join(parts)

@@ -52,9 +52,17 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
         view = view[n:]
 
 
+WRITEV_PARTS_MAX = 256
+"""More parts than this are written one by one (``writev`` takes at most IOV_MAX, often 1024)."""
+
+
 def _writev_all(fd: int, parts: "Sequence[bytes | bytearray | memoryview]") -> None:
     """Write every part, in order, with one ``writev`` when the system takes it all at once."""
     views = [memoryview(p) for p in parts if len(p)]
+    if len(views) > WRITEV_PARTS_MAX:
+        for view in views:
+            write_all(fd, view)
+        return
     done = os.writev(fd, views) if views else 0
     for view in views:
         if done >= len(view):

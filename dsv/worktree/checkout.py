@@ -271,10 +271,12 @@ def _real_folder(path: str) -> None:
 
 
 def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progress | None = None) -> Staged:
-    """Write every file into ``folder`` (or beside its target, on another filesystem), each verified (step 2).
+    """Write every file, verified, beside its target or into ``folder`` (step 2).
 
-    On any failure the staging folder is removed and the error re-raised, with a
-    hint saying the working tree was not changed.
+    Beside its target (``.dsv-tmp-<16 hex>``) when the target's folder exists;
+    else into ``folder``, or beside the nearest folder when that is on another
+    filesystem. On any failure everything staged is removed and the error
+    re-raised, with a hint saying the working tree was not changed.
     """
     progress = progress or NullProgress()
     staged = Staged(prepared, folder)
@@ -287,8 +289,7 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
         except OSError as err:
             raise StorageError("create", folder, err) from err
         tree = _Tree(prepared.root)
-        # A file whose folder is on another filesystem is staged beside it: a rename
-        # across filesystems would be a copy, which could fail half-way in the switch.
+        # Free space is checked per filesystem the staged files land on.
         devices: dict[str, int] = {}
         need: dict[int, tuple[str, int]] = {}
         for w in prepared.writes:
