@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -189,6 +188,8 @@ class RemoteCommands:
         refs = self._repo.refs
         for short in refs.list(f"{REMOTES}/{name}"):
             refs.update(f"{REMOTES}/{name}/{short}", None, expected=None, check=False)
+        import shutil
+
         shutil.rmtree(os.path.join(self._repo.layout.refs, "remotes", name), ignore_errors=True)  # folders left empty
         shutil.rmtree(os.path.join(self._repo.layout.dsv, "remotes", name), ignore_errors=True)  # cached indexes
         return RemoteInfo(name, mask_url(old.url), mask_options(old.options))
@@ -485,6 +486,8 @@ def clone(
                 inner.refs.create(HEADS, branch, commit)
                 inner.refs.set_head(branch=branch)
     except BaseException:
+        import shutil
+
         if created:
             shutil.rmtree(dest, ignore_errors=True)
         else:

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import marshal
 import os
-import pickle
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +57,8 @@ def fork_available() -> bool:
     threads = os_thread_count()
     if threads is None:
         # No kernel count: trust threading only when no library known to start native threads is loaded.
+        import threading
+
         return threading.active_count() == 1 and not any(m in sys.modules for m in ("pyarrow", "duckdb"))
     return threads == 1
 
@@ -81,6 +81,8 @@ class ForkJob:
                     payload = b"o" + marshal.dumps(fn())
                 except DsvError as err:
                     # pickle keeps the error's type and fields (DsvError.__reduce__).
+                    import pickle
+
                     payload = b"e" + pickle.dumps(err)
                 view = memoryview(payload)
                 while view:
@@ -111,6 +113,8 @@ class ForkJob:
             raise ChildFailed(f"child {self._pid} exited with status {status}")
         data = b"".join(chunks)
         if data[:1] == b"e":
+            import pickle
+
             err = pickle.loads(data[1:])
             if isinstance(err, DsvError):
                 raise err

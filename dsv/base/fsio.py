@@ -12,11 +12,14 @@ import errno
 import json
 import os
 import time
-import uuid
 from collections.abc import Sequence
-from pathlib import Path
 
 from dsv.base.errors import LockError, StorageError
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
 
 def hostname() -> str:
@@ -41,7 +44,7 @@ def temp_name(path: str | os.PathLike[str]) -> str:
     """A unique temporary name in the same directory as ``path`` (so rename is atomic)."""
     p = os.fspath(path)
     head, tail = os.path.split(p)
-    return os.path.join(head, f".{tail}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return os.path.join(head, f".{tail}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
@@ -145,7 +148,7 @@ class FileLock:
     def _describe_holder(self) -> tuple[str, bool]:
         """Return (description, stale) of the current holder."""
         try:
-            raw = Path(self.path).read_text()
+            raw = _read_text(self.path)
             info = json.loads(raw)
             pid = int(info["pid"])
             host = str(info["host"])
@@ -196,14 +199,14 @@ class FileLock:
     def _break_stale(self) -> None:
         # Rename first so that two processes breaking the same stale lock cannot
         # both delete a lock the other has just taken.
-        grave = f"{self.path}.stale-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        grave = f"{self.path}.stale-{os.getpid()}-{os.urandom(3).hex()}"
         try:
             os.rename(self.path, grave)
         except FileNotFoundError:
             return
         holder_ok = False
         try:
-            info = json.loads(Path(grave).read_text())
+            info = json.loads(_read_text(grave))
             holder_ok = info.get("host") == hostname() and _pid_alive(int(info["pid"]))
         except (OSError, ValueError, KeyError, TypeError):
             pass

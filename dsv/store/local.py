@@ -26,7 +26,6 @@ from __future__ import annotations
 import bisect
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -874,7 +873,7 @@ class LocalObjectStore:
         if header_ok and not dropped and pack_name(index_bytes) == base[len("pack-") :]:
             atomic_write_bytes(idx_path, index_bytes, mode=0o444)
         else:
-            writer = PackWriter(os.path.join(self.tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}.pack"))
+            writer = PackWriter(os.path.join(self.tmp_dir, f"{os.getpid()}-{os.urandom(16).hex()}.pack"))
             try:
                 for raw, stored, size, encoding in payloads:
                     writer.append(raw, stored, size, Encoding(encoding))
@@ -981,7 +980,7 @@ class LocalObjectStore:
         Returns the number of copies quarantined.
         """
         self._prepare_write()
-        writer = PackWriter(os.path.join(self.tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}.pack"))
+        writer = PackWriter(os.path.join(self.tmp_dir, f"{os.getpid()}-{os.urandom(16).hex()}.pack"))
         copied: set[bytes] = set()
         bad = 0
         try:
@@ -1050,7 +1049,7 @@ class LocalWriter:
         self.objects_written = 0
 
     def _tmp(self, suffix: str) -> str:
-        return os.path.join(self.store.tmp_dir, f"{os.getpid()}-{uuid.uuid4().hex}{suffix}")
+        return os.path.join(self.store.tmp_dir, f"{os.getpid()}-{os.urandom(16).hex()}{suffix}")
 
     def add_bytes(self, data: bytes, *, compress: bool = False) -> str:
         """Store ``data`` and return its hex id (a no-op if a good copy is stored).

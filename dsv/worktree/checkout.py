@@ -27,7 +27,6 @@ import errno
 import os
 import shutil
 import stat as statmod
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -248,8 +247,8 @@ def staging_folder(root: str) -> str:
     if os.path.isdir(dsv_dir):
         base = os.path.join(dsv_dir, "staging")
         _real_folder(base)
-        return os.path.join(base, f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
-    return os.path.join(root, f"{CHECKOUT_TEMP_PREFIX}staging-{uuid.uuid4().hex[:12]}")
+        return os.path.join(base, f"{os.getpid()}-{os.urandom(6).hex()}")
+    return os.path.join(root, f"{CHECKOUT_TEMP_PREFIX}staging-{os.urandom(6).hex()}")
 
 
 def _real_folder(path: str) -> None:
@@ -314,7 +313,7 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
                 # the walk never tracks: a new file's inode is allocated near its folder's (in a
                 # staging folder of its own every allocation was ~4x slower on ext4), the rename
                 # stays in one folder, and status, checkout and gc remove what a kill leaves.
-                tmp = os.path.join(tree.abs(parent_rel) if parent_rel else tree.root, f"{CHECKOUT_TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
+                tmp = os.path.join(tree.abs(parent_rel) if parent_rel else tree.root, f"{CHECKOUT_TEMP_PREFIX}{os.urandom(8).hex()}")
                 staged.beside.append(tmp)
             else:
                 # Its folder does not exist yet, or something else is in the way that only the
@@ -324,7 +323,7 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
                     tmp = os.path.join(folder, str(i))
                 else:
                     _make_folders(tree, w.path, staged.created)
-                    tmp = os.path.join(os.path.dirname(tree.abs(w.path)), f"{CHECKOUT_TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
+                    tmp = os.path.join(os.path.dirname(tree.abs(w.path)), f"{CHECKOUT_TEMP_PREFIX}{os.urandom(8).hex()}")
                     staged.beside.append(tmp)
             _write_staged(tmp, w, prepared, store)
             staged.names[w.path] = tmp
@@ -440,7 +439,7 @@ def switch(staged: Staged) -> tuple[dict[str, StatKey], int]:
 
 def _replace_across_devices(src: str, target: str) -> None:
     """A folder of the tree is another filesystem: copy beside the target, then rename."""
-    tmp = os.path.join(os.path.dirname(target), f"{CHECKOUT_TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
+    tmp = os.path.join(os.path.dirname(target), f"{CHECKOUT_TEMP_PREFIX}{os.urandom(8).hex()}")
     try:
         if os.path.islink(src):
             os.symlink(os.readlink(src), tmp)
