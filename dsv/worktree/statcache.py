@@ -323,7 +323,7 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
     mtime) get the unknown key, so they are re-hashed.
     """
     try:
-        if len(data) < _HEAD.size + DIGEST_SIZE or digest_bytes(data[:-DIGEST_SIZE]) != data[-DIGEST_SIZE:]:
+        if len(data) < _HEAD.size + DIGEST_SIZE or digest_bytes(memoryview(data)[:-DIGEST_SIZE]) != data[-DIGEST_SIZE:]:
             return None
         magic, version, _ = _HEAD.unpack_from(data)
         if magic != MAGIC or version != VERSION:
@@ -382,14 +382,16 @@ def load(path: str) -> StatCache | None:
         return None
     try:
         st = os.fstat(fd)
-        chunks = []
-        while c := os.read(fd, 1 << 24):
+        # One read of the file's size (a larger request would allocate, and fault in,
+        # a buffer that large), then one to see the end; more only if it grew.
+        chunks = [os.read(fd, st.st_size)]
+        while c := os.read(fd, 1 << 20):
             chunks.append(c)
     except OSError:
         return None
     finally:
         os.close(fd)
-    cache = decode(b"".join(chunks), st.st_mtime_ns)
+    cache = decode(chunks[0] if len(chunks) == 1 else b"".join(chunks), st.st_mtime_ns)
     if cache is not None:
         cache.identity = (st.st_size, st.st_mtime_ns, st.st_ino)
     return cache
