@@ -12,19 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from dsv.api.remotes import RemoteCommands
-from dsv.api.results import (
-    BranchInfo,
-    ChangelogResult,
-    LogResult,
-    CheckoutResult,
-    CommitResult,
-    FileInfo,
-    LogEntry,
-    ShowResult,
-    StatusResult,
-    TagInfo,
-    Warnings,
-)
+from dsv.api.worktree_results import CheckoutResult, CommitResult, StatusResult, Warnings
 from dsv.base.errors import (
     CheckoutInProgressError,
     CorruptMetadataError,
@@ -49,7 +37,7 @@ if TYPE_CHECKING:
 
     from dsv.history.documents import Commit
     from dsv.history.revisions import Resolved
-    from dsv.api.results import VersionInfo
+    from dsv.api.results import BranchInfo, ChangelogResult, FileInfo, LogEntry, LogResult, ShowResult, TagInfo, VersionInfo
     from dsv.metrics.compare import MetricsComparison
     from dsv.metrics.records import MetricsEntry, MetricsResult
     from dsv.semantic.declaration import Declaration
@@ -312,6 +300,8 @@ class Repo(RemoteCommands):
 
     def log(self, rev: str = "HEAD", *, limit: int | None = None) -> LogResult:
         """Commits reachable from ``rev``, newest first (a list, and a table: ``.to_pandas()``)."""
+        from dsv.api.results import LogEntry, LogResult
+
         head = self._repo.refs.head()
         if rev in ("HEAD", "@") and head.commit is None:
             return LogResult()
@@ -321,6 +311,8 @@ class Repo(RemoteCommands):
 
     def show(self, rev: str = "HEAD") -> ShowResult:
         """One commit, or the commit a tag names plus the tag's message and metadata."""
+        from dsv.api.results import ShowResult
+
         r = self.resolve(rev)
         refs = self._refs_by_commit()
         return ShowResult(r.commit_id, r.commit, r.tag_name, r.tag, tuple(refs.get(r.commit_id, ())))
@@ -329,6 +321,8 @@ class Repo(RemoteCommands):
 
     def ls(self, rev: str = "HEAD", path: str = "") -> list[FileInfo]:
         """Files at ``rev``, optionally only at or under ``path``."""
+        from dsv.api.results import FileInfo
+
         r = self.resolve(rev)
         table = self._manifest(r.commit).under(path)
         return [
@@ -502,6 +496,8 @@ class Repo(RemoteCommands):
         ``spec`` is ``A..B``, ``A..`` (to HEAD), ``B`` (B's whole history) or ``None`` (HEAD's).
         Each step is diffed against its first parent (a root commit against nothing).
         """
+        from dsv.api.results import ChangelogResult, LogEntry
+
         if spec and ".." in spec:
             old, _, new = spec.partition("..")
             new = new or "HEAD"
@@ -666,11 +662,15 @@ class Repo(RemoteCommands):
 
     def branches(self) -> list[BranchInfo]:
         """Every branch; ``current`` marks HEAD's."""
+        from dsv.api.results import BranchInfo
+
         head = self._repo.refs.head()
         return [BranchInfo(n, c, n == head.branch) for n, c in self._repo.refs.list(HEADS).items()]
 
     def create_branch(self, name: str, rev: str = "HEAD", *, force: bool = False) -> BranchInfo:
         """Create branch ``name`` at ``rev``."""
+        from dsv.api.results import BranchInfo
+
         check_ref_name(name)
         head = self._repo.refs.head()
         if force and head.branch == name:
@@ -691,6 +691,8 @@ class Repo(RemoteCommands):
 
     def tags(self) -> list[TagInfo]:
         """Every tag, with its annotation when it has one."""
+        from dsv.api.results import TagInfo
+
         from dsv.history.documents import document_type, read_tag
 
         out = []
@@ -710,6 +712,8 @@ class Repo(RemoteCommands):
         self, name: str, rev: str = "HEAD", *, message: str | None = None, meta: dict[str, str] | None = None, force: bool = False
     ) -> TagInfo:
         """Tag ``rev`` as ``name``: annotated (a stored tag object) when a message or metadata is given."""
+        from dsv.api.results import TagInfo
+
         from dsv.history.objects import Tag, now
 
         check_ref_name(name)

@@ -14,7 +14,8 @@ def run() -> None:
     free), and the process ends with ``os._exit`` after flushing output, so a
     large stat cache is not torn down object by object. As a program (not a
     library), the command may fork a helper process while it is single-threaded
-    (:mod:`dsv.base.forkjob`).
+    (:mod:`dsv.base.forkjob`). ``dsv status`` is served without importing click
+    (:mod:`dsv.cli.quick`).
     """
     import gc
 
@@ -29,8 +30,14 @@ def run() -> None:
     if not _UNUSED.intersection(sys.modules):
         sys.meta_path.insert(0, _Unused())
     code = 0
+    args = sys.argv[1:]
     try:
-        main()
+        if args in _QUICK and os.environ.get("DSV_DEBUG") != "1":
+            from dsv.cli.quick import run_status
+
+            code = run_status(args)
+        else:
+            main()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     try:
@@ -43,6 +50,9 @@ def run() -> None:
         pass
     os._exit(code)
 
+
+_QUICK = (["status"], ["status", "--json"])
+"""Argument lists served without click (:func:`dsv.cli.quick.run_status`)."""
 
 _UNUSED = frozenset({"numpy", "pandas"})
 

@@ -106,27 +106,9 @@ def init(ctx: click.Context, path: str) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show what changed in the working tree since the last commit."""
-    st = _repo(ctx).status(progress=_progress(ctx))
-    _print_warnings(st.warnings)
-    if as_json:
-        emit_json(st.to_dict())
-        return
-    where = f"On branch {st.branch}" if st.branch else f"HEAD detached at {short(st.head)}"
-    click.echo(where)
-    if st.checkout_in_progress:
-        click.echo(color(f"A checkout stopped part-way: run `{st.checkout_in_progress}` to finish it.", "red"))
-    if st.head is None:
-        click.echo("No commits yet")
-    if st.clean:
-        click.echo("nothing to commit, working tree clean")
-        return
-    for label, items, fg in (("modified", st.modified, "yellow"), ("removed", st.removed, "red"), ("added", st.added, "green")):
-        for p in items:
-            click.echo(color(f"  {label + ':':<10} {quote_path(p)}", fg))
-    for old, new in st.moved:
-        click.echo(color(f"  {'moved:':<10} {quote_path(old)} -> {quote_path(new)}", "cyan"))
-    n = len(st.modified) + len(st.removed) + len(st.added) + len(st.moved)
-    click.echo(f"{n} change(s): {len(st.added)} added, {len(st.removed)} removed, {len(st.modified)} modified, {len(st.moved)} moved")
+    from dsv.cli.quick import show_status
+
+    show_status(_repo(ctx).status(progress=_progress(ctx)), as_json)
 
 
 @cli.command()

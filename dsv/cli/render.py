@@ -1,4 +1,8 @@
-"""Human and JSON renderers; the only module (with ``app``) that writes to stdout."""
+"""Human and JSON renderers; the only modules (with ``app``) that write to stdout.
+
+No click import here: ``dsv status`` renders through this module without
+loading click (:mod:`dsv.cli.quick`); only colouring on a terminal imports it.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,27 @@ import json
 import sys
 from typing import Any
 
-import click
+
+def echo(text: str, *, err: bool = False) -> None:
+    """One line on stdout (or stderr), flushed, as ``click.echo`` writes it.
+
+    dsv adds colour only when stdout is a terminal (:func:`color`), so there is
+    never an escape sequence for ``click.echo`` to strip here.
+    """
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
 
 
 def emit_json(value: Any) -> None:
     """Print ``value`` as indented JSON (the documented ``--json`` shape)."""
     # allow_nan=False: never print NaN or Infinity, which strict JSON parsers reject.
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False))
+    echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False))
 
 
 def warn(message: str) -> None:
     """A warning line on stderr."""
-    click.echo(f"dsv: warning: {message}", err=True)
+    echo(f"dsv: warning: {message}", err=True)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -49,4 +62,8 @@ def short(oid: str | None) -> str:
 
 def color(text: str, fg: str) -> str:
     """Colour ``text`` when stdout is a terminal."""
-    return click.style(text, fg=fg) if sys.stdout.isatty() else text
+    if not sys.stdout.isatty():
+        return text
+    import click
+
+    return click.style(text, fg=fg)

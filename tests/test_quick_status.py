@@ -1,0 +1,97 @@
+"""``dsv status`` served without click (dsv.cli.quick) prints exactly what the click command prints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_dsv, write_tree
+
+
+def _both(cwd: Path, *extra: str) -> tuple[subprocess.CompletedProcess[bytes], subprocess.CompletedProcess[bytes]]:
+    """``dsv status EXTRA`` by the quick path, and by click (``-C .`` takes the click path)."""
+    quick = run_dsv("status", *extra, cwd=cwd)
+    full = run_dsv("-C", ".", "status", *extra, cwd=cwd)
+    return quick, full
+
+
+def _same(cwd: Path) -> str:
+    """Both paths agree on exit code, stdout and stderr, with and without ``--json``; the text output (stdout + stderr)."""
+    outputs = []
+    for extra in ((), ("--json",)):
+        quick, full = _both(cwd, *extra)
+        assert (quick.returncode, quick.stdout, quick.stderr) == (full.returncode, full.stdout, full.stderr), extra
+        outputs.append((quick.stdout + quick.stderr).decode())
+    return outputs[0]
+
+
+def test_quick_status_matches_click_in_every_state(repo_dir: Path) -> None:
+    # Outside a repository: the same one-line error and exit code.
+    out = _same(repo_dir)
+    assert out.startswith("dsv: error:") and run_dsv("status", cwd=repo_dir).returncode != 0
+    run_dsv("init", cwd=repo_dir, check=True)
+    assert "No commits yet" in _same(repo_dir)
+    write_tree(repo_dir, {"cat/1.jpg": b"one", "cat/2.jpg": b"two", "dog/3.jpg": b"three", "with space.txt": b"s"})
+    assert "added:" in _same(repo_dir)
+    run_dsv("commit", "-m", "v1", cwd=repo_dir, check=True)
+    assert "nothing to commit, working tree clean" in _same(repo_dir)
+    (repo_dir / "cat/1.jpg").write_bytes(b"ONE")
+    (repo_dir / "dog/3.jpg").rename(repo_dir / "dog/4.jpg")
+    (repo_dir / "cat/2.jpg").unlink()
+    (repo_dir / "new.txt").write_bytes(b"n")
+    out = _same(repo_dir)
+    assert "modified:" in out and "moved:" in out and "removed:" in out and "added:" in out
+    run_dsv("commit", "-m", "v2", cwd=repo_dir, check=True)
+    run_dsv("checkout", "HEAD~1", cwd=repo_dir, check=True)
+    assert "HEAD detached at" in _same(repo_dir)
+    # A subfolder: the repository is found above the working folder.
+    assert "HEAD detached at" in _same(repo_dir / "cat")
+
+
+def test_quick_status_reports_a_malformed_config_as_one_line(repo_dir: Path) -> None:
+    run_dsv("init", cwd=repo_dir, check=True)
+    (repo_dir / ".dsv" / "config.json").write_text("{not json")
+    quick, full = _both(repo_dir)
+    assert quick.returncode == full.returncode != 0
+    assert quick.stderr == full.stderr
+    assert quick.stderr.decode().startswith("dsv: error:") and b"Traceback" not in quick.stderr
+
+
+def test_quick_status_does_not_import_click(repo_dir: Path) -> None:
+    run_dsv("init", cwd=repo_dir, check=True)
+    env = dict(os.environ)
+    env.pop("DSV_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "dsv", "status"], cwd=repo_dir, capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines() if line.startswith("import time:")}
+    assert "dsv.api.repo" in imported  # the measurement works
+    assert not {"click", "pydantic", "pyarrow"} & imported
+    # Any other argument list goes through click.
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "dsv", "-q", "status"], cwd=repo_dir, capture_output=True, env=env, timeout=60)
+    assert "click" in {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("args", [["status", "--help"], ["status", "--bogus"], ["status", "extra"]])
+def test_other_status_arguments_take_the_click_path(repo_dir: Path, args: list[str]) -> None:
+    run_dsv("init", cwd=repo_dir, check=True)
+    proc = run_dsv(*args, cwd=repo_dir)
+    if args[1] == "--help":
+        assert proc.returncode == 0 and b"Usage:" in proc.stdout
+    else:
+        assert proc.returncode == 2 and b"Usage:" in proc.stderr
+
+
+def test_quick_status_survives_a_closed_pipe(repo_dir: Path) -> None:
+    run_dsv("init", cwd=repo_dir, check=True)
+    write_tree(repo_dir, {f"f{i:05d}.txt": b"x" for i in range(3000)})
+    env = dict(os.environ)
+    env.pop("DSV_DEBUG", None)
+    proc = subprocess.run(
+        f"{sys.executable} -m dsv status | head -1", shell=True, cwd=repo_dir, capture_output=True, env=env, timeout=60
+    )
+    assert proc.stdout == b"On branch main\n"
+    assert b"Traceback" not in proc.stderr and b"error" not in proc.stderr
