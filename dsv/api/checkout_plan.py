@@ -136,16 +136,16 @@ def _switched(root: str, head: Manifest | None, pending: Manifest) -> tuple[dict
 def _virtual_head(head: Manifest | None, pending: Manifest, switched: dict[str, int]) -> "pa.Table":
     """HEAD's rows, with the switched paths as the interrupted checkout left them."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
+    from dsv.base import compute as pc
     from dsv.manifest import empty_entries
 
     base = head.table() if head is not None else empty_entries()
     names = pa.array(sorted(switched), pa.string())
-    kept = base.filter(pc.invert(pc.is_in(base.column("path"), names)))
+    kept = pc.filter_rows(base, pc.invert(pc.is_in(base.column("path"), names)))
     rows = [i for i in switched.values() if i >= 0]
-    added = pending.table().take(pa.array(sorted(rows), pa.int64())) if rows else empty_entries()
-    return pa.concat_tables([kept, added]).sort_by("path")
+    added = pc.take_rows(pending.table(), pa.array(sorted(rows), pa.int64())) if rows else empty_entries()
+    return pc.sort_by(pa.concat_tables([kept, added]), "path")
 
 
 def _ignored_in_the_way(root: str, paths: list[str], ignore: "IgnoreRules | None") -> set[str]:
@@ -365,8 +365,9 @@ def target_paths(target: Manifest, candidates: set[str]) -> set[str]:
     if not candidates:
         return set()
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from dsv.base import compute as pc
 
     table = target.table()
     mask = pc.is_in(table.column("path"), pa.array(sorted(candidates), pa.string()))
-    return set(table.filter(mask).column("path").to_pylist())
+    return set(pc.filter_rows(table, mask).column("path").to_pylist())

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from dsv.base import compute as pc
 from dsv.base.moves import pair_moves
 from dsv.manifest.tables import empty_entries
 
@@ -86,7 +86,7 @@ def _hex_or_none(raw: bytes | None) -> str | None:
 def _diff_aligned(old: pa.Table, new: pa.Table) -> FileDiff:
     """Two tables with the same paths row by row: only modifications, found without a join."""
     differ = pc.or_(pc.not_equal(old.column("oid"), new.column("oid")), pc.not_equal(old.column("mode"), new.column("mode")))
-    a, b = old.filter(differ), new.filter(differ)
+    a, b = pc.filter_rows(old, differ), pc.filter_rows(new, differ)
     changes = [
         FileChange(ChangeKind.MODIFIED, p, None, oa.hex(), ob.hex(), sa, sb, ma, mb)
         for p, oa, ob, sa, sb, ma, mb in zip(
@@ -110,17 +110,17 @@ def diff_tables(old: pa.Table, new: pa.Table, *, detect_moves: bool = True) -> F
     id are paired into a move by the one rule every command uses
     (:func:`dsv.base.moves.pair_moves`).
     """
-    if old.num_rows == new.num_rows and old.num_rows and pc.all(pc.equal(old.column("path"), new.column("path"))).as_py():
+    if old.num_rows == new.num_rows and old.num_rows and pc.all_true(pc.equal(old.column("path"), new.column("path"))):
         return _diff_aligned(old, new)  # the same paths in the same order: no lookup needed
     old_paths, new_paths = _plain(old.column("path")), _plain(new.column("path"))
-    where = pc.index_in(new_paths, value_set=old_paths)  # each new row's row in old, or null
+    where = pc.index_in(new_paths, old_paths)  # each new row's row in old, or null
     in_old = pc.is_valid(where)
-    added = new.filter(pc.invert(in_old))
-    removed = old.filter(pc.invert(pc.is_in(old_paths, value_set=new_paths)))
-    both_new = new.filter(in_old)
-    both_old = old.take(pc.drop_null(where))
+    added = pc.filter_rows(new, pc.invert(in_old))
+    removed = pc.filter_rows(old, pc.invert(pc.is_in(old_paths, new_paths)))
+    both_new = pc.filter_rows(new, in_old)
+    both_old = pc.take_rows(old, pc.drop_null(where))
     differ = pc.or_(pc.not_equal(both_old.column("oid"), both_new.column("oid")), pc.not_equal(both_old.column("mode"), both_new.column("mode")))
-    mod_old, mod_new = both_old.filter(differ), both_new.filter(differ)
+    mod_old, mod_new = pc.filter_rows(both_old, differ), pc.filter_rows(both_new, differ)
     moves: list[FileChange] = []
     if detect_moves and added.num_rows and removed.num_rows:
         r_paths, r_oids = removed.column("path").to_pylist(), removed.column("oid").to_pylist()
@@ -137,16 +137,16 @@ def diff_tables(old: pa.Table, new: pa.Table, *, detect_moves: bool = True) -> F
                 moves.append(FileChange(ChangeKind.MOVED, new_path, old_path, oid, oid, r_sizes[i], a_sizes[j], r_modes[i], a_modes[j]))
             moved_old = pa.array([o for o, _ in pairs], pa.string())
             moved_new = pa.array([n for _, n in pairs], pa.string())
-            added = added.filter(pc.invert(pc.is_in(added.column("path"), value_set=moved_new)))
-            removed = removed.filter(pc.invert(pc.is_in(removed.column("path"), value_set=moved_old)))
+            added = pc.filter_rows(added, pc.invert(pc.is_in(added.column("path"), moved_new)))
+            removed = pc.filter_rows(removed, pc.invert(pc.is_in(removed.column("path"), moved_old)))
     changes: list[FileChange] = []
-    for r in added.sort_by("path").to_pylist():
+    for r in pc.sort_by(added, "path").to_pylist():
         changes.append(FileChange(ChangeKind.ADDED, r["path"], None, None, _hex_or_none(r["oid"]), None, r["size"], None, r["mode"]))
-    for r in removed.sort_by("path").to_pylist():
+    for r in pc.sort_by(removed, "path").to_pylist():
         changes.append(FileChange(ChangeKind.REMOVED, r["path"], None, _hex_or_none(r["oid"]), None, r["size"], None, r["mode"], None))
     if mod_new.num_rows:
         order = pc.sort_indices(mod_new.column("path"))
-        a, b = mod_old.take(order), mod_new.take(order)
+        a, b = pc.take_rows(mod_old, order), pc.take_rows(mod_new, order)
         for p, oa, ob, sa, sb, ma, mb in zip(
             b.column("path").to_pylist(), a.column("oid").to_pylist(), b.column("oid").to_pylist(), a.column("size").to_pylist(),
             b.column("size").to_pylist(), a.column("mode").to_pylist(), b.column("mode").to_pylist(),

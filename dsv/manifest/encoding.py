@@ -23,8 +23,8 @@ import sys
 from array import array
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from dsv.base.compute import subtract
 from dsv.base.errors import CorruptMetadataError, FormatVersionError
 
 MAGIC = b"DSVMANI\n"
@@ -91,7 +91,7 @@ def _strings(arr: pa.Array) -> list[bytes | memoryview]:
     offsets = pa.Array.from_buffers(pa.int32(), n + 1, [None, bufs[1]], offset=arr.offset)
     first = offsets[0].as_py() if n else 0
     last = offsets[n].as_py() if n else 0
-    rebased = pc.subtract(offsets, pa.scalar(first, pa.int32())) if first else offsets
+    rebased = subtract(offsets, pa.scalar(first, pa.int32())) if first else offsets
     off_bytes = _fixed(rebased, 4, "i")
     data = memoryview(bufs[2])[first:last] if bufs[2] is not None else memoryview(b"")  # type: ignore[arg-type]
     return [off_bytes, _pad(4 * (n + 1)), data, _pad(last - first)]

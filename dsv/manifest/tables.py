@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from dsv.base import compute as pc
 from dsv.base.filemodes import MODE_EXEC, MODE_FILE, MODE_LINK, MODES
 from dsv.base.hashing import from_hex, path_fingerprint, to_hex
 from dsv.manifest.encoding import ENTRY_SCHEMA, ROOT_SCHEMA, decode_chunk, decode_root, encode_chunk, encode_root
@@ -55,7 +55,7 @@ def entries_table(paths: Sequence[str], oids: Sequence[bytes], sizes: Sequence[i
         schema=ENTRY_SCHEMA,
     )
     if table.num_rows > 1:
-        table = table.sort_by("path")
+        table = pc.sort_by(table, "path")
     return table
 
 
@@ -87,7 +87,7 @@ def write_manifest(table: pa.Table, writer: "ObjectWriter") -> str:
         firsts.append(paths[start])
         lasts.append(paths[end - 1])
         files.append(end - start)
-        nbytes.append(pc.sum(sizes.slice(start, end - start)).as_py() or 0)
+        nbytes.append(pc.sum_of(sizes.slice(start, end - start)) or 0)
     root = pa.table(
         [
             pa.array(chunk_ids, pa.binary(16)),
@@ -161,11 +161,11 @@ def write_manifest_patch(parent: "Manifest", upserts: dict[str, Row], removals: 
         boundaries.update(p for p in placed if p in upserts and _is_boundary(p))
         if not len(paths):
             continue
-        marks = pc.indices_nonzero(pc.is_in(paths, value_set=pa.array(sorted(boundaries), pa.string()))).to_pylist()
+        marks = pc.indices_nonzero(pc.is_in(paths, pa.array(sorted(boundaries), pa.string()))).to_pylist()
         for start, end in _bounds_at(len(paths), marks):
             part = merged.slice(start, end - start)
             cid = from_hex(writer.add_bytes(encode_chunk(part), compress=True))
-            out.append((cid, paths[start].as_py(), paths[end - 1].as_py(), end - start, pc.sum(part.column("size")).as_py() or 0))
+            out.append((cid, paths[start].as_py(), paths[end - 1].as_py(), end - start, pc.sum_of(part.column("size")) or 0))
     return _write_root(out, writer)
 
 
@@ -174,12 +174,12 @@ def _patched_rows(pieces: list[pa.Table], placed: list[str], upserts: dict[str, 
     table = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
     if not placed:
         return table
-    keep = pc.invert(pc.is_in(table.column("path"), value_set=pa.array(placed, pa.string())))
-    table = table.filter(keep)
+    keep = pc.invert(pc.is_in(table.column("path"), pa.array(placed, pa.string())))
+    table = pc.filter_rows(table, keep)
     rows = [(p, upserts[p]) for p in placed if p not in removed]
     if rows:
         # UTF-8 byte order (Arrow's) is code point order (Python's), so both sorts agree.
-        table = pa.concat_tables([table, _rows_table(rows)]).sort_by("path")
+        table = pc.sort_by(pa.concat_tables([table, _rows_table(rows)]), "path")
     return table
 
 
@@ -243,12 +243,12 @@ class Manifest:
     @property
     def file_count(self) -> int:
         """Number of files."""
-        return int(pc.sum(self.root.column("files")).as_py() or 0)
+        return int(pc.sum_of(self.root.column("files")) or 0)
 
     @property
     def total_bytes(self) -> int:
         """Sum of file sizes."""
-        return int(pc.sum(self.root.column("bytes")).as_py() or 0)
+        return int(pc.sum_of(self.root.column("bytes")) or 0)
 
     def chunk_ids(self) -> list[str]:
         """Hex ids of the chunks, in path order."""
@@ -283,7 +283,7 @@ class Manifest:
         table = self.table(chunks=ids)
         paths = table.column("path")
         mask = pc.or_(pc.equal(paths, prefix), pc.starts_with(paths, prefix + "/"))
-        return table.filter(mask)
+        return pc.filter_rows(table, mask)
 
 
 def row_problems(table: pa.Table) -> list[str]:
@@ -294,11 +294,11 @@ def row_problems(table: pa.Table) -> list[str]:
     out = []
     paths = table.column("path").combine_chunks()
     n = len(paths)
-    if n > 1 and not pc.all(pc.less(paths.slice(0, n - 1), paths.slice(1))).as_py():
+    if n > 1 and not pc.all_true(pc.less(paths.slice(0, n - 1), paths.slice(1))):
         out.append("is not sorted by path or repeats a path")
-    if n and not pc.all(pc.is_in(table.column("mode"), pa.array(MODES, pa.int32()))).as_py():
+    if n and not pc.all_true(pc.is_in(table.column("mode"), pa.array(MODES, pa.int32()))):
         out.append("has an unknown file mode")
-    if n and pc.min(table.column("size")).as_py() < 0:
+    if n and pc.min_of(table.column("size")) < 0:
         out.append("has a negative size")
     return out
 
