@@ -107,9 +107,12 @@ class _Tree:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
+        self._prefix = os.path.join(self.root, "")
 
     def abs(self, path: str) -> str:
-        return os.path.join(self.root, *path.split("/"))
+        # Manifest paths are checked (check_manifest_path: no empty, '.' or '..' part) before
+        # any lookup, so joining by '/' is os.path.join's answer at a fifth of its cost.
+        return self._prefix + path if os.sep == "/" else os.path.join(self.root, *path.split("/"))
 
     def lstat(self, path: str) -> os.stat_result | None:
         try:
@@ -153,6 +156,7 @@ def prepare(
     for p in removals:
         check_manifest_path(p)
     name_max, path_max = _limits(root)
+    root_prefix = os.path.join(os.path.abspath(root), "")
     previous = None
     for w in writes:
         check_manifest_path(w.path)
@@ -170,7 +174,7 @@ def prepare(
                 f"cannot write {w.path}: a name is longer than this filesystem allows ({name_max} bytes)",
                 hint=f"check it out on a filesystem that allows longer names; {NOTHING_CHANGED}",
             )
-        if len(os.fsencode(os.path.join(os.path.abspath(root), w.path))) >= path_max:
+        if len(os.fsencode(root_prefix + w.path)) >= path_max:
             raise WorktreeError(f"cannot write {w.path}: its path is longer than this system allows ({path_max} bytes)", hint=NOTHING_CHANGED)
     removing = set(removals)
     written = {w.path for w in writes}
