@@ -442,3 +442,27 @@ def test_status_names_why_every_command_walks(monitored: tuple[Path, dsv.Repo]) 
     (root / "rules").write_text("*.tmp\n")
     (root / ".dsvignore").symlink_to("rules")
     assert ".dsvignore is a symlink" in str(dsv.Repo(root).fsmonitor_status()["problem"])
+
+
+@pytest.mark.parametrize("before", [False, True])
+@pytest.mark.parametrize("failure", ["unavailable", "never_runs"])
+def test_a_failed_on_keeps_the_setting_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, before: bool, failure: str) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    repo = dsv.Repo.init(root)
+    repo.commit("v1")
+    repo.repository.set_config({"core.fsmonitor": before})
+    if failure == "unavailable":
+        def refuse(*args: object, **kw: object) -> None:
+            raise fsmonitor.MonitorUnavailable("inotify is not available")
+
+        monkeypatch.setattr(fsmonitor, "start", refuse)
+    else:
+        monkeypatch.setattr(fsmonitor, "start", lambda *a, **k: None)
+        monkeypatch.setattr(fsmonitor, "wait_until_running", lambda *a, **k: False)
+    with pytest.raises(dsv.DsvError) as info:
+        repo.fsmonitor_on()
+    assert ("inotify is not available" if failure == "unavailable" else "did not start") in str(info.value)
+    assert dsv.Repo(root).repository.settings.fsmonitor is before
+    assert dsv.Repo(root).status().clean
