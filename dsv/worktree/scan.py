@@ -162,6 +162,10 @@ def _scan_dirs(
     """The hot loop: walk ``units`` (``(rel_dir, abs_dir)``), classifying each file.
 
     With ``leftover`` given, subfolders are collected there instead of walked.
+    The per-file rules (:func:`dsv_mode`, the key compare) are written out here
+    rather than called: a call per file is ~10% of a million-file walk.
+    :func:`scan_changed` applies the same rules to single paths, and
+    tests/test_fsmonitor.py holds the two to the same answer on random edits.
     """
     key_of = KEY.pack
     ksize = KEY.size
@@ -432,12 +436,8 @@ def scan_changed(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: 
             except UnicodeEncodeError:
                 skip(f"skipped {rel.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8", rel)
                 continue
-        fmt = st.st_mode & _S_IFMT
-        if fmt == _S_IFREG:
-            mode = MODE_EXEC if st.st_mode & 0o100 else MODE_FILE
-        elif fmt == _S_IFLNK:
-            mode = MODE_LINK
-        else:
+        mode = dsv_mode(st.st_mode)
+        if mode is None:
             skip(f"skipped {rel}: not a regular file or symlink", rel)
             continue
         fs = FileStat(st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
