@@ -91,6 +91,8 @@ def test_files_straddling_segment_boundaries_round_trip_with_the_same_chunks_for
         _helpers(monkeypatch, n)
         store, oid = _store_file(tmp_path / f"objects-{n}", src)
         lists.append(_check(store, oid, data))
+        # Each helper published a pack of chunks, the parent one with the chunk list: helpers did cut (no silent fallback).
+        assert len(store.packs()) == n + 1
     assert lists[0] == lists[1] == lists[2]
     # Also what a buffer cut gives (remote and in-memory stores), and what the old stream cutter gives per segment.
     assert [n for _, n in lists[0]] == [len(c) for c in chunks_of_bytes(data)]

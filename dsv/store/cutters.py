@@ -138,17 +138,16 @@ class Cutters:
             raise HelperFailed(f"could not start a helper: {err}") from err
 
     def _start(self, header: bytes) -> _Helper:
+        # This copy of dsv, found last: after the interpreter's own path, so nothing of the standard library is shadowed.
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        code = f"import sys; sys.path.append({package_root!r}); from dsv.store.cutters import main; main()"
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from dsv.store.cutters import main; main()"],
+            [sys.executable, "-c", code],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # a dying helper must not print a traceback: the parent redoes its work
             pass_fds=(self.fd,),
             cwd=self.tmp_dir,  # never the dataset folder: a ``dsv`` folder there must not shadow the package
-            env=env,
         )
         h = _Helper(proc)
         assert proc.stdin is not None and proc.stdout is not None
