@@ -63,6 +63,27 @@ def fork_available() -> bool:
     return threads == 1
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask where known, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def helpers_available() -> int:
+    """How many helper *processes* (started fresh with ``exec``, not forked) the program allows: 0 or the usable cores.
+
+    A fresh interpreter copies no thread of this one, so unlike :func:`fork_available`
+    it is safe from any thread; it is still the program's decision
+    (:func:`allow_fork`), and pointless on one core.
+    """
+    if not _allowed:
+        return 0
+    cores = usable_cores()
+    return cores if cores >= 2 else 0
+
+
 class ChildFailed(Exception):
     """The child died without a result (killed, out of memory...): redo its work here."""
 

@@ -1,11 +1,17 @@
 """Content-defined chunking of big files (FastCDC 2020, from the compiled ``pyfastcdc``).
 
 A file of :data:`CHUNKED_THRESHOLD` bytes or more is stored as chunks whose
-boundaries depend on the content around them, not on offsets: an edit, an
-insertion or a truncation changes only the chunks it touches, so a 1% edit of a
-big file stores about 1% (plus a chunk list). pyfastcdc cuts at several GB/s
-with the GIL released; each chunk is then hashed and stored as an ordinary
-(packed) object, so chunks are shared between files and versions for free.
+boundaries depend on the content around them: an edit, an insertion or a
+truncation changes only the chunks it touches, so a 1% edit of a big file
+stores about 1% (plus a chunk list). Each chunk is hashed and stored as an
+ordinary (packed) object, so chunks are shared between files and versions for
+free.
+
+Every multiple of :data:`SEGMENT_SIZE` is also a boundary: a file is cut as
+independent 64 MiB *segments*, so segments can be cut by several processes at
+once and still give the same chunks as one process (docs/format.md §"chunk
+list"). The rule depends only on offsets and content, never on how many
+processes cut.
 """
 
 from __future__ import annotations
@@ -24,6 +30,13 @@ MAX_CHUNK = 256 * 1024
 
 READ_SIZE = 8 * 1024 * 1024
 
+SEGMENT_SIZE = 64 * 1024 * 1024
+"""Every multiple of this offset is a chunk boundary: segments are cut independently.
+
+Part of the chunking rule (changing it moves boundaries, which costs dedup
+against chunks stored before, never correctness). Tests patch it smaller.
+"""
+
 
 def _cutter() -> Any:
     from pyfastcdc import FastCDC  # compiled; imported only when a big file is cut
@@ -32,7 +45,7 @@ def _cutter() -> Any:
     return FastCDC(avg_size=AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK, normalized_chunking=1, seed=0)
 
 
-class _FdReader:
+class FdReader:
     """``readinto`` over a file descriptor that also counts and keeps what it read first."""
 
     def __init__(self, fd: int, head: bytes) -> None:
@@ -48,17 +61,56 @@ class _FdReader:
         return os.readv(self.fd, [buf])
 
 
+def read_segment(reader: FdReader, buf: bytearray) -> memoryview:
+    """Fill ``buf`` from ``reader`` (short only at the end of the stream); a view of what was read."""
+    view = memoryview(buf)
+    got = 0
+    while got < len(buf):
+        n = reader.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return view[:got]
+
+
+def segments_of_fd(fd: int, head: bytes = b"", segment_size: int | None = None) -> Iterator[memoryview]:
+    """Everything readable from ``fd`` (after the already-read ``head``), one segment at a time.
+
+    Each segment is a view into one reused buffer, valid until the next is read.
+    """
+    size = segment_size or SEGMENT_SIZE
+    reader = FdReader(fd, head)
+    buf = bytearray(size)
+    while True:
+        view = read_segment(reader, buf)
+        if not view:
+            return
+        yield view
+        if len(view) < size:
+            return
+
+
+def cut_points(segment: bytes | bytearray | memoryview) -> Iterator[tuple[int, int]]:
+    """``(offset, length)`` of each chunk of one segment (at most :data:`SEGMENT_SIZE` bytes)."""
+    for c in _cutter().cut_buf(segment):
+        yield c.offset, c.length
+
+
 def chunks_of_fd(fd: int, head: bytes = b"") -> Iterator[bytes]:
     """Cut everything readable from ``fd`` (after the already-read ``head``) into chunks.
 
-    Each chunk is returned as its own ``bytes`` (pyfastcdc reuses its buffer).
+    Each chunk is returned as its own ``bytes`` (the segment buffer is reused).
     """
-    for c in _cutter().cut_stream(_FdReader(fd, head)):
-        yield bytes(c.data)
+    for view in segments_of_fd(fd, head):
+        for off, n in cut_points(view):
+            yield bytes(view[off : off + n])
 
 
 def chunks_of_bytes(data: bytes | memoryview) -> Iterator[memoryview]:
-    """Cut a buffer into chunks (views into ``data``)."""
+    """Cut a buffer into chunks (views into ``data``), segment by segment."""
     view = memoryview(data)
-    for c in _cutter().cut_buf(view):
-        yield view[c.offset : c.offset + c.length]
+    size = SEGMENT_SIZE
+    for start in range(0, len(view), size):
+        segment = view[start : start + size]
+        for off, n in cut_points(segment):
+            yield segment[off : off + n]

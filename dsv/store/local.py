@@ -24,7 +24,9 @@ the store keeps working and ``fsck --repair`` rebuilds the index from its pack.
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -34,8 +36,10 @@ from dsv.base.fsio import atomic_write_bytes, fsync_dir
 from dsv.base.log import logger
 from dsv.base.hashing import Hasher, digest_bytes, from_hex, hash_bytes, is_object_id, to_hex
 from dsv.store.base import CHUNK_SIZE, StoredRecord, verify_record
-from dsv.store.chunking import CHUNKED_THRESHOLD, chunks_of_bytes, chunks_of_fd
+from dsv.store import chunking
+from dsv.store.chunking import CHUNKED_THRESHOLD, FdReader, chunks_of_bytes, cut_points
 from dsv.store.pack import (
+    CHUNK_ENTRY,
     PACK_HEADER,
     ChunkMap,
     TRAILER,
@@ -1033,6 +1037,42 @@ class LocalObjectStore:
         self.refresh()
 
 
+READ_PIECE = 1024 * 1024
+"""A big file is read in pieces of this size and hashed as they arrive, while they are still in the CPU cache
+(reading a whole segment first, then hashing it twice from memory, cost twice the user time)."""
+
+
+def _read_segment(reader: FdReader, buf: bytearray, listing: bytes | None, hasher: Hasher) -> tuple[memoryview, bool]:
+    """Read the next segment into ``buf`` (short only at the end), adding it to ``hasher``.
+
+    Returns a view of what was read and whether ``listing`` (a chunk list, or
+    ``None``) describes exactly those bytes, each chunk's id re-hashed as its
+    last byte arrives.
+    """
+    view = memoryview(buf)
+    entries = iter(()) if listing is None else CHUNK_ENTRY.iter_unpack(listing)
+    nxt = next(entries, None)
+    ok = listing is not None
+    got = hashed = 0
+    while got < len(buf):
+        n = reader.readinto(view[got : got + READ_PIECE])
+        if not n:
+            break
+        got += n
+        while ok and nxt is not None and hashed + nxt[1] <= got:
+            c = view[hashed : hashed + nxt[1]]
+            hasher.update(c)
+            ok = digest_bytes(c) == nxt[0]
+            hashed += nxt[1]
+            nxt = next(entries, None)
+        if not ok:
+            hasher.update(view[hashed:got])
+            hashed = got
+    if hashed < got:
+        hasher.update(view[hashed:got])
+    return view[:got], ok and nxt is None and hashed == got
+
+
 class LocalWriter:
     """A write transaction on a :class:`LocalObjectStore`; thread-safe."""
 
@@ -1045,6 +1085,8 @@ class LocalWriter:
         self._pack: PackWriter | None = None
         self._finished_packs: list[tuple[str, bytes]] = []  # (tmp pack path, index bytes)
         self._added: set[bytes] = set()
+        self._big_chunks = bytearray()
+        """The chunk lists of the big files this transaction stored, concatenated (told to helper processes)."""
         self.bytes_written = 0
         self.objects_written = 0
 
@@ -1086,7 +1128,7 @@ class LocalWriter:
         self._append(raw, stored, n, encoding)
         return raw
 
-    def _append(self, raw: bytes, stored: bytes, size: int, encoding: Encoding) -> bool:
+    def _append(self, raw: bytes, stored: bytes | memoryview, size: int, encoding: Encoding) -> bool:
         """Append one record unless this transaction already has it; return whether it did."""
         with self._lock:
             if raw in self._added:
@@ -1177,18 +1219,109 @@ class LocalWriter:
         del parts
         if total < CHUNKED_THRESHOLD:
             return self._add_raw(head).hex(), total
-        # Big: cut into content-defined chunks while hashing the whole stream, one pass.
+        return self._add_big(fd, head)
+
+    def _add_big(self, fd: int, head: bytes) -> tuple[str, int]:
+        """Store a big file as chunks, cut by helper processes where allowed (:mod:`dsv.store.cutters`)."""
+        from dsv.store import cutters
+
+        segment = chunking.SEGMENT_SIZE
+        st = os.fstat(fd)
+        # Helpers read the file by offset: only for a regular file read from its start.
+        if stat.S_ISREG(st.st_mode) and os.lseek(fd, 0, os.SEEK_CUR) == len(head):
+            n = cutters.helper_count(st.st_size, segment)
+            if n:
+                with cutters.LOCK:
+                    try:
+                        return self._add_big_with_helpers(fd, head, n, st.st_size, segment)
+                    except cutters.HelperFailed as err:
+                        logger(__name__).warning("cutting in one process: %s", err)
+                os.lseek(fd, 0, os.SEEK_SET)
+                head = b""
+        # One pass: cut each segment while hashing the whole stream.
         hasher = Hasher()
-        chunks: list[tuple[bytes, int]] = []
+        listing = bytearray()
         total = 0
-        for chunk in chunks_of_fd(fd, head):
-            hasher.update(chunk)
-            chunks.append((self._add_chunk(chunk), len(chunk)))
-            total += len(chunk)
-        raw = hasher.digest()
+        reader, buf = FdReader(fd, head), bytearray(segment)
+        while True:
+            view, _ = _read_segment(reader, buf, None, hasher)
+            if not view:
+                break
+            listing += self.store_segment(view)
+            total += len(view)
+            if len(view) < segment:
+                break
+        return self._add_listing(hasher.digest(), listing, total)
+
+    def _add_big_with_helpers(self, fd: int, head: bytes, n: int, size: int, segment: int) -> tuple[str, int]:
+        """Helpers cut and pack the segments; this process hashes the whole file and checks each chunk list against its own bytes."""
+        from dsv.store import cutters
+
+        with self._lock:
+            known = bytes(self._big_chunks) if len(self._big_chunks) <= cutters.MAX_KNOWN else b""
+        helpers = cutters.Cutters(n, fd, size, segment, self.store.root, self.store.tmp_dir, known)
+        try:
+            hasher = Hasher()
+            listing = bytearray()
+            theirs = bytearray()  # chunk ids in the helpers' packs: counted as stored only once those are adopted
+            total = 0
+            reader, buf = FdReader(fd, head), bytearray(segment)
+            for k in itertools.count():
+                got = helpers.result(k)
+                view, ok = _read_segment(reader, buf, None if got is None else got[1], hasher)
+                if not view:
+                    break
+                if ok:
+                    assert got is not None
+                    listing += got[1]
+                    theirs += got[1]
+                else:
+                    # Past the size seen at the start, or the file changed under the helper: store what was hashed.
+                    listing += self.store_segment(view)
+                total += len(view)
+                if len(view) < segment:
+                    break
+            packs = helpers.finish()
+        except BaseException:
+            helpers.abort()
+            raise
+        self.adopt(packs)
+        self.assume_stored(bytes(theirs[i : i + 16]) for i in range(0, len(theirs), CHUNK_ENTRY.size))
+        return self._add_listing(hasher.digest(), listing, total)
+
+    def _add_listing(self, raw: bytes, listing: bytearray, total: int) -> tuple[str, int]:
+        """Store a big file's chunk list under its id (the chunks are stored already)."""
+        with self._lock:
+            self._big_chunks += listing
         if raw not in self._added and not self.store.has_raw(raw):
-            self._add_chunk_list(raw, chunks, total)
+            self._append(raw, bytes(listing), total, Encoding.CHUNKED)
         return raw.hex(), total
+
+    def store_segment(self, segment: memoryview) -> bytes:
+        """Cut one segment of a big file and store its new chunks; return the segment's chunk list.
+
+        Chunks are appended as views of ``segment`` (no copy) and the pack is
+        flushed before returning, so the caller may then reuse the buffer.
+        """
+        listing = bytearray()
+        added, has_raw, entry = self._added, self.store.has_raw, CHUNK_ENTRY.pack
+        try:
+            for off, n in cut_points(segment):
+                c = segment[off : off + n]
+                raw = digest_bytes(c)
+                if raw not in added and not has_raw(raw, n):
+                    self._append(raw, c, n, Encoding.RAW)
+                listing += entry(raw, n)
+        finally:
+            with self._lock:
+                if self._pack is not None:
+                    self._pack.flush()
+        return bytes(listing)
+
+    def assume_stored(self, ids: Iterable[bytes]) -> None:
+        """Count ``ids`` as stored by this transaction (they are in packs it adopted, or its parent holds them)."""
+        with self._lock:
+            self._added.update(ids)
 
     def sibling(self) -> "LocalWriter":
         """A new transaction on the same store, for a helper process (see :meth:`detach`)."""

@@ -366,6 +366,37 @@ FLUSH_BYTES = 1024 * 1024
 ~1.5 s more system time than 1 MiB ones (large ``write`` calls are slow on the VMs measured)."""
 WRITEV_MAX = 256
 """Up to this many buffers are written by one ``writev`` without copying (below the OS's IOV_MAX)."""
+WRITEBACK_BYTES = 32 * 1024 * 1024
+"""A pack writer asks the kernel to start writing back every this many bytes written.
+
+Without it nothing reaches the disk before the final fsync (a machine with GBs
+of RAM holds a whole 2 GiB commit dirty), so the fsync waits for every byte;
+started early, the disk writes while the commit cuts and hashes, and the fsync
+finds almost nothing left (measured: 2 GiB written, fsync 0.9 s -> 0.02 s)."""
+
+_sync_file_range: Any = None
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing a file range back to disk without waiting (Linux ``sync_file_range``; elsewhere nothing).
+
+    Only a head start for a later fsync, which remains the durability point.
+    """
+    global _sync_file_range
+    if _sync_file_range is None:
+        _sync_file_range = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+                fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+                fn.restype = ctypes.c_int
+                _sync_file_range = fn
+            except (OSError, AttributeError):
+                pass
+    if _sync_file_range:
+        _sync_file_range(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE; a failure only loses the head start
 
 
 class PackWriter:
@@ -378,12 +409,18 @@ class PackWriter:
         """The index records (:data:`RECORD`) of the objects appended, packed: a tuple per object
         cost ~180 bytes, and a first commit of a million files appends a million."""
         self.count = 0
-        self._buffer: list[bytes] = [PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0)]
+        self._buffer: list[bytes | memoryview] = [PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0)]
         self._buffered = PACK_HEADER.size
         self.size = PACK_HEADER.size
+        self._kicked = 0
+        """Bytes up to here have had their writeback started (:func:`start_writeback`)."""
 
-    def append(self, raw_id: bytes, stored: bytes, size: int, encoding: Encoding = Encoding.RAW) -> None:
-        """Append one object (buffered; written in large batches)."""
+    def append(self, raw_id: bytes, stored: bytes | memoryview, size: int, encoding: Encoding = Encoding.RAW) -> None:
+        """Append one object (buffered; written in large batches).
+
+        ``stored`` may be a view into a buffer the caller reuses: it must then
+        :meth:`flush` before changing that buffer.
+        """
         header = OBJECT_HEADER.pack(raw_id, len(stored), size, int(encoding), 0)
         self.entries += RECORD.pack(raw_id, (self.size + OBJECT_HEADER.size) | (int(encoding) << OFFSET_BITS), len(stored))
         self.count += 1
@@ -407,6 +444,10 @@ class PackWriter:
                 view = view[os.write(self.fd, view) :]
         self._buffer = []
         self._buffered = 0
+        written = self.size
+        if written - self._kicked >= WRITEBACK_BYTES:
+            start_writeback(self.fd, self._kicked, written - self._kicked)
+            self._kicked = written
 
     def finish(self) -> bytes:
         """Flush, fsync and close the pack; return its encoded index."""

@@ -1,0 +1,326 @@
+"""Helper processes that cut, hash and pack the segments of one big file, on every core.
+
+A big file is cut as independent segments (:data:`dsv.store.chunking.SEGMENT_SIZE`),
+so segments can be cut anywhere. While a commit stores one, N helper processes
+(N = usable cores) each take segments from the parent, read them from the file
+themselves (``pread`` on the inherited descriptor), cut them, hash each chunk,
+append the new ones to a pack of their own in ``objects/tmp`` and send back the
+segment's chunk list. The parent reads the file once, in order: it hashes the
+whole file (its id) and checks each returned list against *its* bytes (each
+chunk's id re-hashed), so the object stored is exactly the bytes hashed even if
+the file changes under the commit; a segment whose list does not match is cut
+and stored by the parent. At the end the helpers finish (fsync) their packs and
+hand them over; they are published with the parent's transaction.
+
+Why processes, not threads: the cutter returns a Python object per ~80 KiB
+chunk and needs the GIL for each, so a second thread slowed cutting tenfold
+(docs/benchmarks.md). Why ``exec``'d interpreters, not forks: the parent stores
+big files on a thread pool, and forking a process with threads is unsafe (see
+:mod:`dsv.base.forkjob`). Helpers run only when the program allowed helper
+processes (:func:`dsv.base.forkjob.helpers_available`), and anything that goes
+wrong with one (it dies, it is killed, it cannot start) makes the parent kill
+the others, delete their temp files and store the file itself, in-process.
+
+Protocol (pipes, little-endian): the parent sends a length-prefixed ``marshal``
+header ``(version, fd, store root, segment size, known chunk ids)``, then one
+``<qQQ`` request ``(segment, offset, length)`` per segment and ``(-1, 0, 0)``
+to finish. A helper answers each request with a length-prefixed ``marshal``
+``("s", segment, bytes read, chunk list)`` and at the end ``("p", packs)``.
+"""
+
+from __future__ import annotations
+
+import marshal
+import mmap
+import os
+import selectors
+import struct
+import subprocess
+import sys
+import threading
+from typing import Any, BinaryIO
+
+from dsv.base.forkjob import helpers_available
+
+PROTOCOL = 1
+REQUEST = struct.Struct("<qQQ")
+LENGTH = struct.Struct("<Q")
+
+QUEUE_DEPTH = 3
+"""Segments sent ahead to each helper, so none waits for the parent between two."""
+
+MAX_KNOWN = 16 * 1024 * 1024
+"""Chunk lists of earlier files told to helpers, at most (~700,000 chunks, ~50 GiB of files).
+
+Past that, a chunk an earlier file of the same commit stored may be stored again
+by a helper: space, never correctness, and helpers' memory stays bounded."""
+
+MIN_SEGMENTS = 2
+"""Files of fewer segments are cut in-process: starting helpers costs ~0.1 s."""
+
+WORKERS: int | None = None
+"""Helpers to start (``None``: one per usable core). Tests set it."""
+
+LOCK = threading.Lock()
+"""One big file at a time is cut by helpers (they use every core already), which also
+lets each file's helpers skip the chunks the previous one stored."""
+
+
+class HelperFailed(Exception):
+    """A helper died, could not start or answered nonsense: the file is stored in-process instead."""
+
+
+def helper_count(size: int, segment_size: int) -> int:
+    """How many helpers to start for a file of ``size`` bytes (0: cut in-process)."""
+    segments = -(-size // segment_size)
+    if segments < MIN_SEGMENTS:
+        return 0
+    n = helpers_available() if WORKERS is None else (WORKERS if helpers_available() else 0)
+    return min(n, segments)
+
+
+def _write_message(out: BinaryIO, payload: Any) -> None:
+    data = marshal.dumps(payload)
+    out.write(LENGTH.pack(len(data)) + data)
+    out.flush()
+
+
+def _read_exact(inp: BinaryIO, n: int) -> bytes:
+    data = inp.read(n)
+    if data is None or len(data) != n:
+        raise EOFError
+    return data
+
+
+def _read_message(inp: BinaryIO) -> Any:
+    (n,) = LENGTH.unpack(_read_exact(inp, LENGTH.size))
+    return marshal.loads(_read_exact(inp, n))
+
+
+class _Helper:
+    """One helper process and what the parent knows of it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.inbox = bytearray()  # bytes read from its stdout, not yet parsed
+        self.pending: list[int] = []  # segments sent, not answered
+        self.packs: list[tuple[str, bytes]] | None = None
+        self.eof = False
+
+
+class Cutters:
+    """Helpers cutting the segments of one file (``fd``, ``size`` bytes at the start) for a local store.
+
+    Use :meth:`result` for each segment in order, then :meth:`finish`; on any
+    exception, :meth:`abort`. Raises :class:`HelperFailed` when a helper is lost.
+    """
+
+    def __init__(self, n: int, fd: int, size: int, segment_size: int, store_root: str, tmp_dir: str, known: bytes) -> None:
+        self.fd = fd
+        self.segment_size = segment_size
+        self.tmp_dir = tmp_dir
+        self.segments = -(-size // segment_size)
+        self.next_segment = 0
+        self.finishing = False
+        self.results: dict[int, tuple[int, bytes]] = {}
+        self.owner: dict[int, _Helper] = {}
+        self.helpers: list[_Helper] = []
+        self.selector = selectors.DefaultSelector()
+        header = marshal.dumps((PROTOCOL, fd, store_root, segment_size, known))
+        try:
+            for _ in range(n):
+                self.helpers.append(self._start(header))
+            for h in self.helpers:
+                for _ in range(QUEUE_DEPTH):
+                    self._send_next(h)
+        except (OSError, ValueError) as err:
+            self.abort()
+            raise HelperFailed(f"could not start a helper: {err}") from err
+
+    def _start(self, header: bytes) -> _Helper:
+        # This copy of dsv, found last: after the interpreter's own path, so nothing of the standard library is shadowed.
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        code = f"import sys; sys.path.append({package_root!r}); from dsv.store.cutters import main; main()"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # a dying helper must not print a traceback: the parent redoes its work
+            pass_fds=(self.fd,),
+            cwd=self.tmp_dir,  # never the dataset folder: a ``dsv`` folder there must not shadow the package
+        )
+        h = _Helper(proc)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(LENGTH.pack(len(header)) + header)
+        proc.stdin.flush()
+        os.set_blocking(proc.stdout.fileno(), False)
+        self.selector.register(proc.stdout.fileno(), selectors.EVENT_READ, h)
+        return h
+
+    def _send_next(self, h: _Helper) -> None:
+        if self.finishing or self.next_segment >= self.segments:
+            return
+        k = self.next_segment
+        self.next_segment += 1
+        assert h.proc.stdin is not None
+        try:
+            h.proc.stdin.write(REQUEST.pack(k, k * self.segment_size, self.segment_size))
+            h.proc.stdin.flush()
+        except OSError as err:
+            raise HelperFailed(f"helper {h.proc.pid} stopped reading: {err}") from err
+        h.pending.append(k)
+        self.owner[k] = h
+
+    def _pump(self) -> None:
+        """Wait for at least one helper to say something; parse, record and refill."""
+        events = self.selector.select()
+        for key, _ in events:
+            h: _Helper = key.data
+            try:
+                data = os.read(key.fd, 1 << 20)
+            except BlockingIOError:
+                continue
+            if not data:
+                h.eof = True
+                self.selector.unregister(key.fd)
+                if h.packs is None:
+                    raise HelperFailed(f"helper {h.proc.pid} exited without finishing (status {h.proc.poll()})")
+                continue
+            h.inbox += data
+            self._parse(h)
+
+    def _parse(self, h: _Helper) -> None:
+        while len(h.inbox) >= LENGTH.size:
+            (n,) = LENGTH.unpack_from(h.inbox)
+            if len(h.inbox) < LENGTH.size + n:
+                return
+            try:
+                msg = marshal.loads(bytes(h.inbox[LENGTH.size : LENGTH.size + n]))
+            except (EOFError, ValueError, TypeError) as err:
+                raise HelperFailed(f"helper {h.proc.pid} sent an unreadable message") from err
+            del h.inbox[: LENGTH.size + n]
+            if msg[0] == "s" and h.pending and msg[1] == h.pending[0]:
+                h.pending.pop(0)
+                self.results[msg[1]] = (msg[2], msg[3])
+                self._send_next(h)
+            elif msg[0] == "p" and not h.pending:
+                h.packs = [(str(p), bytes(i)) for p, i in msg[1]]
+            else:
+                raise HelperFailed(f"helper {h.proc.pid} sent an unexpected message")
+
+    def result(self, k: int) -> tuple[int, bytes] | None:
+        """``(bytes read, chunk list)`` of segment ``k``, or ``None`` if no helper cut it (past the size seen at the start)."""
+        if k >= self.segments:
+            return None
+        while k not in self.results:
+            self._pump()
+        return self.results.pop(k)
+
+    def finish(self) -> list[tuple[str, bytes]]:
+        """Stop the helpers; their finished packs ``(temp path, index bytes)``, for the parent to adopt."""
+        self.finishing = True
+        for h in self.helpers:
+            assert h.proc.stdin is not None
+            try:
+                h.proc.stdin.write(REQUEST.pack(-1, 0, 0))
+                h.proc.stdin.close()
+            except OSError as err:
+                raise HelperFailed(f"helper {h.proc.pid} stopped reading: {err}") from err
+        while any(not h.eof for h in self.helpers):
+            self._pump()
+        packs: list[tuple[str, bytes]] = []
+        for h in self.helpers:
+            status = h.proc.wait()
+            if status != 0 or h.packs is None:
+                raise HelperFailed(f"helper {h.proc.pid} exited with status {status}")
+            packs.extend(h.packs)
+        self._close()
+        return packs
+
+    def abort(self) -> None:
+        """Kill the helpers and delete everything they wrote (their temp files are named by their pid)."""
+        for h in self.helpers:
+            try:
+                h.proc.kill()
+            except OSError:
+                pass
+        for h in self.helpers:
+            h.proc.wait()
+        self._close()
+        prefixes = tuple(f"{h.proc.pid}-" for h in self.helpers)
+        if prefixes:
+            try:
+                names = os.listdir(self.tmp_dir)
+            except OSError:
+                names = []
+            for name in names:
+                if name.startswith(prefixes):
+                    try:
+                        os.unlink(os.path.join(self.tmp_dir, name))
+                    except OSError:
+                        pass
+        self.helpers = []
+
+    def _close(self) -> None:
+        for h in self.helpers:
+            for f in (h.proc.stdin, h.proc.stdout):
+                if f is not None:
+                    try:
+                        f.close()
+                    except OSError:
+                        pass
+        self.selector.close()
+
+
+def main() -> None:
+    """A helper's program: cut, hash and pack the segments it is sent (see the module docstring)."""
+    from dsv.store.local import LocalObjectStore, LocalWriter
+
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        version, fd, root, segment_size, known = _read_message(inp)
+        if version != PROTOCOL:
+            raise SystemExit(2)
+        writer = LocalWriter(LocalObjectStore(root))
+        writer.assume_stored(known[i : i + 16] for i in range(0, len(known), 24))
+        try:
+            while True:
+                k, offset, length = REQUEST.unpack(_read_exact(inp, REQUEST.size))
+                if k < 0:
+                    break
+                got, listing = _cut_mapped(writer, fd, offset, length)
+                _write_message(out, ("s", k, got, listing))
+            _write_message(out, ("p", writer.detach()))
+        except BaseException:
+            writer.abort()
+            raise
+    except BaseException:
+        # The parent sees the exit status and stores the file itself (the same error, if any, reaches the user from there).
+        os._exit(1)
+    os._exit(0)
+
+
+def _cut_mapped(writer: Any, fd: int, offset: int, length: int) -> tuple[int, bytes]:
+    """Cut and store the segment at ``offset`` through a read-only mapping: no copy of its bytes in this process.
+
+    Reading it into a buffer cost as much system time as writing the pack.
+    A helper can afford a mapping where the parent cannot: if the file is
+    truncated under it, the ``SIGBUS`` kills only the helper, and the parent
+    stores the file itself.
+    """
+    size = os.fstat(fd).st_size
+    got = max(0, min(length, size - offset))
+    if not got:
+        return 0, b""
+    mm = mmap.mmap(fd, got, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), prot=mmap.PROT_READ, offset=offset)
+    try:
+        view = memoryview(mm)
+        try:
+            return got, writer.store_segment(view)
+        finally:
+            view.release()
+    finally:
+        mm.close()
+
+
+__all__ = ["Cutters", "HelperFailed", "helper_count", "main"]
