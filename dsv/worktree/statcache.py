@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat as stat_module
 import struct
 import sys
 from array import array
@@ -374,31 +375,65 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
         return None
 
 
-def load(path: str) -> StatCache | None:
-    """Read the cache file at ``path``; ``None`` when missing or invalid."""
+def _expected_size(head: bytes) -> int | None:
+    """The size a cache file must have, from its first bytes (``None``: not a cache of this version)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        magic, version, _ = _HEAD.unpack_from(head)
+        if magic != MAGIC or version != VERSION:
+            return None
+        (hlen,) = struct.unpack_from("<I", head, _HEAD.size)
+        n, blen = struct.unpack_from("<QQ", head, _HEAD.size + 4 + hlen)
+    except struct.error:
+        return None
+    return _HEAD.size + 4 + hlen + 16 + blen + n * (16 + 8 + 4 + KEY.size) + DIGEST_SIZE
+
+
+def load(path: str) -> StatCache | None:
+    """Read the cache file at ``path``; ``None`` when missing or invalid.
+
+    Whatever else is found there (a FIFO, a device, a symlink, a folder, a file
+    whose header does not match its size) is never read: it counts as no
+    cache, which costs a re-hash, and :func:`save` replaces it.
+    """
+    try:
+        # Not following a symlink, not waiting on a FIFO's writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
     try:
         st = os.fstat(fd)
-        # One read of the file's size (a larger request would allocate, and fault in,
-        # a buffer that large), then one to see the end; more only if it grew.
-        chunks = [os.read(fd, st.st_size)]
+        if not stat_module.S_ISREG(st.st_mode):
+            return None
+        # The header first: a file whose size is not the one it announces is not read
+        # (a sparse file of terabytes would be, for ever).
+        head = os.read(fd, 65536)
+        if _expected_size(head) != st.st_size:
+            return None
+        # Then the rest in one read (a larger request would allocate, and fault in, a
+        # buffer that large), and one to see the end.
+        chunks = [head, os.read(fd, st.st_size - len(head))]
         while c := os.read(fd, 1 << 20):
             chunks.append(c)
-    except OSError:
+    except (OSError, MemoryError):
         return None
     finally:
         os.close(fd)
-    cache = decode(chunks[0] if len(chunks) == 1 else b"".join(chunks), st.st_mtime_ns)
+    cache = decode(b"".join(chunks), st.st_mtime_ns)
     if cache is not None:
         cache.identity = (st.st_size, st.st_mtime_ns, st.st_ino)
     return cache
 
 
 def save(path: str, cache: StatCache) -> FileIdentity | None:
-    """Write the cache atomically (not fsynced: losing it costs a re-hash, never data); return the file's identity."""
+    """Write the cache atomically (not fsynced: losing it costs a re-hash, never data); return the file's identity.
+
+    An empty folder in its place (the rename cannot replace it) is removed first.
+    """
+    if os.path.isdir(path) and not os.path.islink(path):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
     atomic_write_bytes(path, encode_parts(cache), durable=False)
     try:
         st = os.stat(path)
