@@ -95,3 +95,64 @@ def test_quick_status_survives_a_closed_pipe(repo_dir: Path) -> None:
     )
     assert proc.stdout == b"On branch main\n"
     assert b"Traceback" not in proc.stderr and b"error" not in proc.stderr
+
+
+def test_interrupt_reads_the_same_on_both_paths(repo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import dsv
+    from dsv.cli import main
+    from dsv.cli.quick import run_status
+
+    dsv.Repo.init(repo_dir)
+    monkeypatch.chdir(repo_dir)
+
+    def interrupted(self: object, progress: object = None) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dsv.Repo, "status", interrupted)
+    assert run_status(["status"]) == 130
+    quick = capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["-C", ".", "status"])
+    assert info.value.code == 130
+    full = capsys.readouterr()
+    assert (quick.out, quick.err) == (full.out, full.err) == ("", "\ndsv: interrupted\n")
+
+
+def _shell(cmd: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[bytes]:
+    environ = dict(os.environ)
+    environ.pop("DSV_DEBUG", None)
+    environ.update(env)
+    return subprocess.run(cmd, shell=True, cwd=cwd, capture_output=True, env=environ, timeout=60, executable="/bin/bash")
+
+
+def test_a_reader_that_stops_early_is_not_an_error_on_either_path(repo_dir: Path) -> None:
+    run_dsv("init", cwd=repo_dir, check=True)
+    write_tree(repo_dir, {f"f{i:05d}.txt": b"x" for i in range(3000)})
+    for cmd in ("status", "-C . status", "diff", "ls-files" if False else "status --json"):
+        proc = _shell(f"set -o pipefail; {sys.executable} -m dsv {cmd} | head -1 >/dev/null", repo_dir)
+        assert proc.returncode == 0, (cmd, proc.stderr)
+        assert b"Traceback" not in proc.stderr and b"error" not in proc.stderr, cmd
+    run_dsv("commit", "-m", "v1", cwd=repo_dir, check=True)
+    for i in range(40):
+        run_dsv("commit", "--allow-empty", "-m", f"empty {i}", cwd=repo_dir, check=True)
+    proc = _shell(f"set -o pipefail; {sys.executable} -m dsv log | head -1 >/dev/null", repo_dir)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("closed", [">&-", "2>&-", ">&- 2>&-"])
+def test_a_closed_output_is_not_a_crash(repo_dir: Path, closed: str) -> None:
+    run_dsv("init", cwd=repo_dir, check=True)
+    write_tree(repo_dir, {"a.txt": "a"})
+    for cmd in ("status", "-C . status", "log"):
+        proc = _shell(f"{sys.executable} -m dsv {cmd} {closed}", repo_dir)
+        assert proc.returncode == 0, (cmd, closed, proc.stdout, proc.stderr)
+        assert b"Traceback" not in proc.stdout + proc.stderr and b"internal error" not in proc.stdout + proc.stderr
+
+
+def test_names_the_output_encoding_cannot_show_are_escaped_not_a_crash(repo_dir: Path) -> None:
+    run_dsv("init", cwd=repo_dir, check=True)
+    write_tree(repo_dir, {"caf\u00e9.txt": "x", "\u732b/1.jpg": "y"})
+    for cmd in ("status", "status --json", "-C . status"):
+        proc = _shell(f"{sys.executable} -m dsv {cmd}", repo_dir, PYTHONIOENCODING="ascii")
+        assert proc.returncode == 0, (cmd, proc.stderr)
+        assert b"caf\\xe9" in proc.stdout or b"caf\\u00e9" in proc.stdout, proc.stdout

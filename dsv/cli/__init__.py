@@ -23,6 +23,7 @@ def run() -> None:
 
     gc.disable()
     allow_fork()
+    _usable_streams()
     # pyarrow imports numpy when it is installed (~0.1 s), and pandas (0.3-0.8 s) the
     # first time it converts a Python list, just to ask whether it is a DataFrame.
     # The command uses neither (a library caller that has them imported already
@@ -40,6 +41,11 @@ def run() -> None:
             main()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt as err:  # Ctrl-C while the command's modules load
+        from dsv.cli.errors import report
+
+        sys.stderr.write("\n")
+        code = report(err)
     try:
         sys.stdout.flush()
     except (OSError, ValueError):
@@ -49,6 +55,21 @@ def run() -> None:
     except (OSError, ValueError):
         pass
     os._exit(code)
+
+
+def _usable_streams() -> None:
+    """Output the command can always write: a closed stdout or stderr (``dsv status >&-``) becomes
+    a sink, and a character the output encoding lacks (``PYTHONIOENCODING=ascii``, a C locale)
+    is written as an escape instead of failing the command after part of its output."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w"))
+        elif hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
 
 
 _QUICK = (["status"], ["status", "--json"])
@@ -68,15 +89,24 @@ class _Unused:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``dsv`` command: runs the CLI and maps errors to one line and an exit code."""
-    import click
-
-    from dsv.cli.app import cli
     from dsv.cli.errors import report
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("DSV_DEBUG") == "1"
+    import click
+
+    from dsv.cli.app import cli
+
     try:
-        code = cli.main(args=args, prog_name="dsv", standalone_mode=False)
+        try:
+            code = cli.main(args=args, prog_name="dsv", standalone_mode=False)
+        except SystemExit as e:
+            # click ends a command whose reader closed the pipe (dsv log | head) with exit 1,
+            # after wrapping the streams; dsv, as below, does not count that as an error.
+            if e.code == 1 and type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+                code = 0
+            else:
+                raise
     except click.exceptions.Exit as e:
         code = e.exit_code
     except click.ClickException as e:

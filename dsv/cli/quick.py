@@ -62,5 +62,6 @@ def run_status(args: list[str]) -> int:
     except Exception as err:  # noqa: BLE001 - errors become one line and an exit code, as in main()
         return report(err)
     except KeyboardInterrupt as err:
+        sys.stderr.write("\n")  # closes the terminal's ^C echo, as click does
         return report(err)
     return 0
