@@ -9,6 +9,7 @@ their local changes, and the plan names what that overwrites.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as statmod
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from dsv.base.errors import WorktreeError
 from dsv.manifest import ChangeKind, Manifest, diff_manifests, diff_tables
-from dsv.worktree.checkout import FileWrite
+from dsv.worktree.checkout import NOTHING_CHANGED, FileWrite
 from dsv.worktree.content import hash_path
 from dsv.worktree.paths import check_manifest_path
 from dsv.worktree.scan import dsv_mode
@@ -259,6 +260,13 @@ def plan_switch(root: str, cache: StatCache, head: Manifest | None, target: Mani
             st = os.lstat(full)
         except (FileNotFoundError, NotADirectoryError):
             st = None
+        except OSError as err:
+            if err.errno != errno.ENAMETOOLONG:
+                raise
+            verb = "remove" if c.kind is ChangeKind.REMOVED else "write"
+            raise WorktreeError(
+                f"cannot {verb} {path}: its path is longer than this system allows", hint=f"check it out in a shallower folder; {NOTHING_CHANGED}"
+            ) from None
         if c.kind is ChangeKind.REMOVED:
             if st is None or (statmod.S_ISDIR(st.st_mode)):
                 continue  # already gone

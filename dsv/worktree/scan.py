@@ -56,6 +56,17 @@ class ScanResult:
     """Checkout temp files (``.dsv-tmp-*``) a killed process left behind."""
     skipped: list[str] = field(default_factory=list)
     """Paths the walk warned about and left out (a monitored scan looks at them again next time)."""
+    unreachable: list[str] = field(default_factory=list)
+    """Files, and folders (ending with ``/``), the system refused to reach by path (too long):
+    their cached rows are kept as they are, never counted missing (see :meth:`keep_unreachable`)."""
+
+    def keep_unreachable(self, rows: "Iterable[int]", paths: "list[str]") -> list[int]:
+        """``rows`` less those at or below an unreachable path: a file dsv cannot reach is not a removed file."""
+        if not self.unreachable:
+            return list(rows)
+        files = {p for p in self.unreachable if not p.endswith("/")}
+        folders = tuple(p for p in self.unreachable if p.endswith("/"))
+        return [r for r in rows if paths[r] not in files and not paths[r].startswith(folders)]
 
 
 _S_IFMT = 0o170000
@@ -186,8 +197,9 @@ def _scan_dirs(
             continue
         except OSError as err:
             if err.errno == errno.ENAMETOOLONG:
-                warn(f"skipped folder {rel_dir.rstrip('/')}: its path is too long for the operating system")
+                warn(f"skipped folder {rel_dir.rstrip('/')}: its path is too long for the operating system (its files are kept as committed)")
                 result.skipped.append(rel_dir.rstrip("/"))
+                result.unreachable.append(rel_dir)
                 continue
             raise StorageError("list", abs_dir, err) from err
         with it:
@@ -218,8 +230,9 @@ def _scan_dirs(
                     continue
                 except OSError as err:
                     if err.errno == errno.ENAMETOOLONG:
-                        warn(f"skipped {rel}: its path is too long for the operating system")
+                        warn(f"skipped {rel}: its path is too long for the operating system (kept as committed)")
                         result.skipped.append(rel)
+                        result.unreachable.append(rel)
                         continue
                     raise StorageError("stat", e.path, err) from err
                 fmt = st.st_mode & _S_IFMT
@@ -257,7 +270,7 @@ def _scan_forked(
     mine = units[0::2]
     theirs = units[1::2]
 
-    def child() -> tuple[list[int], list[Any], tuple[list[str], bytes, bytes, bytes], list[str], list[str], list[str]]:
+    def child() -> tuple[list[int], list[Any], tuple[list[str], bytes, bytes, bytes], list[str], list[str], list[str], list[str]]:
         part = ScanResult()
         notes: list[str] = []
         _scan_dirs(theirs, cache.index.get, cache.key_blob, ignore, notes.append, part)
@@ -268,6 +281,7 @@ def _scan_forked(
             notes,
             part.leftovers,
             part.skipped,
+            part.unreachable,
         )
 
     job = ForkJob(child)
@@ -277,7 +291,7 @@ def _scan_forked(
         job.cancel()
         raise
     try:
-        clean, suspect, new, notes, leftovers, skipped = job.result()
+        clean, suspect, new, notes, leftovers, skipped, unreachable = job.result()
     except ChildFailed:
         _scan_dirs(theirs, cache.index.get, cache.key_blob, ignore, warn, result)
         return
@@ -286,6 +300,7 @@ def _scan_forked(
     result.new.extend(NewFiles.from_wire(new))
     result.leftovers.extend(leftovers)
     result.skipped.extend(skipped)
+    result.unreachable.extend(unreachable)
     for n in notes:
         warn(n)
 
@@ -334,7 +349,7 @@ def scan(
             seen[r] = 1
         for r, _, _ in result.suspect:
             seen[r] = 1
-        result.missing = [i for i in expected if not seen[i]]
+        result.missing = result.keep_unreachable((i for i in expected if not seen[i]), cache.paths)
     return result
 
 
@@ -427,7 +442,8 @@ def scan_changed(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: 
             continue
         except OSError as err:
             if err.errno == errno.ENAMETOOLONG:
-                skip(f"skipped {rel}: its path is too long for the operating system", rel)
+                skip(f"skipped {rel}: its path is too long for the operating system (kept as committed)", rel)
+                result.unreachable.append(rel)
                 continue
             raise StorageError("stat", full, err) from err
         if not name.isascii():
@@ -449,7 +465,7 @@ def scan_changed(root: str, cache: StatCache, ignore: IgnoreRules | None, warn: 
             result.suspect.append((row, fs, mode))
     seen = set(result.clean)
     seen.update(r for r, _, _ in result.suspect)
-    result.missing = sorted(handled - seen)
+    result.missing = result.keep_unreachable(sorted(handled - seen), cache.paths)
     return result
 
 
