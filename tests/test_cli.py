@@ -215,6 +215,8 @@ def test_error_formatting_is_one_line() -> None:
     assert code == 1 and "No space left" in line and "/x" in line
     line, code = format_error(RuntimeError("boom"))
     assert code == 70 and "internal error" in line
+    line, code = format_error(MemoryError())
+    assert code == 1 and line.startswith("dsv: error: out of memory") and "internal" not in line
     assert issubclass(UsageError, DsvError)
 
 

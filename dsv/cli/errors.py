@@ -36,6 +36,8 @@ def _format(err: BaseException) -> tuple[str, int]:
         reason = err.strerror or str(err)
         hint = " (free some space; nothing was changed)" if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else ""
         return f"dsv: error: {reason}{where}{hint}", 1
+    if isinstance(err, MemoryError):
+        return "dsv: error: out of memory (free some memory or raise the process's limit, then run it again)", 1
     if isinstance(err, KeyboardInterrupt):
         return "dsv: interrupted", EXIT_INTERRUPTED
     return f"dsv: internal error: {type(err).__name__}: {err} (rerun with --debug for a traceback and report it)", EXIT_INTERNAL
