@@ -59,6 +59,21 @@ def _packed_bytes(store: LocalObjectStore) -> int:
     return sum(os.path.getsize(os.path.join(store.packs_dir, n)) for n in os.listdir(store.packs_dir) if n.endswith(".pack"))
 
 
+def _count_helper_segments(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The segments whose chunk list a helper answered and the parent found right (filled as the file is stored)."""
+    seen: list[int] = []
+    orig = cutters.Cutters.result
+
+    def result(self: cutters.Cutters, k: int) -> tuple[int, bytes] | None:
+        got = orig(self, k)
+        if got is not None:
+            seen.append(k)
+        return got
+
+    monkeypatch.setattr(cutters.Cutters, "result", result)
+    return seen
+
+
 def _check(store: LocalObjectStore, oid: str, data: bytes) -> list[tuple[str, int]]:
     """The file reads back byte for byte, every segment offset is a boundary, and no temp file is left."""
     assert oid == hash_bytes(data)
@@ -89,10 +104,12 @@ def test_files_straddling_segment_boundaries_round_trip_with_the_same_chunks_for
     lists = []
     for n in (0, 1, 2):
         _helpers(monkeypatch, n)
+        cut_by_helpers = _count_helper_segments(monkeypatch)
         store, oid = _store_file(tmp_path / f"objects-{n}", src)
         lists.append(_check(store, oid, data))
-        # Each helper published a pack of chunks, the parent one with the chunk list: helpers did cut (no silent fallback).
-        assert len(store.packs()) == n + 1
+        # Helpers did cut every segment (no silent fallback), and the commit wrote one pack, however many helpers.
+        assert cut_by_helpers == ([k for k in range(-(-len(data) // S))] if n else [])
+        assert len(store.packs()) == 1
     assert lists[0] == lists[1] == lists[2]
     # Also what a buffer cut gives (remote and in-memory stores), and what the old stream cutter gives per segment.
     assert [n for _, n in lists[0]] == [len(c) for c in chunks_of_bytes(data)]
@@ -125,10 +142,10 @@ def _kill_helper_at(monkeypatch: pytest.MonkeyPatch, where: str, at: int = 2) ->
             kill(self)
         return orig_result(self, k)
 
-    def finish(self: cutters.Cutters) -> list[tuple[str, bytes]]:
+    def finish(self: cutters.Cutters) -> None:
         if where == "finish":
             kill(self)
-        return orig_finish(self)
+        orig_finish(self)
 
     monkeypatch.setattr(cutters.Cutters, "result", result)
     monkeypatch.setattr(cutters.Cutters, "finish", finish)
@@ -157,7 +174,7 @@ def test_a_helper_killed_mid_way_is_redone_in_process_and_the_repository_stays_c
     assert killed, "the helper was never started: the test checks nothing"
     assert not _alive(killed[0])
     objects = repo_dir / ".dsv" / "objects"
-    assert os.listdir(objects / "tmp") == [], "a dead helper's temp pack was left behind"
+    assert os.listdir(objects / "tmp") == [], "a temp file was left behind"
     fresh = LocalObjectStore(str(objects))
     assert b"".join(fresh.iter_chunks(hash_bytes(data))) == data
     assert_fsck_clean(repo_dir)
@@ -247,3 +264,84 @@ def test_small_big_files_are_cut_in_process(tmp_path: Path, monkeypatch: pytest.
     assert cutters.helper_count(CHUNKED_THRESHOLD, S) == 2
     monkeypatch.setattr(forkjob, "_allowed", False)
     assert cutters.helper_count(CHUNKED_THRESHOLD, S) == 0
+
+
+def test_a_stopped_helper_is_given_up_and_the_file_cut_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = random.Random(10).randbytes(10 * S + 1)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    _helpers(monkeypatch, 2)
+    monkeypatch.setattr(cutters, "STALL_SECONDS", 1.5)
+    stopped: list[int] = []
+    orig = cutters.Cutters.__init__
+
+    def init(self: cutters.Cutters, *args: object, **kwargs: object) -> None:
+        orig(self, *args, **kwargs)  # type: ignore[arg-type]
+        for h in self.helpers:
+            os.kill(h.proc.pid, signal.SIGSTOP)  # alive, answering nothing
+            stopped.append(h.proc.pid)
+
+    monkeypatch.setattr(cutters.Cutters, "__init__", init)
+    store, oid = _store_file(tmp_path / "objects", src)
+    _check(store, oid, data)
+    assert stopped and not any(_alive(p) for p in stopped), "the stopped helpers were not killed"
+
+
+def test_helpers_run_with_the_parents_interpreter_flags(tmp_path: Path) -> None:
+    """Under ``python -E`` (PYTHONPATH ignored) helpers ignore it too, so they import the parent's dsv."""
+    import subprocess
+
+    code = (
+        "import subprocess, sys; from dsv.store import cutters; seen = []\n"
+        "real = subprocess.Popen\n"
+        "def spy(args, **kw):\n    seen.append(list(args)); return real(args, **kw)\n"
+        "cutters.subprocess.Popen = spy\n"
+        "h = cutters.Cutters(1, 0, 2, 1, '.')\n"
+        "h.abort(); print(seen[0][1:3])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-E", "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "'-E'" in out.stdout, out.stdout
+
+
+def test_a_file_rewritten_while_helpers_cut_never_stores_a_chunk_under_another_chunks_id(repo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Helpers used to write chunks from their mapping of the file: a write between their hash and
+    their pack write stored new bytes under the old id (found by an outside attack). Only the
+    parent's own buffer, whose every chunk it re-hashed, is stored now."""
+    import threading
+
+    rng = random.Random(11)
+    data = rng.randbytes(24 * S)
+    other = rng.randbytes(S)
+    path = repo_dir / "big.bin"
+    path.write_bytes(data)
+    repo = dsv.Repo.init(repo_dir)
+    _helpers(monkeypatch, 2)
+    stop = threading.Event()
+
+    def flip() -> None:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            while not stop.is_set():
+                for region in range(1, 23, 3):
+                    os.pwrite(fd, other, region * S)
+                    os.pwrite(fd, data[region * S : (region + 1) * S], region * S)
+        finally:
+            os.close(fd)
+
+    t = threading.Thread(target=flip)
+    t.start()
+    try:
+        repo.commit("while rewritten")
+    finally:
+        stop.set()
+        t.join()
+    assert_fsck_clean(repo_dir)
+    store = LocalObjectStore(str(repo_dir / ".dsv" / "objects"))
+    for pack in store.packs():
+        for i, raw in enumerate(pack.index.ids):
+            assert store.has_raw(raw)
+    # What was committed reads back whole (each chunk verified), and the tree commits again cleanly.
+    (head,) = [f for f in repo.ls() if f.path == "big.bin"]
+    assert len(b"".join(store.iter_chunks(head.oid))) == head.size

@@ -1,16 +1,17 @@
-"""Helper processes that cut, hash and pack the segments of one big file, on every core.
+"""Helper processes that cut and hash the segments of one big file, on every core.
 
 A big file is cut as independent segments (:data:`dsv.store.chunking.SEGMENT_SIZE`),
 so segments can be cut anywhere. While a commit stores one, N helper processes
-(N = usable cores) each take segments from the parent, read them from the file
-themselves (``pread`` on the inherited descriptor), cut them, hash each chunk,
-append the new ones to a pack of their own in ``objects/tmp`` and send back the
-segment's chunk list. The parent reads the file once, in order: it hashes the
-whole file (its id) and checks each returned list against *its* bytes (each
-chunk's id re-hashed), so the object stored is exactly the bytes hashed even if
-the file changes under the commit; a segment whose list does not match is cut
-and stored by the parent. At the end the helpers finish (fsync) their packs and
-hand them over; they are published with the parent's transaction.
+(N = usable cores) each take segments from the parent, map them from the file
+themselves (the inherited descriptor), cut them, hash each chunk and send back
+the segment's chunk list: ids and lengths, nothing else. The parent reads the
+file once, in order: it hashes the whole file (its id), checks each returned
+list against *its* bytes (each chunk's id re-hashed) and appends the chunks the
+store lacks from its own buffer to its own pack. So the object stored is
+exactly the bytes hashed even if the file changes under the commit (a segment
+whose list does not match is cut by the parent), a commit writes one pack
+however many big files and cores it has, and a helper writes nothing: killing
+one loses only its work, which the parent redoes.
 
 Why processes, not threads: the cutter returns a Python object per ~80 KiB
 chunk and needs the GIL for each, so a second thread slowed cutting tenfold
@@ -21,11 +22,16 @@ processes (:func:`dsv.base.forkjob.helpers_available`), and anything that goes
 wrong with one (it dies, it is killed, it cannot start) makes the parent kill
 the others, delete their temp files and store the file itself, in-process.
 
+The helpers write no pack because, on two cores, the parent has time to spare
+for the writes while the helpers cut: their packs (one per helper per file)
+would have made a commit of many big files publish hundreds of packs, which
+every later command lists.
+
 Protocol (pipes, little-endian): the parent sends a length-prefixed ``marshal``
-header ``(version, fd, store root, segment size, known chunk ids)``, then one
-``<qQQ`` request ``(segment, offset, length)`` per segment and ``(-1, 0, 0)``
-to finish. A helper answers each request with a length-prefixed ``marshal``
-``("s", segment, bytes read, chunk list)`` and at the end ``("p", packs)``.
+header ``(version, fd)``, then one ``<qQQ`` request ``(segment, offset,
+length)`` per segment and ``(-1, 0, 0)`` to finish. A helper answers each
+request with a length-prefixed ``marshal`` ``("s", segment, bytes read, chunk
+list)`` and exits 0 after the last.
 """
 
 from __future__ import annotations
@@ -38,22 +44,17 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from typing import Any, BinaryIO
 
 from dsv.base.forkjob import helpers_available
 
-PROTOCOL = 1
+PROTOCOL = 2
 REQUEST = struct.Struct("<qQQ")
 LENGTH = struct.Struct("<Q")
 
 QUEUE_DEPTH = 3
 """Segments sent ahead to each helper, so none waits for the parent between two."""
-
-MAX_KNOWN = 16 * 1024 * 1024
-"""Chunk lists of earlier files told to helpers, at most (~700,000 chunks, ~50 GiB of files).
-
-Past that, a chunk an earlier file of the same commit stored may be stored again
-by a helper: space, never correctness, and helpers' memory stays bounded."""
 
 MIN_SEGMENTS = 2
 """Files of fewer segments are cut in-process: starting helpers costs ~0.1 s."""
@@ -61,9 +62,12 @@ MIN_SEGMENTS = 2
 WORKERS: int | None = None
 """Helpers to start (``None``: one per usable core). Tests set it."""
 
+STALL_SECONDS = 60.0
+"""A helper that answers nothing for this long while it has work (stopped, swapping, stuck)
+is given up: the parent cuts the file itself. Cutting one segment takes well under a second."""
+
 LOCK = threading.Lock()
-"""One big file at a time is cut by helpers (they use every core already), which also
-lets each file's helpers skip the chunks the previous one stored."""
+"""One big file at a time is cut by helpers (they use every core already)."""
 
 
 class HelperFailed(Exception):
@@ -77,6 +81,14 @@ def helper_count(size: int, segment_size: int) -> int:
         return 0
     n = helpers_available() if WORKERS is None else (WORKERS if helpers_available() else 0)
     return min(n, segments)
+
+
+def _interpreter_flags() -> list[str]:
+    """The flags this interpreter runs with (``-I``, ``-E``, ``-s``...), for helpers to run the same way."""
+    try:
+        return list(subprocess._args_from_interpreter_flags())  # type: ignore[attr-defined]  # what multiprocessing uses
+    except AttributeError:  # pragma: no cover - a Python without it
+        return []
 
 
 def _write_message(out: BinaryIO, payload: Any) -> None:
@@ -104,21 +116,22 @@ class _Helper:
         self.proc = proc
         self.inbox = bytearray()  # bytes read from its stdout, not yet parsed
         self.pending: list[int] = []  # segments sent, not answered
-        self.packs: list[tuple[str, bytes]] | None = None
         self.eof = False
 
 
 class Cutters:
-    """Helpers cutting the segments of one file (``fd``, ``size`` bytes at the start) for a local store.
+    """Helpers cutting the segments of one file (``fd``, ``size`` bytes at the start).
 
     Use :meth:`result` for each segment in order, then :meth:`finish`; on any
     exception, :meth:`abort`. Raises :class:`HelperFailed` when a helper is lost.
+    ``cwd`` is where helpers run (never the dataset folder: a ``dsv`` folder
+    there must not shadow the package).
     """
 
-    def __init__(self, n: int, fd: int, size: int, segment_size: int, store_root: str, tmp_dir: str, known: bytes) -> None:
+    def __init__(self, n: int, fd: int, size: int, segment_size: int, cwd: str) -> None:
         self.fd = fd
         self.segment_size = segment_size
-        self.tmp_dir = tmp_dir
+        self.cwd = cwd
         self.segments = -(-size // segment_size)
         self.next_segment = 0
         self.finishing = False
@@ -126,7 +139,7 @@ class Cutters:
         self.owner: dict[int, _Helper] = {}
         self.helpers: list[_Helper] = []
         self.selector = selectors.DefaultSelector()
-        header = marshal.dumps((PROTOCOL, fd, store_root, segment_size, known))
+        header = marshal.dumps((PROTOCOL, fd))
         try:
             for _ in range(n):
                 self.helpers.append(self._start(header))
@@ -142,12 +155,12 @@ class Cutters:
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         code = f"import sys; sys.path.append({package_root!r}); from dsv.store.cutters import main; main()"
         proc = subprocess.Popen(
-            [sys.executable, "-c", code],
+            [sys.executable, *_interpreter_flags(), "-c", code],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # a dying helper must not print a traceback: the parent redoes its work
             pass_fds=(self.fd,),
-            cwd=self.tmp_dir,  # never the dataset folder: a ``dsv`` folder there must not shadow the package
+            cwd=self.cwd,
         )
         h = _Helper(proc)
         assert proc.stdin is not None and proc.stdout is not None
@@ -172,8 +185,14 @@ class Cutters:
         self.owner[k] = h
 
     def _pump(self) -> None:
-        """Wait for at least one helper to say something; parse, record and refill."""
-        events = self.selector.select()
+        """Wait for at least one helper to say something; parse, record and refill.
+
+        Raises :class:`HelperFailed` when helpers with work say nothing for :data:`STALL_SECONDS`.
+        """
+        deadline = time.monotonic() + STALL_SECONDS
+        while not (events := self.selector.select(timeout=min(1.0, STALL_SECONDS))):
+            if time.monotonic() >= deadline:
+                raise HelperFailed(f"no helper answered for {STALL_SECONDS:.0f} s")
         for key, _ in events:
             h: _Helper = key.data
             try:
@@ -183,7 +202,7 @@ class Cutters:
             if not data:
                 h.eof = True
                 self.selector.unregister(key.fd)
-                if h.packs is None:
+                if h.pending or not self.finishing:
                     raise HelperFailed(f"helper {h.proc.pid} exited without finishing (status {h.proc.poll()})")
                 continue
             h.inbox += data
@@ -203,8 +222,6 @@ class Cutters:
                 h.pending.pop(0)
                 self.results[msg[1]] = (msg[2], msg[3])
                 self._send_next(h)
-            elif msg[0] == "p" and not h.pending:
-                h.packs = [(str(p), bytes(i)) for p, i in msg[1]]
             else:
                 raise HelperFailed(f"helper {h.proc.pid} sent an unexpected message")
 
@@ -216,8 +233,8 @@ class Cutters:
             self._pump()
         return self.results.pop(k)
 
-    def finish(self) -> list[tuple[str, bytes]]:
-        """Stop the helpers; their finished packs ``(temp path, index bytes)``, for the parent to adopt."""
+    def finish(self) -> None:
+        """Stop the helpers (each has answered every segment it was sent)."""
         self.finishing = True
         for h in self.helpers:
             assert h.proc.stdin is not None
@@ -228,17 +245,14 @@ class Cutters:
                 raise HelperFailed(f"helper {h.proc.pid} stopped reading: {err}") from err
         while any(not h.eof for h in self.helpers):
             self._pump()
-        packs: list[tuple[str, bytes]] = []
         for h in self.helpers:
             status = h.proc.wait()
-            if status != 0 or h.packs is None:
+            if status != 0:
                 raise HelperFailed(f"helper {h.proc.pid} exited with status {status}")
-            packs.extend(h.packs)
         self._close()
-        return packs
 
     def abort(self) -> None:
-        """Kill the helpers and delete everything they wrote (their temp files are named by their pid)."""
+        """Kill the helpers (they wrote nothing, so nothing is left to delete)."""
         for h in self.helpers:
             try:
                 h.proc.kill()
@@ -247,18 +261,6 @@ class Cutters:
         for h in self.helpers:
             h.proc.wait()
         self._close()
-        prefixes = tuple(f"{h.proc.pid}-" for h in self.helpers)
-        if prefixes:
-            try:
-                names = os.listdir(self.tmp_dir)
-            except OSError:
-                names = []
-            for name in names:
-                if name.startswith(prefixes):
-                    try:
-                        os.unlink(os.path.join(self.tmp_dir, name))
-                    except OSError:
-                        pass
         self.helpers = []
 
     def _close(self) -> None:
@@ -273,41 +275,36 @@ class Cutters:
 
 
 def main() -> None:
-    """A helper's program: cut, hash and pack the segments it is sent (see the module docstring)."""
-    from dsv.store.local import LocalObjectStore, LocalWriter
-
+    """A helper's program: cut and hash the segments it is sent (see the module docstring)."""
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     try:
-        version, fd, root, segment_size, known = _read_message(inp)
+        version, fd = _read_message(inp)
         if version != PROTOCOL:
             raise SystemExit(2)
-        writer = LocalWriter(LocalObjectStore(root))
-        writer.assume_stored(known[i : i + 16] for i in range(0, len(known), 24))
-        try:
-            while True:
-                k, offset, length = REQUEST.unpack(_read_exact(inp, REQUEST.size))
-                if k < 0:
-                    break
-                got, listing = _cut_mapped(writer, fd, offset, length)
-                _write_message(out, ("s", k, got, listing))
-            _write_message(out, ("p", writer.detach()))
-        except BaseException:
-            writer.abort()
-            raise
+        while True:
+            k, offset, length = REQUEST.unpack(_read_exact(inp, REQUEST.size))
+            if k < 0:
+                break
+            got, listing = _cut_mapped(fd, offset, length)
+            _write_message(out, ("s", k, got, listing))
     except BaseException:
-        # The parent sees the exit status and stores the file itself (the same error, if any, reaches the user from there).
+        # The parent sees the exit status and cuts the file itself (the same error, if any, reaches the user from there).
         os._exit(1)
     os._exit(0)
 
 
-def _cut_mapped(writer: Any, fd: int, offset: int, length: int) -> tuple[int, bytes]:
-    """Cut and store the segment at ``offset`` through a read-only mapping: no copy of its bytes in this process.
+def _cut_mapped(fd: int, offset: int, length: int) -> tuple[int, bytes]:
+    """The chunk list of the segment at ``offset``, cut through a read-only mapping (no copy of its bytes here).
 
-    Reading it into a buffer cost as much system time as writing the pack.
-    A helper can afford a mapping where the parent cannot: if the file is
-    truncated under it, the ``SIGBUS`` kills only the helper, and the parent
-    stores the file itself.
+    Reading it into a buffer cost as much system time as cutting. A helper can
+    afford a mapping where the parent cannot: if the file is truncated under
+    it, the ``SIGBUS`` kills only the helper, and the parent cuts the file
+    itself.
     """
+    from dsv.base.hashing import digest_bytes
+    from dsv.store.chunking import cut_points
+    from dsv.store.pack import CHUNK_ENTRY
+
     size = os.fstat(fd).st_size
     got = max(0, min(length, size - offset))
     if not got:
@@ -316,7 +313,8 @@ def _cut_mapped(writer: Any, fd: int, offset: int, length: int) -> tuple[int, by
     try:
         view = memoryview(mm)
         try:
-            return got, writer.store_segment(view)
+            entry = CHUNK_ENTRY.pack
+            return got, b"".join(entry(digest_bytes(view[off : off + n]), n) for off, n in cut_points(view))
         finally:
             view.release()
     finally:

@@ -1085,8 +1085,6 @@ class LocalWriter:
         self._pack: PackWriter | None = None
         self._finished_packs: list[tuple[str, bytes]] = []  # (tmp pack path, index bytes)
         self._added: set[bytes] = set()
-        self._big_chunks = bytearray()
-        """The chunk lists of the big files this transaction stored, concatenated (told to helper processes)."""
         self.bytes_written = 0
         self.objects_written = 0
 
@@ -1254,16 +1252,14 @@ class LocalWriter:
         return self._add_listing(hasher.digest(), listing, total)
 
     def _add_big_with_helpers(self, fd: int, head: bytes, n: int, size: int, segment: int) -> tuple[str, int]:
-        """Helpers cut and pack the segments; this process hashes the whole file and checks each chunk list against its own bytes."""
+        """Helpers cut the segments; this process hashes the whole file, checks each chunk list against its own bytes
+        and stores the new chunks from them."""
         from dsv.store import cutters
 
-        with self._lock:
-            known = bytes(self._big_chunks) if len(self._big_chunks) <= cutters.MAX_KNOWN else b""
-        helpers = cutters.Cutters(n, fd, size, segment, self.store.root, self.store.tmp_dir, known)
+        helpers = cutters.Cutters(n, fd, size, segment, self.store.tmp_dir)
         try:
             hasher = Hasher()
             listing = bytearray()
-            theirs = bytearray()  # chunk ids in the helpers' packs: counted as stored only once those are adopted
             total = 0
             reader, buf = FdReader(fd, head), bytearray(segment)
             for k in itertools.count():
@@ -1273,26 +1269,21 @@ class LocalWriter:
                     break
                 if ok:
                     assert got is not None
-                    listing += got[1]
-                    theirs += got[1]
+                    listing += self._store_listed(view, got[1])
                 else:
                     # Past the size seen at the start, or the file changed under the helper: store what was hashed.
                     listing += self.store_segment(view)
                 total += len(view)
                 if len(view) < segment:
                     break
-            packs = helpers.finish()
+            helpers.finish()
         except BaseException:
             helpers.abort()
             raise
-        self.adopt(packs)
-        self.assume_stored(bytes(theirs[i : i + 16]) for i in range(0, len(theirs), CHUNK_ENTRY.size))
         return self._add_listing(hasher.digest(), listing, total)
 
     def _add_listing(self, raw: bytes, listing: bytearray, total: int) -> tuple[str, int]:
         """Store a big file's chunk list under its id (the chunks are stored already)."""
-        with self._lock:
-            self._big_chunks += listing
         if raw not in self._added and not self.store.has_raw(raw):
             self._append(raw, bytes(listing), total, Encoding.CHUNKED)
         return raw.hex(), total
@@ -1303,25 +1294,28 @@ class LocalWriter:
         Chunks are appended as views of ``segment`` (no copy) and the pack is
         flushed before returning, so the caller may then reuse the buffer.
         """
-        listing = bytearray()
-        added, has_raw, entry = self._added, self.store.has_raw, CHUNK_ENTRY.pack
+        entry = CHUNK_ENTRY.pack
+        listing = b"".join(entry(digest_bytes(segment[off : off + n]), n) for off, n in cut_points(segment))
+        return self._store_listed(segment, listing)
+
+    def _store_listed(self, segment: memoryview, listing: bytes) -> bytes:
+        """Store the chunks of ``segment`` that ``listing`` (its chunk list, ids checked) names and the store lacks.
+
+        Chunks are appended as views of ``segment`` (no copy) and the pack is
+        flushed before returning, so the caller may then reuse the buffer.
+        """
+        added, has_raw = self._added, self.store.has_raw
+        off = 0
         try:
-            for off, n in cut_points(segment):
-                c = segment[off : off + n]
-                raw = digest_bytes(c)
+            for raw, n in CHUNK_ENTRY.iter_unpack(listing):
                 if raw not in added and not has_raw(raw, n):
-                    self._append(raw, c, n, Encoding.RAW)
-                listing += entry(raw, n)
+                    self._append(raw, segment[off : off + n], n, Encoding.RAW)
+                off += n
         finally:
             with self._lock:
                 if self._pack is not None:
                     self._pack.flush()
-        return bytes(listing)
-
-    def assume_stored(self, ids: Iterable[bytes]) -> None:
-        """Count ``ids`` as stored by this transaction (they are in packs it adopted, or its parent holds them)."""
-        with self._lock:
-            self._added.update(ids)
+        return listing
 
     def sibling(self) -> "LocalWriter":
         """A new transaction on the same store, for a helper process (see :meth:`detach`)."""
