@@ -65,6 +65,10 @@ IN_ISDIR = 0x40000000
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = 0o2000000
 
+COALESCE_S = 0.005
+"""While events keep coming, the daemon reads them at most this often (a question's answer
+waits for its cookie event, so this is also the most it adds to an answer in a busy tree)."""
+
 WATCH_MASK = (
     IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
     | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK
@@ -619,6 +623,7 @@ def serve(root: str) -> int:
     st = os.lstat(sock_path)
     sock_id = (st.st_dev, st.st_ino)
     last_question = last_check = time.monotonic()
+    last_pump = 0.0
     try:
         while not monitor.stopped:
             now = time.monotonic()
@@ -631,7 +636,12 @@ def serve(root: str) -> int:
                 monitor.prune_cookies()
             ready, _, _ = select.select([monitor.ino.fd, server], [], [], CHECK_EVERY_S)
             if monitor.ino.fd in ready:
+                if time.monotonic() - last_pump < COALESCE_S:
+                    # Events are streaming in (a checkout, a copy): let a few milliseconds'
+                    # worth queue up, so each wake-up handles hundreds instead of a handful.
+                    time.sleep(COALESCE_S)
                 monitor.pump()
+                last_pump = time.monotonic()
             if server in ready:
                 try:
                     conn, _ = server.accept()
