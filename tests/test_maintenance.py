@@ -127,3 +127,53 @@ def test_fsck_lists_a_pack_with_a_damaged_header(repo: dsv.Repo, repo_dir: Path)
     repaired = dsv.Repo(repo_dir).fsck(repair=True)
     assert repaired.ok, repaired.problems
     assert dsv.Repo(repo_dir).read_file("HEAD", "a") == b"1"
+
+
+def test_gc_merges_the_small_packs_of_many_commits_and_keeps_what_is_young(repo: dsv.Repo, repo_dir: Path) -> None:
+    """Every commit writes a pack and each command reads every pack's index: gc merges the small ones into one.
+
+    Reachable objects and young unreachable ones (inside the grace period) survive the merge;
+    a big pack is left as it is (copying it would cost as much as the data)."""
+    import importlib
+
+    from dsv.store.local import LocalObjectStore
+
+    gc_module = importlib.import_module("dsv.maintenance.gc")
+
+    packs_dir = repo_dir / ".dsv" / "objects" / "packs"
+    for i in range(12):
+        write_tree(repo_dir, {f"f{i}.txt": f"version {i}", "shared.txt": f"shared {i}"})
+        repo.commit(f"v{i}")
+    repo.create_branch("side")
+    repo.checkout("side")
+    write_tree(repo_dir, {"side.txt": "only on a branch deleted below"})
+    side = repo.commit("side").id
+    repo.checkout("main")
+    repo.delete_branch("side")  # `side` is now unreachable, and young
+    before = len(list(packs_dir.glob("*.pack")))
+    assert before >= 13
+    report = repo.gc()  # default grace: the side commit is kept
+    assert len(list(packs_dir.glob("*.pack"))) == 1
+    assert report.packs_rewritten == before
+    assert repo.show(side).commit.message == "side"
+    for i in range(12):
+        repo.checkout(f"main~{11 - i}" if i < 11 else "main")
+        assert (repo_dir / "shared.txt").read_text() == f"shared {i}"
+    repo.checkout("main")
+    # With no grace, the unreachable side commit goes; the rest stays readable.
+    repo.gc(grace_seconds=0)
+    with pytest.raises(DsvError):
+        repo.show(side)
+    assert (repo_dir / "f11.txt").read_text() == "version 11"
+    # A pack above the size limit is not copied.
+    store = LocalObjectStore(str(repo_dir / ".dsv" / "objects"))
+    (only,) = store.packs()
+    original = gc_module.SMALL_PACK_BYTES
+    try:
+        gc_module.SMALL_PACK_BYTES = 1
+        write_tree(repo_dir, {"new.txt": "n"})
+        repo.commit("another")
+        repo.gc()
+        assert only.name in {p.name for p in LocalObjectStore(str(repo_dir / ".dsv" / "objects")).packs()}
+    finally:
+        gc_module.SMALL_PACK_BYTES = original
