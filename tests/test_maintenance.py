@@ -132,8 +132,9 @@ def test_fsck_lists_a_pack_with_a_damaged_header(repo: dsv.Repo, repo_dir: Path)
 def test_gc_merges_the_small_packs_of_many_commits_and_keeps_what_is_young(repo: dsv.Repo, repo_dir: Path) -> None:
     """Every commit writes a pack and each command reads every pack's index: gc merges the small ones into one.
 
-    Reachable objects and young unreachable ones (inside the grace period) survive the merge;
-    a big pack is left as it is (copying it would cost as much as the data)."""
+    Reachable objects and young unreachable ones (inside the grace period) survive; a young pack
+    holding dead objects is not merged (its mtime would become now, and its grace period restart
+    at every gc); a big pack is left as it is (copying it would cost as much as the data)."""
     import importlib
 
     from dsv.store.local import LocalObjectStore
@@ -152,18 +153,27 @@ def test_gc_merges_the_small_packs_of_many_commits_and_keeps_what_is_young(repo:
     repo.delete_branch("side")  # `side` is now unreachable, and young
     before = len(list(packs_dir.glob("*.pack")))
     assert before >= 13
-    report = repo.gc()  # default grace: the side commit is kept
-    assert len(list(packs_dir.glob("*.pack"))) == 1
-    assert report.packs_rewritten == before
+    report = repo.gc()  # default grace: the side commit is kept, in its own pack
+    assert len(list(packs_dir.glob("*.pack"))) == 2
+    assert report.packs_rewritten == before - 1
     assert repo.show(side).commit.message == "side"
-    for i in range(12):
-        repo.checkout(f"main~{11 - i}" if i < 11 else "main")
-        assert (repo_dir / "shared.txt").read_text() == f"shared {i}"
-    repo.checkout("main")
-    # With no grace, the unreachable side commit goes; the rest stays readable.
-    repo.gc(grace_seconds=0)
+    # More commits and gc runs do not make the dead objects young again: once their own pack is
+    # past the grace period, they go.
+    write_tree(repo_dir, {"later.txt": "later"})
+    repo.commit("later")
+    repo.gc()
+    repo.show(side)
+    old = 3600 * 24 * 30
+    for p in packs_dir.glob("*.pack"):
+        st = p.stat()
+        os.utime(p, (st.st_atime - old, st.st_mtime - old))
+    repo.gc()
     with pytest.raises(DsvError):
         repo.show(side)
+    for i in range(12):
+        repo.checkout(f"main~{12 - i}")
+        assert (repo_dir / "shared.txt").read_text() == f"shared {i}"
+    repo.checkout("main")
     assert (repo_dir / "f11.txt").read_text() == "version 11"
     # A pack above the size limit is not copied.
     store = LocalObjectStore(str(repo_dir / ".dsv" / "objects"))

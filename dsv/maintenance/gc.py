@@ -47,8 +47,9 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
     the lock. Pack files are rewritten without their dead objects; the new pack is
     published before the old one is deleted. Every commit writes a pack, and every
     command reads each pack's index (2,000 packs cost a no-op ``status`` ~30 ms), so
-    the packs below :data:`SMALL_PACK_BYTES` are merged into the same new pack; a
-    young pack (inside the grace period) keeps every object it holds.
+    the packs below :data:`SMALL_PACK_BYTES` that hold nothing to drop are merged
+    into the same new pack (a young pack with dead objects is left for later, with
+    its own mtime).
     """
     report = GcReport()
     store = repo.local_store
@@ -82,7 +83,7 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
                 report.objects_removed += 1
                 report.bytes_removed += c.size
         victims = []
-        merged: list[tuple[LoadedPack, set[bytes]]] = []  # small packs kept whole: (pack, its ids)
+        merged: list[LoadedPack] = []  # small packs with nothing to drop, merged into the new pack
         for pack in store.packs():
             # A quarantined copy is dead too: its bytes are saved under quarantine/.
             dead = [i for i, raw in enumerate(pack.index.ids) if raw not in keep or store.is_quarantined(pack, i)]
@@ -94,14 +95,13 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
                 victims.append(pack)
                 report.objects_removed += len(dead)
                 report.bytes_removed += sum(pack.index.lengths[i] for i in dead)
-            elif st.st_size < SMALL_PACK_BYTES:
-                # Young (or without dead objects): merged whole, so nothing inside the grace period goes.
-                merged.append((pack, {raw for i, raw in enumerate(pack.index.ids) if not store.is_quarantined(pack, i)}))
+            elif not dead and st.st_size < SMALL_PACK_BYTES:
+                # Only packs with nothing to drop: a young pack holding dead objects keeps its
+                # own mtime (a merged pack's would be now, and restart their grace period).
+                merged.append(pack)
             report.objects_kept += len(pack.index) - len(dead)
-        if len(merged) + len(victims) >= 2 or victims:
-            for pack, ids in merged:
-                victims.append(pack)
-                keep |= ids
+        if len(merged) + len(victims) >= 2:
+            victims += merged
         if victims:
             try:
                 report.quarantined = store.repack(victims, keep)
