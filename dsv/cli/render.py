@@ -24,8 +24,10 @@ def echo(text: str, *, err: bool = False) -> None:
 
 def emit_json(value: Any) -> None:
     """Print ``value`` as indented JSON (the documented ``--json`` shape)."""
-    # allow_nan=False: never print NaN or Infinity, which strict JSON parsers reject.
-    echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False))
+    # allow_nan=False: never print NaN or Infinity, which strict JSON parsers reject. Non-ASCII
+    # text as it is where stdout takes UTF-8, as \u escapes elsewhere (still valid JSON).
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    echo(json.dumps(value, indent=2, ensure_ascii=encoding != "utf8", sort_keys=False, allow_nan=False))
 
 
 def warn(message: str) -> None:
