@@ -345,3 +345,62 @@ def test_a_file_rewritten_while_helpers_cut_never_stores_a_chunk_under_another_c
     # What was committed reads back whole (each chunk verified), and the tree commits again cleanly.
     (head,) = [f for f in repo.ls() if f.path == "big.bin"]
     assert len(b"".join(store.iter_chunks(head.oid))) == head.size
+
+
+def test_a_file_just_over_the_threshold_does_not_fill_a_segment_sized_buffer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The segment buffer is mapped, not a zero-filled bytearray: a 9 MiB file touched 64 MiB (~30 ms), per file and per thread."""
+    import tracemalloc
+
+    monkeypatch.setattr(chunking, "SEGMENT_SIZE", 64 * S)
+    _helpers(monkeypatch, 0)
+    data = random.Random(12).randbytes(CHUNKED_THRESHOLD + S)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    tracemalloc.start()
+    try:
+        store, oid = _store_file(tmp_path / "objects", src)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert b"".join(store.iter_chunks(oid)) == data
+    assert peak < 48 * S, peak
+
+
+def test_helpers_that_fail_at_their_first_request_are_all_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[int] = []
+    orig_start, orig_send = cutters.Cutters._start, cutters.Cutters._send_next
+
+    def start(self: cutters.Cutters, header: bytes) -> None:
+        orig_start(self, header)
+        started.append(self.helpers[-1].proc.pid)
+
+    def send(self: cutters.Cutters, h: object) -> None:
+        if len(started) == 2:
+            raise cutters.HelperFailed("the first request could not be written")
+        orig_send(self, h)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cutters.Cutters, "_start", start)
+    monkeypatch.setattr(cutters.Cutters, "_send_next", send)
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        with pytest.raises(cutters.HelperFailed):
+            cutters.Cutters(2, fd, 4 * S, S, str(tmp_path))
+    finally:
+        os.close(fd)
+    assert len(started) == 2 and not any(_alive(p) for p in started)
+
+
+def test_a_helper_that_imports_another_copy_of_dsv_refuses_and_the_parent_cuts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(os.path.dirname(dsv.__file__), other / "dsv", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("PYTHONPATH", str(other))  # found before the parent's copy by helpers
+    data = random.Random(13).randbytes(9 * S + 3)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    _helpers(monkeypatch, 2)
+    cut_by_helpers = _count_helper_segments(monkeypatch)
+    store, oid = _store_file(tmp_path / "objects", src)
+    _check(store, oid, data)
+    assert cut_by_helpers == []

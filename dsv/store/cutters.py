@@ -20,7 +20,7 @@ big files on a thread pool, and forking a process with threads is unsafe (see
 :mod:`dsv.base.forkjob`). Helpers run only when the program allowed helper
 processes (:func:`dsv.base.forkjob.helpers_available`), and anything that goes
 wrong with one (it dies, it is killed, it cannot start) makes the parent kill
-the others, delete their temp files and store the file itself, in-process.
+the others and cut the file itself, in-process.
 
 The helpers write no pack because, on two cores, the parent has time to spare
 for the writes while the helpers cut: their packs (one per helper per file)
@@ -28,7 +28,8 @@ would have made a commit of many big files publish hundreds of packs, which
 every later command lists.
 
 Protocol (pipes, little-endian): the parent sends a length-prefixed ``marshal``
-header ``(version, fd)``, then one ``<qQQ`` request ``(segment, offset,
+header ``(version, fd, package folder)`` (a helper that imported another copy
+of dsv exits 2), then one ``<qQQ`` request ``(segment, offset,
 length)`` per segment and ``(-1, 0, 0)`` to finish. A helper answers each
 request with a length-prefixed ``marshal`` ``("s", segment, bytes read, chunk
 list)`` and exits 0 after the last.
@@ -81,6 +82,11 @@ def helper_count(size: int, segment_size: int) -> int:
         return 0
     n = helpers_available() if WORKERS is None else (WORKERS if helpers_available() else 0)
     return min(n, segments)
+
+
+def _package_root() -> str:
+    """The folder this copy of the ``dsv`` package is in."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _interpreter_flags() -> list[str]:
@@ -139,21 +145,24 @@ class Cutters:
         self.owner: dict[int, _Helper] = {}
         self.helpers: list[_Helper] = []
         self.selector = selectors.DefaultSelector()
-        header = marshal.dumps((PROTOCOL, fd))
+        header = marshal.dumps((PROTOCOL, fd, _package_root()))
         try:
             for _ in range(n):
-                self.helpers.append(self._start(header))
+                self._start(header)
             for h in self.helpers:
                 for _ in range(QUEUE_DEPTH):
                     self._send_next(h)
-        except (OSError, ValueError) as err:
-            self.abort()
-            raise HelperFailed(f"could not start a helper: {err}") from err
+        except BaseException as err:
+            self.abort()  # every helper started so far, its pipes and the selector
+            if isinstance(err, (OSError, ValueError)):
+                raise HelperFailed(f"could not start a helper: {err}") from err
+            raise
 
-    def _start(self, header: bytes) -> _Helper:
-        # This copy of dsv, found last: after the interpreter's own path, so nothing of the standard library is shadowed.
-        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        code = f"import sys; sys.path.append({package_root!r}); from dsv.store.cutters import main; main()"
+    def _start(self, header: bytes) -> None:
+        # This copy of dsv, found last: after the interpreter's own path, so nothing of the standard
+        # library is shadowed; the helper checks that it imported this copy (another installed dsv
+        # would come first) and refuses otherwise.
+        code = f"import sys; sys.path.append({_package_root()!r}); from dsv.store.cutters import main; main()"
         proc = subprocess.Popen(
             [sys.executable, *_interpreter_flags(), "-c", code],
             stdin=subprocess.PIPE,
@@ -163,12 +172,12 @@ class Cutters:
             cwd=self.cwd,
         )
         h = _Helper(proc)
+        self.helpers.append(h)  # before any write to it: a failure below still kills it (abort)
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(LENGTH.pack(len(header)) + header)
         proc.stdin.flush()
         os.set_blocking(proc.stdout.fileno(), False)
         self.selector.register(proc.stdout.fileno(), selectors.EVENT_READ, h)
-        return h
 
     def _send_next(self, h: _Helper) -> None:
         if self.finishing or self.next_segment >= self.segments:
@@ -278,9 +287,9 @@ def main() -> None:
     """A helper's program: cut and hash the segments it is sent (see the module docstring)."""
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     try:
-        version, fd = _read_message(inp)
-        if version != PROTOCOL:
-            raise SystemExit(2)
+        version, fd, root = _read_message(inp)
+        if version != PROTOCOL or _package_root() != root:
+            raise SystemExit(2)  # another dsv than the parent's: the parent cuts the file itself
         while True:
             k, offset, length = REQUEST.unpack(_read_exact(inp, REQUEST.size))
             if k < 0:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import mmap
 import os
 import stat
 import threading
@@ -1042,7 +1043,7 @@ READ_PIECE = 1024 * 1024
 (reading a whole segment first, then hashing it twice from memory, cost twice the user time)."""
 
 
-def _read_segment(reader: FdReader, buf: bytearray, listing: bytes | None, hasher: Hasher) -> tuple[memoryview, bool]:
+def _read_segment(reader: FdReader, buf: "bytearray | mmap.mmap", listing: bytes | None, hasher: Hasher) -> tuple[memoryview, bool]:
     """Read the next segment into ``buf`` (short only at the end), adding it to ``hasher``.
 
     Returns a view of what was read and whether ``listing`` (a chunk list, or
@@ -1240,7 +1241,7 @@ class LocalWriter:
         hasher = Hasher()
         listing = bytearray()
         total = 0
-        reader, buf = FdReader(fd, head), bytearray(segment)
+        reader, buf = FdReader(fd, head), chunking.segment_buffer(segment)
         while True:
             view, _ = _read_segment(reader, buf, None, hasher)
             if not view:
@@ -1261,7 +1262,7 @@ class LocalWriter:
             hasher = Hasher()
             listing = bytearray()
             total = 0
-            reader, buf = FdReader(fd, head), bytearray(segment)
+            reader, buf = FdReader(fd, head), chunking.segment_buffer(segment)
             for k in itertools.count():
                 got = helpers.result(k)
                 view, ok = _read_segment(reader, buf, None if got is None else got[1], hasher)
