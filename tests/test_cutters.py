@@ -38,7 +38,7 @@ def small_segments(monkeypatch: pytest.MonkeyPatch) -> None:
 def _helpers(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     """Let the library start ``n`` helpers (0: cut in-process, as with fork disabled), on any machine."""
     monkeypatch.setattr(forkjob, "_allowed", n > 0)
-    monkeypatch.setattr(cutters, "helpers_available", lambda: 2 if forkjob._allowed else 0)
+    monkeypatch.setattr(cutters, "helper_slots", lambda: 2 if forkjob._allowed else 0)
     monkeypatch.setattr(cutters, "WORKERS", n or None)
 
 

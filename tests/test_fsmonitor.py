@@ -466,3 +466,36 @@ def test_a_failed_on_keeps_the_setting_and_says_why(tmp_path: Path, monkeypatch:
     assert ("inotify is not available" if failure == "unavailable" else "did not start") in str(info.value)
     assert dsv.Repo(root).repository.settings.fsmonitor is before
     assert dsv.Repo(root).status().clean
+
+
+def test_answers_keep_coming_while_events_stream_in_and_stay_right(monitored: tuple[Path, dsv.Repo]) -> None:
+    """The daemon coalesces a stream of events (it waits a few ms before reading): a writer that
+    never pauses must not starve the answers, and every answer must still see every change."""
+    import threading
+
+    root, _ = monitored
+    stop = threading.Event()
+    written: list[str] = []
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            p = root / "churn" / f"{i % 200}.txt"
+            p.parent.mkdir(exist_ok=True)
+            p.write_text(str(i))
+            if i % 200 == 0:
+                written.append(str(i))
+            i += 1
+
+    t = threading.Thread(target=churn)
+    t.start()
+    try:
+        for _ in range(5):
+            repo = dsv.Repo(root)
+            session = repo._repo.monitor_session(repo._repo.load_statcache(repo._repo.refs.head().commit))
+            assert session is not None and session.token is not None, "no answer while events kept coming"
+    finally:
+        stop.set()
+        t.join()
+    assert written
+    assert _monitored_status(root) == _full_status(root)

@@ -71,7 +71,7 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def helpers_available() -> int:
+def helper_slots() -> int:
     """How many helper *processes* (started fresh with ``exec``, not forked) the program allows: 0 or the usable cores.
 
     A fresh interpreter copies no thread of this one, so unlike :func:`fork_available`

@@ -13,7 +13,7 @@ import click
 
 from dsv.base.errors import UsageError
 from dsv.cli.progress import TerminalProgress
-from dsv.cli.render import color, emit_json, human_size, plural, quote_path, short, warn
+from dsv.cli.render import color, emit_json, human_size, plural, quote_path, short, show_status, warn
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -106,8 +106,6 @@ def init(ctx: click.Context, path: str) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show what changed in the working tree since the last commit."""
-    from dsv.cli.quick import show_status
-
     show_status(_repo(ctx).status(progress=_progress(ctx)), as_json)
 
 

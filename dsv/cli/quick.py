@@ -4,7 +4,7 @@ At 20,000 files a no-op ``git status`` takes ~26 ms, and CPython's start-up
 alone ~10-20 ms; importing click and every command's definitions would add
 ~25 ms before any work. So :func:`dsv.cli.run` hands the exact argument lists
 ``status`` and ``status --json`` to :func:`run_status`, which opens the
-repository, runs :meth:`dsv.Repo.status` and renders it with :func:`show_status`,
+repository, runs :meth:`dsv.Repo.status` and renders it with :func:`dsv.cli.render.show_status`,
 the same renderer the click command uses. Any other arguments (``-C``, ``-q``,
 ``--help``, a typo) take the click path, which gives the same output.
 """
@@ -13,35 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
-from dsv.cli.render import color, echo, emit_json, quote_path, short, warn
-
-if TYPE_CHECKING:
-    from dsv.api.results import StatusResult
-
-def show_status(st: "StatusResult", as_json: bool) -> None:
-    """Print a status result: warnings on stderr, then the text or ``--json`` form."""
-    for w in st.warnings:
-        warn(w)
-    if as_json:
-        emit_json(st.to_dict())
-        return
-    echo(f"On branch {st.branch}" if st.branch else f"HEAD detached at {short(st.head)}")
-    if st.checkout_in_progress:
-        echo(color(f"A checkout stopped part-way: run `{st.checkout_in_progress}` to finish it.", "red"))
-    if st.head is None:
-        echo("No commits yet")
-    if st.clean:
-        echo("nothing to commit, working tree clean")
-        return
-    for label, items, fg in (("modified", st.modified, "yellow"), ("removed", st.removed, "red"), ("added", st.added, "green")):
-        for p in items:
-            echo(color(f"  {label + ':':<10} {quote_path(p)}", fg))
-    for old, new in st.moved:
-        echo(color(f"  {'moved:':<10} {quote_path(old)} -> {quote_path(new)}", "cyan"))
-    n = len(st.modified) + len(st.removed) + len(st.added) + len(st.moved)
-    echo(f"{n} change(s): {len(st.added)} added, {len(st.removed)} removed, {len(st.modified)} modified, {len(st.moved)} moved")
+from dsv.cli.render import show_status
 
 
 def run_status(args: list[str]) -> int:

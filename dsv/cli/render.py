@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dsv.api.worktree_results import StatusResult
 
 
 def echo(text: str, *, err: bool = False) -> None:
@@ -69,3 +72,27 @@ def color(text: str, fg: str) -> str:
     import click
 
     return click.style(text, fg=fg)
+
+
+def show_status(st: "StatusResult", as_json: bool) -> None:
+    """Print a status result: warnings on stderr, then the text or ``--json`` form."""
+    for w in st.warnings:
+        warn(w)
+    if as_json:
+        emit_json(st.to_dict())
+        return
+    echo(f"On branch {st.branch}" if st.branch else f"HEAD detached at {short(st.head)}")
+    if st.checkout_in_progress:
+        echo(color(f"A checkout stopped part-way: run `{st.checkout_in_progress}` to finish it.", "red"))
+    if st.head is None:
+        echo("No commits yet")
+    if st.clean:
+        echo("nothing to commit, working tree clean")
+        return
+    for label, items, fg in (("modified", st.modified, "yellow"), ("removed", st.removed, "red"), ("added", st.added, "green")):
+        for p in items:
+            echo(color(f"  {label + ':':<10} {quote_path(p)}", fg))
+    for old, new in st.moved:
+        echo(color(f"  {'moved:':<10} {quote_path(old)} -> {quote_path(new)}", "cyan"))
+    n = len(st.modified) + len(st.removed) + len(st.added) + len(st.moved)
+    echo(f"{n} change(s): {len(st.added)} added, {len(st.removed)} removed, {len(st.modified)} modified, {len(st.moved)} moved")

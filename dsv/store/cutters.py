@@ -18,7 +18,7 @@ chunk and needs the GIL for each, so a second thread slowed cutting tenfold
 (docs/benchmarks.md). Why ``exec``'d interpreters, not forks: the parent stores
 big files on a thread pool, and forking a process with threads is unsafe (see
 :mod:`dsv.base.forkjob`). Helpers run only when the program allowed helper
-processes (:func:`dsv.base.forkjob.helpers_available`), and anything that goes
+processes (:func:`dsv.base.forkjob.helper_slots`), and anything that goes
 wrong with one (it dies, it is killed, it cannot start) makes the parent kill
 the others and cut the file itself, in-process.
 
@@ -48,7 +48,7 @@ import threading
 import time
 from typing import Any, BinaryIO
 
-from dsv.base.forkjob import helpers_available
+from dsv.base.forkjob import helper_slots
 
 PROTOCOL = 2
 REQUEST = struct.Struct("<qQQ")
@@ -80,7 +80,7 @@ def helper_count(size: int, segment_size: int) -> int:
     segments = -(-size // segment_size)
     if segments < MIN_SEGMENTS:
         return 0
-    n = helpers_available() if WORKERS is None else (WORKERS if helpers_available() else 0)
+    n = helper_slots() if WORKERS is None else (WORKERS if helper_slots() else 0)
     return min(n, segments)
 
 

@@ -1246,7 +1246,7 @@ class LocalWriter:
             view, _ = _read_segment(reader, buf, None, hasher)
             if not view:
                 break
-            listing += self.store_segment(view)
+            listing += self._store_segment(view)
             total += len(view)
             if len(view) < segment:
                 break
@@ -1273,7 +1273,7 @@ class LocalWriter:
                     listing += self._store_listed(view, got[1])
                 else:
                     # Past the size seen at the start, or the file changed under the helper: store what was hashed.
-                    listing += self.store_segment(view)
+                    listing += self._store_segment(view)
                 total += len(view)
                 if len(view) < segment:
                     break
@@ -1289,7 +1289,7 @@ class LocalWriter:
             self._append(raw, bytes(listing), total, Encoding.CHUNKED)
         return raw.hex(), total
 
-    def store_segment(self, segment: memoryview) -> bytes:
+    def _store_segment(self, segment: memoryview) -> bytes:
         """Cut one segment of a big file and store its new chunks; return the segment's chunk list.
 
         Chunks are appended as views of ``segment`` (no copy) and the pack is
