@@ -38,7 +38,7 @@ from dsv.base.log import logger
 from dsv.base.hashing import Hasher, digest_bytes, from_hex, hash_bytes, is_object_id, to_hex
 from dsv.store.base import CHUNK_SIZE, StoredRecord, verify_record
 from dsv.store import chunking
-from dsv.store.chunking import CHUNKED_THRESHOLD, FdReader, chunks_of_bytes, cut_points
+from dsv.store.chunking import CHUNKED_THRESHOLD, FdReader, cut_points
 from dsv.store.pack import (
     CHUNK_ENTRY,
     PACK_HEADER,
@@ -46,7 +46,6 @@ from dsv.store.pack import (
     TRAILER,
     Encoding,
     decode_chunk_list,
-    encode_chunk_list,
     PackIndex,
     PackWriter,
     check_pack_header,
@@ -1111,8 +1110,11 @@ class LocalWriter:
         n = len(data)
         if n >= CHUNKED_THRESHOLD:
             if raw not in self._added and not self.store.has_raw(raw):
-                chunks = [(self._add_chunk(bytes(c)), len(c)) for c in chunks_of_bytes(data)]
-                self._add_chunk_list(raw, chunks, n)
+                # Segment by segment, as add_fd stores a file (the chunks are views of data: no copy).
+                view, size, listing = memoryview(data), chunking.SEGMENT_SIZE, bytearray()
+                for start in range(0, n, size):
+                    listing += self._store_segment(view[start : start + size])
+                self._add_listing(raw, listing, n)
             return raw
         with self._lock:
             if raw in self._added:
@@ -1139,13 +1141,6 @@ class LocalWriter:
             self.bytes_written += len(stored)
             self.objects_written += 1
             return True
-
-    def _add_chunk(self, data: bytes) -> bytes:
-        """Store one chunk of a big file (deduplicated by id, not re-read: see has_good_copy)."""
-        raw = digest_bytes(data)
-        if raw not in self._added and not self.store.has_raw(raw, len(data)):
-            self._append(raw, data, len(data), Encoding.RAW)
-        return raw
 
     def add_record(self, record: StoredRecord) -> bool:
         """Store a record from another store after verifying it (see :meth:`dsv.store.base.ObjectWriter.add_record`)."""
@@ -1180,9 +1175,6 @@ class LocalWriter:
             self._add_raw(decode_payload(record.stored, record.size, record.encoding))
             return True
         return self._append(raw, record.stored, record.size, Encoding(record.encoding))
-
-    def _add_chunk_list(self, raw: bytes, chunks: list[tuple[bytes, int]], size: int) -> None:
-        self._append(raw, encode_chunk_list(chunks), size, Encoding.CHUNKED)
 
     def _roll_pack(self) -> None:
         self._close_pack_locked()
