@@ -119,6 +119,8 @@ def test_diff_exit_code_and_cat(data: Path) -> None:
         (["ls", "HEAD", "nothing/here"], 2, "matches no file"),
         (["commit", "-m", "again"], 1, "nothing to commit"),
         (["config", "user.nickname", "x"], 2, "unknown setting"),
+        (["branch", "-d", "nosuch"], 1, "branch 'nosuch' does not exist (list them with 'dsv branch')"),
+        (["tag", "-d", "nosuch"], 1, "tag 'nosuch' does not exist (list them with 'dsv tag')"),
     ],
 )
 def test_errors_are_one_line_without_traceback(data: Path, args: list[str], code: int, needle: str) -> None:

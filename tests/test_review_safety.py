@@ -106,6 +106,23 @@ def test_fsck_repair_reports_what_it_set_aside(tmp_path: Path) -> None:
     assert report["quarantined"] == 1 and report["repaired"], report
 
 
+
+def test_fsck_names_a_set_aside_copy_once(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    make_repo(root, {"f": b"set aside me\n", "g": b"g\n"})
+    pack = _pack_of(root, hash_bytes(b"set aside me\n"))
+    data = bytearray(pack.read_bytes())
+    data[data.index(b"set aside me")] ^= 0x20
+    pack.chmod(0o644)
+    pack.write_bytes(bytes(data))
+    (root / "f").unlink()  # no good copy left to repair from
+    run_dsv(root, "fsck", "--repair")
+    res = run_dsv(root, "fsck")
+    assert res.returncode == 1
+    line = next(ln for ln in (res.stdout + res.stderr).splitlines() if "set aside" in ln)
+    assert line.count("quarantine") == 1, line
+
+
 # -- names -------------------------------------------------------------------------------------------
 
 

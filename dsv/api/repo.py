@@ -686,7 +686,7 @@ class Repo(RemoteCommands):
         if self._repo.refs.head().branch == name:
             raise UsageError(f"cannot delete the current branch '{name}'", hint="check out another branch first")
         if self._repo.refs.read(f"{HEADS}/{name}") is None:
-            raise RefNotFoundError(name)
+            raise RefNotFoundError(name, "branch")
         return self._repo.refs.delete(HEADS, name)
 
     def tags(self) -> list[TagInfo]:
@@ -743,7 +743,7 @@ class Repo(RemoteCommands):
     def delete_tag(self, name: str) -> str:
         """Delete tag ``name``."""
         if self._repo.refs.read(f"{TAGS}/{name}") is None:
-            raise RefNotFoundError(name)
+            raise RefNotFoundError(name, "tag")
         return self._repo.refs.delete(TAGS, name)
 
     # -- metrics -------------------------------------------------------------------

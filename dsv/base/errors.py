@@ -233,11 +233,14 @@ class MetricsExistsError(RefExistsError):
 
 
 class RefNotFoundError(RefError):
-    """A branch or tag that does not exist."""
+    """A branch or tag that does not exist (``kind``: ``"branch"``, ``"tag"``, or ``None`` when unknown)."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"'{name}' does not exist")
+    def __init__(self, name: str, kind: str | None = None) -> None:
+        what = f"{kind} '{name}'" if kind else f"'{name}'"
+        hint = f"list them with 'dsv {kind}'" if kind in ("branch", "tag") else None
+        super().__init__(f"{what} does not exist", hint=hint)
         self.name = name
+        self.kind = kind
 
 
 class RefConflictError(RefError):

@@ -258,7 +258,7 @@ class RefStore:
         ref = f"{namespace}/{name}"
         current = self.read(ref)
         if current is None:
-            raise RefNotFoundError(name)
+            raise RefNotFoundError(name, {HEADS: "branch", TAGS: "tag"}.get(namespace))
         self.update(ref, None, expected=current)
         self._prune_empty(ref)  # after the lock file is gone
         return current

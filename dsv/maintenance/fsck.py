@@ -170,14 +170,14 @@ def _check(repo: Repository, progress: Progress | None, report: FsckReport) -> F
         q = set_aside.get(p.oid) if p.oid else None
         if p.kind == "missing-object" and q is not None:
             # Missing because a read set its corrupt copy aside: say so.
-            p = Problem("corrupt-object", p.oid, f"object {p.oid} is corrupt (its copy was set aside in {q.path})", expected=p.oid, location=q.path, used_by=p.used_by)
+            p = Problem("corrupt-object", p.oid, f"object {p.oid} is corrupt (its copy was set aside)", expected=p.oid, location=q.path, used_by=p.used_by)
         report.problems.append(p)
     for oid in sorted(missing):
         users = reach.watched_users.get(oid) or (reach.used_by.get(oid, "?"),)
         q = set_aside.get(oid)
         if q is not None:
             report.problems.append(
-                Problem("corrupt-object", oid, f"object {oid} is corrupt (its copy was set aside in {q.path})", expected=oid, location=q.path, used_by=users)
+                Problem("corrupt-object", oid, f"object {oid} is corrupt (its copy was set aside)", expected=oid, location=q.path, used_by=users)
             )
         else:
             report.problems.append(Problem("missing-object", oid, f"object {oid} is missing", used_by=users))
