@@ -858,3 +858,22 @@ def test_atomic_write_of_many_parts_writes_them_all(tmp_path: Path) -> None:
     parts = [bytes([i % 256]) * 3 for i in range(fsio.WRITEV_PARTS_MAX * 5)]
     fsio.atomic_write_bytes(tmp_path / "x", parts, durable=False)
     assert (tmp_path / "x").read_bytes() == b"".join(parts)
+
+
+def test_short_writevs_in_every_batch_and_in_the_pack_writer_lose_no_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fsio.writev_all (shared by atomic writes and the pack writer) finishes every short writev."""
+    from dsv.base import fsio
+    from dsv.store.local import LocalObjectStore
+
+    real = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, bufs: real(fd, [bytes(bufs[0])[:1]]))
+    parts = [bytes([i % 256]) * 3 for i in range(fsio.WRITEV_PARTS_MAX * 3 + 7)]
+    fsio.atomic_write_bytes(tmp_path / "x", parts, durable=False)
+    assert (tmp_path / "x").read_bytes() == b"".join(parts)
+    store = LocalObjectStore.create(str(tmp_path / "objects"))
+    w = store.begin_write()
+    blobs = [os.urandom(100 + i) for i in range(600)]
+    ids = [w.add_bytes(b) for b in blobs]
+    w.commit()
+    fresh = LocalObjectStore(str(tmp_path / "objects"))
+    assert [fresh.read(i) for i in ids] == blobs

@@ -56,23 +56,25 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
 
 
 WRITEV_PARTS_MAX = 256
-"""More parts than this are written one by one (``writev`` takes at most IOV_MAX, often 1024)."""
+"""Parts per ``writev`` call (the system takes at most IOV_MAX, often 1024)."""
 
 
-def _writev_all(fd: int, parts: "Sequence[bytes | bytearray | memoryview]") -> None:
-    """Write every part, in order, with one ``writev`` when the system takes it all at once."""
+def writev_all(fd: int, parts: "Sequence[bytes | bytearray | memoryview]") -> None:
+    """Write every part, in order: one ``writev`` per :data:`WRITEV_PARTS_MAX` parts, no joined copy.
+
+    ``writev`` may write less than asked (a signal, a full pipe): the rest of
+    each batch is written part by part.
+    """
     views = [memoryview(p) for p in parts if len(p)]
-    if len(views) > WRITEV_PARTS_MAX:
-        for view in views:
-            write_all(fd, view)
-        return
-    done = os.writev(fd, views) if views else 0
-    for view in views:
-        if done >= len(view):
-            done -= len(view)
-            continue
-        write_all(fd, view[done:])
-        done = 0
+    for start in range(0, len(views), WRITEV_PARTS_MAX):
+        batch = views[start : start + WRITEV_PARTS_MAX]
+        done = os.writev(fd, batch)
+        for view in batch:
+            if done >= len(view):
+                done -= len(view)
+                continue
+            write_all(fd, view[done:])
+            done = 0
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: "bytes | Sequence[bytes | bytearray | memoryview]", *, durable: bool = True, mode: int = 0o644) -> None:
@@ -92,7 +94,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: "bytes | Sequence[byt
             if isinstance(data, (bytes, bytearray, memoryview)):
                 write_all(fd, data)
             else:
-                _writev_all(fd, data)  # large files (the stat cache) are not joined into one more copy
+                writev_all(fd, data)  # large files (the stat cache) are not joined into one more copy
             if durable:
                 os.fsync(fd)
         finally:
