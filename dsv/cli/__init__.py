@@ -89,54 +89,38 @@ class _Unused:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``dsv`` command: runs the CLI and maps errors to one line and an exit code."""
-    from dsv.cli.errors import report
+    from dsv.cli.errors import exit_code_of
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("DSV_DEBUG") == "1"
+    sys.exit(exit_code_of(lambda: _click_main(args), debug=debug))
+
+
+def _click_main(args: list[str]) -> int:
+    """The click commands; click's own outcomes (usage errors, --help, aborts) as exit codes."""
     import click
 
     from dsv.cli.app import cli
+    from dsv.cli.errors import report
 
     try:
-        try:
-            code = cli.main(args=args, prog_name="dsv", standalone_mode=False)
-        except SystemExit as e:
-            # click ends a command whose reader closed the pipe (dsv log | head) with exit 1,
-            # after wrapping the streams; dsv, as below, does not count that as an error.
-            # (The exception click handled is gone by then: its stream wrapper is the one trace
-            # left, and tests/test_quick_status.py fails if a click release changes that.)
-            if e.code == 1 and type(sys.stdout).__name__ == "_PacifyFlushWrapper":
-                code = 0
-            else:
-                raise
+        code = cli.main(args=args, prog_name="dsv", standalone_mode=False)
+    except SystemExit as e:
+        # click ends a command whose reader closed the pipe (dsv log | head) with exit 1,
+        # after wrapping the streams; dsv does not count that as an error (exit_code_of).
+        # (The exception click handled is gone by then: its stream wrapper is the one trace
+        # left, and tests/test_quick_status.py fails if a click release changes that.)
+        if e.code == 1 and type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+            return 0
+        raise
     except click.exceptions.Exit as e:
-        code = e.exit_code
+        return e.exit_code
     except click.ClickException as e:
         e.show()
-        code = e.exit_code
-    except click.exceptions.Abort:
-        code = report(KeyboardInterrupt())
-    except BrokenPipeError:
-        # Output piped into a reader that stopped (dsv log | head): not an error.
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        code = 0
-    except BaseException as err:  # noqa: BLE001 - the one place errors become exit codes
-        if isinstance(err, SystemExit):
-            raise
-        if debug:
-            import traceback
-
-            from dsv.base.secrets import redact
-
-            try:
-                sys.stderr.write(redact(traceback.format_exc()))
-            except OSError:
-                pass
-        code = report(err)
-    sys.exit(code if isinstance(code, int) else 0)
+        return e.exit_code
+    except click.exceptions.Abort:  # click printed the newline after ^C already
+        return report(KeyboardInterrupt())
+    return code if isinstance(code, int) else 0
 
 
 __all__ = ["main", "run"]

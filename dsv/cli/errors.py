@@ -9,7 +9,9 @@ A traceback appears only with ``--debug`` (or ``DSV_DEBUG=1``).
 from __future__ import annotations
 
 import errno
+import os
 import sys
+from collections.abc import Callable
 
 from dsv.base.errors import DsvError
 
@@ -41,6 +43,40 @@ def _format(err: BaseException) -> tuple[str, int]:
     if isinstance(err, KeyboardInterrupt):
         return "dsv: interrupted", EXIT_INTERRUPTED
     return f"dsv: internal error: {type(err).__name__}: {err} (rerun with --debug for a traceback and report it)", EXIT_INTERNAL
+
+
+def exit_code_of(command: Callable[[], "int | None"], *, debug: bool = False) -> int:
+    """Run ``command``; its exit code, any error becoming one line on stderr (a traceback too with ``debug``).
+
+    Shared by the click commands and the click-free ``dsv status`` (:mod:`dsv.cli.quick`).
+    """
+    try:
+        code = command()
+    except BrokenPipeError:
+        # Output piped into a reader that stopped (dsv log | head): not an error.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except KeyboardInterrupt as err:
+        try:
+            sys.stderr.write("\n")  # closes the terminal's ^C echo, as click does
+        except OSError:
+            pass
+        return report(err)
+    except Exception as err:  # noqa: BLE001 - the one place errors become exit codes
+        if debug:
+            import traceback
+
+            from dsv.base.secrets import redact
+
+            try:
+                sys.stderr.write(redact(traceback.format_exc()))
+            except OSError:
+                pass
+        return report(err)
+    return code if isinstance(code, int) else 0
 
 
 def report(err: BaseException) -> int:

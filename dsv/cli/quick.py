@@ -11,30 +11,17 @@ the same renderer the click command uses. Any other arguments (``-C``, ``-q``,
 
 from __future__ import annotations
 
-import os
-import sys
-
 from dsv.cli.render import show_status
 
 
 def run_status(args: list[str]) -> int:
-    """``dsv status [--json]`` from the console script: the exit code (errors as :func:`dsv.cli.main` maps them)."""
-    from dsv.cli.errors import report
+    """``dsv status [--json]`` from the console script: the exit code (errors mapped as for every command)."""
+    from dsv.cli.errors import exit_code_of
 
-    try:
+    def status() -> None:
         from dsv.api.repo import Repo
         from dsv.cli.progress import TerminalProgress
 
         show_status(Repo(".").status(progress=TerminalProgress()), as_json="--json" in args)
-    except BrokenPipeError:
-        # Output piped into a reader that stopped (dsv status | head): not an error.
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-    except Exception as err:  # noqa: BLE001 - errors become one line and an exit code, as in main()
-        return report(err)
-    except KeyboardInterrupt as err:
-        sys.stderr.write("\n")  # closes the terminal's ^C echo, as click does
-        return report(err)
-    return 0
+
+    return exit_code_of(status)
