@@ -17,11 +17,6 @@ from collections.abc import Sequence
 from dsv.base.errors import LockError, StorageError
 
 
-def _read_text(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
-        return f.read()
-
-
 def hostname() -> str:
     """This machine's name, as ``socket.gethostname()`` gives it (without importing socket on POSIX)."""
     if hasattr(os, "uname"):
@@ -150,7 +145,7 @@ class FileLock:
     def _describe_holder(self) -> tuple[str, bool]:
         """Return (description, stale) of the current holder."""
         try:
-            raw = _read_text(self.path)
+            raw = read_bytes(self.path)
             info = json.loads(raw)
             pid = int(info["pid"])
             host = str(info["host"])
@@ -208,7 +203,7 @@ class FileLock:
             return
         holder_ok = False
         try:
-            info = json.loads(_read_text(grave))
+            info = json.loads(read_bytes(grave))
             holder_ok = info.get("host") == hostname() and _pid_alive(int(info["pid"]))
         except (OSError, ValueError, KeyError, TypeError):
             pass
