@@ -13,12 +13,14 @@ Imports are lazy so that ``dsv --help`` and ``dsv status`` start fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
 __all__ = ["DsvError", "DsvFileSystem", "Repo", "__version__", "current_version", "experiment_info", "write_parquet"]
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from dsv.api import Repo
     from dsv.api.fs import DsvFileSystem
     from dsv.api.parquet import write_parquet

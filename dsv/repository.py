@@ -6,11 +6,9 @@ newer ``format`` than this dsv knows is refused before anything else is read.
 
 from __future__ import annotations
 
-import getpass
 import os
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import CorruptMetadataError, FormatVersionError, NotARepositoryError, RepositoryExistsError, StorageError
 from dsv.base.fsio import FileLock, atomic_write_bytes, fsync_dir, hostname, read_bytes
@@ -22,7 +20,10 @@ from dsv.worktree import statcache
 from dsv.worktree.ignore import IgnoreRules, load_ignore
 from dsv.worktree.statcache import StatCache
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from dsv.config import RepoConfig
     from dsv.settings import Settings
     from dsv.worktree.fsmonitor import Session
@@ -184,6 +185,8 @@ class Repository:
         email = os.environ.get("DSV_AUTHOR_EMAIL") or os.environ.get("GIT_AUTHOR_EMAIL") or self.settings.user_email
         if not name:
             try:
+                import getpass
+
                 name = getpass.getuser()
             except (KeyError, OSError):
                 name = "unknown"

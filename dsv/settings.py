@@ -13,20 +13,27 @@ remotes go through the model.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
 
 from dsv.base.errors import CorruptMetadataError
+from dsv.base.records import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(FrozenRecord):
     """The values of a valid ``config.json`` that writing commands use."""
 
-    lock_timeout: float = 30.0
-    user_name: str | None = None
-    user_email: str | None = None
-    fsmonitor: bool = False
+    __slots__ = ("lock_timeout", "user_name", "user_email", "fsmonitor")
+
+    lock_timeout: float
+    user_name: str | None
+    user_email: str | None
+    fsmonitor: bool
+
+    def __init__(self, lock_timeout: float = 30.0, user_name: str | None = None, user_email: str | None = None, fsmonitor: bool = False) -> None:
+        self._set(lock_timeout=lock_timeout, user_name=user_name, user_email=user_email, fsmonitor=fsmonitor)
 
 
 class _Bad(ValueError):

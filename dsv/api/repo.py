@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from dsv.api.remotes import RemoteCommands
+from dsv.api.status import pending_checkout, repository_status
 from dsv.api.worktree_results import CheckoutResult, CommitResult, StatusResult, Warnings
 from dsv.base.errors import (
     CheckoutInProgressError,
@@ -118,20 +119,6 @@ class Repo(RemoteCommands):
         except DsvError:
             return True  # unsure: do not warn
 
-    def _remove_leftovers(self, paths: Sequence[str]) -> None:
-        """Delete checkout temp files a killed dsv left, unless a writer is running (its files are live)."""
-        from dsv.base.errors import LockError
-        from dsv.worktree.checkout import remove_leftovers
-
-        try:
-            lock = self._repo.write_lock(wait=False).acquire()
-        except LockError:
-            return
-        try:
-            remove_leftovers(self.root, paths)
-        finally:
-            lock.release()
-
     def repo_path(self, user_path: str) -> str:
         """A command-line path as a path relative to the working-tree root."""
         return to_repo_path(self.root, user_path)
@@ -140,86 +127,11 @@ class Repo(RemoteCommands):
 
     def status(self, progress: Progress | None = None) -> StatusResult:
         """The working tree against HEAD."""
-        head = self._repo.refs.head()
-        cache = self._repo.load_statcache(head.commit)
-        warn = Warnings()
-        monitor = self._repo.monitor_session(cache)
-        st = worktree_status(self.root, cache, self._repo.ignore_rules(), warn, progress, changed=monitor.changed if monitor else None)
-        if st.leftovers:
-            self._remove_leftovers(st.leftovers)
-        if st.refreshed or cache.commit != head.commit or not os.path.exists(self._repo.layout.statcache):
-            if head.commit is not None:
-                self._repo.save_statcache(cache)
-        if monitor is not None and head.commit is not None:
-            # What differs from HEAD stays to be looked at next time (its cached key is stale).
-            monitor.record(cache.identity, st.changed_paths() | set(st.changed_while_reading) | set(st.skipped))
-        for p in st.changed_while_reading:
-            warn(f"{p} changed while it was being read")
-        for path, problem in self._repo.store.damaged_indexes():
-            warn(f"pack index {os.path.basename(path)} is damaged ({problem}): run 'dsv fsck --repair'")
-        pending = self._pending_checkout()
-        return StatusResult(
-            head.branch,
-            head.commit,
-            tuple(st.added),
-            tuple(st.removed),
-            tuple(st.modified),
-            tuple(st.moved),
-            tuple(warn.items),
-            pending.command() if pending else None,
-        )
+        return repository_status(self._repo, progress)
 
     def _pending_checkout(self, *, locked: bool = False) -> "CheckoutRecord | None":
-        """The checkout that stopped part-way, if any (cheap: one failed open in the usual case).
-
-        A record whose checkout in fact finished (killed between moving HEAD and
-        deleting the record) is deleted here, when no other dsv process is writing.
-        """
-        if not os.path.exists(os.path.join(self._repo.layout.dsv, "CHECKOUT")):
-            return None
-        from dsv.base.errors import LockError
-        from dsv.worktree.pending import clear_record, read_record
-
-        record = read_record(self._repo.layout.dsv)
-        if record is None or record.paths is not None or self._repo.refs.head().commit != record.commit:
-            return record
-        if locked:
-            if self._switch_is_complete(record):
-                clear_record(self._repo.layout.dsv)
-                return None
-            return record
-        lock = self._repo.write_lock(wait=False)
-        try:
-            lock.acquire()
-        except LockError:
-            return record  # a checkout may be running right now
-        try:
-            return self._pending_checkout(locked=True)
-        finally:
-            lock.release()
-
-    def _switch_is_complete(self, record: "CheckoutRecord") -> bool:
-        """Whether every path the recorded checkout changes already holds the target's version."""
-        from dsv.manifest import ChangeKind, diff_manifests
-        from dsv.worktree.content import hash_path
-        from dsv.worktree.scan import dsv_mode
-
-        source = self._manifest(self._repo.history.commit(record.source)) if record.source else None
-        target = self._manifest(self._repo.history.commit(record.commit))
-        for c in diff_manifests(source, target, detect_moves=False).changes:
-            full = os.path.join(self.root, *c.path.split("/"))
-            try:
-                st = os.lstat(full)
-            except (FileNotFoundError, NotADirectoryError):
-                st = None
-            if c.kind is ChangeKind.REMOVED:
-                if st is not None and not os.path.isdir(full):
-                    return False
-                continue
-            mode = dsv_mode(st.st_mode) if st is not None else None
-            if mode is None or mode != c.new_mode or hash_path(full, st, mode).raw_oid.hex() != c.new_oid:  # type: ignore[arg-type]
-                return False
-        return True
+        """The checkout that stopped part-way, if any (:func:`dsv.api.status.pending_checkout`)."""
+        return pending_checkout(self._repo, locked=locked)
 
     def commit(self, message: str, *, allow_empty: bool = False, progress: Progress | None = None) -> CommitResult:
         """Snapshot the whole working tree (respecting ``.dsvignore``) as a new commit on HEAD."""

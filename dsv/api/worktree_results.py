@@ -3,14 +3,16 @@
 Apart from :mod:`dsv.api.results` (which re-exports them) because these three
 commands are the ones run most, and defining every other result type cost
 them a few milliseconds of start-up each (:mod:`dsv.cli.quick`).
+:class:`StatusResult` and :class:`Warnings` live in :mod:`dsv.api.status`
+(re-exported here), as plain classes: see that module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dsv.base.tables import ResultTable
+from dsv.api.status import StatusResult, Warnings
 
 if TYPE_CHECKING:
     from dsv.history.documents import Commit
@@ -58,57 +60,6 @@ class CommitResult:
 
 
 @dataclass(frozen=True)
-class StatusResult:
-    """The working tree against HEAD."""
-
-    branch: str | None
-    head: str | None
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    modified: tuple[str, ...]
-    moved: tuple[tuple[str, str], ...]
-    warnings: tuple[str, ...] = ()
-    checkout_in_progress: str | None = None
-    """The command that finishes a checkout that stopped part-way, if one did."""
-
-    @property
-    def clean(self) -> bool:
-        """Whether nothing changed."""
-        return not (self.added or self.removed or self.modified or self.moved)
-
-    @property
-    def table(self) -> ResultTable:
-        """One row per change: ``change`` (added, removed, modified, moved), ``path``, ``old_path``."""
-        rows = [{"change": "added", "path": p, "old_path": None} for p in self.added]
-        rows += [{"change": "removed", "path": p, "old_path": None} for p in self.removed]
-        rows += [{"change": "modified", "path": p, "old_path": None} for p in self.modified]
-        rows += [{"change": "moved", "path": b, "old_path": a} for a, b in self.moved]
-        return ResultTable(rows, [("change", "string"), ("path", "string"), ("old_path", "string")])
-
-    def to_arrow(self) -> Any:
-        """:attr:`table` as an Arrow table."""
-        return self.table.to_arrow()
-
-    def to_pandas(self) -> Any:
-        """:attr:`table` as a pandas DataFrame (pandas is optional)."""
-        return self.table.to_pandas()
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "branch": self.branch,
-            "head": self.head,
-            "checkout_in_progress": self.checkout_in_progress,
-            "clean": self.clean,
-            "added": list(self.added),
-            "removed": list(self.removed),
-            "modified": list(self.modified),
-            "moved": [{"from": a, "to": b} for a, b in self.moved],
-            "warnings": list(self.warnings),
-        }
-
-
-@dataclass(frozen=True)
 class CheckoutResult:
     """What a checkout did."""
 
@@ -136,11 +87,4 @@ class CheckoutResult:
         }
 
 
-@dataclass
-class Warnings:
-    """Collects warnings raised deep in a service, for the result."""
-
-    items: list[str] = field(default_factory=list)
-
-    def __call__(self, message: str) -> None:
-        self.items.append(message)
+__all__ = ["CheckoutResult", "CommitResult", "StatusResult", "Warnings", "commit_dict"]

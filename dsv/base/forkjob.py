@@ -21,9 +21,12 @@ import marshal
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from dsv.base.errors import DsvError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _allowed = False
 

@@ -1,7 +1,12 @@
 """Format version numbers (docs/format.md §13) and the canonical JSON encoding, importable without pydantic."""
 
+from __future__ import annotations
+
 import json
-from typing import Any, Final, Literal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final, Literal
 
 REPOSITORY_FORMAT = 2
 """The repository format (``config.json``'s ``format``) this dsv writes; it reads 1 and 2.

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from dsv.base.records import Record
 
 DSV_DIR = ".dsv"
 
 
-@dataclass(frozen=True)
-class RepoLayout:
+class RepoLayout(Record):
     """Paths of one repository, rooted at the working tree ``root``."""
 
-    root: str
+    __slots__ = ("root",)
+
+    def __init__(self, root: str) -> None:
+        self.root = root
 
     @property
     def dsv(self) -> str:

@@ -7,10 +7,12 @@ only when something is logged, which keeps ``dsv status`` from paying for it.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
 
 
-def logger(name: str) -> Any:
+def logger(name: str) -> logging.Logger:
     """``logging.getLogger(name)``, with the package's ``NullHandler`` in place."""
     import logging
 

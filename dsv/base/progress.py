@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # a protocol for type checkers; at run time a plain class, so `status` never imports typing
 
 
 class Progress(Protocol):

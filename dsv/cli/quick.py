@@ -4,7 +4,8 @@ At 20,000 files a no-op ``git status`` takes ~26 ms, and CPython's start-up
 alone ~10-20 ms; importing click and every command's definitions would add
 ~25 ms before any work. So :func:`dsv.cli.run` hands the exact argument lists
 ``status`` and ``status --json`` to :func:`run_status`, which opens the
-repository, runs :meth:`dsv.Repo.status` and renders it with :func:`dsv.cli.render.show_status`,
+repository, runs :func:`dsv.api.status.repository_status` (what :meth:`dsv.Repo.status`
+runs, without importing every other command's module) and renders it with :func:`dsv.cli.render.show_status`,
 the same renderer the click command uses. Any other arguments (``-C``, ``-q``,
 ``--help``, a typo) take the click path, which gives the same output.
 """
@@ -19,9 +20,10 @@ def run_status(args: list[str]) -> int:
     from dsv.cli.errors import exit_code_of
 
     def status() -> None:
-        from dsv.api.repo import Repo
+        from dsv.api.status import repository_status
         from dsv.cli.progress import TerminalProgress
+        from dsv.repository import Repository
 
-        show_status(Repo(".").status(progress=TerminalProgress()), as_json="--json" in args)
+        show_status(repository_status(Repository.open("."), TerminalProgress()), as_json="--json" in args)
 
     return exit_code_of(status)

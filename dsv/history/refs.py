@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, InvalidRefNameError, RefConflictError, RefExistsError, RefNotFoundError, StorageError
 from dsv.base.fsio import FileLock, atomic_write_bytes, fsync_dir
 from dsv.base.hashing import is_object_id
+from dsv.base.records import Record
 
 HEADS = "refs/heads"
 TAGS = "refs/tags"
@@ -48,12 +48,14 @@ def check_ref_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class Head:
+class Head(Record):
     """What HEAD points at: a branch (which may not exist yet) or a detached commit."""
 
-    branch: str | None
-    commit: str | None
+    __slots__ = ("branch", "commit")
+
+    def __init__(self, branch: str | None, commit: str | None) -> None:
+        self.branch = branch
+        self.commit = commit
 
     @property
     def detached(self) -> bool:

@@ -18,30 +18,36 @@ stores, so a 1% edit of a big file moves about 1% of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
-
 from dsv.base.errors import CorruptObjectError
 from dsv.base.hashing import digest_bytes, to_hex
+from dsv.base.records import Record
 from dsv.store.pack import Encoding, decode_chunk_list, decode_payload
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import Protocol
+else:
+    Protocol = object  # protocols for type checkers; at run time plain classes, so `status` never imports typing
 
 CHUNK_SIZE = 4 * 1024 * 1024
 """Buffer size for streaming large objects."""
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
+class StoredRecord(Record):
     """One object in its stored form: what a pack record holds (docs/format.md §3.2).
 
     ``stored`` is the object's bytes (``RAW``), one zstd frame (``ZSTD``) or a
     chunk list (``CHUNKED``); ``size`` is always the object's own length.
     """
 
-    raw_id: bytes
-    stored: bytes
-    size: int
-    encoding: int
+    __slots__ = ("raw_id", "stored", "size", "encoding")
+
+    def __init__(self, raw_id: bytes, stored: bytes, size: int, encoding: int) -> None:
+        self.raw_id = raw_id
+        self.stored = stored
+        self.size = size
+        self.encoding = encoding
 
     @property
     def oid(self) -> str:
@@ -81,7 +87,6 @@ def verify_record(record: StoredRecord, *, location: str | None = None) -> bytes
     return data
 
 
-@runtime_checkable
 class ObjectWriter(Protocol):
     """A write transaction on a store."""
 
@@ -128,7 +133,6 @@ class ObjectWriter(Protocol):
         ...
 
 
-@runtime_checkable
 class ObjectStore(Protocol):
     """Content-addressed storage of immutable byte strings keyed by XXH3-128."""
 

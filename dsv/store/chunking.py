@@ -19,7 +19,10 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterator
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CHUNKED_THRESHOLD = 8 * 1024 * 1024
 """Objects at least this large are stored as chunks."""

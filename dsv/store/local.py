@@ -27,11 +27,11 @@ import bisect
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError
 from dsv.base.fsio import atomic_write_bytes, fsync_dir
 from dsv.base.log import logger
+from dsv.base.records import Record
 from dsv.base.hashing import Hasher, digest_bytes, from_hex, hash_bytes, is_object_id, to_hex
 from dsv.store.base import CHUNK_SIZE, StoredRecord, verify_record
 from dsv.store.chunking import CHUNKED_THRESHOLD
@@ -59,15 +59,18 @@ LOOSE_THRESHOLD = CHUNKED_THRESHOLD
 QUARANTINE_HINT = "the damaged copy was set aside: commit a file with these bytes again, or run 'dsv fsck --repair'"
 
 
-@dataclass
-class LoadedPack:
+class LoadedPack(Record):
     """One visible pack: its name, index, and a lazily opened file descriptor."""
 
-    name: str
-    pack_path: str
-    idx_path: str
-    index: PackIndex
-    fd: int = -1
+    __slots__ = ("name", "pack_path", "idx_path", "index", "fd")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, name: str, pack_path: str, idx_path: str, index: PackIndex, fd: int = -1) -> None:
+        self.name = name
+        self.pack_path = pack_path
+        self.idx_path = idx_path
+        self.index = index
+        self.fd = fd
 
     @property
     def version(self) -> int:
@@ -80,25 +83,30 @@ class LoadedPack:
         return 0 if encodings is None else encodings[row]
 
 
-@dataclass(frozen=True)
-class StoredCopy:
-    """Where one object lives, for fsck and gc. ``size`` is the stored length."""
+class StoredCopy(Record):
+    """Where one object lives, for fsck and gc: ``kind`` is ``pack`` or ``loose``, ``size`` the
+    stored length, ``encoding`` how the copy is stored (:class:`dsv.store.pack.Encoding`)."""
 
-    oid: str
-    kind: str  # "pack" or "loose"
-    location: str
-    size: int
-    encoding: int = 0
-    """How the copy is stored (:class:`dsv.store.pack.Encoding`)."""
+    __slots__ = ("oid", "kind", "location", "size", "encoding")
+
+    def __init__(self, oid: str, kind: str, location: str, size: int, encoding: int = 0) -> None:
+        self.oid = oid
+        self.kind = kind
+        self.location = location
+        self.size = size
+        self.encoding = encoding
 
 
-@dataclass(frozen=True)
-class QuarantinedCopy:
-    """A copy set aside as corrupt: the object it claimed to be, where it was, and its saved bytes."""
+class QuarantinedCopy(Record):
+    """A copy set aside as corrupt: the object it claimed to be, where it was (a pack's base
+    name, or ``loose``), and its saved bytes."""
 
-    oid: str
-    origin: str  # a pack's base name, or "loose"
-    path: str
+    __slots__ = ("oid", "origin", "path")
+
+    def __init__(self, oid: str, origin: str, path: str) -> None:
+        self.oid = oid
+        self.origin = origin
+        self.path = path
 
 
 class LocalObjectStore:

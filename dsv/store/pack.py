@@ -31,12 +31,15 @@ import sys
 from array import array
 from itertools import accumulate
 from collections.abc import Iterator, Sequence
-from typing import Any
-from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, FormatVersionError
 from dsv.base.fsio import writev_all
 from dsv.base.hashing import DIGEST_SIZE, digest_bytes
+from dsv.base.records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PACK_MAGIC = b"DSVPACK\n"
 IDX_MAGIC = b"DSVIDX\n\0"
@@ -468,15 +471,17 @@ def pack_name(index_bytes: bytes) -> str:
     return digest_bytes(index_bytes).hex()
 
 
-@dataclass(frozen=True)
-class ScannedRecord:
+class ScannedRecord(Record):
     """One record found by :func:`scan_pack`: where its stored bytes are and how to read them."""
 
-    raw_id: bytes
-    offset: int
-    stored_length: int
-    size: int
-    encoding: int
+    __slots__ = ("raw_id", "offset", "stored_length", "size", "encoding")
+
+    def __init__(self, raw_id: bytes, offset: int, stored_length: int, size: int, encoding: int) -> None:
+        self.raw_id = raw_id
+        self.offset = offset
+        self.stored_length = stored_length
+        self.size = size
+        self.encoding = encoding
 
 
 def scan_pack(fd: int, file_size: int, *, what: str, version: int | None = None) -> tuple[int, Iterator[ScannedRecord]]:

@@ -15,7 +15,6 @@ import mmap
 import os
 import stat
 import threading
-from typing import TYPE_CHECKING
 
 from dsv.base.errors import CorruptObjectError, StorageError
 from dsv.base.fsio import fsync_dir
@@ -26,6 +25,7 @@ from dsv.store.base import CHUNK_SIZE, StoredRecord, verify_record
 from dsv.store.chunking import CHUNKED_THRESHOLD, FdReader, cut_points
 from dsv.store.pack import CHUNK_ENTRY, Encoding, PackWriter, compress, decode_payload
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dsv.store.local import LocalObjectStore
 

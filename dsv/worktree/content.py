@@ -9,10 +9,10 @@ told so. What is hashed and stored is always exactly the bytes read.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from dsv.base.errors import StorageError
 from dsv.base.hashing import Hasher, digest_bytes
+from dsv.base.records import Record
 from dsv.store.base import CHUNK_SIZE
 from dsv.store.chunking import CHUNKED_THRESHOLD as LOOSE_THRESHOLD
 from dsv.base.filemodes import MODE_LINK
@@ -20,14 +20,16 @@ from dsv.base.filemodes import MODE_LINK
 _O_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-@dataclass(frozen=True, slots=True)
-class ReadResult:
+class ReadResult(Record):
     """A file's stored or hashed content id, size and whether it changed while read."""
 
-    raw_oid: bytes
-    size: int
-    changed: bool
-    vanished: bool = False
+    __slots__ = ("raw_oid", "size", "changed", "vanished")
+
+    def __init__(self, raw_oid: bytes, size: int, changed: bool, vanished: bool = False) -> None:
+        self.raw_oid = raw_oid
+        self.size = size
+        self.changed = changed
+        self.vanished = vanished
 
 
 VANISHED = ReadResult(b"", 0, True, vanished=True)

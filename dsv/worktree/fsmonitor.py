@@ -36,15 +36,18 @@ from __future__ import annotations
 import errno
 import json
 import os
-import select
-import socket
 import struct
 import sys
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 
+from dsv.base.records import Record
 from dsv.worktree.ignore import ALWAYS_IGNORED
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+    import socket
+    from collections.abc import Iterable
 
 # inotify(7)
 IN_MODIFY = 0x2
@@ -102,12 +105,14 @@ class MonitorUnavailable(OSError):
     """inotify cannot be used here (not Linux, no libc symbol, a path too long for a socket)."""
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(Record):
     """What changed since a token: ``paths`` (folders end with ``/``), or ``None`` for "everything"."""
 
-    token: str
-    paths: frozenset[str] | None
+    __slots__ = ("token", "paths")
+
+    def __init__(self, token: str, paths: frozenset[str] | None) -> None:
+        self.token = token
+        self.paths = paths
 
 
 def monitor_dir(dsv_dir: str) -> str:
@@ -137,12 +142,14 @@ def query(dsv_dir: str, token: str | None, *, timeout: float = ANSWER_TIMEOUT_S)
         return None
     cookie_path = os.path.join(folder, cookie)
     try:
-        with sock:
+        try:
             # The cookie is created after connecting (a daemon exists) and before asking.
             fd = os.open(cookie_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             os.close(fd)
             sock.sendall(json.dumps({"op": "query", "token": token, "cookie": cookie}).encode() + b"\n")
             reply = _read_reply(sock)
+        finally:
+            sock.close()
     except _Closed as err:
         raise NoDaemon() from err  # it closed without answering: it was exiting
     except (OSError, ValueError):
@@ -167,17 +174,23 @@ def request(dsv_dir: str, op: str, *, timeout: float = 2.0) -> dict[str, object]
     except OSError:
         return None
     try:
-        with sock:
+        try:
             sock.sendall(json.dumps({"op": op}).encode() + b"\n")
             reply = _read_reply(sock)
+        finally:
+            sock.close()
     except (OSError, ValueError, _Closed):
         return None
     return reply if isinstance(reply, dict) else None
 
 
-def _connect(folder: str, timeout: float) -> socket.socket:
+def _connect(folder: str, timeout: float) -> _socket.socket:
+    # The client uses ``_socket``, the C module that ``socket`` wraps: every command asks the
+    # daemon, and ``socket``'s enum conversions and ``selectors`` cost ~3 ms of start-up there.
+    import _socket
+
     path = os.path.join(folder, SOCKET)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(_socket_address(path))
@@ -197,7 +210,7 @@ class _Closed(Exception):
     """The daemon closed the connection without a word."""
 
 
-def _read_reply(sock: socket.socket) -> object:
+def _read_reply(sock: _socket.socket) -> object:
     chunks = []
     while True:
         data = sock.recv(1 << 20)
@@ -252,8 +265,7 @@ STATE = "state.json"
 """``.dsv/fsmonitor/state.json``: the token the stat cache is settled at, and the paths still undecided."""
 
 
-@dataclass
-class Session:
+class Session(Record):
     """One command's use of the monitor: which paths to check, and what to record after.
 
     The state file ties a token to one stat cache file (its identity): every
@@ -264,9 +276,13 @@ class Session:
     is ``None``: walk the whole tree.
     """
 
-    dsv_dir: str
-    token: str | None = None
-    changed: frozenset[str] | None = None
+    __slots__ = ("dsv_dir", "token", "changed")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, dsv_dir: str, token: str | None = None, changed: frozenset[str] | None = None) -> None:
+        self.dsv_dir = dsv_dir
+        self.token = token
+        self.changed = changed
 
     def record(self, identity: tuple[int, int, int] | None, pending: "Iterable[str]") -> None:
         """Write the state after the command (``identity``: of the stat cache file now on disk)."""
@@ -587,6 +603,8 @@ def serve(root: str) -> int:
     folder = monitor_dir(dsv_dir)
     os.makedirs(folder, exist_ok=True)
     import fcntl
+    import select
+    import socket  # the daemon's imports: the clients in every command use ``_socket`` (_connect)
 
     lock_fd = os.open(os.path.join(folder, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     deadline = time.monotonic() + 3 * CHECK_EVERY_S
@@ -665,6 +683,8 @@ def serve(root: str) -> int:
 
 def _handle(monitor: Monitor, conn: socket.socket) -> bool:
     """Answer one client; ``True`` when it asked the daemon to stop."""
+    import select
+
     conn.setblocking(True)
     conn.settimeout(0.5)  # a client that connects and says nothing must not stall the event reading
     try:

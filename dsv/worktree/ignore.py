@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 from dsv.base.globs import translate as _translate
+from dsv.base.records import Record
 
 ALWAYS_IGNORED = frozenset({".dsv", ".git"})
 """Folder names never tracked, at any depth."""
@@ -41,11 +41,13 @@ def is_temp_name(name: str) -> bool:
 IGNORE_FILE = ".dsvignore"
 
 
-@dataclass(frozen=True)
-class _Rule:
-    regex: re.Pattern[str]
-    negate: bool
-    dir_only: bool
+class _Rule(Record):
+    __slots__ = ("regex", "negate", "dir_only")
+
+    def __init__(self, regex: re.Pattern[str], negate: bool, dir_only: bool) -> None:
+        self.regex = regex
+        self.negate = negate
+        self.dir_only = dir_only
 
 
 def _compile_line(line: str, number: int = 0) -> _Rule | None:

@@ -13,16 +13,19 @@ import errno
 import os
 import stat as statmod
 from array import array
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
 from dsv.base.errors import StorageError
 from dsv.base.filemodes import MODE_EXEC, MODE_FILE, MODE_LINK
 from dsv.base.forkjob import SCAN_MIN_FILES, ChildFailed, ForkJob, fork_available
+from dsv.base.records import Record
 from dsv.worktree.ignore import ALWAYS_IGNORED, CHECKOUT_TEMP_RE, IgnoreRules, is_temp_name
 from dsv.worktree.statcache import KEY, UNKNOWN_KEY, StatCache
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 Warn = Callable[[str], None]
 
@@ -36,8 +39,7 @@ def dsv_mode(st_mode: int) -> int | None:
     return None
 
 
-@dataclass
-class ScanResult:
+class ScanResult(Record):
     """The working tree against the stat cache.
 
     ``clean`` are rows of the cache whose stat is unchanged (their cached key
@@ -46,19 +48,23 @@ class ScanResult:
     not found.
     """
 
-    clean: list[int] = field(default_factory=list)
-    suspect: list[tuple[int, Any, int]] = field(default_factory=list)
-    """``(row, stat, mode)``, the stat a :class:`FileStat`."""
-    new: "NewFiles" = field(default_factory=lambda: NewFiles())
-    """Files not in the cache (iterates as ``(path, FileStat, mode)``)."""
-    missing: list[int] = field(default_factory=list)
-    leftovers: list[str] = field(default_factory=list)
-    """Checkout temp files (``.dsv-tmp-*``) a killed process left behind."""
-    skipped: list[str] = field(default_factory=list)
-    """Paths the walk warned about and left out (a monitored scan looks at them again next time)."""
-    unreachable: list[str] = field(default_factory=list)
-    """Files, and folders (ending with ``/``), the system refused to reach by path (too long):
-    their cached rows are kept as they are, never counted missing (see :meth:`keep_unreachable`)."""
+    __slots__ = ("clean", "suspect", "new", "missing", "leftovers", "skipped", "unreachable")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        self.clean: list[int] = []
+        self.suspect: list[tuple[int, Any, int]] = []
+        """``(row, stat, mode)``, the stat a :class:`FileStat`."""
+        self.new = NewFiles()
+        """Files not in the cache (iterates as ``(path, FileStat, mode)``)."""
+        self.missing: list[int] = []
+        self.leftovers: list[str] = []
+        """Checkout temp files (``.dsv-tmp-*``) a killed process left behind."""
+        self.skipped: list[str] = []
+        """Paths the walk warned about and left out (a monitored scan looks at them again next time)."""
+        self.unreachable: list[str] = []
+        """Files, and folders (ending with ``/``), the system refused to reach by path (too long):
+        their cached rows are kept as they are, never counted missing (see :meth:`keep_unreachable`)."""
 
     def keep_unreachable(self, rows: "Iterable[int]", paths: "list[str]") -> list[int]:
         """``rows`` less those at or below an unreachable path: a file dsv cannot reach is not a removed file."""
@@ -75,14 +81,10 @@ _S_IFLNK = 0o120000
 
 
 
-class FileStat(NamedTuple):
-    """The ``lstat`` fields dsv uses, in a form that crosses a pipe cheaply."""
+class FileStat(namedtuple("FileStat", "st_mode st_size st_mtime_ns st_ctime_ns st_ino")):
+    """The ``lstat`` fields dsv uses (all ints), in a form that crosses a pipe cheaply."""
 
-    st_mode: int
-    st_size: int
-    st_mtime_ns: int
-    st_ctime_ns: int
-    st_ino: int
+    __slots__ = ()
 
 
 class NewFiles:

@@ -39,11 +39,11 @@ import struct
 import sys
 from array import array
 
-from typing import TYPE_CHECKING
 
 from dsv.base.fsio import atomic_write_bytes
 from dsv.base.hashing import DIGEST_SIZE, Hasher, digest_bytes
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import pyarrow as pa
 

@@ -7,32 +7,38 @@ pyarrow import, which keeps ``dsv status`` near ``git status`` in wall time.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
 from dsv.base.moves import pair_moves
 from dsv.base.progress import NullProgress, Progress
+from dsv.base.records import Record
 from dsv.worktree.content import hash_path
 from dsv.worktree.ignore import IgnoreRules
 from dsv.worktree.scan import Warn, scan
 from dsv.worktree.statcache import StatCache, stat_key
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
-@dataclass
-class WorktreeStatus:
+
+class WorktreeStatus(Record):
     """Paths changed in the working tree relative to HEAD."""
 
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    modified: list[str] = field(default_factory=list)
-    moved: list[tuple[str, str]] = field(default_factory=list)
-    changed_while_reading: list[str] = field(default_factory=list)
-    refreshed: int = 0
-    leftovers: list[str] = field(default_factory=list)
-    """Checkout temp files a killed process left (never tracked; the caller removes them)."""
-    skipped: list[str] = field(default_factory=list)
-    """Paths left out with a warning (FIFOs, names that are not UTF-8...)."""
+    __slots__ = ("added", "removed", "modified", "moved", "changed_while_reading", "refreshed", "leftovers", "skipped")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, *, leftovers: list[str] | None = None, skipped: list[str] | None = None) -> None:
+        self.added: list[str] = []
+        self.removed: list[str] = []
+        self.modified: list[str] = []
+        self.moved: list[tuple[str, str]] = []
+        self.changed_while_reading: list[str] = []
+        self.refreshed = 0
+        self.leftovers: list[str] = [] if leftovers is None else leftovers
+        """Checkout temp files a killed process left (never tracked; the caller removes them)."""
+        self.skipped: list[str] = [] if skipped is None else skipped
+        """Paths left out with a warning (FIFOs, names that are not UTF-8...)."""
 
     @property
     def clean(self) -> bool:

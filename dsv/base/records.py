@@ -1,0 +1,56 @@
+"""``Record``: the base of the small value classes every command imports.
+
+A frozen ``@dataclass`` costs ~0.8 ms to define (it generates and ``exec``\\ s
+its methods) and the ``dataclasses`` module ~10 ms more to import here (it
+pulls in ``inspect``, ``ast``, ``dis`` and ``tokenize``): a quarter of a no-op
+``dsv status`` of 20,000 files (docs/architecture.md, "Start-up of status").
+The classes on that path write their ``__init__`` by hand and take equality,
+hashing and ``repr`` from their ``__slots__`` here. Everywhere else dsv uses
+dataclasses.
+"""
+
+from __future__ import annotations
+
+
+class Record:
+    """Equality, hash and ``repr`` from ``__slots__`` (the fields, in order); subclasses write ``__init__``.
+
+    Two records are equal when they are of the same class with equal fields, as
+    dataclasses compare. A record whose fields are mutable (lists) is hashable
+    only if its class sets ``__hash__ = None`` (mutable records should).
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
+
+
+class FrozenRecord(Record):
+    """A :class:`Record` whose fields cannot be assigned after ``__init__`` (as a frozen dataclass).
+
+    ``__init__`` sets fields with ``object.__setattr__`` (:meth:`_set`).
+    """
+
+    __slots__ = ()
+
+    def _set(self, **fields: object) -> None:
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: a {type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: a {type(self).__name__} is immutable")
