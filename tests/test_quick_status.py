@@ -166,3 +166,30 @@ def test_names_the_output_encoding_cannot_show_are_escaped_not_a_crash(repo_dir:
         proc = _shell(f"{sys.executable} -m dsv {cmd}", repo_dir, PYTHONIOENCODING="ascii")
         assert proc.returncode == 0, (cmd, proc.stderr)
         assert set(json.loads(proc.stdout)["added"]) == {"caf\u00e9.txt", "\u732b/1.jpg"}
+
+
+def test_commands_import_neither_numpy_pandas_nor_dateutil(repo_dir: Path) -> None:
+    # pyarrow would import them (numpy on import, pandas and dateutil on its first list
+    # conversion); the command needs none, and they cost up to a second (dsv.cli.run).
+    run_dsv("init", cwd=repo_dir, check=True)
+    write_tree(repo_dir, {"cat/1.jpg": b"one", "labels.csv": b"id,label\n1,cat\n"})
+    run_dsv("commit", "-m", "one", cwd=repo_dir, check=True)
+    write_tree(repo_dir, {"dog/2.jpg": b"two", "labels.csv": b"id,label\n1,cat\n2,dog\n"})
+    run_dsv("commit", "-m", "two", cwd=repo_dir, check=True)
+    env = dict(os.environ)
+    env.pop("DSV_DEBUG", None)
+    # The console script's entry point, reporting the modules loaded when it exits.
+    driver = (
+        "import os, sys; exit_ = os._exit\n"
+        "def report(code):\n"
+        "    sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)) + '\\n'); sys.stderr.flush(); exit_(code)\n"
+        "os._exit = report; sys.argv[0] = 'dsv'\n"
+        "from dsv.cli import run; run()\n"
+    )
+    for args in (["diff", "HEAD~1", "HEAD"], ["checkout", "HEAD~1"], ["log"]):
+        proc = subprocess.run([sys.executable, "-c", driver, *args], cwd=repo_dir, capture_output=True, env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        line = next(li for li in proc.stderr.decode().splitlines() if li.startswith("MODULES "))
+        loaded = {name.partition(".")[0] for name in line.split()[1:]}
+        assert "pyarrow" in loaded or args == ["log"], args  # the check sees what the command loads
+        assert not {"numpy", "pandas", "dateutil"} & loaded, (args, {"numpy", "pandas", "dateutil"} & loaded)
