@@ -7,6 +7,7 @@ loading click (:mod:`dsv.cli.quick`); only colouring on a terminal imports it.
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 TYPE_CHECKING = False
@@ -55,9 +56,13 @@ def human_size(n: float) -> str:
     return f"{size:.1f} TiB"
 
 
+_NEEDS_QUOTES = re.compile(r"[\s\x00-\x1f]")
+"""Whitespace (``\\s`` on ``str`` is ``str.isspace``, Unicode spaces included) or a control character."""
+
+
 def quote_path(path: str) -> str:
-    """A path as shown to humans: quoted when it has spaces or control characters."""
-    if any(c.isspace() or ord(c) < 32 for c in path) or path.startswith("-"):
+    """A path as shown to humans: quoted when it has spaces or control characters, or starts with ``-``."""
+    if path.startswith("-") or _NEEDS_QUOTES.search(path):
         return json.dumps(path, ensure_ascii=False)
     return path
 
