@@ -11,6 +11,10 @@ dataclasses.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Self
+
 
 class Record:
     """Equality, hash and ``repr`` from ``__slots__`` (the fields, in order); subclasses write ``__init__``.
@@ -43,11 +47,17 @@ class FrozenRecord(Record):
     ``__init__`` sets fields with ``object.__setattr__`` (:meth:`_set`).
     """
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     def _set(self, **fields: object) -> None:
         for name, value in fields.items():
             object.__setattr__(self, name, value)
+
+    def replace(self, **changes: object) -> "Self":
+        """A copy with ``changes`` (``dataclasses.replace``; ``__init__`` takes the fields by name)."""
+        fields: dict[str, object] = {name: getattr(self, name) for name in self.__slots__}
+        fields.update(changes)
+        return type(self)(**fields)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"cannot assign to field {name!r}: a {type(self).__name__} is immutable")

@@ -1,16 +1,24 @@
-"""Result models of a semantic diff; ``to_dict()`` is the stable JSON schema (docs/diff-format.md)."""
+"""Result models of a semantic diff; ``to_dict()`` is the stable JSON schema (docs/diff-format.md).
+
+Immutable :class:`~dsv.base.records.FrozenRecord`\\ s rather than frozen dataclasses:
+every ``dsv diff`` defines these eleven classes, which as dataclasses cost it
+~12 ms of start-up (docs/architecture.md, "Start-up of status").
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
+from dsv.base.records import FrozenRecord
 from dsv.base.tables import ResultTable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass(frozen=True)
-class ClassRow:
+
+class ClassRow(FrozenRecord):
     """One class: counts on both sides and what moved."""
+
+    __slots__ = ("cls", "before", "after", "added", "removed", "relabeled_in", "relabeled_out", "modified")
 
     cls: str | None
     before: int
@@ -20,6 +28,28 @@ class ClassRow:
     relabeled_in: int
     relabeled_out: int
     modified: int
+
+    def __init__(
+        self,
+        cls: str | None,
+        before: int,
+        after: int,
+        added: int,
+        removed: int,
+        relabeled_in: int,
+        relabeled_out: int,
+        modified: int,
+    ) -> None:
+        self._set(
+            cls=cls,
+            before=before,
+            after=after,
+            added=added,
+            removed=removed,
+            relabeled_in=relabeled_in,
+            relabeled_out=relabeled_out,
+            modified=modified,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -35,22 +65,27 @@ class ClassRow:
         }
 
 
-@dataclass(frozen=True)
-class RelabelRow:
+class RelabelRow(FrozenRecord):
     """How many samples moved from one class to another."""
+
+    __slots__ = ("src", "dst", "count")
 
     src: str | None
     dst: str | None
     count: int
+
+    def __init__(self, src: str | None, dst: str | None, count: int) -> None:
+        self._set(src=src, dst=dst, count=count)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"from": self.src, "to": self.dst, "count": self.count}
 
 
-@dataclass(frozen=True)
-class SliceRow:
+class SliceRow(FrozenRecord):
     """One value of one slice column."""
+
+    __slots__ = ("column", "value", "before", "after", "added", "removed", "relabeled", "modified", "moved_in", "moved_out")
 
     column: str
     value: str | None
@@ -60,8 +95,36 @@ class SliceRow:
     removed: int
     relabeled: int
     modified: int
-    moved_in: int = 0  # on both sides; had another value of this column before
-    moved_out: int = 0  # on both sides; has another value of this column now
+    moved_in: int
+    """On both sides; had another value of this column before."""
+    moved_out: int
+    """On both sides; has another value of this column now."""
+
+    def __init__(
+        self,
+        column: str,
+        value: str | None,
+        before: int,
+        after: int,
+        added: int,
+        removed: int,
+        relabeled: int,
+        modified: int,
+        moved_in: int = 0,
+        moved_out: int = 0,
+    ) -> None:
+        self._set(
+            column=column,
+            value=value,
+            before=before,
+            after=after,
+            added=added,
+            removed=removed,
+            relabeled=relabeled,
+            modified=modified,
+            moved_in=moved_in,
+            moved_out=moved_out,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -79,66 +142,97 @@ class SliceRow:
         }
 
 
-@dataclass(frozen=True)
-class SliceClassRow:
+class SliceClassRow(FrozenRecord):
     """Per class within one slice value (``--by``)."""
+
+    __slots__ = ("column", "value", "row", "moved_in", "moved_out")
 
     column: str
     value: str | None
     row: ClassRow
-    moved_in: int = 0  # samples of the class that came from another value of the column
-    moved_out: int = 0  # samples of the class that left for another value
+    moved_in: int
+    """Samples of the class that came from another value of the column."""
+    moved_out: int
+    """Samples of the class that left for another value."""
+
+    def __init__(self, column: str, value: str | None, row: ClassRow, moved_in: int = 0, moved_out: int = 0) -> None:
+        self._set(column=column, value=value, row=row, moved_in=moved_in, moved_out=moved_out)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"column": self.column, "value": self.value, **self.row.to_dict(), "moved_in": self.moved_in, "moved_out": self.moved_out}
 
 
-@dataclass(frozen=True)
-class SchemaChange:
+class SchemaChange(FrozenRecord):
     """A column added, removed or whose type changed."""
 
+    __slots__ = ("column", "change", "old_type", "new_type")
+
     column: str
-    change: str  # added | removed | type_changed
-    old_type: str | None = None
-    new_type: str | None = None
+    change: str
+    """``added``, ``removed`` or ``type_changed``."""
+    old_type: str | None
+    new_type: str | None
+
+    def __init__(self, column: str, change: str, old_type: str | None = None, new_type: str | None = None) -> None:
+        self._set(column=column, change=change, old_type=old_type, new_type=new_type)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"column": self.column, "change": self.change, "old_type": self.old_type, "new_type": self.new_type}
 
 
-@dataclass(frozen=True)
-class CellChange:
+class CellChange(FrozenRecord):
     """One changed cell of a sample present on both sides."""
+
+    __slots__ = ("key", "column", "old", "new", "detail")
 
     key: dict[str, Any]
     column: str
     old: Any
     new: Any
-    detail: list[dict[str, Any]] | None = None  # changes inside nested values (dsv.semantic.detail)
+    detail: list[dict[str, Any]] | None
+    """Changes inside nested values (:mod:`dsv.semantic.detail`)."""
+
+    def __init__(self, key: dict[str, Any], column: str, old: Any, new: Any, detail: list[dict[str, Any]] | None = None) -> None:
+        self._set(key=key, column=column, old=old, new=new, detail=detail)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"key": self.key, "column": self.column, "old": self.old, "new": self.new, "detail": self.detail}
 
 
-@dataclass(frozen=True)
-class Totals:
+class Totals(FrozenRecord):
     """Sample counts of one source."""
 
-    before: int = 0
-    after: int = 0
-    added: int = 0
-    removed: int = 0
-    relabeled: int = 0
-    modified: int = 0
-    unchanged: int = 0
-    moved: int = 0  # on both sides, a slice value changed (split folder, slice column)
+    __slots__ = ("before", "after", "added", "removed", "relabeled", "modified", "unchanged", "moved")
+
+    before: int
+    after: int
+    added: int
+    removed: int
+    relabeled: int
+    modified: int
+    unchanged: int
+    moved: int
+    """On both sides, a slice value changed (split folder, slice column)."""
+
+    def __init__(
+        self,
+        before: int = 0,
+        after: int = 0,
+        added: int = 0,
+        removed: int = 0,
+        relabeled: int = 0,
+        modified: int = 0,
+        unchanged: int = 0,
+        moved: int = 0,
+    ) -> None:
+        self._set(before=before, after=after, added=added, removed=removed, relabeled=relabeled, modified=modified, unchanged=unchanged, moved=moved)
 
     def to_dict(self) -> dict[str, int]:
         """JSON form."""
-        return dict(self.__dict__)
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @property
     def changed(self) -> bool:
@@ -146,24 +240,65 @@ class Totals:
         return bool(self.added or self.removed or self.relabeled or self.modified or self.moved)
 
 
-@dataclass(frozen=True)
-class SourceDiff:
+_NO_TOTALS = Totals()
+
+
+class SourceDiff(FrozenRecord):
     """Everything the diff found for one declared source."""
 
+    __slots__ = ("name", "kind", "read", "totals", "classes", "relabels", "slices", "by", "imbalance_before", "imbalance_after", "schema", "cells", "cells_truncated", "warnings")
+
     name: str
-    kind: str  # folder | table
-    read: bool  # False when the source's content was identical and not read
-    totals: Totals = Totals()
-    classes: tuple[ClassRow, ...] = ()
-    relabels: tuple[RelabelRow, ...] = ()
-    slices: tuple[SliceRow, ...] = ()
-    by: tuple[SliceClassRow, ...] = ()
-    imbalance_before: float | None = None
-    imbalance_after: float | None = None
-    schema: tuple[SchemaChange, ...] = ()
-    cells: tuple[CellChange, ...] = ()
-    cells_truncated: bool = False
-    warnings: tuple[str, ...] = ()  # reported in SemanticDiff.warnings, not in the source's JSON
+    kind: str
+    """``folder`` or ``table``."""
+    read: bool
+    """False when the source's content was identical and not read."""
+    totals: Totals
+    classes: tuple[ClassRow, ...]
+    relabels: tuple[RelabelRow, ...]
+    slices: tuple[SliceRow, ...]
+    by: tuple[SliceClassRow, ...]
+    imbalance_before: float | None
+    imbalance_after: float | None
+    schema: tuple[SchemaChange, ...]
+    cells: tuple[CellChange, ...]
+    cells_truncated: bool
+    warnings: tuple[str, ...]
+    """Reported in :attr:`SemanticDiff.warnings`, not in the source's JSON."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        read: bool,
+        totals: Totals = _NO_TOTALS,
+        classes: tuple[ClassRow, ...] = (),
+        relabels: tuple[RelabelRow, ...] = (),
+        slices: tuple[SliceRow, ...] = (),
+        by: tuple[SliceClassRow, ...] = (),
+        imbalance_before: float | None = None,
+        imbalance_after: float | None = None,
+        schema: tuple[SchemaChange, ...] = (),
+        cells: tuple[CellChange, ...] = (),
+        cells_truncated: bool = False,
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        self._set(
+            name=name,
+            kind=kind,
+            read=read,
+            totals=totals,
+            classes=classes,
+            relabels=relabels,
+            slices=slices,
+            by=by,
+            imbalance_before=imbalance_before,
+            imbalance_after=imbalance_after,
+            schema=schema,
+            cells=cells,
+            cells_truncated=cells_truncated,
+            warnings=warnings,
+        )
 
     @property
     def changed(self) -> bool:
@@ -187,16 +322,28 @@ class SourceDiff:
         }
 
 
-@dataclass(frozen=True)
-class SemanticDiff:
+class SemanticDiff(FrozenRecord):
     """A semantic diff between two sides (revisions or the working tree)."""
+
+    __slots__ = ("old", "new", "files", "sources", "file_changes", "warnings")
 
     old: str
     new: str
     files: dict[str, int]
-    sources: tuple[SourceDiff, ...] = field(default_factory=tuple)
-    file_changes: tuple[Any, ...] = ()
-    warnings: tuple[str, ...] = ()
+    sources: tuple[SourceDiff, ...]
+    file_changes: tuple[Any, ...]
+    warnings: tuple[str, ...]
+
+    def __init__(
+        self,
+        old: str,
+        new: str,
+        files: dict[str, int],
+        sources: tuple[SourceDiff, ...] = (),
+        file_changes: tuple[Any, ...] = (),
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        self._set(old=old, new=new, files=files, sources=sources, file_changes=file_changes, warnings=warnings)
 
     @property
     def changed(self) -> bool:
@@ -268,16 +415,29 @@ class SemanticDiff:
         }
 
 
-@dataclass(frozen=True)
-class SourceCheck:
+class SourceCheck(FrozenRecord):
     """What ``dsv check`` found for one declared source."""
 
+    __slots__ = ("name", "kind", "samples", "classes", "problems", "warnings")
+
     name: str
-    kind: str  # folder | table
-    samples: int | None = None
-    classes: int | None = None
-    problems: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    kind: str
+    """``folder`` or ``table``."""
+    samples: int | None
+    classes: int | None
+    problems: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        samples: int | None = None,
+        classes: int | None = None,
+        problems: tuple[str, ...] = (),
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        self._set(name=name, kind=kind, samples=samples, classes=classes, problems=problems, warnings=warnings)
 
     @property
     def ok(self) -> bool:
@@ -297,14 +457,20 @@ class SourceCheck:
         }
 
 
-@dataclass(frozen=True)
-class DeclarationCheck:
+class DeclarationCheck(FrozenRecord):
     """``dsv check``: the ``dsv.toml`` of a revision (or the working tree) validated against its files."""
 
+    __slots__ = ("revision", "declaration", "sources", "problems")
+
     revision: str
-    declaration: str | None  # the file checked, None when there is none
-    sources: tuple[SourceCheck, ...] = ()
-    problems: tuple[str, ...] = ()  # about the declaration as a whole
+    declaration: str | None
+    """The file checked, None when there is none."""
+    sources: tuple[SourceCheck, ...]
+    problems: tuple[str, ...]
+    """About the declaration as a whole."""
+
+    def __init__(self, revision: str, declaration: str | None, sources: tuple[SourceCheck, ...] = (), problems: tuple[str, ...] = ()) -> None:
+        self._set(revision=revision, declaration=declaration, sources=sources, problems=problems)
 
     @property
     def ok(self) -> bool:

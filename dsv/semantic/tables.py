@@ -852,9 +852,7 @@ def diff_table(
             sa, sb = r.text("a", s), r.text("b", s)
             shown.append((s, (f"({sa} IS NOT DISTINCT FROM {sb})", _json(sa), _json(sb))))
         cells, truncated = _cell_changes(con, va, vb, keys, join_on, shown, rows)
-    return SourceDiff(
-        **{**result.__dict__, "schema": tuple(schema), "cells": tuple(cells), "cells_truncated": truncated, "warnings": tuple(warnings)}
-    )
+    return result.replace(schema=tuple(schema), cells=tuple(cells), cells_truncated=truncated, warnings=tuple(warnings))
 
 
 def _type_warnings(source: TableSource, a: Version, b: Version, side_a: str, side_b: str) -> list[str]:

@@ -1,0 +1,72 @@
+"""dsv.base.records: the value classes on the start-up paths behave as the dataclasses they replaced."""
+
+from __future__ import annotations
+
+import pytest
+
+from dsv.api.status import StatusResult, Warnings
+from dsv.base.records import FrozenRecord, Record
+from dsv.history.refs import Head
+from dsv.semantic.report import SourceDiff, Totals
+from dsv.settings import Settings
+
+
+class Point(FrozenRecord):
+    __slots__ = ("x", "y")
+
+    def __init__(self, x: int, y: int = 0) -> None:
+        self._set(x=x, y=y)
+
+
+class Box(Record):
+    __slots__ = ("items",)
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, items: list[int]) -> None:
+        self.items = items
+
+
+def test_equality_hash_and_repr_come_from_the_fields() -> None:
+    assert Point(1, 2) == Point(1, 2) and Point(1, 2) != Point(2, 1)
+    assert hash(Point(1, 2)) == hash(Point(1, 2))
+    assert repr(Point(1, 2)) == "Point(x=1, y=2)"
+    assert Point(1, 2) != (1, 2)  # a record is not a tuple
+    assert Head("main", None) != Point(1, 2)
+    assert {Head("main", "a" * 32), Head("main", "a" * 32)} == {Head("main", "a" * 32)}
+
+
+def test_frozen_records_refuse_assignment_and_replace_makes_copies() -> None:
+    p = Point(1, 2)
+    with pytest.raises(AttributeError, match="immutable"):
+        p.x = 5  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="immutable"):
+        del p.y
+    q = p.replace(y=7)
+    assert (p, q) == (Point(1, 2), Point(1, 7))
+    with pytest.raises(TypeError):
+        p.replace(z=1)
+    st = StatusResult("main", None, (), (), (), ())
+    with pytest.raises(AttributeError):
+        st.branch = "other"  # type: ignore[misc]
+    assert st.replace(added=("a",)).added == ("a",) and st.clean
+    with pytest.raises(AttributeError):
+        Settings().lock_timeout = 1.0  # type: ignore[misc]
+
+
+def test_mutable_records_are_unhashable_and_have_no_instance_dict() -> None:
+    with pytest.raises(TypeError):
+        hash(Box([1]))
+    with pytest.raises(TypeError):
+        hash(Warnings())
+    assert Box([1]) == Box([1])
+    with pytest.raises(AttributeError):
+        Box([1]).other = 1  # type: ignore[attr-defined]
+
+
+def test_result_records_keep_their_json_shapes() -> None:
+    t = Totals(before=3, after=5, added=2)
+    assert t.to_dict() == {"before": 3, "after": 5, "added": 2, "removed": 0, "relabeled": 0, "modified": 0, "unchanged": 0, "moved": 0}
+    assert t.changed and not Totals().changed
+    s = SourceDiff("labels", "table", read=True, totals=t)
+    assert s.to_dict()["totals"] == t.to_dict() and s.changed
+    assert s.replace(cells_truncated=True).to_dict()["rows"] == {"cells": [], "truncated": True}
