@@ -70,3 +70,44 @@ def test_result_records_keep_their_json_shapes() -> None:
     s = SourceDiff("labels", "table", read=True, totals=t)
     assert s.to_dict()["totals"] == t.to_dict() and s.changed
     assert s.replace(cells_truncated=True).to_dict()["rows"] == {"cells": [], "truncated": True}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Point(1, 2),
+        Totals(1, 2, 3),
+        SourceDiff("labels", "table", read=True, totals=Totals(before=1)),
+        StatusResult("main", "a" * 32, ("x",), (), (), (("a", "b"),), ("w",), "dsv checkout v1"),
+        Settings(5.0, "me", None, True),
+        Head("main", None),
+        Box([1, 2]),
+    ],
+)
+def test_records_pickle_and_copy_as_dataclasses_do(value: object) -> None:
+    import copy
+    import pickle
+
+    for clone in (pickle.loads(pickle.dumps(value)), copy.copy(value), copy.deepcopy(value)):
+        assert type(clone) is type(value) and clone == value
+
+
+def test_every_frozen_record_takes_its_fields_in_slot_order() -> None:
+    # __reduce__ (pickle, copy) passes the fields positionally in __slots__ order.
+    import importlib
+    import inspect
+    import pkgutil
+
+    import dsv
+
+    for info in pkgutil.walk_packages(dsv.__path__, "dsv."):
+        if not info.name.endswith("__main__"):  # that one runs the command
+            importlib.import_module(info.name)
+    todo, seen = list(FrozenRecord.__subclasses__()), []
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        todo += cls.__subclasses__()
+        params = list(inspect.signature(cls.__init__).parameters)[1:]
+        assert params[: len(cls.__slots__)] == list(cls.__slots__), cls
+    assert {c.__name__ for c in seen} >= {"StatusResult", "Settings", "SemanticDiff", "SourceDiff", "Totals"}

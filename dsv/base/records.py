@@ -44,7 +44,9 @@ class Record:
 class FrozenRecord(Record):
     """A :class:`Record` whose fields cannot be assigned after ``__init__`` (as a frozen dataclass).
 
-    ``__init__`` sets fields with ``object.__setattr__`` (:meth:`_set`).
+    ``__init__`` sets fields with ``object.__setattr__`` (:meth:`_set`) and takes
+    them positionally in ``__slots__`` order, which is how pickle and ``copy``
+    rebuild a record.
     """
 
     __slots__: tuple[str, ...] = ()
@@ -58,6 +60,10 @@ class FrozenRecord(Record):
         fields: dict[str, object] = {name: getattr(self, name) for name in self.__slots__}
         fields.update(changes)
         return type(self)(**fields)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # pickle and copy rebuild through __init__ (fields in __slots__ order), never by assignment.
+        return type(self), self._values()
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"cannot assign to field {name!r}: a {type(self).__name__} is immutable")
