@@ -24,11 +24,11 @@ def run() -> None:
     gc.disable()
     allow_fork()
     _usable_streams()
-    # pyarrow imports numpy when it is installed (~0.1 s), and pandas (0.3-0.8 s) and
-    # dateutil (~3 ms) the first time it converts a Python list, just to ask whether
-    # it is a DataFrame or a dateutil time zone. The command uses none of them (a
-    # library caller that has them imported already pays nothing; pyarrow needs
-    # none), so the command makes them unimportable for itself.
+    # pyarrow imports numpy when it is installed (~0.1 s), and pandas (0.3-0.8 s) the
+    # first time it converts a Python list, just to ask whether it is a DataFrame.
+    # The command uses neither (a library caller that has them imported already
+    # pays nothing), so the command makes them unimportable for itself. (Not
+    # dateutil, which pyarrow loads then too, ~3 ms: botocore needs it for S3 remotes.)
     if not _UNUSED.intersection(sys.modules):
         sys.meta_path.insert(0, _Unused())
     code = 0
@@ -76,7 +76,7 @@ def _usable_streams() -> None:
 _QUICK = (["status"], ["status", "--json"])
 """Argument lists served without click (:func:`dsv.cli.quick.run_status`)."""
 
-_UNUSED = frozenset({"numpy", "pandas", "dateutil"})
+_UNUSED = frozenset({"numpy", "pandas"})
 
 
 class _Unused:
