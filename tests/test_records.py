@@ -111,3 +111,22 @@ def test_every_frozen_record_takes_its_fields_in_slot_order() -> None:
         params = list(inspect.signature(cls.__init__).parameters)[1:]
         assert params[: len(cls.__slots__)] == list(cls.__slots__), cls
     assert {c.__name__ for c in seen} >= {"StatusResult", "Settings", "SemanticDiff", "SourceDiff", "Totals"}
+
+
+def test_records_that_were_frozen_dataclasses_stay_frozen() -> None:
+    from dsv.base.layout import RepoLayout
+    from dsv.history.documents import Commit, CommitSummary
+    from dsv.manifest.diff import ChangeKind, FileChange
+    from dsv.store.local import StoredCopy
+
+    for value, field in (
+        (Head("main", None), "branch"),
+        (RepoLayout("/tmp/x"), "root"),
+        (StoredCopy("a" * 32, "loose", "/x", 1), "size"),
+        (CommitSummary(1, 2), "files"),
+        (FileChange(ChangeKind.ADDED, "a.txt"), "path"),
+    ):
+        with pytest.raises(AttributeError, match="immutable"):
+            setattr(value, field, None)
+        hash(value)
+    assert Commit("m" * 32, "me", None, "msg", CommitSummary(1, 2)).parents == ()  # type: ignore[arg-type]

@@ -12,10 +12,10 @@ from __future__ import annotations
 import errno
 import os
 import stat as statmod
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dsv.base.errors import WorktreeError
+from dsv.base.records import Record
 from dsv.manifest import ChangeKind, Manifest, diff_manifests, diff_tables
 from dsv.worktree.checkout import NOTHING_CHANGED, FileWrite
 from dsv.worktree.content import hash_path
@@ -30,19 +30,45 @@ if TYPE_CHECKING:
     from dsv.worktree.ignore import IgnoreRules
 
 
-@dataclass
-class CheckoutPlan:
+class CheckoutPlan(Record):
     """Files to write and remove, conflicts, and what the new stat cache keeps."""
 
-    writes: list[FileWrite] = field(default_factory=list)
-    removals: list[str] = field(default_factory=list)
-    conflicts: set[str] = field(default_factory=set)
-    target_rows: tuple[list[str], list[bytes], list[int], list[int]] = ([], [], [], [])
-    kept_keys: dict[str, StatKey | None] = field(default_factory=dict)
-    same_as_head: set[str] = field(default_factory=set)
-    overwritten: set[str] = field(default_factory=set)
-    base: StatCache | None = None
+    __slots__ = ("writes", "removals", "conflicts", "target_rows", "kept_keys", "same_as_head", "overwritten", "base", "carried")
+    __hash__ = None  # type: ignore[assignment]
+
+    writes: list[FileWrite]
+    removals: list[str]
+    conflicts: set[str]
+    target_rows: tuple[list[str], list[bytes], list[int], list[int]]
+    kept_keys: dict[str, StatKey | None]
+    same_as_head: set[str]
+    overwritten: set[str]
+    base: StatCache | None
     """When set, the new cache is this (HEAD's) cache patched with the switch, not rebuilt."""
+    carried: dict[str, tuple[bytes, int, int, StatKey | None]]
+    """Rows whose file already held the target's version (not written): target id, unknown key."""
+
+    def __init__(
+        self,
+        writes: list[FileWrite] | None = None,
+        removals: list[str] | None = None,
+        conflicts: set[str] | None = None,
+        target_rows: tuple[list[str], list[bytes], list[int], list[int]] = ([], [], [], []),
+        kept_keys: dict[str, StatKey | None] | None = None,
+        same_as_head: set[str] | None = None,
+        overwritten: set[str] | None = None,
+        base: StatCache | None = None,
+        carried: dict[str, tuple[bytes, int, int, StatKey | None]] | None = None,
+    ) -> None:
+        self.writes = [] if writes is None else writes
+        self.removals = [] if removals is None else removals
+        self.conflicts = set() if conflicts is None else conflicts
+        self.target_rows = target_rows
+        self.kept_keys = {} if kept_keys is None else kept_keys
+        self.same_as_head = set() if same_as_head is None else same_as_head
+        self.overwritten = set() if overwritten is None else overwritten
+        self.base = base
+        self.carried = {} if carried is None else carried
 
     def new_cache(self, written: dict[str, StatKey], commit: str, manifest: str) -> StatCache:
         """The stat cache mirroring the target after a full checkout."""
@@ -71,9 +97,6 @@ class CheckoutPlan:
             else:
                 added.append((path, *entry))
         return base.patched(commit, manifest, removed, changed, added)
-
-    carried: dict[str, tuple[bytes, int, int, StatKey | None]] = field(default_factory=dict)
-    """Rows whose file already held the target's version (not written): target id, unknown key."""
 
     def refresh_cache(self, cache: StatCache, written: dict[str, StatKey]) -> None:
         """After a path checkout: files restored to HEAD's content get fresh stat keys."""

@@ -11,7 +11,6 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import (
@@ -26,6 +25,7 @@ from dsv.base.errors import (
     WorktreeError,
 )
 from dsv.base.progress import Progress
+from dsv.base.records import FrozenRecord, init_field
 from dsv.base.secrets import mask_options, mask_url, register_options
 from dsv.history.refs import HEADS, TAGS, check_ref_name
 
@@ -40,23 +40,31 @@ SPARSE_FILE = "sparse.json"
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
-@dataclass(frozen=True)
-class RemoteInfo:
+class RemoteInfo(FrozenRecord):
     """A configured remote: its name, URL and options, credentials masked."""
+
+    __slots__ = ("name", "url", "options", "promisor")
 
     name: str
     url: str
     options: dict[str, str]
-    promisor: bool = False
+    promisor: bool
+
+    def __init__(self, name: str, url: str, options: dict[str, str], promisor: bool = False) -> None:
+        init_field(self, "name", name)
+        init_field(self, "url", url)
+        init_field(self, "options", options)
+        init_field(self, "promisor", promisor)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (credentials masked)."""
         return {"name": self.name, "url": self.url, "options": dict(self.options), "promisor": self.promisor}
 
 
-@dataclass(frozen=True)
-class PullResult:
+class PullResult(FrozenRecord):
     """A pull: the fetch, then the fast-forward of the branch and working tree."""
+
+    __slots__ = ("fetch", "branch", "old", "new", "status", "written", "removed")
 
     fetch: "FetchResult"
     branch: str | None
@@ -64,27 +72,59 @@ class PullResult:
     new: str | None
     status: str
     """``up-to-date``, ``fast-forward`` or ``created``."""
-    written: int = 0
-    removed: int = 0
+    written: int
+    removed: int
+
+    def __init__(self, fetch: "FetchResult", branch: str | None, old: str | None, new: str | None, status: str, written: int = 0, removed: int = 0) -> None:
+        init_field(self, "fetch", fetch)
+        init_field(self, "branch", branch)
+        init_field(self, "old", old)
+        init_field(self, "new", new)
+        init_field(self, "status", status)
+        init_field(self, "written", written)
+        init_field(self, "removed", removed)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"fetch": self.fetch.to_dict(), "branch": self.branch, "old": self.old, "new": self.new, "status": self.status, "written": self.written, "removed": self.removed}
 
 
-@dataclass(frozen=True)
-class CloneResult:
+class CloneResult(FrozenRecord):
     """A clone: where, from where, which commit is checked out, and what was fetched."""
+
+    __slots__ = ("path", "url", "commit", "branch", "fetch", "written", "partial", "paths", "depth")
 
     path: str
     url: str
     commit: str | None
     branch: str | None
     fetch: "FetchResult"
-    written: int = 0
-    partial: bool = False
-    paths: tuple[str, ...] = field(default_factory=tuple)
-    depth: int | None = None
+    written: int
+    partial: bool
+    paths: tuple[str, ...]
+    depth: int | None
+
+    def __init__(
+        self,
+        path: str,
+        url: str,
+        commit: str | None,
+        branch: str | None,
+        fetch: "FetchResult",
+        written: int = 0,
+        partial: bool = False,
+        paths: tuple[str, ...] | None = None,
+        depth: int | None = None,
+    ) -> None:
+        init_field(self, "path", path)
+        init_field(self, "url", url)
+        init_field(self, "commit", commit)
+        init_field(self, "branch", branch)
+        init_field(self, "fetch", fetch)
+        init_field(self, "written", written)
+        init_field(self, "partial", partial)
+        init_field(self, "paths", () if paths is None else paths)
+        init_field(self, "depth", depth)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -8,10 +8,10 @@ others) and importable from here as well.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dsv.api.worktree_results import CheckoutResult, CommitResult, StatusResult, Warnings, commit_dict
+from dsv.base.records import FrozenRecord, init_field
 from dsv.base.tables import ResultList, ResultTable
 
 if TYPE_CHECKING:
@@ -33,13 +33,19 @@ def tag_dict(name: str, oid: str, tag: Tag | None, commit_id: str) -> dict[str, 
     }
 
 
-@dataclass(frozen=True)
-class LogEntry:
+class LogEntry(FrozenRecord):
     """One commit in ``log``, with the refs pointing at it."""
+
+    __slots__ = ("id", "commit", "refs")
 
     id: str
     commit: Commit
-    refs: tuple[str, ...] = ()
+    refs: tuple[str, ...]
+
+    def __init__(self, id: str, commit: Commit, refs: tuple[str, ...] = ()) -> None:
+        init_field(self, "id", id)
+        init_field(self, "commit", commit)
+        init_field(self, "refs", refs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -72,15 +78,23 @@ class LogResult(ResultList):
         return [d]
 
 
-@dataclass(frozen=True)
-class ShowResult:
+class ShowResult(FrozenRecord):
     """A commit, and the tag it was named through (if any)."""
+
+    __slots__ = ("id", "commit", "tag_name", "tag", "refs")
 
     id: str
     commit: Commit
-    tag_name: str | None = None
-    tag: Tag | None = None
-    refs: tuple[str, ...] = ()
+    tag_name: str | None
+    tag: Tag | None
+    refs: tuple[str, ...]
+
+    def __init__(self, id: str, commit: Commit, tag_name: str | None = None, tag: Tag | None = None, refs: tuple[str, ...] = ()) -> None:
+        init_field(self, "id", id)
+        init_field(self, "commit", commit)
+        init_field(self, "tag_name", tag_name)
+        init_field(self, "tag", tag)
+        init_field(self, "refs", refs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -92,56 +106,84 @@ class ShowResult:
         return d
 
 
-@dataclass(frozen=True)
-class FileInfo:
+class FileInfo(FrozenRecord):
     """One file of a snapshot."""
+
+    __slots__ = ("path", "oid", "size", "mode")
 
     path: str
     oid: str
     size: int
     mode: int
 
+    def __init__(self, path: str, oid: str, size: int, mode: int) -> None:
+        init_field(self, "path", path)
+        init_field(self, "oid", oid)
+        init_field(self, "size", size)
+        init_field(self, "mode", mode)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"path": self.path, "oid": self.oid, "size": self.size, "mode": f"{self.mode:o}"}
 
 
-@dataclass(frozen=True)
-class BranchInfo:
+class BranchInfo(FrozenRecord):
     """A branch."""
+
+    __slots__ = ("name", "commit", "current")
 
     name: str
     commit: str
     current: bool
+
+    def __init__(self, name: str, commit: str, current: bool) -> None:
+        init_field(self, "name", name)
+        init_field(self, "commit", commit)
+        init_field(self, "current", current)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"name": self.name, "commit": self.commit, "current": self.current}
 
 
-@dataclass(frozen=True)
-class TagInfo:
+class TagInfo(FrozenRecord):
     """A tag (annotated or lightweight)."""
+
+    __slots__ = ("name", "object", "commit", "tag")
 
     name: str
     object: str
     commit: str
-    tag: Tag | None = None
+    tag: Tag | None
+
+    def __init__(self, name: str, object: str, commit: str, tag: Tag | None = None) -> None:
+        init_field(self, "name", name)
+        init_field(self, "object", object)
+        init_field(self, "commit", commit)
+        init_field(self, "tag", tag)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return tag_dict(self.name, self.object, self.tag, self.commit)
 
 
-@dataclass(frozen=True)
-class VersionInfo:
+class VersionInfo(FrozenRecord):
     """What a training script should log: the dataset version it read."""
+
+    __slots__ = ("commit", "branch", "tags", "dirty", "root")
 
     commit: str | None
     branch: str | None
     tags: tuple[str, ...]
     dirty: bool
     root: str
+
+    def __init__(self, commit: str | None, branch: str | None, tags: tuple[str, ...], dirty: bool, root: str) -> None:
+        init_field(self, "commit", commit)
+        init_field(self, "branch", branch)
+        init_field(self, "tags", tags)
+        init_field(self, "dirty", dirty)
+        init_field(self, "root", root)
 
     @property
     def label(self) -> str:

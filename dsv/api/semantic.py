@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import UsageError
 from dsv.base.formats import DECLARATION_FILE
+from dsv.base.records import Record
 from dsv.semantic.report import DeclarationCheck, SemanticDiff, SourceCheck, SourceDiff
 
 if TYPE_CHECKING:
@@ -23,22 +23,41 @@ if TYPE_CHECKING:
 # never needs pydantic or DuckDB.
 
 
-@dataclass
-class Side:
+class Side(Record):
     """One side of a diff: a revision or the working tree.
 
     The full manifest table is built only when a sample source needs it: a plain
     file-level diff of two revisions reads only the chunks they do not share.
     """
 
-    name: str
-    load_table: Callable[[], "pa.Table"] = field(repr=False)
-    disk_path: Callable[[str], str | None] = field(repr=False)
-    read_bytes: Callable[[str], bytes | None] = field(repr=False)
-    oid_of: Callable[[str], bytes | None] = field(repr=False)
+    __slots__ = ("name", "load_table", "disk_path", "read_bytes", "oid_of", "under_fn", "has_under_fn")
+    __hash__ = None  # type: ignore[assignment]
 
-    under_fn: Callable[[str], "pa.Table"] | None = field(default=None, repr=False)
-    has_under_fn: Callable[[str], bool] | None = field(default=None, repr=False)
+    name: str
+    load_table: Callable[[], "pa.Table"]
+    disk_path: Callable[[str], str | None]
+    read_bytes: Callable[[str], bytes | None]
+    oid_of: Callable[[str], bytes | None]
+    under_fn: Callable[[str], "pa.Table"] | None
+    has_under_fn: Callable[[str], bool] | None
+
+    def __init__(
+        self,
+        name: str,
+        load_table: Callable[[], "pa.Table"],
+        disk_path: Callable[[str], str | None],
+        read_bytes: Callable[[str], bytes | None],
+        oid_of: Callable[[str], bytes | None],
+        under_fn: Callable[[str], "pa.Table"] | None = None,
+        has_under_fn: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.name = name
+        self.load_table = load_table
+        self.disk_path = disk_path
+        self.read_bytes = read_bytes
+        self.oid_of = oid_of
+        self.under_fn = under_fn
+        self.has_under_fn = has_under_fn
 
     @property
     def table(self) -> "pa.Table":

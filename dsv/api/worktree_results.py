@@ -9,10 +9,10 @@ them a few milliseconds of start-up each (:mod:`dsv.cli.quick`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dsv.api.status import StatusResult, Warnings
+from dsv.base.records import FrozenRecord, init_field
 
 if TYPE_CHECKING:
     from dsv.history.documents import Commit
@@ -34,17 +34,36 @@ def commit_dict(oid: str, c: Commit) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class CommitResult:
+class CommitResult(FrozenRecord):
     """A new commit."""
+
+    __slots__ = ("id", "branch", "commit", "warnings", "changed_while_reading", "files_read", "bytes_read")
 
     id: str
     branch: str | None
     commit: Commit
-    warnings: tuple[str, ...] = ()
-    changed_while_reading: tuple[str, ...] = ()
-    files_read: int = 0
-    bytes_read: int = 0
+    warnings: tuple[str, ...]
+    changed_while_reading: tuple[str, ...]
+    files_read: int
+    bytes_read: int
+
+    def __init__(
+        self,
+        id: str,
+        branch: str | None,
+        commit: Commit,
+        warnings: tuple[str, ...] = (),
+        changed_while_reading: tuple[str, ...] = (),
+        files_read: int = 0,
+        bytes_read: int = 0,
+    ) -> None:
+        init_field(self, "id", id)
+        init_field(self, "branch", branch)
+        init_field(self, "commit", commit)
+        init_field(self, "warnings", warnings)
+        init_field(self, "changed_while_reading", changed_while_reading)
+        init_field(self, "files_read", files_read)
+        init_field(self, "bytes_read", bytes_read)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -59,19 +78,40 @@ class CommitResult:
         return d
 
 
-@dataclass(frozen=True)
-class CheckoutResult:
+class CheckoutResult(FrozenRecord):
     """What a checkout did."""
+
+    __slots__ = ("commit", "branch", "written", "removed", "bytes_written", "paths", "warnings", "overwritten")
 
     commit: str
     branch: str | None
     written: int
     removed: int
     bytes_written: int
-    paths: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    overwritten: tuple[str, ...] = ()
+    paths: tuple[str, ...]
+    warnings: tuple[str, ...]
+    overwritten: tuple[str, ...]
     """Paths whose local changes a path checkout discarded (as ``git checkout -- PATH`` does)."""
+
+    def __init__(
+        self,
+        commit: str,
+        branch: str | None,
+        written: int,
+        removed: int,
+        bytes_written: int,
+        paths: tuple[str, ...] = (),
+        warnings: tuple[str, ...] = (),
+        overwritten: tuple[str, ...] = (),
+    ) -> None:
+        init_field(self, "commit", commit)
+        init_field(self, "branch", branch)
+        init_field(self, "written", written)
+        init_field(self, "removed", removed)
+        init_field(self, "bytes_written", bytes_written)
+        init_field(self, "paths", paths)
+        init_field(self, "warnings", warnings)
+        init_field(self, "overwritten", overwritten)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 
-from dsv.base.records import Record
+from dsv.base.records import FrozenRecord, init_field
 
 DSV_DIR = ".dsv"
 
 
-class RepoLayout(Record):
+class RepoLayout(FrozenRecord):
     """Paths of one repository, rooted at the working tree ``root``."""
 
     __slots__ = ("root",)
 
+    root: str
+
     def __init__(self, root: str) -> None:
-        self.root = root
+        init_field(self, "root", root)
 
     @property
     def dsv(self) -> str:

@@ -4,9 +4,11 @@ A frozen ``@dataclass`` costs ~0.8 ms to define (it generates and ``exec``\\ s
 its methods) and the ``dataclasses`` module ~10 ms more to import here (it
 pulls in ``inspect``, ``ast``, ``dis`` and ``tokenize``): a quarter of a no-op
 ``dsv status`` of 20,000 files (docs/architecture.md, "Start-up of status").
-The classes on that path write their ``__init__`` by hand and take equality,
-hashing and ``repr`` from their ``__slots__`` here. Everywhere else dsv uses
-dataclasses.
+The classes on that path, and on those of ``commit``, ``checkout``, ``diff``
+and ``log`` (13-17 dataclasses each), write their ``__init__`` by hand and
+take equality, hashing and ``repr`` from their ``__slots__`` here. Commands
+that import DuckDB or pydantic anyway (audit, drift, metrics, fsck, report)
+keep dataclasses.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Self
+
+
+init_field = object.__setattr__
+"""Sets a field of a :class:`FrozenRecord` in its ``__init__`` (as a frozen dataclass's ``__init__`` does)."""
 
 
 class Record:

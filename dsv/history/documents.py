@@ -6,7 +6,7 @@ is what ``log``, ``status``, ``diff``, ``checkout`` and ``dsv://`` do on every
 call, and importing pydantic and building those models costs ~80 ms, more
 than a no-op ``status`` of 20,000 files. So reads parse the JSON here, with
 checks equal to the models' (strict types, no unknown field, ids and aware
-timestamps), into frozen dataclasses with the same field names. A test holds
+timestamps), into immutable records with the same field names. A test holds
 the two to the same verdicts on valid and malformed documents.
 
 ``dsv commit`` writes its document with :func:`commit_bytes`, which gives byte
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsv.base.errors import CorruptMetadataError, FormatVersionError, ObjectNotFoundError
 from dsv.base.formats import DOCUMENT_FORMAT, canonical_json
 from dsv.base.hashing import is_object_id
+from dsv.base.records import FrozenRecord, init_field
 
 if TYPE_CHECKING:
     from dsv.store.base import ObjectStore
@@ -33,46 +33,101 @@ MAX_DOCUMENT_SIZE = 16 * 1024 * 1024
 """Commit and tag documents larger than this are refused as malformed."""
 
 
-@dataclass(frozen=True, slots=True)
-class CommitSummary:
+class CommitSummary(FrozenRecord):
     """Counts stored in the commit so ``log``/``show`` never re-read the manifest."""
+
+    __slots__ = ("files", "bytes", "added", "removed", "modified", "moved")
 
     files: int
     bytes: int
-    added: int = 0
-    removed: int = 0
-    modified: int = 0
-    moved: int = 0
+    added: int
+    removed: int
+    modified: int
+    moved: int
+
+    def __init__(self, files: int, bytes: int, added: int = 0, removed: int = 0, modified: int = 0, moved: int = 0) -> None:
+        init_field(self, "files", files)
+        init_field(self, "bytes", bytes)
+        init_field(self, "added", added)
+        init_field(self, "removed", removed)
+        init_field(self, "modified", modified)
+        init_field(self, "moved", moved)
 
 
-@dataclass(frozen=True, slots=True)
-class Commit:
+class Commit(FrozenRecord):
     """A snapshot as read: a manifest, its parents, who made it, when and why."""
+
+    __slots__ = ("manifest", "author", "time", "message", "summary", "parents", "email", "format", "type")
 
     manifest: str
     author: str
     time: dt.datetime
     message: str
     summary: CommitSummary
-    parents: tuple[str, ...] = ()
-    email: str = ""
-    format: int = DOCUMENT_FORMAT
-    type: str = "commit"
+    parents: tuple[str, ...]
+    email: str
+    format: int
+    type: str
+
+    def __init__(
+        self,
+        manifest: str,
+        author: str,
+        time: dt.datetime,
+        message: str,
+        summary: CommitSummary,
+        parents: tuple[str, ...] = (),
+        email: str = "",
+        format: int = DOCUMENT_FORMAT,
+        type: str = "commit",
+    ) -> None:
+        init_field(self, "manifest", manifest)
+        init_field(self, "author", author)
+        init_field(self, "time", time)
+        init_field(self, "message", message)
+        init_field(self, "summary", summary)
+        init_field(self, "parents", parents)
+        init_field(self, "email", email)
+        init_field(self, "format", format)
+        init_field(self, "type", type)
 
 
-@dataclass(frozen=True, slots=True)
-class Tag:
+class Tag(FrozenRecord):
     """An annotated tag as read: a name for a commit, with a message and key=value metadata."""
+
+    __slots__ = ("object", "name", "tagger", "time", "message", "email", "meta", "format", "type")
 
     object: str
     name: str
     tagger: str
     time: dt.datetime
-    message: str = ""
-    email: str = ""
-    meta: dict[str, str] = field(default_factory=dict)
-    format: int = DOCUMENT_FORMAT
-    type: str = "tag"
+    message: str
+    email: str
+    meta: dict[str, str]
+    format: int
+    type: str
+
+    def __init__(
+        self,
+        object: str,
+        name: str,
+        tagger: str,
+        time: dt.datetime,
+        message: str = "",
+        email: str = "",
+        meta: dict[str, str] | None = None,
+        format: int = DOCUMENT_FORMAT,
+        type: str = "tag",
+    ) -> None:
+        init_field(self, "object", object)
+        init_field(self, "name", name)
+        init_field(self, "tagger", tagger)
+        init_field(self, "time", time)
+        init_field(self, "message", message)
+        init_field(self, "email", email)
+        init_field(self, "meta", {} if meta is None else meta)
+        init_field(self, "format", format)
+        init_field(self, "type", type)
 
 
 class _Bad(ValueError):

@@ -16,7 +16,7 @@ import stat
 from dsv.base.errors import CorruptMetadataError, InvalidRefNameError, RefConflictError, RefExistsError, RefNotFoundError, StorageError
 from dsv.base.fsio import FileLock, atomic_write_bytes, fsync_dir
 from dsv.base.hashing import is_object_id
-from dsv.base.records import Record
+from dsv.base.records import FrozenRecord, init_field
 
 HEADS = "refs/heads"
 TAGS = "refs/tags"
@@ -48,14 +48,17 @@ def check_ref_name(name: str) -> str:
     return name
 
 
-class Head(Record):
+class Head(FrozenRecord):
     """What HEAD points at: a branch (which may not exist yet) or a detached commit."""
 
     __slots__ = ("branch", "commit")
 
+    branch: str | None
+    commit: str | None
+
     def __init__(self, branch: str | None, commit: str | None) -> None:
-        self.branch = branch
-        self.commit = commit
+        init_field(self, "branch", branch)
+        init_field(self, "commit", commit)
 
     @property
     def detached(self) -> bool:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dsv.base.errors import AmbiguousRevisionError, ObjectNotFoundError, UnknownRevisionError
 from dsv.base.hashing import is_object_id
+from dsv.base.records import FrozenRecord, init_field
 from dsv.history.documents import Commit, Tag, document_type, read_commit, read_tag
 from dsv.history.refs import HEADS, REMOTES, TAGS, RefStore
 
@@ -29,14 +29,21 @@ _SUFFIX = re.compile(r"(~|\^)(\d*)")
 _HEX = re.compile(r"[0-9a-f]{4,32}")
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(FrozenRecord):
     """A resolved revision: the commit, and the tag it came through (if any)."""
+
+    __slots__ = ("commit_id", "commit", "tag", "tag_name")
 
     commit_id: str
     commit: Commit
-    tag: Tag | None = None
-    tag_name: str | None = None
+    tag: Tag | None
+    tag_name: str | None
+
+    def __init__(self, commit_id: str, commit: Commit, tag: Tag | None = None, tag_name: str | None = None) -> None:
+        init_field(self, "commit_id", commit_id)
+        init_field(self, "commit", commit)
+        init_field(self, "tag", tag)
+        init_field(self, "tag_name", tag_name)
 
 
 class History:

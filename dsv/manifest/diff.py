@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from dsv.base import compute as pc
 from dsv.base.moves import pair_moves
+from dsv.base.records import FrozenRecord, init_field
 from dsv.manifest.tables import empty_entries
 
 if TYPE_CHECKING:
@@ -25,19 +25,42 @@ class ChangeKind(enum.Enum):
     MOVED = "moved"
 
 
-@dataclass(frozen=True)
-class FileChange:
+class FileChange(FrozenRecord):
     """One file-level change. ``old_*`` is ``None`` for added files, ``new_*`` for removed."""
+
+    __slots__ = ("kind", "path", "old_path", "old_oid", "new_oid", "old_size", "new_size", "old_mode", "new_mode")
 
     kind: ChangeKind
     path: str
-    old_path: str | None = None
-    old_oid: str | None = None
-    new_oid: str | None = None
-    old_size: int | None = None
-    new_size: int | None = None
-    old_mode: int | None = None
-    new_mode: int | None = None
+    old_path: str | None
+    old_oid: str | None
+    new_oid: str | None
+    old_size: int | None
+    new_size: int | None
+    old_mode: int | None
+    new_mode: int | None
+
+    def __init__(
+        self,
+        kind: ChangeKind,
+        path: str,
+        old_path: str | None = None,
+        old_oid: str | None = None,
+        new_oid: str | None = None,
+        old_size: int | None = None,
+        new_size: int | None = None,
+        old_mode: int | None = None,
+        new_mode: int | None = None,
+    ) -> None:
+        init_field(self, "kind", kind)
+        init_field(self, "path", path)
+        init_field(self, "old_path", old_path)
+        init_field(self, "old_oid", old_oid)
+        init_field(self, "new_oid", new_oid)
+        init_field(self, "old_size", old_size)
+        init_field(self, "new_size", new_size)
+        init_field(self, "old_mode", old_mode)
+        init_field(self, "new_mode", new_mode)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the shape documented in docs/cli.md)."""
@@ -54,11 +77,15 @@ class FileChange:
         }
 
 
-@dataclass(frozen=True)
-class FileDiff:
+class FileDiff(FrozenRecord):
     """All file-level changes between two snapshots, sorted by kind then path."""
 
+    __slots__ = ("changes",)
+
     changes: tuple[FileChange, ...]
+
+    def __init__(self, changes: tuple[FileChange, ...]) -> None:
+        init_field(self, "changes", changes)
 
     def of_kind(self, kind: ChangeKind) -> list[FileChange]:
         """Changes of one kind."""

@@ -17,7 +17,6 @@ library versions), compressed by the store as a storage detail.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -25,6 +24,7 @@ import pyarrow as pa
 from dsv.base import compute as pc
 from dsv.base.filemodes import MODE_EXEC, MODE_FILE, MODE_LINK, MODES
 from dsv.base.hashing import from_hex, path_fingerprint, to_hex
+from dsv.base.records import FrozenRecord, init_field
 from dsv.manifest.encoding import ENTRY_SCHEMA, ROOT_SCHEMA, decode_chunk, decode_root, encode_chunk, encode_root
 
 if TYPE_CHECKING:
@@ -231,14 +231,37 @@ def _write_root(rows: list[tuple[bytes, str, str, int, int]], writer: "ObjectWri
     return writer.add_bytes(encode_root(root), compress=True)
 
 
-@dataclass(frozen=True)
-class Manifest:
-    """A stored manifest: its root table, and the store to load chunks from."""
+class Manifest(FrozenRecord):
+    """A stored manifest: its root table, and the store to load chunks from.
+
+    Equal to another when its id and root table are; the store and the chunks
+    loaded so far are neither compared nor shown.
+    """
+
+    __slots__ = ("oid", "root", "store", "_chunks")
 
     oid: str
     root: pa.Table
-    store: "ObjectStore" = field(repr=False, compare=False)
-    _chunks: dict[str, pa.Table] = field(default_factory=dict, repr=False, compare=False)
+    store: "ObjectStore"
+    _chunks: dict[str, pa.Table]
+
+    def __init__(self, oid: str, root: pa.Table, store: "ObjectStore", _chunks: dict[str, pa.Table] | None = None) -> None:
+        init_field(self, "oid", oid)
+        init_field(self, "root", root)
+        init_field(self, "store", store)
+        init_field(self, "_chunks", {} if _chunks is None else _chunks)
+
+    def _values(self) -> tuple[object, ...]:
+        return self.oid, self.root
+
+    def __hash__(self) -> int:
+        return hash(self.oid)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return type(self), (self.oid, self.root, self.store)
+
+    def __repr__(self) -> str:
+        return f"Manifest(oid={self.oid!r}, root={self.root!r})"
 
     @property
     def file_count(self) -> int:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError
 from dsv.base.fsio import atomic_write_bytes, fsync_dir
 from dsv.base.log import logger
-from dsv.base.records import Record
+from dsv.base.records import FrozenRecord, Record, init_field
 from dsv.base.hashing import Hasher, digest_bytes, from_hex, hash_bytes, is_object_id, to_hex
 from dsv.store.base import CHUNK_SIZE, StoredRecord, verify_record
 from dsv.store.chunking import CHUNKED_THRESHOLD
@@ -83,30 +83,40 @@ class LoadedPack(Record):
         return 0 if encodings is None else encodings[row]
 
 
-class StoredCopy(Record):
+class StoredCopy(FrozenRecord):
     """Where one object lives, for fsck and gc: ``kind`` is ``pack`` or ``loose``, ``size`` the
     stored length, ``encoding`` how the copy is stored (:class:`dsv.store.pack.Encoding`)."""
 
     __slots__ = ("oid", "kind", "location", "size", "encoding")
 
+    oid: str
+    kind: str
+    location: str
+    size: int
+    encoding: int
+
     def __init__(self, oid: str, kind: str, location: str, size: int, encoding: int = 0) -> None:
-        self.oid = oid
-        self.kind = kind
-        self.location = location
-        self.size = size
-        self.encoding = encoding
+        init_field(self, "oid", oid)
+        init_field(self, "kind", kind)
+        init_field(self, "location", location)
+        init_field(self, "size", size)
+        init_field(self, "encoding", encoding)
 
 
-class QuarantinedCopy(Record):
+class QuarantinedCopy(FrozenRecord):
     """A copy set aside as corrupt: the object it claimed to be, where it was (a pack's base
     name, or ``loose``), and its saved bytes."""
 
     __slots__ = ("oid", "origin", "path")
 
+    oid: str
+    origin: str
+    path: str
+
     def __init__(self, oid: str, origin: str, path: str) -> None:
-        self.oid = oid
-        self.origin = origin
-        self.path = path
+        init_field(self, "oid", oid)
+        init_field(self, "origin", origin)
+        init_field(self, "path", path)
 
 
 class LocalObjectStore:

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from dsv.base.errors import CorruptMetadataError, FormatVersionError
 from dsv.base.fsio import writev_all
 from dsv.base.hashing import DIGEST_SIZE, digest_bytes
-from dsv.base.records import Record
+from dsv.base.records import FrozenRecord, init_field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -471,17 +471,23 @@ def pack_name(index_bytes: bytes) -> str:
     return digest_bytes(index_bytes).hex()
 
 
-class ScannedRecord(Record):
+class ScannedRecord(FrozenRecord):
     """One record found by :func:`scan_pack`: where its stored bytes are and how to read them."""
 
     __slots__ = ("raw_id", "offset", "stored_length", "size", "encoding")
 
+    raw_id: bytes
+    offset: int
+    stored_length: int
+    size: int
+    encoding: int
+
     def __init__(self, raw_id: bytes, offset: int, stored_length: int, size: int, encoding: int) -> None:
-        self.raw_id = raw_id
-        self.offset = offset
-        self.stored_length = stored_length
-        self.size = size
-        self.encoding = encoding
+        init_field(self, "raw_id", raw_id)
+        init_field(self, "offset", offset)
+        init_field(self, "stored_length", stored_length)
+        init_field(self, "size", size)
+        init_field(self, "encoding", encoding)
 
 
 def scan_pack(fd: int, file_size: int, *, what: str, version: int | None = None) -> tuple[int, Iterator[ScannedRecord]]:

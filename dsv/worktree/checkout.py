@@ -28,13 +28,13 @@ import os
 import shutil
 import stat as statmod
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from dsv.base.errors import DsvError, ObjectNotFoundError, StorageError, UnsafePathError, WorktreeError
 from dsv.base.filemodes import MODE_EXEC, MODE_LINK, MODES
 from dsv.base.fsio import write_all
 from dsv.base.hashing import from_hex
 from dsv.base.progress import NullProgress, Progress
+from dsv.base.records import FrozenRecord, Record, init_field
 from dsv.store.base import ObjectStore
 from dsv.worktree.ignore import CHECKOUT_TEMP_PREFIX, CHECKOUT_TEMP_RE
 from dsv.worktree.paths import check_manifest_path
@@ -43,14 +43,21 @@ from dsv.worktree.statcache import StatKey, stat_key
 NOTHING_CHANGED = "nothing in the working tree was changed"
 
 
-@dataclass(frozen=True)
-class FileWrite:
+class FileWrite(FrozenRecord):
     """One file to write: where, which object, its size and mode."""
+
+    __slots__ = ("path", "oid", "size", "mode")
 
     path: str
     oid: str
     size: int
     mode: int
+
+    def __init__(self, path: str, oid: str, size: int, mode: int) -> None:
+        init_field(self, "path", path)
+        init_field(self, "oid", oid)
+        init_field(self, "size", size)
+        init_field(self, "mode", mode)
 
 
 def _folders_above(path: str) -> list[str]:
@@ -59,31 +66,65 @@ def _folders_above(path: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-@dataclass
-class Prepared:
+class Prepared(Record):
     """A checked checkout: what to write, delete and clear out of the way."""
+
+    __slots__ = ("root", "writes", "removals", "link_targets", "clear_files", "clear_folders")
+    __hash__ = None  # type: ignore[assignment]
 
     root: str
     writes: list[FileWrite]
     removals: list[str]
-    link_targets: dict[str, bytes] = field(default_factory=dict)
-    clear_files: list[str] = field(default_factory=list)
+    link_targets: dict[str, bytes]
+    clear_files: list[str]
     """Untracked files where a folder must go (only with ``force``)."""
-    clear_folders: list[str] = field(default_factory=list)
+    clear_folders: list[str]
     """Folders holding nothing but empty folders, where a file must go."""
 
+    def __init__(
+        self,
+        root: str,
+        writes: list[FileWrite],
+        removals: list[str],
+        link_targets: dict[str, bytes] | None = None,
+        clear_files: list[str] | None = None,
+        clear_folders: list[str] | None = None,
+    ) -> None:
+        self.root = root
+        self.writes = writes
+        self.removals = removals
+        self.link_targets = {} if link_targets is None else link_targets
+        self.clear_files = [] if clear_files is None else clear_files
+        self.clear_folders = [] if clear_folders is None else clear_folders
 
-@dataclass
-class Staged:
+
+class Staged(Record):
     """Files written and verified in the staging folder, ready to be renamed into place."""
+
+    __slots__ = ("prepared", "folder", "names", "beside", "created")
+    __hash__ = None  # type: ignore[assignment]
 
     prepared: Prepared
     folder: str
-    names: dict[str, str] = field(default_factory=dict)
-    beside: list[str] = field(default_factory=list)
+    names: dict[str, str]
+    beside: list[str]
     """Temp files staged next to their target (a folder on another filesystem than ``.dsv``)."""
-    created: list[str] = field(default_factory=list)
+    created: list[str]
     """Folders created to stage beside a target, removed again if the checkout stops."""
+
+    def __init__(
+        self,
+        prepared: Prepared,
+        folder: str,
+        names: dict[str, str] | None = None,
+        beside: list[str] | None = None,
+        created: list[str] | None = None,
+    ) -> None:
+        self.prepared = prepared
+        self.folder = folder
+        self.names = {} if names is None else names
+        self.beside = [] if beside is None else beside
+        self.created = [] if created is None else created
 
     def discard(self) -> None:
         """Remove the staging folder, temp files staged beside targets, and folders made for them."""

@@ -24,6 +24,7 @@ class ReadResult(Record):
     """A file's stored or hashed content id, size and whether it changed while read."""
 
     __slots__ = ("raw_oid", "size", "changed", "vanished")
+    __hash__ = None  # type: ignore[assignment]  # mutable (one is built per file read: a plain __init__ is 5x cheaper); never modified
 
     def __init__(self, raw_oid: bytes, size: int, changed: bool, vanished: bool = False) -> None:
         self.raw_oid = raw_oid

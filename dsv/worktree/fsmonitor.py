@@ -40,7 +40,7 @@ import struct
 import sys
 import time
 
-from dsv.base.records import Record
+from dsv.base.records import FrozenRecord, Record, init_field
 from dsv.worktree.ignore import ALWAYS_IGNORED
 
 TYPE_CHECKING = False
@@ -105,14 +105,17 @@ class MonitorUnavailable(OSError):
     """inotify cannot be used here (not Linux, no libc symbol, a path too long for a socket)."""
 
 
-class Answer(Record):
+class Answer(FrozenRecord):
     """What changed since a token: ``paths`` (folders end with ``/``), or ``None`` for "everything"."""
 
     __slots__ = ("token", "paths")
 
+    token: str
+    paths: frozenset[str] | None
+
     def __init__(self, token: str, paths: frozenset[str] | None) -> None:
-        self.token = token
-        self.paths = paths
+        init_field(self, "token", token)
+        init_field(self, "paths", paths)
 
 
 def monitor_dir(dsv_dir: str) -> str:

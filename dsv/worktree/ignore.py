@@ -17,7 +17,7 @@ import os
 import re
 
 from dsv.base.globs import translate as _translate
-from dsv.base.records import Record
+from dsv.base.records import FrozenRecord, init_field
 
 ALWAYS_IGNORED = frozenset({".dsv", ".git"})
 """Folder names never tracked, at any depth."""
@@ -41,13 +41,17 @@ def is_temp_name(name: str) -> bool:
 IGNORE_FILE = ".dsvignore"
 
 
-class _Rule(Record):
+class _Rule(FrozenRecord):
     __slots__ = ("regex", "negate", "dir_only")
 
+    regex: re.Pattern[str]
+    negate: bool
+    dir_only: bool
+
     def __init__(self, regex: re.Pattern[str], negate: bool, dir_only: bool) -> None:
-        self.regex = regex
-        self.negate = negate
-        self.dir_only = dir_only
+        init_field(self, "regex", regex)
+        init_field(self, "negate", negate)
+        init_field(self, "dir_only", dir_only)
 
 
 def _compile_line(line: str, number: int = 0) -> _Rule | None:

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
 
 from dsv.base.errors import CorruptMetadataError, StorageError
 from dsv.base.formats import DOCUMENT_FORMAT, canonical_json
 from dsv.base.fsio import atomic_write_bytes, fsync_dir, read_bytes
+from dsv.base.records import FrozenRecord, init_field
 
 RECORD_NAME = "CHECKOUT"
 
 
-@dataclass(frozen=True)
-class CheckoutRecord:
+class CheckoutRecord(FrozenRecord):
     """A checkout in progress: the revision as typed, the commit it named, and the paths (or all).
 
     Written without pydantic (every checkout writes one); read back through the
@@ -29,12 +28,21 @@ class CheckoutRecord:
     schema of record, which a test holds to the same bytes.
     """
 
+    __slots__ = ("rev", "commit", "source", "paths", "started")
+
     rev: str
     commit: str
     source: str | None
     """The commit HEAD named when the checkout started (``None``: no commit yet)."""
     paths: tuple[str, ...] | None
     started: dt.datetime
+
+    def __init__(self, rev: str, commit: str, source: str | None, paths: tuple[str, ...] | None, started: dt.datetime) -> None:
+        init_field(self, "rev", rev)
+        init_field(self, "commit", commit)
+        init_field(self, "source", source)
+        init_field(self, "paths", paths)
+        init_field(self, "started", started)
 
     def command(self) -> str:
         """The command that finishes it (paths are relative to the repository root)."""

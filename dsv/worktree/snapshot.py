@@ -17,12 +17,12 @@ import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from dsv.base.forkjob import STORE_MIN_FILES, ChildFailed, ForkJob, fork_available
 from dsv.base.moves import pair_moves
 from dsv.base.progress import NullProgress, Progress
+from dsv.base.records import Record
 from dsv.store.base import ObjectWriter
 from dsv.worktree.content import LOOSE_THRESHOLD, VANISHED, ReadResult, is_large, store_path
 from dsv.worktree.ignore import IgnoreRules
@@ -30,24 +30,52 @@ from dsv.worktree.scan import Warn, scan
 from dsv.worktree.statcache import KEY, NewRows, StatCache, StatKey
 
 
-@dataclass
-class Snapshot:
+class Snapshot(Record):
     """The working tree as changes against the cached HEAD, and the stat cache that mirrors it."""
 
+    __slots__ = ("cache", "upserts", "skipped", "removals", "added", "removed", "modified", "moved", "changed_while_reading", "files_read", "bytes_read")
+    __hash__ = None  # type: ignore[assignment]
+
     cache: StatCache
-    upserts: dict[str, tuple[bytes, int, int]] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    """Paths left out with a warning (FIFOs, names that are not UTF-8...)."""
+    upserts: dict[str, tuple[bytes, int, int]]
     """New or changed files: path -> (16-byte id, size, mode)."""
-    removals: list[str] = field(default_factory=list)
+    skipped: list[str]
+    """Paths left out with a warning (FIFOs, names that are not UTF-8...)."""
+    removals: list[str]
     """Paths of HEAD no longer in the tree."""
-    added: int = 0
-    removed: int = 0
-    modified: int = 0
-    moved: int = 0
-    changed_while_reading: list[str] = field(default_factory=list)
-    files_read: int = 0
-    bytes_read: int = 0
+    added: int
+    removed: int
+    modified: int
+    moved: int
+    changed_while_reading: list[str]
+    files_read: int
+    bytes_read: int
+
+    def __init__(
+        self,
+        cache: StatCache,
+        upserts: dict[str, tuple[bytes, int, int]] | None = None,
+        skipped: list[str] | None = None,
+        removals: list[str] | None = None,
+        added: int = 0,
+        removed: int = 0,
+        modified: int = 0,
+        moved: int = 0,
+        changed_while_reading: list[str] | None = None,
+        files_read: int = 0,
+        bytes_read: int = 0,
+    ) -> None:
+        self.cache = cache
+        self.upserts = {} if upserts is None else upserts
+        self.skipped = [] if skipped is None else skipped
+        self.removals = [] if removals is None else removals
+        self.added = added
+        self.removed = removed
+        self.modified = modified
+        self.moved = moved
+        self.changed_while_reading = [] if changed_while_reading is None else changed_while_reading
+        self.files_read = files_read
+        self.bytes_read = bytes_read
 
     @property
     def changed(self) -> bool:
