@@ -130,3 +130,21 @@ def test_records_that_were_frozen_dataclasses_stay_frozen() -> None:
             setattr(value, field, None)
         hash(value)
     assert Commit("m" * 32, "me", None, "msg", CommitSummary(1, 2)).parents == ()  # type: ignore[arg-type]
+
+
+def test_lazy_package_exports_import_list_and_complete() -> None:
+    # dsv.api and dsv.store load their names on first use (PEP 562); they still behave as eager exports.
+    import dsv.api
+    import dsv.store
+
+    assert {"LocalObjectStore", "MemoryObjectStore", "ObjectStore", "ObjectWriter"} <= set(dir(dsv.store))
+    assert "Repo" in dir(dsv.api)
+    from dsv.api import Repo
+    from dsv.store import LocalObjectStore, MemoryObjectStore
+
+    assert Repo.__module__ == "dsv.api.repo" and LocalObjectStore.__module__ == "dsv.store.local"
+    assert MemoryObjectStore.__module__ == "dsv.store.memory"
+    with pytest.raises(AttributeError):
+        dsv.store.NoSuchStore  # noqa: B018
+    with pytest.raises(ImportError):
+        from dsv.api import NoSuchThing  # noqa: F401

@@ -19,3 +19,7 @@ def __getattr__(name: str) -> object:
 
         return Repo
     raise AttributeError(f"module 'dsv.api' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
