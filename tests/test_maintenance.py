@@ -187,3 +187,34 @@ def test_gc_merges_the_small_packs_of_many_commits_and_keeps_what_is_young(repo:
         assert only.name in {p.name for p in LocalObjectStore(str(repo_dir / ".dsv" / "objects")).packs()}
     finally:
         gc_module.SMALL_PACK_BYTES = original
+
+
+def test_a_record_claiming_a_huge_size_is_reported_corrupt_not_out_of_memory(repo: dsv.Repo, repo_dir: Path) -> None:
+    # Found by an outside check: a damaged size field in a zstd record's header made the
+    # decompressor try to allocate it, and fsck ended with "out of memory".
+    from dsv.store.pack import OBJECT_HEADER, Encoding
+
+    from faultutil import run_dsv
+
+    write_tree(repo_dir, {"labels.csv": b"id,label\n" + b"".join(b"%d,cat\n" % i for i in range(2000))})
+    c = repo.commit("v1")
+    store = repo.repository.store
+    victim = c.commit.manifest  # a manifest root: stored zstd-compressed
+    for pack in store.packs():
+        raw = bytes.fromhex(victim)
+        if raw in pack.index.ids:
+            row = pack.index.ids.index(raw)
+            assert pack.encoding(row) == Encoding.ZSTD
+            size_at = pack.index.offsets[row] - OBJECT_HEADER.size + 16 + 8
+            os.chmod(pack.pack_path, 0o644)
+            with open(pack.pack_path, "r+b") as f:
+                f.seek(size_at)
+                f.write((1 << 40).to_bytes(8, "little"))
+            break
+    else:
+        raise AssertionError("manifest root not packed")
+    report = dsv.Repo(repo_dir).fsck()
+    assert any(p.oid == victim and p.kind == "corrupt-object" for p in report.problems), report.problems
+    res = run_dsv(repo_dir, "fsck")
+    assert res.returncode != 0 and "out of memory" not in res.stderr + res.stdout
+    assert victim[:10] in res.stdout + res.stderr

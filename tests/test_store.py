@@ -477,3 +477,23 @@ def test_a_pack_index_finds_the_same_rows_before_and_after_it_switches_to_its_ke
             assert index.find(raw) == -1
     assert index._keys is not None and len(index._keys) == len(ordered)
     assert packmod.KEYED_LOOKUPS < len(ordered) + len(absent)
+
+
+@pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 1000, 65791, 65792, 70000, 5_000_000])
+def test_zstd_content_size_reads_every_header_width(n: int) -> None:
+    # decompress checks a record's size against its frame before allocating it.
+    from dsv.store.pack import compress, zstd_content_size
+
+    data = os.urandom(n // 2) + bytes(n - n // 2)
+    assert zstd_content_size(compress(data)) == n
+
+
+def test_zstd_content_size_without_a_declared_size_and_on_garbage() -> None:
+    from dsv.store.pack import compress, decompress, zstd_content_size
+
+    assert zstd_content_size(b"\x28\xb5\x2f\xfd" + bytes([0b0000_0000, 0x58])) is None  # no FCS, window byte
+    with pytest.raises(ValueError):
+        zstd_content_size(b"not zstd")
+    frame = compress(b"x" * 1000)
+    with pytest.raises(ValueError, match="says 1099511627776 bytes"):
+        decompress(frame, 1 << 40)

@@ -341,14 +341,45 @@ def compress(data: bytes) -> bytes:
     return pa.compress(data, codec="zstd", asbytes=True)
 
 
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def zstd_content_size(frame: bytes) -> int | None:
+    """The content size a zstd frame header declares (RFC 8878 §3.1.1.1), or ``None`` if it declares none.
+
+    ``ValueError`` if ``frame`` does not start with a zstd frame header.
+    """
+    if len(frame) < 5 or frame[:4] != _ZSTD_MAGIC:
+        raise ValueError("not a zstd frame")
+    descriptor = frame[4]
+    fcs_flag, single_segment, dict_flag = descriptor >> 6, (descriptor >> 5) & 1, descriptor & 3
+    at = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dict_flag]
+    width = (1 if single_segment else 0, 2, 4, 8)[fcs_flag]
+    if width == 0:
+        return None
+    if len(frame) < at + width:
+        raise ValueError("truncated zstd frame header")
+    value = int.from_bytes(frame[at : at + width], "little")
+    return value + 256 if width == 2 else value
+
+
 def decompress(stored: bytes, size: int) -> bytes:
-    """Undo :func:`compress`; ``size`` is the object's length. Raises ``ValueError`` on damage."""
+    """Undo :func:`compress`; ``size`` is the object's length. Raises ``ValueError`` on damage.
+
+    The frame's own content size is checked against ``size`` first: a damaged
+    ``size`` must not become an allocation of that many bytes.
+    """
     import pyarrow as pa
 
+    declared = zstd_content_size(bytes(stored[:18]))
+    if declared is not None and declared != size:
+        raise ValueError(f"the record says {size} bytes, its zstd frame {declared}")
     try:
         out = pa.decompress(stored, decompressed_size=size, codec="zstd", asbytes=True)
     except (pa.ArrowException, OSError) as err:
         raise ValueError(f"not a valid zstd frame ({err})") from err
+    except MemoryError as err:  # a frame that declares no size, with a damaged record size
+        raise ValueError(f"the record's size ({size} bytes) cannot be decompressed here") from err
     if len(out) != size:
         raise ValueError("zstd frame has the wrong length")
     return out
