@@ -257,3 +257,11 @@ def test_rows_of_a_loaded_cache_equal_its_index(paths: list[str], lookups: list[
     assert loaded.rows_of(lookups) == want  # from the unsplit text
     assert loaded.rows_of(lookups) == want  # and again
     assert loaded.paths == paths and loaded.rows_of(lookups) == want  # after the split
+
+
+def test_only_dsvs_exact_temp_names_are_left_untracked(repo: dsv.Repo, repo_dir: Path) -> None:
+    # docs/cli.md: ".dsv-tmp-" plus exactly 16 hex digits is a checkout temp file; other names are data.
+    write_tree(repo_dir, {".dsv-tmp-notes.txt": b"mine", "sub/.dsv-tmp-abc123": b"also mine", "a.txt": b"a"})
+    (repo_dir / "sub" / ".dsv-tmp-0123456789abcdef").write_bytes(b"a killed checkout's temp file")
+    st = repo.status()
+    assert set(st.added) == {".dsv-tmp-notes.txt", "sub/.dsv-tmp-abc123", "a.txt"}
