@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import dsv
 from dsv.base.errors import UnsafePathError
 from dsv.store import MemoryObjectStore
 from dsv.worktree import statcache
