@@ -148,3 +148,16 @@ def test_lazy_package_exports_import_list_and_complete() -> None:
         dsv.store.NoSuchStore  # noqa: B018
     with pytest.raises(ImportError):
         from dsv.api import NoSuchThing  # noqa: F401
+
+
+def test_records_match_positional_patterns_as_dataclasses_do() -> None:
+    match StatusResult("main", None, ("a.txt",), (), (), ()):
+        case StatusResult(branch, head, added):
+            assert (branch, head, added) == ("main", None, ("a.txt",))
+        case _:
+            raise AssertionError("no match")
+    match Head("dev", None):
+        case Head("dev", None):
+            pass
+        case _:
+            raise AssertionError("no match")

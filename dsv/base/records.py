@@ -32,6 +32,11 @@ class Record:
 
     __slots__: tuple[str, ...] = ()
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__match_args__" not in cls.__dict__:
+            setattr(cls, "__match_args__", tuple(cls.__dict__.get("__slots__", ())))  # noqa: B010 - positional patterns, as dataclasses allow (mypy refuses the plain assignment)
+
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
 
