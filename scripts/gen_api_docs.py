@@ -37,7 +37,8 @@ mlflow.log_params(dsv.experiment_info("data"))
 ```
 
 Every method returns a typed result with `to_dict()` (the CLI's `--json` is the
-same document); summaries are `ResultTable`s with `to_arrow()`, `to_pandas()`
+same document); results are immutable records (equality, `repr`, pickling,
+`replace(**changes)` and positional `match` patterns, not dataclasses); summaries are `ResultTable`s with `to_arrow()`, `to_pandas()`
 (pandas optional) and `to_pylist()`. Errors are subclasses of `dsv.DsvError`
 with a `hint`; the tree is in `dsv/base/errors.py`.
 
