@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 
 from dsv.base.errors import CorruptMetadataError
-from dsv.base.records import FrozenRecord
+from dsv.base.records import FrozenRecord, init_field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,7 +33,10 @@ class Settings(FrozenRecord):
     fsmonitor: bool
 
     def __init__(self, lock_timeout: float = 30.0, user_name: str | None = None, user_email: str | None = None, fsmonitor: bool = False) -> None:
-        self._set(lock_timeout=lock_timeout, user_name=user_name, user_email=user_email, fsmonitor=fsmonitor)
+        init_field(self, "lock_timeout", lock_timeout)
+        init_field(self, "user_name", user_name)
+        init_field(self, "user_email", user_email)
+        init_field(self, "fsmonitor", fsmonitor)
 
 
 class _Bad(ValueError):

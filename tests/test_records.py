@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dsv.api.status import StatusResult, Warnings
-from dsv.base.records import FrozenRecord, Record
+from dsv.base.records import FrozenRecord, Record, init_field
 from dsv.history.refs import Head
 from dsv.semantic.report import SourceDiff, Totals
 from dsv.settings import Settings
@@ -15,7 +15,8 @@ class Point(FrozenRecord):
     __slots__ = ("x", "y")
 
     def __init__(self, x: int, y: int = 0) -> None:
-        self._set(x=x, y=y)
+        init_field(self, "x", x)
+        init_field(self, "y", y)
 
 
 class Box(Record):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from dsv.base.records import FrozenRecord, Record
+from dsv.base.records import FrozenRecord, Record, init_field
 from dsv.repository import Repository
 from dsv.worktree.status import worktree_status
 
@@ -57,16 +57,14 @@ class StatusResult(FrozenRecord):
         warnings: tuple[str, ...] = (),
         checkout_in_progress: str | None = None,
     ) -> None:
-        self._set(
-            branch=branch,
-            head=head,
-            added=added,
-            removed=removed,
-            modified=modified,
-            moved=moved,
-            warnings=warnings,
-            checkout_in_progress=checkout_in_progress,
-        )
+        init_field(self, "branch", branch)
+        init_field(self, "head", head)
+        init_field(self, "added", added)
+        init_field(self, "removed", removed)
+        init_field(self, "modified", modified)
+        init_field(self, "moved", moved)
+        init_field(self, "warnings", warnings)
+        init_field(self, "checkout_in_progress", checkout_in_progress)
 
     @property
     def clean(self) -> bool:
@@ -112,10 +110,10 @@ class Warnings(Record):
 
     __slots__ = ("items",)
 
+    __hash__ = None  # type: ignore[assignment]
+
     def __init__(self, items: list[str] | None = None) -> None:
         self.items: list[str] = [] if items is None else items
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __call__(self, message: str) -> None:
         self.items.append(message)

@@ -55,16 +55,12 @@ class Record:
 class FrozenRecord(Record):
     """A :class:`Record` whose fields cannot be assigned after ``__init__`` (as a frozen dataclass).
 
-    ``__init__`` sets fields with ``object.__setattr__`` (:meth:`_set`) and takes
-    them positionally in ``__slots__`` order, which is how pickle and ``copy``
+    ``__init__`` sets each field with :data:`init_field` and takes them
+    positionally in ``__slots__`` order, which is how pickle and ``copy``
     rebuild a record.
     """
 
     __slots__: tuple[str, ...] = ()
-
-    def _set(self, **fields: object) -> None:
-        for name, value in fields.items():
-            object.__setattr__(self, name, value)
 
     def replace(self, **changes: object) -> "Self":
         """A copy with ``changes`` (``dataclasses.replace``; ``__init__`` takes the fields by name)."""

@@ -7,7 +7,7 @@ every ``dsv diff`` defines these eleven classes, which as dataclasses cost it
 
 from __future__ import annotations
 
-from dsv.base.records import FrozenRecord
+from dsv.base.records import FrozenRecord, init_field
 from dsv.base.tables import ResultTable
 
 TYPE_CHECKING = False
@@ -40,16 +40,14 @@ class ClassRow(FrozenRecord):
         relabeled_out: int,
         modified: int,
     ) -> None:
-        self._set(
-            cls=cls,
-            before=before,
-            after=after,
-            added=added,
-            removed=removed,
-            relabeled_in=relabeled_in,
-            relabeled_out=relabeled_out,
-            modified=modified,
-        )
+        init_field(self, "cls", cls)
+        init_field(self, "before", before)
+        init_field(self, "after", after)
+        init_field(self, "added", added)
+        init_field(self, "removed", removed)
+        init_field(self, "relabeled_in", relabeled_in)
+        init_field(self, "relabeled_out", relabeled_out)
+        init_field(self, "modified", modified)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -75,7 +73,9 @@ class RelabelRow(FrozenRecord):
     count: int
 
     def __init__(self, src: str | None, dst: str | None, count: int) -> None:
-        self._set(src=src, dst=dst, count=count)
+        init_field(self, "src", src)
+        init_field(self, "dst", dst)
+        init_field(self, "count", count)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -113,18 +113,16 @@ class SliceRow(FrozenRecord):
         moved_in: int = 0,
         moved_out: int = 0,
     ) -> None:
-        self._set(
-            column=column,
-            value=value,
-            before=before,
-            after=after,
-            added=added,
-            removed=removed,
-            relabeled=relabeled,
-            modified=modified,
-            moved_in=moved_in,
-            moved_out=moved_out,
-        )
+        init_field(self, "column", column)
+        init_field(self, "value", value)
+        init_field(self, "before", before)
+        init_field(self, "after", after)
+        init_field(self, "added", added)
+        init_field(self, "removed", removed)
+        init_field(self, "relabeled", relabeled)
+        init_field(self, "modified", modified)
+        init_field(self, "moved_in", moved_in)
+        init_field(self, "moved_out", moved_out)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -156,7 +154,11 @@ class SliceClassRow(FrozenRecord):
     """Samples of the class that left for another value."""
 
     def __init__(self, column: str, value: str | None, row: ClassRow, moved_in: int = 0, moved_out: int = 0) -> None:
-        self._set(column=column, value=value, row=row, moved_in=moved_in, moved_out=moved_out)
+        init_field(self, "column", column)
+        init_field(self, "value", value)
+        init_field(self, "row", row)
+        init_field(self, "moved_in", moved_in)
+        init_field(self, "moved_out", moved_out)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -175,7 +177,10 @@ class SchemaChange(FrozenRecord):
     new_type: str | None
 
     def __init__(self, column: str, change: str, old_type: str | None = None, new_type: str | None = None) -> None:
-        self._set(column=column, change=change, old_type=old_type, new_type=new_type)
+        init_field(self, "column", column)
+        init_field(self, "change", change)
+        init_field(self, "old_type", old_type)
+        init_field(self, "new_type", new_type)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -195,7 +200,11 @@ class CellChange(FrozenRecord):
     """Changes inside nested values (:mod:`dsv.semantic.detail`)."""
 
     def __init__(self, key: dict[str, Any], column: str, old: Any, new: Any, detail: list[dict[str, Any]] | None = None) -> None:
-        self._set(key=key, column=column, old=old, new=new, detail=detail)
+        init_field(self, "key", key)
+        init_field(self, "column", column)
+        init_field(self, "old", old)
+        init_field(self, "new", new)
+        init_field(self, "detail", detail)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -228,7 +237,14 @@ class Totals(FrozenRecord):
         unchanged: int = 0,
         moved: int = 0,
     ) -> None:
-        self._set(before=before, after=after, added=added, removed=removed, relabeled=relabeled, modified=modified, unchanged=unchanged, moved=moved)
+        init_field(self, "before", before)
+        init_field(self, "after", after)
+        init_field(self, "added", added)
+        init_field(self, "removed", removed)
+        init_field(self, "relabeled", relabeled)
+        init_field(self, "modified", modified)
+        init_field(self, "unchanged", unchanged)
+        init_field(self, "moved", moved)
 
     def to_dict(self) -> dict[str, int]:
         """JSON form."""
@@ -283,22 +299,20 @@ class SourceDiff(FrozenRecord):
         cells_truncated: bool = False,
         warnings: tuple[str, ...] = (),
     ) -> None:
-        self._set(
-            name=name,
-            kind=kind,
-            read=read,
-            totals=totals,
-            classes=classes,
-            relabels=relabels,
-            slices=slices,
-            by=by,
-            imbalance_before=imbalance_before,
-            imbalance_after=imbalance_after,
-            schema=schema,
-            cells=cells,
-            cells_truncated=cells_truncated,
-            warnings=warnings,
-        )
+        init_field(self, "name", name)
+        init_field(self, "kind", kind)
+        init_field(self, "read", read)
+        init_field(self, "totals", totals)
+        init_field(self, "classes", classes)
+        init_field(self, "relabels", relabels)
+        init_field(self, "slices", slices)
+        init_field(self, "by", by)
+        init_field(self, "imbalance_before", imbalance_before)
+        init_field(self, "imbalance_after", imbalance_after)
+        init_field(self, "schema", schema)
+        init_field(self, "cells", cells)
+        init_field(self, "cells_truncated", cells_truncated)
+        init_field(self, "warnings", warnings)
 
     @property
     def changed(self) -> bool:
@@ -343,7 +357,12 @@ class SemanticDiff(FrozenRecord):
         file_changes: tuple[Any, ...] = (),
         warnings: tuple[str, ...] = (),
     ) -> None:
-        self._set(old=old, new=new, files=files, sources=sources, file_changes=file_changes, warnings=warnings)
+        init_field(self, "old", old)
+        init_field(self, "new", new)
+        init_field(self, "files", files)
+        init_field(self, "sources", sources)
+        init_field(self, "file_changes", file_changes)
+        init_field(self, "warnings", warnings)
 
     @property
     def changed(self) -> bool:
@@ -437,7 +456,12 @@ class SourceCheck(FrozenRecord):
         problems: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
     ) -> None:
-        self._set(name=name, kind=kind, samples=samples, classes=classes, problems=problems, warnings=warnings)
+        init_field(self, "name", name)
+        init_field(self, "kind", kind)
+        init_field(self, "samples", samples)
+        init_field(self, "classes", classes)
+        init_field(self, "problems", problems)
+        init_field(self, "warnings", warnings)
 
     @property
     def ok(self) -> bool:
@@ -470,7 +494,10 @@ class DeclarationCheck(FrozenRecord):
     """About the declaration as a whole."""
 
     def __init__(self, revision: str, declaration: str | None, sources: tuple[SourceCheck, ...] = (), problems: tuple[str, ...] = ()) -> None:
-        self._set(revision=revision, declaration=declaration, sources=sources, problems=problems)
+        init_field(self, "revision", revision)
+        init_field(self, "declaration", declaration)
+        init_field(self, "sources", sources)
+        init_field(self, "problems", problems)
 
     @property
     def ok(self) -> bool:
