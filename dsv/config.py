@@ -32,12 +32,15 @@ class CoreConfig(BaseModel):
     """Seconds a writing command waits for another one to finish."""
     fsmonitor: bool = False
     """Ask a file-system monitor daemon what changed instead of walking the tree (docs/fsmonitor.md)."""
+    server: bool = False
+    """Run commands in a command server that has dsv loaded already (docs/server.md)."""
 
     @model_serializer(mode="wrap")
-    def _omit_default_monitor(self, handler: Any) -> dict[str, Any]:
+    def _omit_default_daemons(self, handler: Any) -> dict[str, Any]:
         data = handler(self)
-        if not data.get("fsmonitor"):
-            data.pop("fsmonitor", None)  # an older dsv keeps reading (and writing) this config
+        for key in ("fsmonitor", "server"):
+            if not data.get(key):
+                data.pop(key, None)  # an older dsv keeps reading (and writing) this config
         return data
 
 
@@ -87,5 +90,5 @@ class RepoConfig(OnDiskModel):
         )
 
 
-SETTINGS = ("user.name", "user.email", "core.lock_timeout", "core.fsmonitor")
+SETTINGS = ("user.name", "user.email", "core.lock_timeout", "core.fsmonitor", "core.server")
 """Keys ``dsv config`` accepts."""

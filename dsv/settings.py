@@ -25,18 +25,21 @@ if TYPE_CHECKING:
 class Settings(FrozenRecord):
     """The values of a valid ``config.json`` that writing commands use."""
 
-    __slots__ = ("lock_timeout", "user_name", "user_email", "fsmonitor")
+    __slots__ = ("lock_timeout", "user_name", "user_email", "fsmonitor", "server")
 
     lock_timeout: float
     user_name: str | None
     user_email: str | None
     fsmonitor: bool
+    server: bool
 
-    def __init__(self, lock_timeout: float = 30.0, user_name: str | None = None, user_email: str | None = None, fsmonitor: bool = False) -> None:
+    def __init__(self, lock_timeout: float = 30.0, user_name: str | None = None, user_email: str | None = None,
+                 fsmonitor: bool = False, server: bool = False) -> None:
         init_field(self, "lock_timeout", lock_timeout)
         init_field(self, "user_name", user_name)
         init_field(self, "user_email", user_email)
         init_field(self, "fsmonitor", fsmonitor)
+        init_field(self, "server", server)
 
 
 class _Bad(ValueError):
@@ -79,13 +82,16 @@ def read_settings(data: bytes, *, what: str) -> Settings:
         user = _section(doc, "user", ("name", "email"))
         name = _optional_str(user, "name", "user.name")
         email = _optional_str(user, "email", "user.email")
-        core = _section(doc, "core", ("lock_timeout", "fsmonitor"))
+        core = _section(doc, "core", ("lock_timeout", "fsmonitor", "server"))
         timeout = core.get("lock_timeout", 30.0)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
             raise _Bad("core.lock_timeout", "Input should be a valid number")
         monitor = core.get("fsmonitor", False)
         if not isinstance(monitor, bool):
             raise _Bad("core.fsmonitor", "Input should be a valid boolean")
+        server = core.get("server", False)
+        if not isinstance(server, bool):
+            raise _Bad("core.server", "Input should be a valid boolean")
         remotes = doc.get("remotes", {})
         if not isinstance(remotes, dict):
             raise _Bad("remotes", "Input should be a valid dictionary")
@@ -106,4 +112,4 @@ def read_settings(data: bytes, *, what: str) -> Settings:
         _optional_str(doc, "promisor", "promisor")
     except _Bad as err:
         raise CorruptMetadataError(what, str(err)) from None
-    return Settings(float(timeout), name, email, monitor)
+    return Settings(float(timeout), name, email, monitor, server)

@@ -7,15 +7,27 @@ import sys
 
 
 def run() -> None:
-    """Console-script entry: :func:`main`, then a fast exit.
+    """Console-script entry: the command in the repository's command server if one runs
+    (:mod:`dsv.cli.server`), else :func:`execute` here; then a fast exit (``os._exit``, after
+    flushing output, so a large stat cache is not torn down object by object)."""
+    args = sys.argv[1:]
+    from dsv.cli.server import forward
+
+    code = forward(args)
+    if code is None:
+        code = execute(args)
+    os._exit(code)
+
+
+def execute(args: list[str]) -> int:
+    """Run ``dsv ARGS`` in this process as a program; its exit code, output flushed.
 
     The cyclic garbage collector is off for the command's lifetime (dsv builds
     large acyclic structures; collection passes over them cost more than they
-    free), and the process ends with ``os._exit`` after flushing output, so a
-    large stat cache is not torn down object by object. As a program (not a
-    library), the command may fork a helper process while it is single-threaded
-    (:mod:`dsv.base.forkjob`). ``dsv status`` is served without importing click
-    (:mod:`dsv.cli.quick`).
+    free). As a program (not a library), the command may fork a helper process
+    while it is single-threaded (:mod:`dsv.base.forkjob`). ``dsv status`` is
+    served without importing click (:mod:`dsv.cli.quick`). The command server's
+    children run this too.
     """
     import gc
 
@@ -24,22 +36,15 @@ def run() -> None:
     gc.disable()
     allow_fork()
     _usable_streams()
-    # pyarrow imports numpy when it is installed (~0.1 s), and pandas (0.3-0.8 s) the
-    # first time it converts a Python list, just to ask whether it is a DataFrame.
-    # The command uses neither (a library caller that has them imported already
-    # pays nothing), so the command makes them unimportable for itself. (Not
-    # dateutil, which pyarrow loads then too, ~3 ms: botocore needs it for S3 remotes.)
-    if not _UNUSED.intersection(sys.modules):
-        sys.meta_path.insert(0, _Unused())
+    block_unused_modules()
     code = 0
-    args = sys.argv[1:]
     try:
         if args in _QUICK and os.environ.get("DSV_DEBUG") != "1":
             from dsv.cli.quick import run_status
 
             code = run_status(args)
         else:
-            main()
+            main(args)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt as err:  # Ctrl-C while the command's modules load
@@ -55,7 +60,18 @@ def run() -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
-    os._exit(code)
+    return code
+
+
+def block_unused_modules() -> None:
+    """Make numpy and pandas unimportable for the command (see :data:`_UNUSED`); idempotent."""
+    # pyarrow imports numpy when it is installed (~0.1 s), and pandas (0.3-0.8 s) the
+    # first time it converts a Python list, just to ask whether it is a DataFrame.
+    # The command uses neither (a library caller that has them imported already
+    # pays nothing), so the command makes them unimportable for itself. (Not
+    # dateutil, which pyarrow loads then too, ~3 ms: botocore needs it for S3 remotes.)
+    if not _UNUSED.intersection(sys.modules) and not any(isinstance(f, _Unused) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Unused())
 
 
 def _usable_streams() -> None:
@@ -124,4 +140,4 @@ def _click_main(args: list[str]) -> int:
     return code if isinstance(code, int) else 0
 
 
-__all__ = ["main", "run"]
+__all__ = ["execute", "main", "run"]

@@ -21,7 +21,12 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def _repo(ctx: click.Context) -> Any:  # a dsv.api.Repo (imported lazily: --help stays fast)
     from dsv.api import Repo
 
-    return Repo(ctx.obj["cwd"])
+    repo = Repo(ctx.obj["cwd"])
+    if repo.repository.settings.server:
+        from dsv.cli.server import ensure_running
+
+        ensure_running(repo.root, repo.repository.layout.dsv)  # for the next command (docs/server.md)
+    return repo
 
 
 def _progress(ctx: click.Context) -> TerminalProgress:
@@ -703,7 +708,7 @@ def gc(ctx: click.Context, grace: str, remote_name: str | None, as_json: bool) -
 @json_option
 @click.pass_context
 def config(ctx: click.Context, key: str, value: str | None, as_json: bool) -> None:
-    """Read or set a repository setting (user.name, user.email, core.lock_timeout, core.fsmonitor)."""
+    """Read or set a repository setting (user.name, user.email, core.lock_timeout, core.fsmonitor, core.server)."""
     from dsv.config import SETTINGS
 
     repo = _repo(ctx).repository
@@ -716,6 +721,10 @@ def config(ctx: click.Context, key: str, value: str | None, as_json: bool) -> No
             from dsv.worktree import fsmonitor as monitor
 
             monitor.request(repo.layout.dsv, "stop")  # off means no daemon, as with 'dsv fsmonitor off'
+        if key == "core.server" and not repo.config.core.server:
+            from dsv.cli import server as command_server
+
+            command_server.stop(repo.layout.dsv)  # as with 'dsv server off'
         if not as_json:
             return
     # Read through the model's attributes: fields at their default are left out of its dump.
@@ -762,6 +771,76 @@ def fsmonitor_off(ctx: click.Context, as_json: bool) -> None:
 def fsmonitor_status(ctx: click.Context, as_json: bool) -> None:
     """Whether the monitor is on and its daemon running."""
     _show_monitor(_repo(ctx).fsmonitor_status(), as_json)
+
+
+@cli.group()
+def server() -> None:
+    """A command server (opt-in): commands here start without loading Python's modules (docs/server.md)."""
+
+
+def _server_state(ctx: click.Context) -> dict[str, Any]:
+    from dsv.cli import server as command_server
+
+    repo = _repo(ctx).repository
+    reply = command_server.request(repo.layout.dsv, b"status") or {}
+    problem = None
+    try:
+        command_server.check_available(repo.layout.dsv)
+    except command_server.ServerUnavailable as err:
+        problem = str(err)
+    return {"enabled": repo.settings.server, "running": bool(reply), "pid": reply.get("pid"),
+            "commands": reply.get("commands"), "problem": problem}
+
+
+def _show_server(state: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(state)
+        return
+    running = f"running (pid {state['pid']}, {state['commands']} commands served)" if state["running"] else "not running"
+    click.echo(f"server: {'on' if state['enabled'] else 'off'}; {running}")
+    if state.get("problem"):
+        click.echo(f"problem: {state['problem']} (commands run in their own process)")
+
+
+@server.command(name="on")
+@json_option
+@click.pass_context
+def server_on(ctx: click.Context, as_json: bool) -> None:
+    """Turn the command server on (core.server) and start it for this repository."""
+    from dsv.base.errors import DsvError
+    from dsv.cli import server as command_server
+
+    repo = _repo(ctx).repository
+    try:
+        command_server.start(repo.root, repo.layout.dsv)
+    except command_server.ServerUnavailable as err:
+        raise DsvError(str(err), hint="commands keep running in their own process") from err
+    if command_server.wait_until_running(repo.layout.dsv) is None:
+        log = os.path.join(command_server.server_dir(repo.layout.dsv), command_server.LOG)
+        raise DsvError("the command server did not start", hint=f"see {log}")
+    repo.set_config({"core.server": True})
+    _show_server(_server_state(ctx), as_json)
+
+
+@server.command(name="off")
+@json_option
+@click.pass_context
+def server_off(ctx: click.Context, as_json: bool) -> None:
+    """Turn the command server off and stop it (commands it is running finish first)."""
+    from dsv.cli import server as command_server
+
+    repo = _repo(ctx).repository
+    repo.set_config({"core.server": False})
+    command_server.stop(repo.layout.dsv)
+    _show_server(_server_state(ctx), as_json)
+
+
+@server.command(name="status")
+@json_option
+@click.pass_context
+def server_status(ctx: click.Context, as_json: bool) -> None:
+    """Whether the command server is on and running."""
+    _show_server(_server_state(ctx), as_json)
 
 
 @cli.group()

@@ -24,6 +24,11 @@ def run_status(args: list[str]) -> int:
         from dsv.cli.progress import TerminalProgress
         from dsv.repository import Repository
 
-        show_status(repository_status(Repository.open("."), TerminalProgress()), as_json="--json" in args)
+        repo = Repository.open(".")
+        if repo.settings.server:
+            from dsv.cli.server import ensure_running
+
+            ensure_running(repo.root, repo.layout.dsv)  # for the next command (docs/server.md)
+        show_status(repository_status(repo, TerminalProgress()), as_json="--json" in args)
 
     return exit_code_of(status)

@@ -1,0 +1,319 @@
+"""The command server (dsv.cli.server): a command run through it is the command run in its own process.
+
+Each test starts a real server (``dsv server on``) in a temporary repository
+and runs the real CLI (``python -m dsv``) against it. The property: the same
+arguments, folder, environment and umask give the same output, exit code and
+files with or without the server (``DSV_NO_SERVER=1``), and the server's count
+of commands shows which way each one ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import read_tree, write_tree
+
+from dsv.cli import server as command_server
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="the server needs fork")
+
+
+def dsv_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, **kw: object) -> subprocess.CompletedProcess[bytes]:
+    full = dict(os.environ)
+    full.pop("DSV_DEBUG", None)
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "dsv", *args], cwd=cwd, capture_output=True, env=full,
+                          timeout=120, **kw)  # type: ignore[call-overload,no-any-return]
+
+
+def start_dsv(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    full = dict(os.environ)
+    full.update(env or {})
+    return subprocess.Popen([sys.executable, "-m", "dsv", *args], cwd=cwd, env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def server_state(root: Path) -> dict[str, object]:
+    proc = dsv_cli("server", "status", "--json", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def served(root: Path) -> int:
+    reply = command_server.request(str(root / ".dsv"), b"status")
+    assert reply is not None, "no server answers"
+    return int(reply["commands"])  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def repo_root(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "data"
+    write_tree(root, {f"train/{c}/{i}.txt": f"{c}-{i}" for c in ("cat", "dog") for i in range(5)})
+    assert dsv_cli("init", cwd=root).returncode == 0
+    assert dsv_cli("commit", "-m", "v1", cwd=root).returncode == 0
+    (root / "train" / "cat" / "0.txt").write_text("changed")
+    (root / "train" / "dog" / "9.txt").write_text("new")
+    assert dsv_cli("commit", "-m", "v2", cwd=root).returncode == 0
+    assert dsv_cli("tag", "v2", cwd=root).returncode == 0
+    try:
+        yield root
+    finally:
+        command_server.stop(str(root / ".dsv"))
+
+
+@pytest.fixture
+def served_root(repo_root: Path) -> Path:
+    proc = dsv_cli("server", "on", "--json", cwd=repo_root)
+    assert proc.returncode == 0, proc.stderr
+    state = json.loads(proc.stdout)
+    assert state["enabled"] and state["running"] and state["commands"] == 0
+    return repo_root
+
+
+READ_COMMANDS = [
+    ["status"], ["status", "--json"], ["log"], ["log", "--json"], ["diff", "HEAD~1", "HEAD"],
+    ["diff", "HEAD~1", "HEAD", "--json"], ["show", "v2"], ["tag", "--list"], ["branch", "--list"],
+    ["changelog", "HEAD~1", "HEAD"], ["checkout", "no-such-rev"], ["diff", "HEAD", "nope"], ["nosuchcommand"],
+    ["log", "--no-such-flag"], ["commit", "--help"], ["fsck"],
+]
+
+
+def test_a_served_command_prints_what_it_prints_in_its_own_process(served_root: Path) -> None:
+    for args in READ_COMMANDS:  # one repository and server for all (each costs ~2 s to set up)
+        before = served(served_root)
+        alone = dsv_cli(*args, cwd=served_root, env={"DSV_NO_SERVER": "1"})
+        assert served(served_root) == before, f"DSV_NO_SERVER=1 must run {args} in its own process"
+        through = dsv_cli(*args, cwd=served_root)
+        assert served(served_root) == before + 1, f"{args} did not run in the server"
+        assert (through.returncode, through.stdout, through.stderr) == (alone.returncode, alone.stdout, alone.stderr), args
+
+
+def test_writing_commands_through_the_server(served_root: Path, tmp_path: Path) -> None:
+    # A twin of the repository, worked on without the server, for comparison.
+    twin = tmp_path / "twin"
+    shutil.copytree(served_root, twin, ignore=shutil.ignore_patterns("server"))
+    for root, env in ((served_root, {}), (twin, {"DSV_NO_SERVER": "1"})):
+        before = served(served_root)
+        (root / "train" / "cat" / "new.txt").write_text("added")
+        (root / "train" / "dog" / "1.txt").unlink()
+        commit = dsv_cli("commit", "-m", "v3", cwd=root, env=env)
+        assert commit.returncode == 0, commit.stderr
+        checkout = dsv_cli("checkout", "v2", cwd=root, env=env)
+        assert checkout.returncode == 0, checkout.stderr
+        assert served(served_root) == before + (2 if root == served_root else 0)
+        assert not (root / "train" / "cat" / "new.txt").exists() and (root / "train" / "dog" / "1.txt").exists()
+        log = dsv_cli("log", "main", "--json", cwd=root, env={"DSV_NO_SERVER": "1"})
+        assert [c["message"] for c in json.loads(log.stdout)] == ["v3", "v2", "v1"]
+    assert read_tree(served_root) == read_tree(twin)
+
+
+def test_the_command_runs_in_the_callers_folder_with_its_environment_and_umask(served_root: Path) -> None:
+    sub = served_root / "train" / "cat"
+    alone = dsv_cli("diff", "HEAD~1", "HEAD", cwd=sub, env={"DSV_NO_SERVER": "1"})
+    before = served(served_root)
+    through = dsv_cli("diff", "HEAD~1", "HEAD", cwd=sub)
+    assert served(served_root) == before + 1
+    assert through.stdout == alone.stdout and through.returncode == 0
+    # The environment is the caller's, per command.
+    (served_root / "train" / "cat" / "env.txt").write_text("x")
+    proc = dsv_cli("commit", "-m", "by ada", cwd=sub, env={"DSV_AUTHOR_NAME": "Ada Served"})
+    assert proc.returncode == 0, proc.stderr
+    log = dsv_cli("log", "--json", cwd=sub, env={"DSV_NO_SERVER": "1"})
+    assert json.loads(log.stdout)[0]["author"] == "Ada Served"
+    # The umask is the caller's: a checkout writes files as it would in-process.
+    (served_root / "train" / "cat" / "env.txt").unlink()
+    proc = dsv_cli("checkout", "HEAD", "--force", cwd=served_root, preexec_fn=lambda: os.umask(0o077))
+    assert proc.returncode == 0, proc.stderr
+    assert (served_root / "train" / "cat" / "env.txt").stat().st_mode & 0o777 == 0o600
+    proc = dsv_cli("checkout", "HEAD~1", cwd=served_root, preexec_fn=lambda: os.umask(0o022))
+    assert proc.returncode == 0, proc.stderr
+    proc = dsv_cli("checkout", "main", cwd=served_root, preexec_fn=lambda: os.umask(0o022))
+    assert proc.returncode == 0, proc.stderr
+    assert (served_root / "train" / "cat" / "env.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_what_is_not_forwarded(served_root: Path) -> None:
+    before = served(served_root)
+    for args in (["-C", ".", "log"], ["--version"], ["--debug", "log"], ["server", "status"]):
+        assert dsv_cli(*args, cwd=served_root).returncode == 0
+    assert dsv_cli("log", cwd=served_root, env={"DSV_DEBUG": "1"}).returncode == 0
+    assert served(served_root) == before
+    assert command_server._forwardable(["-q", "log"]) and not command_server._forwardable(["-q", "-Cx", "log"])
+
+
+def test_an_environment_read_at_start_up_that_differs_runs_in_process(served_root: Path) -> None:
+    before = served(served_root)
+    alone = dsv_cli("log", cwd=served_root, env={"DSV_NO_SERVER": "1", "PYTHONIOENCODING": "latin-1"})
+    through = dsv_cli("log", cwd=served_root, env={"PYTHONIOENCODING": "latin-1"})
+    assert served(served_root) == before
+    assert (through.returncode, through.stdout) == (alone.returncode, alone.stdout)
+    assert server_state(served_root)["running"]
+
+
+def test_a_server_whose_code_changed_exits_and_the_command_runs_in_process(repo_root: Path) -> None:
+    # Started directly, with core.server off: the in-process command must not start a new one.
+    command_server.start(str(repo_root), str(repo_root / ".dsv"))
+    assert command_server.wait_until_running(str(repo_root / ".dsv")) is not None
+    assert dsv_cli("log", cwd=repo_root).returncode == 0
+    assert served(repo_root) == 1
+    source = Path(command_server.__file__).parent / "render.py"
+    st = source.stat()
+    try:
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        proc = dsv_cli("log", cwd=repo_root)
+        assert proc.returncode == 0 and b"v2" in proc.stdout and proc.stderr == b""
+    finally:
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+    deadline = time.monotonic() + 10
+    while command_server.request(str(repo_root / ".dsv"), b"status") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert command_server.request(str(repo_root / ".dsv"), b"status") is None, "a stale server kept running"
+    assert "source files changed" in (repo_root / ".dsv" / "server" / "server.log").read_text()
+
+
+def test_a_killed_server_means_in_process_and_a_new_server(served_root: Path) -> None:
+    pid = server_state(served_root)["pid"]
+    assert isinstance(pid, int)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while command_server.request(str(served_root / ".dsv"), b"status") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (served_root / ".dsv" / "server" / "sock").exists(), "the dead server's socket stays behind"
+    proc = dsv_cli("log", cwd=served_root)
+    assert proc.returncode == 0 and b"v2" in proc.stdout and proc.stderr == b""
+    # core.server is on: that in-process command started a new server for the next one.
+    reply = command_server.wait_until_running(str(served_root / ".dsv"), timeout=20)
+    assert reply is not None and reply["pid"] != pid
+    before = served(served_root)
+    assert dsv_cli("status", cwd=served_root).returncode == 0
+    assert served(served_root) == before + 1
+
+
+def _blocking_command(root: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """A served command that blocks until killed: ``metrics add`` reading a FIFO nobody writes."""
+    fifo = root.parent / "metrics.fifo"
+    os.mkfifo(fifo)
+    before = served(root)
+    proc = start_dsv("metrics", "add", "HEAD", str(fifo), "--name", "m", cwd=root)
+    deadline = time.monotonic() + 20
+    while served(root) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert served(root) == before + 1
+    time.sleep(0.3)  # the child is blocked opening the FIFO
+    assert proc.poll() is None
+    return proc, fifo
+
+
+def test_ctrl_c_reaches_the_served_command(served_root: Path) -> None:
+    proc, _ = _blocking_command(served_root)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert b"dsv: interrupted" in err
+
+
+def test_sigterm_ends_the_served_command_and_the_client_the_same_way(served_root: Path) -> None:
+    proc, _ = _blocking_command(served_root)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert proc.returncode == -signal.SIGTERM
+
+
+def test_a_served_command_killed_outright_is_reported(served_root: Path) -> None:
+    proc, _ = _blocking_command(served_root)
+    server_pid = server_state(served_root)["pid"]
+    children = [int(p) for p in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()]
+    assert len(children) == 1
+    os.kill(children[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 70
+    assert err.count(b"\n") == 1 and b"ended without an exit status" in err
+
+
+def test_garbage_on_the_socket_does_not_stop_the_server(served_root: Path) -> None:
+    path = str(served_root / ".dsv" / "server" / "sock")
+    for junk in (b"", b"hello\n", b"\xff" * 100, (12).to_bytes(8, "little") + b"dsv-server-1\0run\0\0",
+                 (1 << 40).to_bytes(8, "little")):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        s.sendall(junk)
+        s.close()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)  # connects and says nothing: the server moves on after its timeout
+    before = served(served_root)
+    proc = dsv_cli("log", cwd=served_root)
+    assert proc.returncode == 0 and b"v2" in proc.stdout
+    assert served(served_root) == before + 1
+    s.close()
+
+
+def test_commands_run_side_by_side(served_root: Path) -> None:
+    before = served(served_root)
+    results: list[subprocess.CompletedProcess[bytes]] = []
+
+    def one() -> None:
+        results.append(dsv_cli("log", "--json", cwd=served_root))
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.returncode == 0 and len(json.loads(r.stdout)) == 2 for r in results)
+    assert served(served_root) == before + 6
+
+
+def test_closed_or_piped_output(served_root: Path) -> None:
+    before = served(served_root)
+    devnull = subprocess.run([sys.executable, "-m", "dsv", "log"], cwd=served_root, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, timeout=60)
+    assert devnull.returncode == 0 and devnull.stderr == b""
+    # A reader that stops early (dsv log | head -1) is not an error, as in-process.
+    piped = subprocess.run(["bash", "-o", "pipefail", "-c", f"{sys.executable} -m dsv log | head -1"],
+                           cwd=served_root, capture_output=True, timeout=60)
+    assert piped.returncode == 0 and piped.stdout.startswith(b"commit ")
+    assert served(served_root) == before + 2
+    # A closed stdout cannot be passed: the command runs in its own process, as before.
+    shut = subprocess.run(["bash", "-c", f"{sys.executable} -m dsv log >&-; echo rc=$?"], cwd=served_root,
+                          capture_output=True, timeout=60)
+    assert shut.stdout.strip() == b"rc=0"
+    assert served(served_root) == before + 2
+
+
+def test_off_on_and_config(served_root: Path) -> None:
+    proc = dsv_cli("config", "core.server", "false", cwd=served_root)
+    assert proc.returncode == 0, proc.stderr
+    state = server_state(served_root)
+    assert not state["enabled"] and not state["running"]
+    proc = dsv_cli("log", cwd=served_root)  # off: no server is started
+    assert proc.returncode == 0
+    time.sleep(0.3)
+    assert command_server.request(str(served_root / ".dsv"), b"status") is None
+    assert json.loads((served_root / ".dsv" / "config.json").read_text()).get("core", {}).get("server") is None
+    proc = dsv_cli("config", "core.server", "true", cwd=served_root)
+    assert proc.returncode == 0
+    assert dsv_cli("status", cwd=served_root).returncode == 0  # starts one (not waiting)
+    assert command_server.wait_until_running(str(served_root / ".dsv"), timeout=20) is not None
+    proc = dsv_cli("server", "off", cwd=served_root)
+    assert proc.returncode == 0 and proc.stdout == b"server: off; not running\n"
+
+
+def test_not_a_repository_and_a_bad_setting(tmp_path: Path) -> None:
+    proc = dsv_cli("server", "on", cwd=tmp_path)
+    assert proc.returncode != 0 and proc.stderr.count(b"\n") == 1 and b"not a dsv repository" in proc.stderr.lower()
+    root = tmp_path / "r"
+    root.mkdir()
+    assert dsv_cli("init", cwd=root).returncode == 0
+    proc = dsv_cli("config", "core.server", "maybe", cwd=root)
+    assert proc.returncode != 0 and proc.stderr.count(b"\n") == 1
