@@ -609,7 +609,8 @@ class Scale:
             }
         dsv = self.tools["dsv"]
         return {
-            "setup": [dsv + ["init"]] + ([dsv + ["fsmonitor", "on"]] if self.args.fsmonitor else []),
+            "setup": [dsv + ["init"]] + ([dsv + ["fsmonitor", "on"]] if self.args.fsmonitor else [])
+            + ([dsv + ["server", "on"]] if self.args.server else []),
             "commit1": [dsv + ["commit", "-m", "v1"]],
             "tag1": [dsv + ["tag", "v1"]],
             "status": [dsv + ["status"]],
@@ -688,6 +689,8 @@ class Scale:
         """Stop dsv's monitor daemon; remove a work copy unless --keep."""
         if self.args.fsmonitor and (run_dir / "wt" / ".dsv").is_dir():
             subprocess.run(self.tools["dsv"] + ["fsmonitor", "off"], cwd=run_dir / "wt", capture_output=True, env=self.env)
+        if self.args.server and (run_dir / "wt" / ".dsv").is_dir():
+            subprocess.run(self.tools["dsv"] + ["server", "off"], cwd=run_dir / "wt", capture_output=True, env=self.env)
         if not self.args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -807,12 +810,17 @@ class Scale:
         }[case]
         return t
 
+    def dsv_setup_note(self) -> str:
+        """How dsv was set up beyond ``init`` (the opt-in daemons), for the section title."""
+        on = [f"`dsv {name} on`" for name, flag in (("fsmonitor", self.args.fsmonitor), ("server", self.args.server)) if flag]
+        return f" (dsv with {' and '.join(on)})" if on else ""
+
     def report(self) -> str:
         """Markdown: the table and the dsv per-command peak memory table."""
         layout = ("train/class_<k>/part_<pp>/<id>.bin (1,000 folders)" if self.files > DEEP_ABOVE
                   else "train/class_<k>/<id>.bin (10 folders)")
         lines = [
-            f"### {self.files:,} files" + (" (dsv with `dsv fsmonitor on`)" if self.args.fsmonitor else ""),
+            f"### {self.files:,} files" + self.dsv_setup_note(),
             "",
             f"Layout `{layout}`; change v1 -> v2: {self.plan.describe()}; "
             f"targets: issue 9, {'1,000,000' if self.tier == 'large' else '20,000/100,000'}-file list.",
@@ -968,6 +976,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-rate", type=int, default=500, help="py-spy samples per second")
     p.add_argument("--json", metavar="OUT", help="also write all figures as JSON to OUT")
     p.add_argument("--keep", action="store_true", help="keep the work copies under WORKDIR/runs")
+    p.add_argument("--server", action="store_true",
+                   help="run dsv with its command server on (dsv server on after init; git stays plain)")
     p.add_argument("--fsmonitor", action="store_true",
                    help="run dsv with its file-system monitor on (dsv fsmonitor on after init; git stays plain)")
     args = p.parse_args(argv)
@@ -1041,6 +1051,11 @@ def main(argv: list[str] | None = None) -> int:
         "run by run in status/diff/log/checkout",
         "",
     ]
+    if args.server:
+        out[-1:] = ["- with `--server` each dsv command runs in a process forked by the command server: "
+                    "seconds are the whole command as the user waits for it, but cpu s and peak MB count only the "
+                    "client process (the forked process is not its child); take memory figures from a run "
+                    "without `--server`", ""]
     for s in sizes:
         out.append(s.report())
     print("\n".join(out), end="")
