@@ -54,7 +54,7 @@ def data(tmp_path: Path) -> Path:
 def test_every_command_has_help_and_is_documented() -> None:
     runner = CliRunner()
     doc = (ROOT / "docs" / "cli.md").read_text()
-    assert sorted(cli.commands) == ["audit", "branch", "cat", "changelog", "check", "checkout", "clone", "commit", "config", "diff", "fetch", "fsck", "fsmonitor", "gc", "init", "log", "ls", "metrics", "pull", "push", "remote", "report", "show", "status", "tag"]
+    assert sorted(cli.commands) == ["audit", "branch", "cat", "changelog", "check", "checkout", "clone", "commit", "config", "diff", "fetch", "fsck", "fsmonitor", "gc", "init", "log", "ls", "metrics", "pull", "push", "remote", "report", "server", "show", "status", "tag"]
     for name in cli.commands:
         res = runner.invoke(cli, [name, "--help"])
         assert res.exit_code == 0 and "Usage:" in res.output
