@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,8 +34,9 @@ def dsv_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, **kw: obje
     full = dict(os.environ)
     full.pop("DSV_DEBUG", None)
     full.update(env or {})
+    kw.setdefault("timeout", 120)
     return subprocess.run([sys.executable, "-m", "dsv", *args], cwd=cwd, capture_output=True, env=full,
-                          timeout=120, **kw)  # type: ignore[call-overload,no-any-return]
+                          **kw)  # type: ignore[call-overload,no-any-return]
 
 
 def start_dsv(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -152,10 +154,12 @@ def test_what_is_not_forwarded(served_root: Path) -> None:
     assert command_server._forwardable(["-q", "log"]) and not command_server._forwardable(["-q", "-Cx", "log"])
 
 
-def test_an_environment_read_at_start_up_that_differs_runs_in_process(served_root: Path) -> None:
+@pytest.mark.parametrize("var", ["PYTHONIOENCODING", "PYTHONUNBUFFERED", "LC_ALL", "ARROW_IO_THREADS"])
+def test_an_environment_read_at_start_up_that_differs_runs_in_process(served_root: Path, var: str) -> None:
+    value = {"PYTHONIOENCODING": "latin-1", "LC_ALL": "C", "ARROW_IO_THREADS": "3"}.get(var, os.environ.get(var, "") + "1")
     before = served(served_root)
-    alone = dsv_cli("log", cwd=served_root, env={"DSV_NO_SERVER": "1", "PYTHONIOENCODING": "latin-1"})
-    through = dsv_cli("log", cwd=served_root, env={"PYTHONIOENCODING": "latin-1"})
+    alone = dsv_cli("log", cwd=served_root, env={"DSV_NO_SERVER": "1", var: value})
+    through = dsv_cli("log", cwd=served_root, env={var: value})
     assert served(served_root) == before
     assert (through.returncode, through.stdout) == (alone.returncode, alone.stdout)
     assert server_state(served_root)["running"]
@@ -179,7 +183,7 @@ def test_a_server_whose_code_changed_exits_and_the_command_runs_in_process(repo_
     while command_server.request(str(repo_root / ".dsv"), b"status") is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert command_server.request(str(repo_root / ".dsv"), b"status") is None, "a stale server kept running"
-    assert "source files changed" in (repo_root / ".dsv" / "server" / "server.log").read_text()
+    assert "exiting: code changed since the server started" in (repo_root / ".dsv" / "server" / "server.log").read_text()
 
 
 def test_a_killed_server_means_in_process_and_a_new_server(served_root: Path) -> None:
@@ -230,15 +234,20 @@ def test_sigterm_ends_the_served_command_and_the_client_the_same_way(served_root
     assert proc.returncode == -signal.SIGTERM
 
 
-def test_a_served_command_killed_outright_is_reported(served_root: Path) -> None:
+def served_children(root: Path) -> list[int]:
+    server_pid = server_state(root)["pid"]
+    return [int(p) for p in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()]
+
+
+def test_a_served_command_killed_outright_kills_its_caller_the_same_way(served_root: Path) -> None:
     proc, _ = _blocking_command(served_root)
-    server_pid = server_state(served_root)["pid"]
-    children = [int(p) for p in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()]
+    children = served_children(served_root)
     assert len(children) == 1
     os.kill(children[0], signal.SIGKILL)
     out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 70
-    assert err.count(b"\n") == 1 and b"ended without an exit status" in err
+    assert proc.returncode == -signal.SIGKILL, err
+    log = (served_root / ".dsv" / "server" / "server.log").read_text()
+    assert f"command {children[0]} (dsv metrics add HEAD" in log and "ended by signal 9 (killed)" in log
 
 
 def test_garbage_on_the_socket_does_not_stop_the_server(served_root: Path) -> None:
@@ -317,3 +326,213 @@ def test_not_a_repository_and_a_bad_setting(tmp_path: Path) -> None:
     assert dsv_cli("init", cwd=root).returncode == 0
     proc = dsv_cli("config", "core.server", "maybe", cwd=root)
     assert proc.returncode != 0 and proc.stderr.count(b"\n") == 1
+
+
+# -- found by an outside attack on the server (each failed before its fix) ---------------------------------
+
+
+def test_inherited_descriptors_reach_the_command(served_root: Path, tmp_path: Path) -> None:
+    metrics = tmp_path / "m.json"
+    metrics.write_text('{"accuracy": 0.9}')
+    before = served(served_root)
+    script = (f"{sys.executable} -m dsv metrics add HEAD <(cat {metrics}) --name ps && "
+              f"{sys.executable} -m dsv metrics add HEAD /dev/fd/7 --name fd7 7<{metrics}")
+    proc = subprocess.run(["bash", "-c", script], cwd=served_root, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert served(served_root) == before + 2
+    listed = dsv_cli("metrics", "list", "HEAD", "--json", cwd=served_root, env={"DSV_NO_SERVER": "1"})
+    names = {r["name"] for r in json.loads(listed.stdout)}
+    assert {"ps", "fd7"} <= names
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGINT, signal.SIGTERM])
+def test_a_signal_the_caller_ignores_stays_ignored(served_root: Path, sig: int) -> None:
+    """nohup, trap '' INT, a background job's SIGINT: ignored in-process, so ignored when served."""
+    fifo = served_root.parent / "metrics.fifo"
+    os.mkfifo(fifo)
+    before = served(served_root)
+    proc = subprocess.Popen([sys.executable, "-m", "dsv", "metrics", "add", "HEAD", str(fifo), "--name", "ignored"],
+                            cwd=served_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(sig, signal.SIG_IGN))
+    deadline = time.monotonic() + 20
+    while served(served_root) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    time.sleep(0.3)
+    assert proc.poll() is None, "an ignored signal ended the command"
+    with open(fifo, "w") as f:
+        f.write('{"accuracy": 0.5}')
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+
+
+def _stop_server(root: Path) -> int:
+    pid = server_state(root)["pid"]
+    assert isinstance(pid, int)
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+def test_a_stopped_server_does_not_hang_commands_and_runs_nothing_late(served_root: Path) -> None:
+    before = served(served_root)
+    pid = _stop_server(served_root)
+    try:
+        proc = dsv_cli("tag", "late", cwd=served_root)  # waits READY_TIMEOUT_S, then runs in its own process
+        assert proc.returncode == 0, proc.stderr
+        # Interrupted while waiting for the server: the command never runs.
+        early = start_dsv("tag", "early", cwd=served_root)
+        time.sleep(1.0)
+        early.send_signal(signal.SIGINT)
+        out, err = early.communicate(timeout=20)
+        assert early.returncode == 130 and err.strip() == b"dsv: interrupted", err
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    time.sleep(1.5)  # the server now reads both requests, whose clients are gone
+    assert served(served_root) == before
+    tags = dsv_cli("tag", "--list", cwd=served_root, env={"DSV_NO_SERVER": "1"}).stdout.decode()
+    assert "late" in tags and "early" not in tags
+
+
+def test_a_trickling_client_does_not_stall_the_others(served_root: Path) -> None:
+    path = str(served_root / ".dsv" / "server" / "sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        try:
+            s.sendall((1000).to_bytes(8, "little"))
+            while not stop.wait(0.3):
+                s.sendall(b"x")
+        except OSError:
+            pass
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    try:
+        time.sleep(0.5)
+        for _ in range(3):  # a subprocess timeout, not a timing: before the fix these took ~9 s each
+            proc = dsv_cli("log", cwd=served_root, timeout=4)
+            assert proc.returncode == 0
+    finally:
+        stop.set()
+        t.join()
+        s.close()
+
+
+def test_a_changed_dependency_ends_the_server(repo_root: Path) -> None:
+    import click
+
+    command_server.start(str(repo_root), str(repo_root / ".dsv"))
+    assert command_server.wait_until_running(str(repo_root / ".dsv")) is not None
+    source = Path(click.__file__).parent / "formatting.py"
+    st = source.stat()
+    try:
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        proc = dsv_cli("log", cwd=repo_root)
+        assert proc.returncode == 0 and b"v2" in proc.stdout
+        deadline = time.monotonic() + 10
+        while command_server.request(str(repo_root / ".dsv"), b"status") is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert command_server.request(str(repo_root / ".dsv"), b"status") is None
+    finally:
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_killed_client_takes_its_command_with_it(served_root: Path) -> None:
+    proc, fifo = _blocking_command(served_root)
+    (child,) = served_children(served_root)
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(OSError):  # nobody reads the FIFO any more
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert "ended by signal 9 (its client went away)" in (served_root / ".dsv" / "server" / "server.log").read_text()
+
+
+def test_server_on_restarts_it_with_the_callers_environment(served_root: Path) -> None:
+    assert dsv_cli("server", "on", cwd=served_root, env={"LC_ALL": "C"}).returncode == 0
+    first = server_state(served_root)["pid"]
+    before = served(served_root)
+    assert dsv_cli("log", cwd=served_root).returncode == 0
+    state = server_state(served_root)
+    assert state["commands"] == before and state["refused"] == 1 and "LC_ALL" in str(state["last_refusal"])
+    text = dsv_cli("server", "status", cwd=served_root).stdout.decode()
+    assert "1 run in its own process: environment read at start-up differs from the server's (LC_ALL)" in text
+    assert dsv_cli("server", "on", cwd=served_root).returncode == 0
+    assert server_state(served_root)["pid"] != first
+    assert dsv_cli("log", cwd=served_root).returncode == 0
+    assert served(served_root) == 1
+
+
+def test_a_server_that_cannot_start_is_reported_at_once(repo_root: Path) -> None:
+    (repo_root / ".dsv" / "server" / "sock").mkdir(parents=True)
+    proc = dsv_cli("server", "on", cwd=repo_root, timeout=12)
+    assert proc.returncode == 1 and proc.stderr.count(b"\n") == 1
+    assert b"did not start: exiting: cannot listen on" in proc.stderr
+    assert "Traceback" not in (repo_root / ".dsv" / "server" / "server.log").read_text()
+
+
+def test_a_moved_repository_leaves_no_ghost_behind(served_root: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "moved"
+    served_root.rename(moved)
+    deadline = time.monotonic() + 10
+    while command_server.request(str(moved / ".dsv"), b"status") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert command_server.request(str(moved / ".dsv"), b"status") is None
+    time.sleep(1.5)
+    assert not served_root.exists(), "the server recreated the repository's old folder"
+    assert dsv_cli("log", cwd=moved).returncode == 0  # and the moved one works (and starts a new server)
+    command_server.wait_until_running(str(moved / ".dsv"))
+    command_server.stop(str(moved / ".dsv"))
+
+
+def test_server_status_starts_nothing(repo_root: Path) -> None:
+    assert dsv_cli("config", "core.server", "true", cwd=repo_root).returncode == 0
+    assert json.loads(dsv_cli("server", "status", "--json", cwd=repo_root).stdout)["running"] is False
+    time.sleep(1.5)
+    assert command_server.request(str(repo_root / ".dsv"), b"status") is None
+
+
+def test_what_the_client_keeps_to_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not command_server._forwardable(["-qC", "x", "log"]) and not command_server._forwardable(["-Cx", "log"])
+    assert not command_server._forwardable(["log", "--debug"])
+    for value in ("1", "true", "yes"):
+        monkeypatch.setenv("DSV_NO_SERVER", value)
+        assert not command_server._forwardable(["log"])
+    for value in ("", "0"):
+        monkeypatch.setenv("DSV_NO_SERVER", value)
+        assert command_server._forwardable(["log"])
+
+
+def test_the_command_has_the_callers_limits_and_cpus(served_root: Path) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(soft, 300)
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        os.sched_setaffinity(0, {0})
+
+    fifo = served_root.parent / "metrics.fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "dsv", "metrics", "add", "HEAD", str(fifo), "--name", "lim"],
+                            cwd=served_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limited)
+    try:
+        deadline = time.monotonic() + 20
+        while not served_children(served_root) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (child,) = served_children(served_root)
+        time.sleep(0.3)
+        limits = Path(f"/proc/{child}/limits").read_text()
+        assert re.search(rf"Max open files\s+{want}\s", limits), limits
+        assert "Cpus_allowed_list:\t0\n" in Path(f"/proc/{child}/status").read_text()
+    finally:
+        with open(fifo, "w") as f:
+            f.write('{"accuracy": 0.5}')
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0

@@ -721,10 +721,16 @@ def config(ctx: click.Context, key: str, value: str | None, as_json: bool) -> No
             from dsv.worktree import fsmonitor as monitor
 
             monitor.request(repo.layout.dsv, "stop")  # off means no daemon, as with 'dsv fsmonitor off'
-        if key == "core.server" and not repo.config.core.server:
+        if key == "core.server":
             from dsv.cli import server as command_server
 
-            command_server.stop(repo.layout.dsv)  # as with 'dsv server off'
+            if not repo.config.core.server:
+                command_server.stop(repo.layout.dsv)  # as with 'dsv server off'
+            else:
+                try:
+                    command_server.check_available(repo.layout.dsv)
+                except command_server.ServerUnavailable as err:
+                    warn(f"{err}: commands will run in their own process")
         if not as_json:
             return
     # Read through the model's attributes: fields at their default are left out of its dump.
@@ -778,10 +784,16 @@ def server() -> None:
     """A command server (opt-in): commands here start without loading Python's modules (docs/server.md)."""
 
 
-def _server_state(ctx: click.Context) -> dict[str, Any]:
+def _repository_here(ctx: click.Context) -> Any:
+    """The repository, opened without starting a server (the ``server`` commands manage it themselves)."""
+    from dsv.api import Repo
+
+    return Repo(ctx.obj["cwd"]).repository
+
+
+def _server_state(repo: Any) -> dict[str, Any]:
     from dsv.cli import server as command_server
 
-    repo = _repo(ctx).repository
     reply = command_server.request(repo.layout.dsv, b"status") or {}
     problem = None
     try:
@@ -789,14 +801,24 @@ def _server_state(ctx: click.Context) -> dict[str, Any]:
     except command_server.ServerUnavailable as err:
         problem = str(err)
     return {"enabled": repo.settings.server, "running": bool(reply), "pid": reply.get("pid"),
-            "commands": reply.get("commands"), "problem": problem}
+            "commands": reply.get("commands"), "refused": reply.get("refused"),
+            "last_refusal": reply.get("last_refusal"), "problem": problem}
 
 
 def _show_server(state: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(state)
         return
-    running = f"running (pid {state['pid']}, {state['commands']} commands served)" if state["running"] else "not running"
+    if state["running"]:
+        n = state["commands"]
+        running = f"running (pid {state['pid']}, {n} command{'' if n == 1 else 's'} served"
+        if state["refused"]:
+            r = state["refused"]
+            running += f", {r} run in their own process" if r != 1 else ", 1 run in its own process"
+            running += f": {state['last_refusal']}" if state["last_refusal"] else ""
+        running += ")"
+    else:
+        running = "not running"
     click.echo(f"server: {'on' if state['enabled'] else 'off'}; {running}")
     if state.get("problem"):
         click.echo(f"problem: {state['problem']} (commands run in their own process)")
@@ -806,41 +828,44 @@ def _show_server(state: dict[str, Any], as_json: bool) -> None:
 @json_option
 @click.pass_context
 def server_on(ctx: click.Context, as_json: bool) -> None:
-    """Turn the command server on (core.server) and start it for this repository."""
+    """Turn the command server on (core.server) and (re)start it with this environment."""
     from dsv.base.errors import DsvError
     from dsv.cli import server as command_server
 
-    repo = _repo(ctx).repository
+    repo = _repository_here(ctx)
     try:
-        command_server.start(repo.root, repo.layout.dsv)
+        command_server.check_available(repo.layout.dsv)
     except command_server.ServerUnavailable as err:
         raise DsvError(str(err), hint="commands keep running in their own process") from err
+    command_server.stop(repo.layout.dsv)  # one started from another environment would refuse this one's commands
+    command_server.start(repo.root, repo.layout.dsv)
     if command_server.wait_until_running(repo.layout.dsv) is None:
         log = os.path.join(command_server.server_dir(repo.layout.dsv), command_server.LOG)
-        raise DsvError("the command server did not start", hint=f"see {log}")
+        why = command_server.last_log_line(repo.layout.dsv)
+        raise DsvError("the command server did not start" + (f": {why}" if why else ""), hint=f"see {log}")
     repo.set_config({"core.server": True})
-    _show_server(_server_state(ctx), as_json)
+    _show_server(_server_state(repo), as_json)
 
 
 @server.command(name="off")
 @json_option
 @click.pass_context
 def server_off(ctx: click.Context, as_json: bool) -> None:
-    """Turn the command server off and stop it (commands it is running finish first)."""
+    """Turn the command server off and stop it (commands it started go on to finish)."""
     from dsv.cli import server as command_server
 
-    repo = _repo(ctx).repository
+    repo = _repository_here(ctx)
     repo.set_config({"core.server": False})
     command_server.stop(repo.layout.dsv)
-    _show_server(_server_state(ctx), as_json)
+    _show_server(_server_state(repo), as_json)
 
 
 @server.command(name="status")
 @json_option
 @click.pass_context
 def server_status(ctx: click.Context, as_json: bool) -> None:
-    """Whether the command server is on and running."""
-    _show_server(_server_state(ctx), as_json)
+    """Whether the command server is on and running (it does not start one)."""
+    _show_server(_server_state(_repository_here(ctx)), as_json)
 
 
 @cli.group()
