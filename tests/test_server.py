@@ -412,8 +412,8 @@ def test_a_trickling_client_does_not_stall_the_others(served_root: Path) -> None
     t.start()
     try:
         time.sleep(0.5)
-        for _ in range(3):  # a subprocess timeout, not a timing: before the fix these took ~9 s each
-            proc = dsv_cli("log", cwd=served_root, timeout=4)
+        for _ in range(3):  # a hang guard, not a timing: before the fix each waited as long as the trickle went on
+            proc = dsv_cli("log", cwd=served_root, timeout=8)
             assert proc.returncode == 0
     finally:
         stop.set()
@@ -536,3 +536,15 @@ def test_the_command_has_the_callers_limits_and_cpus(served_root: Path) -> None:
             f.write('{"accuracy": 0.5}')
         proc.communicate(timeout=20)
     assert proc.returncode == 0
+
+
+def test_a_command_whose_server_and_process_both_die_is_reported(served_root: Path) -> None:
+    proc, _ = _blocking_command(served_root)
+    (child,) = served_children(served_root)
+    os.kill(int(server_state(served_root)["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
+    time.sleep(0.3)
+    assert proc.poll() is None, "the command stops with its server"
+    os.kill(child, signal.SIGKILL)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1
+    assert err.count(b"\n") == 1 and err.startswith(b"dsv: error: the command's process in the command server ended")

@@ -294,7 +294,7 @@ class _Conversation:
             self._die_of(self.forwarded[-1])
         sys.stderr.write("dsv: error: the command's process in the command server ended without an exit status "
                          "(the server was killed or stopped; run the command again)\n")
-        return 70
+        return 1
 
     def _die_of(self, signum: int) -> None:
         import _signal
