@@ -111,6 +111,25 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: "bytes | Sequence[byt
         raise failure from err
 
 
+def file_identity(path: str) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of ``path`` itself (not followed), or ``None`` if it is not there."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def unlink_if_same(path: str, identity: tuple[int, int] | None) -> None:
+    """Remove ``path`` if it is still the file ``identity`` names (a daemon's socket: a newer
+    daemon's socket at the same path is left alone)."""
+    if identity is not None and file_identity(path) == identity:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """Read a whole (small) file."""
     with open(path, "rb") as f:

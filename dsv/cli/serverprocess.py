@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import sys
 
+from dsv.base.fsio import file_identity, unlink_if_same
 from dsv.cli import server as client
 
 TYPE_CHECKING = False
@@ -179,8 +180,7 @@ def serve(root: str) -> int:
     except OSError as err:
         print(f"exiting: cannot listen on {sock_path}: {err.strerror or err}", flush=True)
         return 1
-    st = os.lstat(sock_path)
-    sock_id = (st.st_dev, st.st_ino)
+    sock_id = file_identity(sock_path)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     state.wake = (wake_r, wake_w)
     signal.set_wakeup_fd(wake_w)
@@ -199,12 +199,7 @@ def serve(root: str) -> int:
             if child.conn is not None:
                 child.conn.close()  # the children keep their own copies: their commands finish
         state.listener.close()
-        try:
-            st = os.lstat(sock_path)
-            if (st.st_dev, st.st_ino) == sock_id:
-                os.unlink(sock_path)  # ours: a newer server's socket is left alone
-        except OSError:
-            pass
+        unlink_if_same(sock_path, sock_id)
     return 0
 
 
@@ -228,7 +223,7 @@ def _listen(sock_path: str) -> socket.socket:
     return listener
 
 
-def _loop(state: State, sock_path: str, sock_id: tuple[int, int]) -> str:
+def _loop(state: State, sock_path: str, sock_id: tuple[int, int] | None) -> str:
     """Serve until a reason to exit; that reason."""
     import select
     import time
@@ -335,13 +330,12 @@ def _reap(state: State) -> None:
             child.conn.close()
 
 
-def _why_exit(sock_path: str, sock_id: tuple[int, int], state: State, idle: float) -> str | None:
-    try:
-        st = os.lstat(sock_path)
-        if (st.st_dev, st.st_ino) != sock_id:
-            return "its socket was replaced"
-    except OSError:
+def _why_exit(sock_path: str, sock_id: tuple[int, int] | None, state: State, idle: float) -> str | None:
+    current = file_identity(sock_path)
+    if current is None:
         return "its socket was removed"
+    if current != sock_id:
+        return "its socket was replaced"
     if (_identity(state.root), _identity(state.dsv_dir)) != state.identity:
         return "the repository was moved or removed"
     if idle > IDLE_EXIT_S and not state.children:

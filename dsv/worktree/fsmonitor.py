@@ -609,6 +609,8 @@ def serve(root: str) -> int:
     import select
     import socket  # the daemon's imports: the clients in every command use ``_socket`` (_connect)
 
+    from dsv.base.fsio import unlink_if_same
+
     lock_fd = os.open(os.path.join(folder, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     deadline = time.monotonic() + 3 * CHECK_EVERY_S
     while True:
@@ -675,12 +677,7 @@ def serve(root: str) -> int:
                             break
     finally:
         server.close()
-        try:
-            st = os.lstat(sock_path)
-            if (st.st_dev, st.st_ino) == sock_id:
-                os.unlink(sock_path)  # ours: a newer daemon's socket is left alone
-        except OSError:
-            pass
+        unlink_if_same(sock_path, sock_id)  # ours: a newer daemon's socket is left alone
     return 0
 
 
