@@ -188,3 +188,17 @@ def test_check_without_dsv_toml(repo: dsv.Repo, repo_dir: Path) -> None:
     write_tree(repo_dir, {"a": "1"})
     proc = run_dsv("check", cwd=repo_dir)
     assert proc.returncode == 1 and b"no dsv.toml" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [[b"ls", b"HEAD", b"\xff"], [b"tag", b"-m", b"x", b"t\xff"], [b"commit", b"-m", b"caf\xe9"]])
+def test_an_argument_that_is_not_utf8_is_a_usage_error(repo_dir: Path, args: list[bytes]) -> None:
+    """Found by an attack on the command server, in-process too: these ended in an internal error (70)."""
+    import subprocess
+    import sys
+
+    (repo_dir / "a.txt").write_text("a")
+    subprocess.run([sys.executable, "-m", "dsv", "init"], cwd=repo_dir, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "dsv", "commit", "-m", "v1"], cwd=repo_dir, check=True, capture_output=True)
+    proc = subprocess.run([sys.executable.encode(), b"-m", b"dsv", *args], cwd=repo_dir, capture_output=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count(b"\n") == 1 and b"is not valid UTF-8" in proc.stderr

@@ -548,3 +548,67 @@ def test_a_command_whose_server_and_process_both_die_is_reported(served_root: Pa
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 1
     assert err.count(b"\n") == 1 and err.startswith(b"dsv: error: the command's process in the command server ended")
+
+
+# -- found by the second attack ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+@pytest.mark.parametrize("served_mode", [True, False])
+def test_ctrl_c_ends_a_command_stuck_on_a_full_pipe(repo_root: Path, unbuffered: bool, served_mode: bool) -> None:
+    write_tree(repo_root, {f"many/{i:05d}-{'x' * 40}.txt": str(i) for i in range(2500)})
+    assert dsv_cli("commit", "-m", "many", cwd=repo_root).returncode == 0
+    env = dict(os.environ)
+    env.pop("DSV_DEBUG", None)
+    env.pop("PYTHONUNBUFFERED", None)
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    if served_mode:
+        assert subprocess.run([sys.executable, "-m", "dsv", "server", "on"], cwd=repo_root, env=env,
+                              capture_output=True, timeout=60).returncode == 0
+    else:
+        env["DSV_NO_SERVER"] = "1"
+    r, w = os.pipe()  # nobody reads: the listing (> 64 KiB) fills it and the command blocks writing
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "dsv", "ls", "-l"], cwd=repo_root, env=env, stdout=w,
+                                stderr=subprocess.PIPE)
+        time.sleep(3)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("Ctrl-C did not end a command blocked on a full pipe") from None
+        assert proc.returncode == 130 and b"dsv: interrupted" in err
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_client_killed_after_its_server_restarted_still_takes_its_command_with_it(served_root: Path) -> None:
+    proc, fifo = _blocking_command(served_root)
+    (child,) = served_children(served_root)
+    assert dsv_cli("server", "on", cwd=served_root).returncode == 0  # the old server now only drains
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists(), "the command outlived its client"
+    with pytest.raises(OSError):
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_a_server_that_cannot_be_stopped_is_reported(served_root: Path) -> None:
+    pid = _stop_server(served_root)
+    try:
+        proc = dsv_cli("server", "off", cwd=served_root, timeout=60)
+        assert proc.returncode == 1 and proc.stderr.count(b"\n") == 1
+        assert f"the command server (pid {pid}) did not stop within 10 s".encode() in proc.stderr
+    finally:
+        os.kill(pid, signal.SIGCONT)  # the SIGTERM it was sent meanwhile now ends it
+    deadline = time.monotonic() + 10
+    while not command_server.lock_is_free(str(served_root / ".dsv")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert command_server.lock_is_free(str(served_root / ".dsv"))

@@ -52,14 +52,14 @@ def execute(args: list[str]) -> int:
 
         sys.stderr.write("\n")
         code = report(err)
-    try:
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass
-    try:
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
+    # An interrupted command drops what it had not written yet: flushing it could block for
+    # good on a pipe nobody reads (Ctrl-C on 'dsv ls | less' stopped at a full pipe).
+    streams = (sys.stderr,) if code == EXIT_INTERRUPTED else (sys.stdout, sys.stderr)
+    for stream in streams:
+        try:
+            stream.flush()
+        except (OSError, ValueError, KeyboardInterrupt):
+            pass
     return code
 
 
@@ -94,6 +94,9 @@ _QUICK = (["status"], ["status", "--json"])
 
 _UNUSED = frozenset({"numpy", "pandas"})
 
+EXIT_INTERRUPTED = 130
+"""Exit code of a command ended by Ctrl-C (as ``dsv.cli.errors``, not imported here: start-up)."""
+
 
 class _Unused:
     """A meta-path finder that answers "not installed" for :data:`_UNUSED` (see :func:`run`)."""
@@ -117,6 +120,8 @@ def _click_main(args: list[str]) -> int:
     """The click commands; click's own outcomes (usage errors, --help, aborts) as exit codes."""
     import click
 
+    _refuse_undecodable(args)
+
     from dsv.cli.app import cli
     from dsv.cli.errors import report
 
@@ -138,6 +143,19 @@ def _click_main(args: list[str]) -> int:
     except click.exceptions.Abort:  # click printed the newline after ^C already
         return report(KeyboardInterrupt())
     return code if isinstance(code, int) else 0
+
+
+def _refuse_undecodable(args: list[str]) -> None:
+    """Every argument is UTF-8 text: dsv stores paths, names and messages as UTF-8, so bytes that are
+    not (``$'\\xff'``, decoded by Python as lone surrogates) can name nothing and could not be stored."""
+    from dsv.base.errors import UsageError
+
+    for a in args:
+        try:
+            a.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(a).decode("utf-8", "backslashreplace")
+            raise UsageError(f"argument '{shown}' is not valid UTF-8", hint="paths, names and messages in dsv are UTF-8 text") from None
 
 
 __all__ = ["execute", "main", "run"]

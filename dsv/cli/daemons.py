@@ -113,7 +113,7 @@ def server_on(ctx: click.Context, as_json: bool) -> None:
         command_server.check_available(repo.layout.dsv)
     except command_server.ServerUnavailable as err:
         raise DsvError(str(err), hint="commands keep running in their own process") from err
-    command_server.stop(repo.layout.dsv)  # one started from another environment would refuse this one's commands
+    _stop_server(repo)  # one started from another environment would refuse this one's commands
     command_server.start(repo.root, repo.layout.dsv)
     if command_server.wait_until_running(repo.layout.dsv) is None:
         log = os.path.join(command_server.server_dir(repo.layout.dsv), command_server.LOG)
@@ -128,12 +128,22 @@ def server_on(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def server_off(ctx: click.Context, as_json: bool) -> None:
     """Turn the command server off and stop it (commands it started go on to finish)."""
-    from dsv.cli import server as command_server
 
     repo = _repository_here(ctx)
     repo.set_config({"core.server": False})
-    command_server.stop(repo.layout.dsv)
+    _stop_server(repo)
     _show_server(_server_state(repo), as_json)
+
+
+def _stop_server(repo: Any) -> None:
+    """Stop the repository's server, or fail with one line saying which process is still there."""
+    from dsv.base.errors import DsvError
+    from dsv.cli import server as command_server
+
+    if not command_server.stop(repo.layout.dsv) and not command_server.lock_is_free(repo.layout.dsv):
+        pid = command_server.lock_holder(repo.layout.dsv)
+        raise DsvError(f"the command server (pid {pid}) did not stop within 10 s",
+                       hint="it may be busy; try again, or end that process")
 
 
 @server.command(name="status")

@@ -454,16 +454,36 @@ def wait_until_running(dsv_dir: str, timeout: float = 15.0, *, grace: float = 3.
     return None
 
 
-def stop(dsv_dir: str, *, wait: float = 5.0) -> bool:
-    """Ask the server to exit and wait until it has (commands it started go on to finish); whether one ran."""
+def stop(dsv_dir: str, *, wait: float = 10.0) -> bool:
+    """Make the server exit and wait until it has let go of its lock (commands it started go on to
+    finish); whether one ran. A server too busy to answer in time is sent ``SIGTERM``."""
+    import signal
     import time
 
-    if request(dsv_dir, b"stop") is None:
+    if lock_is_free(dsv_dir):
         return False
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and not lock_is_free(dsv_dir):
+    if request(dsv_dir, b"stop", timeout=wait / 2) is None:
+        pid = lock_holder(dsv_dir)
+        if pid is not None and not lock_is_free(dsv_dir):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+    while not lock_is_free(dsv_dir):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.02)
     return True
+
+
+def lock_holder(dsv_dir: str) -> int | None:
+    """The pid the running server wrote into its lock file."""
+    try:
+        with open(os.path.join(server_dir(dsv_dir), LOCK), "rb") as f:
+            return int(f.read(32).split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def last_log_line(dsv_dir: str) -> str | None:

@@ -170,6 +170,8 @@ def serve(root: str) -> int:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0  # another server serves this repository
+    os.ftruncate(lock_fd, 0)
+    os.pwrite(lock_fd, f"{os.getpid()}\n".encode(), 0)  # who holds it: 'dsv server off' may need to signal it
     _preload()
     gc.collect()
     gc.freeze()  # the children's garbage collector (off anyway) leaves the shared pages alone
@@ -195,12 +197,37 @@ def serve(root: str) -> int:
     finally:
         for conn in state.pending:
             conn.close()
-        for child in state.children.values():
-            if child.conn is not None:
-                child.conn.close()  # the children keep their own copies: their commands finish
+        state.pending.clear()
         state.listener.close()
         unlink_if_same(sock_path, sock_id)
+        os.close(lock_fd)  # a new server may start now
+    try:
+        _drain(state)
+    except KeyboardInterrupt:
+        pass
     return 0
+
+
+def _drain(state: State) -> None:
+    """After the server stopped listening: keep watching the commands still running until they end,
+    so that a client killed meanwhile still takes its command with it (a second SIGTERM ends this)."""
+    import select
+    import time
+
+    if state.children:
+        print(f"waiting for {len(state.children)} running command(s) to finish", flush=True)
+    wake_r = state.wake[0]
+    while state.children:
+        watched: list[Any] = [wake_r, *(c.conn for c in state.children.values() if c.conn is not None)]
+        ready, _, _ = select.select(watched, [], [], 0.05)
+        if wake_r in ready:
+            try:
+                while os.read(wake_r, 512):
+                    pass
+            except BlockingIOError:
+                pass
+        _reap(state)
+        _watch_children(state, ready, time.monotonic())
 
 
 def _listen(sock_path: str) -> socket.socket:
@@ -245,11 +272,7 @@ def _loop(state: State, sock_path: str, sock_id: tuple[int, int] | None) -> str:
                 pass
         _reap(state)
         now = time.monotonic()
-        for pid, child in list(state.children.items()):
-            if child.conn is not None and child.conn in ready:
-                _client_closed(child, now)
-            if child.gone_at is not None and not child.orphaned and now - child.gone_at > ORPHAN_GRACE_S:
-                _orphaned(pid, child)
+        _watch_children(state, ready, now)
         if now - last_check >= CHECK_EVERY_S:
             last_check = now
             for conn, since in list(state.pending.items()):
@@ -279,6 +302,15 @@ def _loop(state: State, sock_path: str, sock_id: tuple[int, int] | None) -> str:
                 del state.pending[oldest]
                 oldest.close()
             state.pending[conn] = time.monotonic()
+
+
+def _watch_children(state: State, ready: list[Any], now: float) -> None:
+    """Note clients that closed their connection; kill the commands of clients gone for good."""
+    for pid, child in list(state.children.items()):
+        if child.conn is not None and child.conn in ready:
+            _client_closed(child, now)
+        if child.gone_at is not None and not child.orphaned and now - child.gone_at > ORPHAN_GRACE_S:
+            _orphaned(pid, child)
 
 
 def _client_closed(child: Child, now: float) -> None:
@@ -561,11 +593,17 @@ def _fresh_streams() -> None:
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     streams = []
     for fd, mode, errors in ((0, "r", "strict"), (1, "w", "strict"), (2, "w", "backslashreplace")):
+        stream: Any
         try:
             tty = os.isatty(fd)
-            stream = open(fd, mode, encoding=encoding, errors=errors, closefd=False)
-            if mode == "w" and isinstance(stream, io.TextIOWrapper):
-                stream.reconfigure(line_buffering=tty or fd == 2, write_through=unbuffered)
+            if mode == "w" and unbuffered:
+                # As python -u: no buffer under the text layer, every write goes straight out.
+                stream = io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding=encoding, errors=errors,
+                                          line_buffering=tty or fd == 2, write_through=True)
+            else:
+                stream = open(fd, mode, encoding=encoding, errors=errors, closefd=False)
+                if mode == "w" and isinstance(stream, io.TextIOWrapper):
+                    stream.reconfigure(line_buffering=tty or fd == 2)
         except OSError:
             stream = open(os.devnull, mode)
         streams.append(stream)
