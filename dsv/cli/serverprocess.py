@@ -216,18 +216,10 @@ def _drain(state: State) -> None:
 
     if state.children:
         print(f"waiting for {len(state.children)} running command(s) to finish", flush=True)
-    wake_r = state.wake[0]
     while state.children:
-        watched: list[Any] = [wake_r, *(c.conn for c in state.children.values() if c.conn is not None)]
+        watched: list[Any] = [state.wake[0], *(c.conn for c in state.children.values() if c.conn is not None)]
         ready, _, _ = select.select(watched, [], [], 0.05)
-        if wake_r in ready:
-            try:
-                while os.read(wake_r, 512):
-                    pass
-            except BlockingIOError:
-                pass
-        _reap(state)
-        _watch_children(state, ready, time.monotonic())
+        _after_wake(state, ready, time.monotonic())
 
 
 def _listen(sock_path: str) -> socket.socket:
@@ -257,22 +249,14 @@ def _loop(state: State, sock_path: str, sock_id: tuple[int, int] | None) -> str:
 
     assert state.listener is not None
     listener = state.listener
-    wake_r = state.wake[0]
     last_command = last_check = time.monotonic()
     while True:
-        watched: list[Any] = [listener, wake_r, *state.pending]
+        watched: list[Any] = [listener, state.wake[0], *state.pending]
         watched += [c.conn for c in state.children.values() if c.conn is not None]
         waiting = any(c.gone_at is not None for c in state.children.values())
         ready, _, _ = select.select(watched, [], [], 0.05 if waiting else CHECK_EVERY_S)
-        if wake_r in ready:
-            try:
-                while os.read(wake_r, 512):
-                    pass
-            except BlockingIOError:
-                pass
-        _reap(state)
         now = time.monotonic()
-        _watch_children(state, ready, now)
+        _after_wake(state, ready, now)
         if now - last_check >= CHECK_EVERY_S:
             last_check = now
             for conn, since in list(state.pending.items()):
@@ -302,6 +286,18 @@ def _loop(state: State, sock_path: str, sock_id: tuple[int, int] | None) -> str:
                 del state.pending[oldest]
                 oldest.close()
             state.pending[conn] = time.monotonic()
+
+
+def _after_wake(state: State, ready: list[Any], now: float) -> None:
+    """What every wake-up does: empty the signal pipe, reap ended children, watch the others' clients."""
+    if state.wake[0] in ready:
+        try:
+            while os.read(state.wake[0], 512):
+                pass
+        except BlockingIOError:
+            pass
+    _reap(state)
+    _watch_children(state, ready, now)
 
 
 def _watch_children(state: State, ready: list[Any], now: float) -> None:
