@@ -46,10 +46,7 @@ from dsv.store.pack import (
     check_pack_header,
     decode_index,
     decode_payload,
-    encode_index,
-    ScannedRecord,
     pack_name,
-    scan_pack,
 )
 
 
@@ -846,92 +843,10 @@ class LocalObjectStore:
     # -- repair --------------------------------------------------------------------
 
     def rebuild_index(self, path: str) -> tuple[int, int]:
-        """Rebuild the index of a pack (given its ``.idx`` or ``.pack`` path); return ``(objects kept, records dropped)``.
+        """Rebuild the index of a pack from its records (:func:`dsv.store.repair.rebuild_index`)."""
+        from dsv.store.repair import rebuild_index
 
-        Every record is verified against its id. When all records are good the
-        rebuilt index is identical to the original and is written in place;
-        otherwise (or when the pack's header is damaged) the good objects move to
-        a new pack (published first) and the damaged pack goes to
-        ``quarantine/packs/``. A pack whose header is damaged is walked as each
-        pack version, keeping the walk whose records verify.
-        """
-        self._prepare_write()
-        base = os.path.basename(path).rsplit(".", 1)[0]
-        idx_path = os.path.join(self.packs_dir, base + ".idx")
-        pack_path = os.path.join(self.packs_dir, base + ".pack")
-        try:
-            fd = os.open(pack_path, os.O_RDONLY)
-        except OSError as err:
-            raise StorageError("open", pack_path, err) from err
-        try:
-            file_size = os.fstat(fd).st_size
-            try:
-                check_pack_header(os.pread(fd, PACK_HEADER.size, 0), what=f"pack {pack_path}")
-                header_ok = True
-                candidates: list[int | None] = [None]
-            except CorruptMetadataError:
-                header_ok = False
-                candidates = [2, 1]
-            best: tuple[int, list[tuple[bytes, int, int, int]], list[tuple[bytes, bytes, int, int]], int] | None = None
-            for version_guess in candidates:
-                version, records = scan_pack(fd, file_size, what=f"pack {pack_path}", version=version_guess)
-                good, payloads, dropped = self._verified_records(fd, records)
-                if best is None or len(good) > len(best[1]):
-                    best = (version, good, payloads, dropped)
-        finally:
-            os.close(fd)
-        assert best is not None
-        version, good, payloads, dropped = best
-        index_bytes = encode_index(good, version)
-        if header_ok and not dropped and pack_name(index_bytes) == base[len("pack-") :]:
-            atomic_write_bytes(idx_path, index_bytes, mode=0o444)
-        else:
-            writer = PackWriter(os.path.join(self.tmp_dir, f"{os.getpid()}-{os.urandom(16).hex()}.pack"))
-            try:
-                for raw, stored, size, encoding in payloads:
-                    writer.append(raw, stored, size, Encoding(encoding))
-            except BaseException:
-                writer.discard()
-                raise
-            new_base = None
-            if writer.entries:
-                new_base = self._publish_pack(writer.path, writer.finish())
-            else:
-                writer.discard()
-            if new_base != base:
-                # (The same name means the same records at the same offsets: the good pack
-                # has just replaced the damaged file, and its index is in place.)
-                try:
-                    os.unlink(idx_path)
-                except FileNotFoundError:
-                    pass
-                fsync_dir(self.packs_dir)
-                # Keep the damaged pack's bytes for inspection instead of deleting them.
-                damaged_dir = os.path.join(self.quarantine_dir, "packs")
-                os.makedirs(damaged_dir, exist_ok=True)
-                os.replace(pack_path, os.path.join(damaged_dir, base + ".pack"))
-            fsync_dir(self.packs_dir)
-        self.refresh()
-        return len(good), dropped
-
-    @staticmethod
-    def _verified_records(fd: int, records: Iterator[ScannedRecord]) -> tuple[list[tuple[bytes, int, int, int]], list[tuple[bytes, bytes, int, int]], int]:
-        good: list[tuple[bytes, int, int, int]] = []
-        payloads: list[tuple[bytes, bytes, int, int]] = []
-        dropped = 0
-        for rec in records:
-            stored = os.pread(fd, rec.stored_length, rec.offset)
-            try:
-                if rec.encoding == Encoding.CHUNKED:
-                    decode_chunk_list(stored, rec.size)
-                elif digest_bytes(decode_payload(stored, rec.size, rec.encoding)) != rec.raw_id:
-                    raise ValueError("hash mismatch")
-            except ValueError:
-                dropped += 1
-                continue
-            good.append((rec.raw_id, rec.offset, rec.stored_length, rec.encoding))
-            payloads.append((rec.raw_id, stored, rec.size, rec.encoding))
-        return good, payloads, dropped
+        return rebuild_index(self, path)
 
     # -- writes ------------------------------------------------------------------
 
