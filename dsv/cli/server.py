@@ -308,16 +308,23 @@ class _Conversation:
         os.kill(os.getpid(), signum)
 
     def _line(self) -> bytes | None:
-        while b"\n" not in self.buf:
-            try:
-                data = self.sock.recv(4096)
-            except OSError:
-                return None
-            if not data:
-                return None
-            self.buf += data
-        line, _, self.buf = self.buf.partition(b"\n")
+        line, self.buf = read_line(self.sock, self.buf)
         return line
+
+
+def read_line(sock: _socket.socket, buf: bytes) -> tuple[bytes | None, bytes]:
+    """The next newline-ended line from ``sock`` (``buf``: what was read past the last one) and what
+    is left over; ``None`` when the connection ends or fails first."""
+    while b"\n" not in buf:
+        try:
+            data = sock.recv(4096)
+        except OSError:
+            return None, buf
+        if not data:
+            return None, buf
+        buf += data
+    line, _, rest = buf.partition(b"\n")
+    return line, rest
 
 
 def package_dir() -> str:
@@ -396,21 +403,15 @@ def request(dsv_dir: str, kind: bytes, *, timeout: float = 2.0) -> dict[str, obj
         return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(timeout)
-    buf = b""
     try:
         sock.connect(path)
         sock.sendall(request_body(kind, []))
-        while b"\n" not in buf:
-            data = sock.recv(65536)
-            if not data:
-                break
-            buf += data
+        line, _ = read_line(sock, b"")
     except OSError:
         return None
     finally:
         sock.close()
-    line = buf.partition(b"\n")[0]
-    if not line.startswith(b"ok "):
+    if line is None or not line.startswith(b"ok "):
         return None
     try:
         reply = json.loads(line[3:])

@@ -66,7 +66,12 @@ class Request:
         self.ignored = [int(s) for s in ignored.split(b",") if s]
         self.fdnums = [int(s) for s in fdnums.split(b",") if s]
         self.affinity = {int(s) for s in affinity.split(b",") if s}
-        self.limits = [tuple(int(x) for x in item.split(b":")) for item in limits.split(b",") if item]
+        self.limits: list[tuple[int, int, int]] = []
+        """``(resource, soft, hard)`` for each ``RLIMIT_*`` the client has."""
+        for item in limits.split(b","):
+            if item:
+                res, soft, hard = (int(x) for x in item.split(b":"))
+                self.limits.append((res, soft, hard))
         n = int(count)
         if n < 1 or len(fields) < 9 + n or len(self.fdnums) < 3 or self.fdnums[:3] != [0, 1, 2]:
             raise ValueError("malformed request")
@@ -111,7 +116,7 @@ class State:
         self.import_env = _import_time_env(os.environb)
         self.code_files = _code_files()
         self.code = _fingerprint(self.code_files)
-        self.identity = (_identity(root), _identity(dsv_dir))
+        self.identity = (file_identity(root), file_identity(dsv_dir))
         self.started = time.time()
         self.commands = 0
         self.refused = 0
@@ -137,7 +142,7 @@ class State:
         except ImportError:
             resource = None  # type: ignore[assignment]
         if resource is not None:
-            for res, _soft, hard in req.limits:  # type: ignore[misc]
+            for res, _soft, hard in req.limits:
                 try:
                     _, own_hard = resource.getrlimit(res)
                 except (OSError, ValueError):
@@ -364,7 +369,7 @@ def _why_exit(sock_path: str, sock_id: tuple[int, int] | None, state: State, idl
         return "its socket was removed"
     if current != sock_id:
         return "its socket was replaced"
-    if (_identity(state.root), _identity(state.dsv_dir)) != state.identity:
+    if (file_identity(state.root), file_identity(state.dsv_dir)) != state.identity:
         return "the repository was moved or removed"
     if idle > IDLE_EXIT_S and not state.children:
         return f"no command for {IDLE_EXIT_S:.0f} s"
@@ -572,7 +577,7 @@ def _limits(req: Request) -> None:
         import resource
     except ImportError:
         return
-    for res, soft, hard in req.limits:  # type: ignore[misc]
+    for res, soft, hard in req.limits:
         try:
             resource.setrlimit(res, (soft, hard))
         except (OSError, ValueError):
@@ -609,14 +614,6 @@ def _fresh_streams() -> None:
 def _import_time_env(env: object) -> dict[bytes, bytes]:
     items = env.items() if hasattr(env, "items") else ()  # type: ignore[union-attr]
     return {k: v for k, v in items if k.startswith(IMPORT_TIME_ENV)}
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _code_files() -> list[str]:
