@@ -464,7 +464,19 @@ def test_killed_checkout_is_recorded_and_resumed(tmp_path: Path) -> None:
     assert seen_partial or True  # timing dependent; the invariants above are what matter
 
 
-def test_disk_full_while_checking_out_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(params=["unnamed", "named"])
+def staging_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a checkout stages a file: unnamed (O_TMPFILE, Linux) and under a temp name."""
+    import dsv.worktree.checkout as co
+
+    if request.param == "named":
+        monkeypatch.setattr(co, "_unnamed_budget", lambda count: 0)
+    elif co._unnamed_budget(1) == 0:
+        pytest.skip("no O_TMPFILE here")
+    return str(request.param)
+
+
+def test_disk_full_while_checking_out_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staging_kind: str) -> None:
     import errno
 
     import dsv.worktree.checkout as co
@@ -492,9 +504,12 @@ def test_disk_full_while_checking_out_changes_nothing(tmp_path: Path, monkeypatc
     assert head_of(root) == ("main", c2)
 
 
-def test_checkout_failing_between_unlink_and_rename_is_finished_by_rerunning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The switch unlinks a file before renaming its new version in (see checkout.switch):
-    # a failure in between leaves the path missing, and the record makes that resumable.
+def test_checkout_failing_between_unlink_and_rename_is_finished_by_rerunning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staging_kind: str
+) -> None:
+    # The switch unlinks a file before linking or renaming its new version in (see
+    # checkout.switch): a failure in between leaves the path missing, and the record makes
+    # that resumable.
     import errno
 
     root = tmp_path / "repo"
@@ -503,20 +518,23 @@ def test_checkout_failing_between_unlink_and_rename_is_finished_by_rerunning(tmp
     c1 = make_repo(root, v1, "v1")
     v2 = _big_tree(rng, 30, b"v2")
     c2 = commit(root, v2, "v2")
-    real = os.replace
+    name = "link" if staging_kind == "unnamed" else "replace"
+    real = getattr(os, name)
     calls = {"n": 0}
 
-    def failing(src: str, dst: str) -> None:
-        if os.path.basename(str(src)).startswith(".dsv-tmp-"):  # a staged file renamed into place
+    def failing(src: str, dst: str, **kw: object) -> None:
+        staged = str(src).startswith("/proc/self/fd/") or os.path.basename(str(src)).startswith(".dsv-tmp-")
+        if staged:  # a staged file linked or renamed into place
             calls["n"] += 1
             if calls["n"] == 7:
                 raise OSError(errno.EIO, "Input/output error")
-        real(src, dst)
+        real(src, dst, **kw)
 
-    monkeypatch.setattr(os, "replace", failing)
+    monkeypatch.setattr(os, name, failing)
     with pytest.raises(dsv.DsvError) as info:
         dsv.Repo(root).checkout(c1)
-    monkeypatch.setattr(os, "replace", real)
+    monkeypatch.setattr(os, name, real)
+    assert calls["n"] == 7
     assert "stopped part-way" in (info.value.hint or "")
     tree = read_tree(root)
     assert len(tree) == len(v1) - 1  # six switched, one missing, the rest still v2

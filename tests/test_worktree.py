@@ -266,3 +266,86 @@ def test_only_dsvs_exact_temp_names_are_left_untracked(repo: dsv.Repo, repo_dir:
     (repo_dir / "sub" / ".dsv-tmp-0123456789abcdef").write_bytes(b"a killed checkout's temp file")
     st = repo.status()
     assert set(st.added) == {".dsv-tmp-notes.txt", "sub/.dsv-tmp-abc123", "a.txt"}
+
+
+def _store_of(contents: dict[str, bytes]) -> tuple[MemoryObjectStore, dict[str, str]]:
+    store = MemoryObjectStore()
+    w = store.begin_write()
+    oids = {p: w.add_bytes(data) for p, data in contents.items()}
+    w.commit()
+    return store, oids
+
+
+@pytest.mark.parametrize("budget", [None, 0, 3])
+def test_checkout_stages_unnamed_and_named_files_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int | None) -> None:
+    # Unnamed staging (O_TMPFILE, as many as descriptors allow), temp names, or both in one
+    # checkout: the same files, modes, stat keys, and no staged file left behind.
+    import stat as statmod
+
+    import dsv.worktree.checkout as co
+    from dsv.base.filemodes import MODE_EXEC
+
+    if budget is not None:
+        real = co._unnamed_budget
+        monkeypatch.setattr(co, "_unnamed_budget", lambda count: min(budget, real(count)))
+    new = {f"d{i % 3}/f{i}": f"new {i}\n".encode() * (i + 1) for i in range(10)}
+    new["top"] = b"at the root\n"
+    store, oids = _store_of(new)
+    root = tmp_path / "root"
+    write_tree(root, {"d0/f0": b"old\n", "d1/f1": b"old\n", "gone": b"x"})
+    writes = [FileWrite(p, oids[p], len(d), MODE_EXEC if p == "d1/f4" else MODE_FILE) for p, d in new.items()]
+    linked: list[int] = []
+    real_link = co._link_unnamed
+    monkeypatch.setattr(co, "_link_unnamed", lambda fd, target, dir_fd: (linked.append(fd), real_link(fd, target, dir_fd)))
+    keys, removed = materialize(str(root), store, writes, ["gone"], staging=str(tmp_path / "staging"))
+    assert removed == 1
+    # 8 targets have a folder already (d0, d1, the root); d2's three are staged in the staging folder.
+    assert len(linked) == (min(8, budget) if budget is not None else 8 if co._O_TMPFILE else 0)
+    got = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert got == new
+    assert os.stat(root / "d1/f4").st_mode & 0o111 and not os.stat(root / "d1/f1").st_mode & 0o111
+    for p in new:
+        st_ = os.lstat(root / p)
+        assert statmod.S_ISREG(st_.st_mode) and st_.st_nlink == 1
+        assert keys[p] == stat_key(st_, MODE_EXEC if p == "d1/f4" else MODE_FILE), p
+    assert not (tmp_path / "staging").exists()
+
+
+def test_checkout_falls_back_to_temp_names_where_unnamed_files_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A filesystem without O_TMPFILE (NFS, old kernels) answers EOPNOTSUPP: staged under temp names.
+    import errno
+
+    import dsv.worktree.checkout as co
+
+    real_open = os.open
+    refused = {"n": 0}
+
+    def no_tmpfile(path: str, flags: int, mode: int = 0o777, **kw: object) -> int:
+        if co._O_TMPFILE and flags & co._O_TMPFILE == co._O_TMPFILE:
+            refused["n"] += 1
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", no_tmpfile)
+    new = {f"d/f{i}": f"v{i}\n".encode() for i in range(5)}
+    store, oids = _store_of(new)
+    root = tmp_path / "root"
+    write_tree(root, {"d/f0": b"old\n"})
+    materialize(str(root), store, [FileWrite(p, oids[p], len(d), MODE_FILE) for p, d in new.items()], [], staging=str(tmp_path / "s"))
+    assert {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()} == new
+    assert refused["n"] <= 1  # asked once per filesystem, not once per file
+
+
+def test_a_corrupt_object_stops_unnamed_staging_before_any_change(tmp_path: Path) -> None:
+    # The id is verified as the content streams into the unnamed file; nothing is linked.
+    from dsv.base.errors import DsvError
+
+    new = {f"d/f{i}": f"v{i}\n".encode() for i in range(4)}
+    store, oids = _store_of(new)
+    store.objects[oids["d/f2"]] = b"tampered\n"
+    root = tmp_path / "root"
+    write_tree(root, {"d/f0": b"old\n", "d/f2": b"old two\n"})
+    with pytest.raises(DsvError):
+        materialize(str(root), store, [FileWrite(p, oids[p], len(d), MODE_FILE) for p, d in new.items()], [], staging=str(tmp_path / "s"))
+    assert {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()} == {"d/f0": b"old\n", "d/f2": b"old two\n"}
+    assert sorted(os.listdir(root / "d")) == ["f0", "f2"]
