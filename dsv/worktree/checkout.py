@@ -370,9 +370,13 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
                 )
         budget = _unnamed_budget(len(prepared.writes))
         no_unnamed: set[int] = set()  # filesystems that refused an unnamed file
+        parents: dict[str, os.stat_result | None] = {}  # writes are sorted: a folder's files come together
         for i, w in enumerate(prepared.writes):
             parent_rel = w.path.rpartition("/")[0]
-            st_parent = tree.lstat(parent_rel) if parent_rel else os.lstat(tree.root)
+            if parent_rel in parents:
+                st_parent = parents[parent_rel]
+            else:
+                st_parent = parents[parent_rel] = tree.lstat(parent_rel) if parent_rel else os.lstat(tree.root)
             if (
                 len(staged.unnamed) < budget
                 and w.mode != MODE_LINK
@@ -410,6 +414,7 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
                     tmp = os.path.join(folder, str(i))
                 else:
                     _make_folders(tree, w.path, staged.created)
+                    parents.clear()  # folders were created
                     tmp = os.path.join(os.path.dirname(tree.abs(w.path)), f"{CHECKOUT_TEMP_PREFIX}{os.urandom(8).hex()}")
                     staged.beside.append(tmp)
             _write_staged(tmp, w, prepared, store)
