@@ -184,6 +184,7 @@ def damage_chunk(repo: os.PathLike[str] | str, file_oid: str, *, remove: bool = 
     Removing rewrites the chunk's pack without it (as a lost object would look).
     """
     from dsv.store.local import LocalObjectStore
+    from dsv.store.upkeep import repack
 
     store = LocalObjectStore(os.path.join(os.fspath(repo), ".dsv", "objects"))
     chunks = store.chunk_list(file_oid)
@@ -194,7 +195,7 @@ def damage_chunk(repo: os.PathLike[str] | str, file_oid: str, *, remove: bool = 
         if raw in pack.index.ids:
             if remove:
                 keep = set(pack.index.ids) - {raw}
-                store.repack([pack], keep)
+                repack(store, [pack], keep)
             else:
                 i = pack.index.ids.index(raw)
                 path = Path(pack.pack_path)

@@ -13,6 +13,7 @@ from dsv.base.hashing import hash_bytes
 from dsv.store import LocalObjectStore, MemoryObjectStore
 from dsv.store.local import LOOSE_THRESHOLD
 from dsv.store.pack import decode_index, encode_index
+from dsv.store.upkeep import repack
 
 
 STORES = ["local", "memory", "remote-folder", "remote-memory", "remote-s3"]
@@ -229,7 +230,7 @@ def test_repack_keeps_only_live_objects(tmp_path: Path) -> None:
     keep = w.add_bytes(b"keep me")
     drop = w.add_bytes(b"drop me")
     w.commit()
-    store.repack(store.packs(), {bytes.fromhex(keep)})
+    repack(store, store.packs(), {bytes.fromhex(keep)})
     fresh = LocalObjectStore(store.root)
     assert fresh.read(keep) == b"keep me"
     assert not fresh.has(drop)

@@ -21,6 +21,7 @@ from dsv.base.errors import DsvError
 from dsv.base.progress import NullProgress, Progress
 from dsv.maintenance.reach import Problem, walk_reachable
 from dsv.repository import Repository
+from dsv.store.upkeep import chunk_owners, orphan_packs, recheck_quarantined, verify_copy
 from dsv.worktree.content import hash_path, store_path
 from dsv.worktree.scan import scan
 
@@ -92,7 +93,7 @@ def _rebuild_indexes(repo: Repository, report: FsckReport) -> None:
     """Rebuild damaged and lost pack indexes (and rescue packs whose header is damaged)."""
     store = repo.local_store
     _touch_every_pack(repo)
-    targets = [path for path, _ in store.damaged_indexes()] + store.orphan_packs()
+    targets = [path for path, _ in store.damaged_indexes()] + orphan_packs(store, )
     for path in targets:
         try:
             store.rebuild_index(path)
@@ -111,12 +112,12 @@ def _check(repo: Repository, progress: Progress | None, report: FsckReport) -> F
     """Verify every stored copy, then walk everything the refs reach."""
     progress = progress or NullProgress()
     store = repo.local_store
-    store.recheck_quarantined()
+    recheck_quarantined(store)
     _touch_every_pack(repo)
     for path, problem in store.damaged_indexes():
         what = "pack index" if path.endswith(".idx") else "pack"
         report.problems.append(Problem("bad-metadata", None, f"{what} {os.path.basename(path)}: {problem}", location=path))
-    for path in store.orphan_packs(older_than=60):
+    for path in orphan_packs(store, older_than=60):
         report.problems.append(
             Problem("bad-metadata", None, f"pack {os.path.basename(path)} has no index: its objects are invisible (run 'dsv fsck --repair')", location=path)
         )
@@ -126,7 +127,7 @@ def _check(repo: Repository, progress: Progress | None, report: FsckReport) -> F
     progress.start("verifying", len(copies), sum(c.size for c in copies))
     for c in copies:
         try:
-            actual = store.verify_copy(c)
+            actual = verify_copy(store, c)
         except OSError as err:
             bad.setdefault(c.oid, Problem("corrupt-object", c.oid, f"cannot read object {c.oid}: {err.strerror}", location=c.location))
             continue
@@ -160,7 +161,7 @@ def _check(repo: Repository, progress: Progress | None, report: FsckReport) -> F
         reach = walk_reachable(repo, check_paths=True, watch=watch)
     report.commits = reach.commits
     report.sizes = reach.sizes
-    owners = store.chunk_owners({bytes.fromhex(o) for o in bad if o not in reach.watched_users})
+    owners = chunk_owners(store, {bytes.fromhex(o) for o in bad if o not in reach.watched_users})
     for oid, prob in bad.items():
         users = reach.watched_users.get(oid) or tuple(f"chunk of {o.hex()}" for o in owners.get(bytes.fromhex(oid), [])) or ("unreachable",)
         report.problems.append(Problem(prob.kind, oid, prob.message, prob.expected, prob.actual, prob.location, users))

@@ -12,6 +12,7 @@ from dsv.base.hashing import from_hex
 from dsv.maintenance.reach import walk_reachable
 from dsv.repository import Repository
 from dsv.store.local import LoadedPack
+from dsv.store.upkeep import chunks_reached, orphan_packs, recheck_quarantined, repack
 from dsv.worktree.checkout import remove_leftovers, sweep_staging
 from dsv.worktree.scan import find_leftovers
 
@@ -56,9 +57,9 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
     with repo.write_lock():
         store.refresh()
         # A pack whose index was lost may hold the only copy of something: index it, never delete it.
-        for orphan in store.orphan_packs():
+        for orphan in orphan_packs(store):
             store.rebuild_index(orphan)
-        store.recheck_quarantined()
+        recheck_quarantined(store)
         damaged = store.damaged_indexes()
         if damaged:
             raise CorruptMetadataError(
@@ -69,7 +70,7 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
             first = reach.problems[0]
             raise CorruptMetadataError("repository", first.message, hint="gc stopped without deleting anything; run 'dsv fsck'")
         keep = {from_hex(o) for o in reach.objects}
-        keep |= store.chunks_reached(keep)  # a big file's chunks live while any file uses them
+        keep |= chunks_reached(store, keep)  # a big file's chunks live while any file uses them
         cutoff = time.time() - grace_seconds
         for c in list(store.loose_copies()):
             try:
@@ -104,7 +105,7 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
             victims += merged
         if victims:
             try:
-                report.quarantined = store.repack(victims, keep)
+                report.quarantined = repack(store, victims, keep)
             except OSError as err:
                 raise StorageError("rewrite packs in", store.packs_dir, err) from err
             report.packs_rewritten = len(victims)

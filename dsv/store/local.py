@@ -32,7 +32,7 @@ from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, 
 from dsv.base.fsio import atomic_write_bytes, fsync_dir
 from dsv.base.log import logger
 from dsv.base.records import FrozenRecord, Record, init_field
-from dsv.base.hashing import Hasher, digest_bytes, from_hex, hash_bytes, is_object_id, to_hex
+from dsv.base.hashing import Hasher, from_hex, hash_bytes, is_object_id, to_hex
 from dsv.store.base import CHUNK_SIZE, StoredRecord, verify_record
 from dsv.store.chunking import CHUNKED_THRESHOLD
 from dsv.store.pack import (
@@ -42,7 +42,6 @@ from dsv.store.pack import (
     Encoding,
     decode_chunk_list,
     PackIndex,
-    PackWriter,
     check_pack_header,
     decode_index,
     decode_payload,
@@ -643,80 +642,6 @@ class LocalObjectStore:
                     except FileNotFoundError:
                         continue
 
-    def verify_copy(self, copy: StoredCopy) -> str:
-        """Re-hash one stored copy; return the actual hex hash (``<truncated>``/``<undecodable>`` if unreadable)."""
-        if copy.kind == "pack":
-            pack = next(p for p in self._load_packs() if p.pack_path == copy.location)
-            i = bisect.bisect_left(pack.index.ids, from_hex(copy.oid))
-            if pack.encoding(i) == Encoding.CHUNKED:
-                return self._verify_chunked(copy.oid, pack, i)
-            stored, size, encoding = self._stored_record(pack, i)
-            if size < 0:
-                return "<truncated>"
-            try:
-                return hash_bytes(decode_payload(stored, size, encoding))
-            except ValueError:
-                return "<undecodable>"
-        hasher = Hasher()
-        with open(copy.location, "rb") as f:
-            while chunk := f.read(CHUNK_SIZE):
-                hasher.update(chunk)
-        return hasher.hexdigest()
-
-    def _verify_chunked(self, oid: str, pack: LoadedPack, row: int) -> str:
-        stored, size, _ = self._stored_record(pack, row)
-        try:
-            chunks = decode_chunk_list(stored, size)
-        except ValueError:
-            return "<bad chunk list>"
-        hasher = Hasher()
-        for raw, n in chunks:
-            try:
-                data = self.read(raw.hex())
-            except ObjectNotFoundError:
-                return f"<missing chunk {raw.hex()}>"
-            except CorruptObjectError:
-                return f"<corrupt chunk {raw.hex()}>"
-            if len(data) != n:
-                return "<chunk of the wrong length>"
-            hasher.update(data)
-        return hasher.hexdigest()
-
-    def chunk_owners(self, chunks: set[bytes]) -> dict[bytes, list[bytes]]:
-        """For each of ``chunks``, the chunked objects that list it."""
-        out: dict[bytes, list[bytes]] = {}
-        for pack in self._load_packs():
-            encodings = pack.index.encodings
-            if encodings is None:
-                continue
-            for row, enc in enumerate(encodings):
-                if enc == Encoding.CHUNKED:
-                    stored, size, _ = self._stored_record(pack, row)
-                    try:
-                        listed = decode_chunk_list(stored, size)
-                    except ValueError:
-                        continue
-                    for raw, _ in listed:
-                        if raw in chunks:
-                            out.setdefault(raw, []).append(pack.index.ids[row])
-        return out
-
-    def chunks_reached(self, raws: set[bytes]) -> set[bytes]:
-        """Chunk ids of the chunked objects among ``raws`` (gc keeps them alive)."""
-        out: set[bytes] = set()
-        for slot, pack in enumerate(self._load_packs()):
-            encodings = pack.index.encodings
-            if encodings is None:
-                continue
-            for row, enc in enumerate(encodings):
-                if enc == Encoding.CHUNKED and pack.index.ids[row] in raws and not self._is_quarantined(slot, row):
-                    stored, size, _ = self._stored_record(pack, row)
-                    try:
-                        out.update(raw for raw, _ in decode_chunk_list(stored, size))
-                    except ValueError:
-                        continue
-        return out
-
     def packs(self) -> list[LoadedPack]:
         """The visible packs."""
         return list(self._load_packs())
@@ -735,55 +660,6 @@ class LocalObjectStore:
             oid, _, origin = n.partition(".")
             if is_object_id(oid) and origin and ".tmp-" not in n:
                 out.append(QuarantinedCopy(oid, origin, os.path.join(self.quarantine_dir, n)))
-        return out
-
-    def recheck_quarantined(self) -> int:
-        """Re-verify every quarantined packed record; release those that now verify. Returns how many.
-
-        A quarantine entry is a claim, not a verdict: a one-off bad read (or a stray
-        file in ``quarantine/``) must never make gc drop the only copy of an object.
-        """
-        released = 0
-        packs = {p.name: p for p in self._load_packs()}
-        for q in self.quarantined():
-            pack = packs.get(q.origin)
-            if pack is None:
-                continue
-            raw = from_hex(q.oid)
-            i = bisect.bisect_left(pack.index.ids, raw)
-            if i >= len(pack.index.ids) or pack.index.ids[i] != raw:
-                continue
-            try:
-                if pack.encoding(i) == Encoding.CHUNKED:
-                    stored, size, _ = self._stored_record(pack, i)
-                    decode_chunk_list(stored, size)
-                else:
-                    stored, size, encoding = self._stored_record(pack, i)
-                    if size < 0 or digest_bytes(decode_payload(stored, size, encoding)) != raw:
-                        continue
-            except (ValueError, DsvError):
-                continue
-            self.drop_quarantined(q)
-            released += 1
-        return released
-
-    def orphan_packs(self, *, older_than: float = 0.0) -> list[str]:
-        """Pack files with no index (a lost index, or a commit that died while publishing)."""
-        import time
-
-        try:
-            names = set(os.listdir(self.packs_dir))
-        except FileNotFoundError:
-            return []
-        out = []
-        for n in sorted(names):
-            if n.startswith("pack-") and n.endswith(".pack") and n[:-5] + ".idx" not in names:
-                path = os.path.join(self.packs_dir, n)
-                try:
-                    if time.time() - os.stat(path).st_mtime >= older_than:
-                        out.append(path)
-                except FileNotFoundError:
-                    continue
         return out
 
     def quarantine(self, copy: StoredCopy) -> None:
@@ -898,54 +774,6 @@ class LocalObjectStore:
         fsync_dir(self.packs_dir)
         atomic_write_bytes(os.path.join(self.packs_dir, base + ".idx"), index_bytes, mode=0o444)
         return base
-
-    def repack(self, packs: list[LoadedPack], keep: set[bytes]) -> int:
-        """Rewrite ``packs`` into one new pack holding only the ids in ``keep`` (gc only).
-
-        Every kept object is verified while copied (stored bytes and encoding are
-        copied as they are); a copy that fails is quarantined and left out. The new
-        pack is published and made durable before the old ones are deleted.
-        Returns the number of copies quarantined.
-        """
-        self._prepare_write()
-        writer = PackWriter(os.path.join(self.tmp_dir, f"{os.getpid()}-{os.urandom(16).hex()}.pack"))
-        copied: set[bytes] = set()
-        bad = 0
-        try:
-            for pack in packs:
-                slot = self._load_packs().index(pack)
-                for row, raw in enumerate(pack.index.ids):
-                    if raw not in keep or raw in copied or self._is_quarantined(slot, row):
-                        continue
-                    stored, size, encoding = self._stored_record(pack, row)
-                    ok = size >= 0
-                    if ok:
-                        try:
-                            if encoding == Encoding.CHUNKED:
-                                decode_chunk_list(stored, size)  # its chunks are objects, checked on their own
-                            else:
-                                ok = digest_bytes(decode_payload(stored, size, encoding)) == raw
-                        except ValueError:
-                            ok = False
-                    if not ok:
-                        self._quarantine_packed(raw.hex(), pack, row)
-                        bad += 1
-                        continue
-                    writer.append(raw, stored, size, Encoding(encoding))
-                    copied.add(raw)
-        except BaseException:
-            writer.discard()
-            raise
-        if writer.entries:
-            index_bytes = writer.finish()
-            self._publish_pack(writer.path, index_bytes)
-        else:
-            writer.discard()
-        fsync_dir(self.packs_dir)
-        for pack in packs:
-            self.remove_pack(pack)
-        fsync_dir(self.packs_dir)
-        return bad
 
     def remove_loose(self, oid: str) -> None:
         """Delete a loose object (gc only)."""
