@@ -7,7 +7,6 @@ The methods never print; warnings travel in the results and progress through the
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -16,13 +15,11 @@ from dsv.api.status import pending_checkout, repository_status
 from dsv.api.worktree_results import CheckoutResult, CommitResult, StatusResult, Warnings
 from dsv.base.errors import (
     CheckoutInProgressError,
-    CorruptMetadataError,
     DsvError,
     NothingToCommitError,
     RefConflictError,
     RefExistsError,
     RefNotFoundError,
-    UncommittedChangesError,
     UsageError,
     WorktreeError,
 )
@@ -31,7 +28,6 @@ from dsv.base.progress import Progress
 from dsv.history.refs import HEADS, REMOTES, TAGS, check_ref_name
 from dsv.repository import Repository
 from dsv.worktree.paths import to_repo_path
-from dsv.worktree.status import worktree_status
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -454,121 +450,9 @@ class Repo(RemoteCommands):
         change to the tree. If the switch itself is interrupted, ``.dsv/CHECKOUT``
         records it and running the same checkout again completes it.
         """
-        from dsv.api.checkout_plan import file_folder_clashes, plan_full, plan_paths, plan_switch
-        from dsv.history.documents import now
-        from dsv.worktree.checkout import prepare, remove_leftovers, stage, staging_folder, sweep_staging, switch
-        from dsv.worktree.pending import CheckoutRecord, clear_record, write_record
+        from dsv.api.checkout import checkout
 
-        repo = self._repo
-        warn = Warnings()
-        if rev is None:
-            if not paths:
-                raise UsageError("checkout needs a revision or paths", hint="dsv checkout REV, or dsv checkout [REV] -- PATH...")
-            rev = "HEAD"
-        rel = [_repo_relative(p) for p in paths] if paths else None
-        with repo.write_lock():
-            # HEAD's lock first: a checkout that could not move HEAD must not touch the tree.
-            with repo.refs.head_lock(timeout=repo.settings.lock_timeout):
-                repo.store.refresh()
-                sweep_staging(repo.layout.dsv)
-                target = self.resolve(rev)
-                try:
-                    pending = self._pending_checkout(locked=True)
-                except CorruptMetadataError:
-                    if not force:
-                        raise
-                    pending = None  # a garbled record: --force checks out over it
-                record_paths = tuple(rel) if rel else None
-                if pending is not None and not force and (pending.commit != target.commit_id or pending.paths != record_paths):
-                    raise CheckoutInProgressError(pending.rev, pending.command(), hint="finish it first, or pass --force to check out another version")
-                head = repo.refs.head()
-                cache = repo.load_statcache(head.commit)
-                ignore = repo.ignore_rules()
-                target_manifest = self._manifest(target.commit)
-                if rel is None:
-                    _refuse_malformed(target_manifest, rev)
-                head_manifest = self._manifest(self._repo.history.commit(head.commit)) if head.commit else None
-                monitor = None
-                if rel is None and not force and pending is None:
-                    # The common switch: only the paths HEAD and the target disagree on are looked at.
-                    plan = plan_switch(self.root, cache, head_manifest, target_manifest)
-                    # Asked before the switch writes anything; what it reports stays pending (below).
-                    monitor = repo.monitor_session(cache)
-                else:
-                    status = worktree_status(self.root, cache, ignore, warn)
-                    if status.leftovers:
-                        remove_leftovers(self.root, status.leftovers)
-                    if rel is not None:
-                        plan = plan_paths(self.root, cache, status, target_manifest, rel)
-                    else:
-                        pending_manifest = None
-                        if pending is not None and pending.paths is None:
-                            pending_manifest = self._manifest(self._repo.history.commit(pending.commit))
-                        plan = plan_full(self.root, cache, status, head_manifest, target_manifest, force=force, pending=pending_manifest, ignore=ignore)
-                if plan.conflicts:
-                    raise UncommittedChangesError(sorted(plan.conflicts))
-                clash = file_folder_clashes(target_manifest, plan.writes)
-                if clash:
-                    from dsv.base.errors import UnsafePathError
-
-                    raise UnsafePathError(clash[1], f"'{clash[0]}' is also a file in {rev}; nothing in the working tree was changed")
-                if rel is None and head.branch is None and head.commit and head.commit != target.commit_id and not self._reachable_from_refs(head.commit):
-                    warn(
-                        f"leaving commit {head.commit[:10]}, which no branch or tag reaches; keep it with "
-                        f"'dsv branch NAME {head.commit[:10]}' (gc removes it after the grace period)"
-                    )
-                # Where HEAD goes: a branch name attaches it; 'HEAD' keeps the current branch.
-                branch = head.branch
-                if rel is None:
-                    branch = None
-                    if rev in ("HEAD", "@") and head.branch is not None:
-                        branch = head.branch  # 'dsv checkout -f HEAD' discards changes; it does not leave the branch
-                    elif re.fullmatch(r"[^~^]+", rev) and repo.refs.read(f"{HEADS}/{rev}") is not None:
-                        branch = rev
-                prepared = prepare(self.root, repo.store, plan.writes, plan.removals, force=force)
-                staged = stage(prepared, repo.store, staging_folder(self.root), progress)
-                # The record names what re-running means: the branch, or the commit (never 'HEAD~1').
-                record = CheckoutRecord(
-                    rev=branch if rel is None and branch else target.commit_id, commit=target.commit_id, source=head.commit, paths=record_paths, started=now()
-                )
-                try:
-                    repo.upgrade_format()  # a format-1 dsv must not miss the record below
-                    write_record(repo.layout.dsv, record)
-                    keys, removed = switch(staged)
-                    if rel is None:
-                        if branch is not None:
-                            repo.refs.set_head(branch=branch, locked=True)
-                        else:
-                            repo.refs.set_head(commit=target.commit_id, locked=True)
-                except DsvError as err:
-                    if os.path.exists(os.path.join(repo.layout.dsv, "CHECKOUT")):
-                        err.hint = f"the checkout stopped part-way: fix the cause, then run `{record.command()}` to finish it"
-                    raise
-                finally:
-                    staged.discard()
-                if rel is None:
-                    new_cache = plan.new_cache(keys, target.commit_id, target.commit.manifest)
-                    repo.save_statcache(new_cache)
-                    if monitor is not None and monitor.changed is not None:
-                        # The switch looked only at what it wrote: every other path the monitor
-                        # reported is still to be looked at, so status stays monitored.
-                        monitor.record(new_cache.identity, monitor.changed)
-                    self._after_full_checkout()  # dsv.api.remotes: a whole tree ends a clone's path limit
-                else:
-                    plan.refresh_cache(cache, keys)
-                    if head.commit is not None:
-                        repo.save_statcache(cache)
-                clear_record(repo.layout.dsv)
-        return CheckoutResult(
-            target.commit_id,
-            branch,
-            len(plan.writes),
-            removed,
-            sum(w.size for w in plan.writes),
-            tuple(paths or ()),
-            tuple(warn.items),
-            tuple(sorted(plan.overwritten)),
-        )
+        return checkout(self, rev, paths, force=force, progress=progress)
 
     # -- branches and tags ---------------------------------------------------------
 
@@ -905,18 +789,6 @@ class Repo(RemoteCommands):
         from dsv.api.reporting import build_report
 
         return build_report(self, spec, metrics_name=metrics_name, thumbnails=thumbnails)
-
-
-def _refuse_malformed(manifest: "Manifest", rev: str) -> None:
-    """A forged or damaged snapshot (paths repeated or unsorted, unknown modes) is never written."""
-    from dsv.base.errors import CorruptMetadataError
-    from dsv.manifest import row_problems
-
-    problems = row_problems(manifest.table())
-    if problems:
-        raise CorruptMetadataError(
-            f"the snapshot of {rev}", problems[0], hint="run 'dsv fsck'; nothing in the working tree was changed"
-        )
 
 
 def _repo_relative(path: str) -> str:
