@@ -349,3 +349,47 @@ def test_a_corrupt_object_stops_unnamed_staging_before_any_change(tmp_path: Path
         materialize(str(root), store, [FileWrite(p, oids[p], len(d), MODE_FILE) for p, d in new.items()], [], staging=str(tmp_path / "s"))
     assert {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()} == {"d/f0": b"old\n", "d/f2": b"old two\n"}
     assert sorted(os.listdir(root / "d")) == ["f0", "f2"]
+
+
+def _fake_statvfs(monkeypatch: pytest.MonkeyPatch, *, block: int, blocks_free: int, inodes_free: int) -> None:
+    real = os.statvfs
+
+    class Fake:
+        def __init__(self, st: os.statvfs_result) -> None:
+            self.f_frsize = block
+            self.f_bsize = block
+            self.f_bavail = blocks_free
+            self.f_files = max(inodes_free, 1) * 2
+            self.f_favail = inodes_free
+            self.f_flag = st.f_flag
+
+    monkeypatch.setattr(os, "statvfs", lambda path: Fake(real(path)))
+
+
+@pytest.mark.parametrize("what", ["blocks", "entries", "inodes", "fits"])
+def test_checkout_checks_blocks_folder_entries_and_inodes_before_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str) -> None:
+    # 300 one-byte files with 200-byte names into an existing folder, on a filesystem of 1 KiB
+    # blocks: 300 blocks of data, ~62 KB of new folder entries (claimed only at the switch).
+    from dsv.base.errors import WorktreeError
+
+    names = {f"sub/{'n' * 200}{i:04d}": b"x" for i in range(300)}
+    store, oids = _store_of(names)
+    root = tmp_path / "root"
+    write_tree(root, {"sub/keep": b"keep\n"})
+    blocks_free, inodes_free = {
+        "blocks": (299, 10_000),  # not even the data
+        "entries": (300 + 8, 10_000),  # the data, not the folder's new entries
+        "inodes": (10_000, 299),
+        "fits": (10_000, 10_000),
+    }[what]
+    _fake_statvfs(monkeypatch, block=1024, blocks_free=blocks_free, inodes_free=inodes_free)
+    writes = [FileWrite(p, oids[p], 1, MODE_FILE) for p in names]
+    if what == "fits":
+        materialize(str(root), store, writes, [], staging=str(tmp_path / "s"))
+        assert len(os.listdir(root / "sub")) == 301
+        return
+    with pytest.raises(WorktreeError) as info:
+        materialize(str(root), store, writes, [], staging=str(tmp_path / "s"))
+    assert ("inodes" in info.value.message) == (what == "inodes")
+    assert "nothing in the working tree was changed" in (info.value.hint or "")
+    assert os.listdir(root / "sub") == ["keep"]

@@ -71,7 +71,7 @@ def _folders_above(path: str) -> list[str]:
 class Prepared(Record):
     """A checked checkout: what to write, delete and clear out of the way."""
 
-    __slots__ = ("root", "writes", "removals", "link_targets", "clear_files", "clear_folders")
+    __slots__ = ("root", "writes", "removals", "link_targets", "clear_files", "clear_folders", "absent")
     __hash__ = None  # type: ignore[assignment]
 
     root: str
@@ -82,6 +82,8 @@ class Prepared(Record):
     """Untracked files where a folder must go (only with ``force``)."""
     clear_folders: list[str]
     """Folders holding nothing but empty folders, where a file must go."""
+    absent: set[str]
+    """Written paths with nothing there yet: each needs a new entry in its folder."""
 
     def __init__(
         self,
@@ -98,6 +100,7 @@ class Prepared(Record):
         self.link_targets = {} if link_targets is None else link_targets
         self.clear_files = [] if clear_files is None else clear_files
         self.clear_folders = [] if clear_folders is None else clear_folders
+        self.absent = set()
 
 
 class Staged(Record):
@@ -286,7 +289,10 @@ def _check_folders(tree: _Tree, path: str, removing: set[str], force: bool, chec
 def _check_target(tree: _Tree, path: str, removing: set[str], out: Prepared) -> None:
     """A folder where the file must go may hold only tracked files (removed first) and empty folders."""
     st = tree.lstat(path)
-    if st is None or not statmod.S_ISDIR(st.st_mode):
+    if st is None:
+        out.absent.add(path)
+        return
+    if not statmod.S_ISDIR(st.st_mode):
         return
     full = tree.abs(path)
     for dirpath, dirs, files in os.walk(full):
@@ -351,23 +357,8 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
         except OSError as err:
             raise StorageError("create", folder, err) from err
         tree = _Tree(prepared.root)
-        # Free space is checked per filesystem the staged files land on.
         devices: dict[str, int] = {}
-        need: dict[int, tuple[str, int]] = {}
-        for w in prepared.writes:
-            dev, probe = _device_of(tree, w.path, devices)
-            where, n = need.get(dev, (probe, 0))
-            need[dev] = (where, n + w.size)
-        for dev, (probe, nbytes) in need.items():
-            try:
-                free = shutil.disk_usage(folder if dev == staging_dev else probe).free
-            except OSError:
-                continue
-            if nbytes > free:
-                raise WorktreeError(
-                    f"checkout needs {nbytes} bytes for the files it writes and {free} are free",
-                    hint=f"free some space, then run the checkout again; {NOTHING_CHANGED}",
-                )
+        _check_space(tree, prepared, folder, staging_dev, devices)
         budget = _unnamed_budget(len(prepared.writes))
         no_unnamed: set[int] = set()  # filesystems that refused an unnamed file
         parents: dict[str, os.stat_result | None] = {}  # writes are sorted: a folder's files come together
@@ -430,6 +421,46 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
     finally:
         progress.finish()
     return staged
+
+
+def _check_space(tree: _Tree, prepared: Prepared, folder: str, staging_dev: int, devices: dict[str, int]) -> None:
+    """Refuse, before anything is written, a checkout that the filesystems it writes to cannot hold.
+
+    Per filesystem: every file rounded up to whole blocks, and for each name new
+    in its folder an entry (8 bytes + the name, twice, for the folder's own
+    growth) plus a block per folder receiving new names, against the blocks
+    free to this user; and an inode per file (each is staged as a new file)
+    against the inodes free. Directory entries are claimed only when a file is
+    linked or renamed into place, so without them a nearly full filesystem
+    would stop the switch part-way.
+    """
+    per_device: dict[int, tuple[str, list[FileWrite], set[str]]] = {}
+    for w in prepared.writes:
+        dev, probe = _device_of(tree, w.path, devices)
+        _probe, writes, folders = per_device.setdefault(dev, (probe, [], set()))
+        writes.append(w)
+        if w.path in prepared.absent:
+            folders.add(w.path.rpartition("/")[0])
+    for dev, (probe, writes, folders) in per_device.items():
+        try:
+            fs = os.statvfs(folder if dev == staging_dev else probe)
+        except OSError:
+            continue
+        block = fs.f_frsize or fs.f_bsize or 4096
+        nbytes = sum(-(-w.size // block) * block for w in writes)
+        nbytes += sum(2 * (8 + -(-len(os.fsencode(w.path.rpartition("/")[2])) // 4) * 4) for w in writes if w.path in prepared.absent)
+        nbytes += block * len(folders)
+        free = fs.f_bavail * block
+        if nbytes > free:
+            raise WorktreeError(
+                f"checkout needs {nbytes} bytes for the files it writes and {free} are free",
+                hint=f"free some space, then run the checkout again; {NOTHING_CHANGED}",
+            )
+        if fs.f_files and len(writes) > fs.f_favail:
+            raise WorktreeError(
+                f"checkout writes {len(writes)} files and the filesystem has {fs.f_favail} free inodes",
+                hint=f"free some inodes (delete files), then run the checkout again; {NOTHING_CHANGED}",
+            )
 
 
 def _device_of(tree: _Tree, path: str, cache: dict[str, int]) -> tuple[int, str]:
