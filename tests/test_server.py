@@ -234,9 +234,19 @@ def test_sigterm_ends_the_served_command_and_the_client_the_same_way(served_root
     assert proc.returncode == -signal.SIGTERM
 
 
+def server_children(root: Path) -> tuple[list[int], int | None]:
+    """The server's children, and which of them is its prepared process (if any)."""
+    reply = command_server.request(str(root / ".dsv"), b"status")
+    assert reply is not None, "no server answers"
+    server_pid = reply["pid"]
+    children = [int(p) for p in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()]
+    return children, reply["prepared_pid"]  # type: ignore[return-value]
+
+
 def served_children(root: Path) -> list[int]:
-    server_pid = server_state(root)["pid"]
-    return [int(p) for p in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()]
+    """The server's children that run commands (not its prepared process)."""
+    children, prepared = server_children(root)
+    return [c for c in children if c != prepared]
 
 
 def test_a_served_command_killed_outright_kills_its_caller_the_same_way(served_root: Path) -> None:
@@ -612,3 +622,63 @@ def test_a_server_that_cannot_be_stopped_is_reported(served_root: Path) -> None:
     while not command_server.lock_is_free(str(served_root / ".dsv")) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert command_server.lock_is_free(str(served_root / ".dsv"))
+
+
+def _prepared_pid(root: Path, timeout: float = 15.0) -> int:
+    """The server's prepared process, once it is ready for a command."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = command_server.request(str(root / ".dsv"), b"status")
+        if reply and reply.get("prepared"):
+            return int(reply["prepared_pid"])  # type: ignore[call-overload]
+        time.sleep(0.05)
+    raise AssertionError("the server prepared no process for the next command")
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not Path(f"/proc/{pid}").exists()
+
+
+def test_the_prepared_process_runs_the_next_command(served_root: Path) -> None:
+    # docs/server.md, "A prepared process": the next command runs in it, then another is prepared.
+    first = _prepared_pid(served_root)
+    assert json.loads(dsv_cli("server", "status", "--json", cwd=served_root).stdout)["prepared"] is True
+    proc, fifo = _blocking_command(served_root)
+    try:
+        assert served_children(served_root) == [first]  # the command runs in the prepared process
+    finally:
+        with open(fifo, "w") as f:
+            f.write('{"accuracy": 0.5}')
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert _gone(first)
+    second = _prepared_pid(served_root)
+    assert second != first
+    # ... and prints what the command prints in its own process.
+    through = dsv_cli("metrics", "--json", cwd=served_root)
+    alone = dsv_cli("metrics", "--json", cwd=served_root, env={"DSV_NO_SERVER": "1"})
+    assert (through.returncode, through.stdout, through.stderr) == (alone.returncode, alone.stdout, alone.stderr)
+    assert _gone(second)
+
+
+def test_a_killed_prepared_process_is_replaced_and_commands_go_on(served_root: Path) -> None:
+    first = _prepared_pid(served_root)
+    os.kill(first, signal.SIGKILL)
+    assert _gone(first)
+    before = served(served_root)
+    res = dsv_cli("log", "--json", cwd=served_root)
+    assert res.returncode == 0 and served(served_root) == before + 1, res.stderr
+    assert [c["message"] for c in json.loads(res.stdout)] == ["v2", "v1"]
+    assert _prepared_pid(served_root) != first
+
+
+def test_a_stopped_server_leaves_no_prepared_process_and_starts_again(served_root: Path) -> None:
+    first = _prepared_pid(served_root)
+    assert dsv_cli("server", "off", cwd=served_root).returncode == 0
+    assert _gone(first), "the prepared process outlived its server"
+    on = dsv_cli("server", "on", "--json", cwd=served_root)
+    assert on.returncode == 0 and json.loads(on.stdout)["running"], on.stderr  # no lock left held
+    assert _prepared_pid(served_root) != first

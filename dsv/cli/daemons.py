@@ -78,7 +78,7 @@ def _server_state(repo: Any) -> dict[str, Any]:
         problem = str(err)
     return {"enabled": repo.settings.server, "running": bool(reply), "pid": reply.get("pid"),
             "commands": reply.get("commands"), "refused": reply.get("refused"),
-            "last_refusal": reply.get("last_refusal"), "problem": problem}
+            "last_refusal": reply.get("last_refusal"), "prepared": reply.get("prepared"), "problem": problem}
 
 
 def _show_server(state: dict[str, Any], as_json: bool) -> None:
