@@ -690,3 +690,49 @@ def test_sample_diff_pairs_moves_as_the_file_diff_does(tmp_path: Path) -> None:
     assert got == {("cat", "bird"): 1, ("cat", "dog"): 1}, got
     # dog/a2 was removed; bird/b2 arrived from outside the source: an addition.
     assert src["totals"]["added"] == 1 and src["totals"]["removed"] == 1, src["totals"]
+
+
+def test_folders_swapped_for_symlinks_during_the_switch_are_never_written_or_deleted_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staging_kind: str
+) -> None:
+    # Found by an outside attack: a folder replaced by a symlink to elsewhere while the switch
+    # ran had the new files linked in through the symlink. Every change now goes through a
+    # descriptor of the real folder (checkout._Folders).
+    import dsv.worktree.checkout as co
+
+    root = tmp_path / "repo"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    v1 = {**{f"b/f{i}": b"v1 %d\n" % i for i in range(20)}, **{f"c/g{i}": b"c %d\n" % i for i in range(5)}, "a/x": b"a1\n"}
+    c1 = make_repo(root, v1, "v1")
+    v2 = {**{f"b/f{i}": b"v2 %d\n" % i for i in range(20)}, "a/x": b"a2\n", "n/new.txt": b"in a new folder\n"}
+    c2 = commit(root, v2, "v2", remove=tuple(p for p in v1 if p.startswith("c/")))
+    ok(run_dsv(root, "checkout", c1))
+    names = [f"f{i}" for i in range(20)] + [f"g{i}" for i in range(5)] + ["new.txt"]
+    for n in names[:-1]:
+        (outside / n).write_bytes(b"OUTSIDE\n")
+
+    real = co._remove_tracked
+    swapped: list[str] = []
+
+    def swap_then_remove(folders: object, path: str) -> bool:
+        if not swapped:  # the switch has begun: swap b and c for links, and put one where n goes
+            for d in ("b", "c"):
+                os.rename(root / d, root / f"{d}.moved")
+                os.symlink(outside, root / d)
+            os.symlink(outside, root / "n")
+            swapped.append("yes")
+        return real(folders, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(co, "_remove_tracked", swap_then_remove)
+    with pytest.raises(dsv.DsvError) as info:
+        dsv.Repo(root).checkout(c2)
+    assert swapped
+    from dsv.base.errors import UnsafePathError
+
+    assert isinstance(info.value, UnsafePathError) and info.value.path == "n", info.value.message
+    assert sorted(os.listdir(outside)) == sorted(names[:-1])
+    assert all((outside / n).read_bytes() == b"OUTSIDE\n" for n in names[:-1])
+    # b's files went to the real folder (opened while staging), c's were not deleted through the link.
+    assert {p.name: p.read_bytes() for p in (root / "b.moved").iterdir()} == {f"f{i}": b"v2 %d\n" % i for i in range(20)}
+    assert len(list((root / "c.moved").iterdir())) == 5

@@ -359,6 +359,7 @@ def _fake_statvfs(monkeypatch: pytest.MonkeyPatch, *, block: int, blocks_free: i
             self.f_frsize = block
             self.f_bsize = block
             self.f_bavail = blocks_free
+            self.f_blocks = blocks_free * 2 + 1
             self.f_files = max(inodes_free, 1) * 2
             self.f_favail = inodes_free
             self.f_flag = st.f_flag
@@ -393,3 +394,55 @@ def test_checkout_checks_blocks_folder_entries_and_inodes_before_writing(tmp_pat
     assert ("inodes" in info.value.message) == (what == "inodes")
     assert "nothing in the working tree was changed" in (info.value.hint or "")
     assert os.listdir(root / "sub") == ["keep"]
+
+
+def test_a_folder_that_only_loses_files_must_be_writable_before_anything_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by an outside attack: a read-only folder holding only deletions stopped the switch
+    # part-way. (Simulated: the tests run as root, for whom every folder is writable.)
+    from dsv.base.errors import WorktreeError
+
+    store, oids = _store_of({"a/keep": b"k\n"})
+    root = tmp_path / "root"
+    write_tree(root, {"a/keep": b"old\n", "ro/gone": b"x\n"})
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p).endswith("/ro") else real(p, mode, **kw))
+    with pytest.raises(WorktreeError) as info:
+        materialize(str(root), store, [FileWrite("a/keep", oids["a/keep"], 2, MODE_FILE)], ["ro/gone"], staging=str(tmp_path / "s"))
+    assert "cannot delete files in ro" in info.value.message and "nothing in the working tree was changed" in (info.value.hint or "")
+    assert (root / "a" / "keep").read_bytes() == b"old\n" and (root / "ro" / "gone").exists()
+
+
+def test_a_refused_unnamed_file_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import dsv.worktree.checkout as co
+    from dsv.base.errors import StorageError
+
+    if not co._O_TMPFILE:
+        pytest.skip("no O_TMPFILE here")
+    real_open = os.open
+
+    def denied(path: str, flags: int, mode: int = 0o777, **kw: object) -> int:
+        if flags & co._O_TMPFILE == co._O_TMPFILE:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, flags, mode, **kw)  # type: ignore[arg-type]
+
+    store, oids = _store_of({"d/f": b"new\n"})
+    root = tmp_path / "root"
+    write_tree(root, {"d/f": b"old\n"})
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(StorageError) as info:
+        materialize(str(root), store, [FileWrite("d/f", oids["d/f"], 4, MODE_FILE)], [], staging=str(tmp_path / "s"))
+    assert info.value.message.startswith(f"cannot write {root / 'd' / 'f'}:"), info.value.message
+
+
+def test_a_filesystem_without_block_accounting_is_not_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ramfs reports 0 blocks in all and 0 free: nothing to check against, so nothing is refused.
+    store, oids = _store_of({"d/f": b"new\n"})
+    root = tmp_path / "root"
+    write_tree(root, {"d/f": b"old\n"})
+    real = os.statvfs
+    monkeypatch.setattr(os, "statvfs", lambda p: type("Ramfs", (), {"f_frsize": 4096, "f_bsize": 4096, "f_blocks": 0, "f_bavail": 0,
+                                                                     "f_files": 0, "f_favail": 0, "f_flag": real(p).f_flag})())
+    materialize(str(root), store, [FileWrite("d/f", oids["d/f"], 4, MODE_FILE)], [], staging=str(tmp_path / "s"))
+    assert (root / "d" / "f").read_bytes() == b"new\n"

@@ -106,7 +106,7 @@ class Prepared(Record):
 class Staged(Record):
     """Files written and verified where nobody sees them, ready to be linked or renamed into place."""
 
-    __slots__ = ("prepared", "folder", "names", "beside", "created", "unnamed", "link_fd")
+    __slots__ = ("prepared", "folder", "names", "beside", "created", "unnamed", "folders")
     __hash__ = None  # type: ignore[assignment]
 
     prepared: Prepared
@@ -119,8 +119,8 @@ class Staged(Record):
     """Folders created to stage beside a target, removed again if the checkout stops."""
     unnamed: dict[str, int]
     """Files staged as unnamed files in their target's folder: path -> open descriptor."""
-    link_fd: int
-    """A descriptor of the tree's root folder, for ``linkat`` (-1 until an unnamed file is staged)."""
+    folders: _Folders | None
+    """Descriptors of the tree's folders that staging and the switch write and delete through."""
 
     def __init__(
         self,
@@ -136,7 +136,7 @@ class Staged(Record):
         self.beside = [] if beside is None else beside
         self.created = [] if created is None else created
         self.unnamed = {}
-        self.link_fd = -1
+        self.folders = None
 
     def discard(self) -> None:
         """Remove the staging folder, temp files staged beside targets, and folders made for them.
@@ -146,9 +146,9 @@ class Staged(Record):
         for fd in self.unnamed.values():
             os.close(fd)
         self.unnamed.clear()
-        if self.link_fd >= 0:
-            os.close(self.link_fd)
-            self.link_fd = -1
+        if self.folders is not None:
+            self.folders.close()
+            self.folders = None
         shutil.rmtree(self.folder, ignore_errors=True)
         for tmp in self.beside:
             try:
@@ -181,6 +181,64 @@ class _Tree:
             return os.lstat(self.abs(path))
         except (FileNotFoundError, NotADirectoryError):
             return None
+
+
+class _Folders:
+    """Descriptors of the tree's folders, each opened from its parent's without following a symlink.
+
+    Staging and the switch create, link, rename and delete through these
+    (``*at`` calls), so a folder that is replaced by a symlink after it was
+    checked is never written or deleted through: a folder already open stays
+    the real one, and opening one that is now a link fails. The descriptors of
+    the folders used last are kept (writes come sorted by path).
+    """
+
+    KEEP = 64
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        try:
+            self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as err:
+            raise StorageError("open", root, err) from err
+        self._fds: dict[str, int] = {}
+
+    def fd(self, rel: str) -> int:
+        """The folder ``rel`` (``""``: the root). FileNotFoundError when it does not exist;
+        :class:`UnsafePathError` for a symlink, :class:`WorktreeError` for anything else but a folder."""
+        if not rel:
+            return self._root_fd
+        fd = self._fds.pop(rel, None)
+        if fd is None:
+            parent, _, name = rel.rpartition("/")
+            parent_fd = self.fd(parent)
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+            except FileNotFoundError:
+                raise
+            except OSError as err:
+                if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise StorageError("open folder", os.path.join(self.root, rel), err) from err
+                if statmod.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+                    raise UnsafePathError(rel, "became a symlink; dsv never writes or deletes through symlinks").with_hint(
+                        f"replace the link {rel} with a real folder, then run the checkout again"
+                    ) from None
+                raise WorktreeError(f"cannot write in {rel}: it is a file, not a folder", hint="move that file away, then run the same checkout again") from None
+            if len(self._fds) >= self.KEEP:
+                os.close(self._fds.pop(next(iter(self._fds))))
+        self._fds[rel] = fd
+        return fd
+
+    def forget(self, rel: str) -> None:
+        """``rel`` was removed: drop its descriptor and those below it."""
+        for key in [k for k in self._fds if k == rel or k.startswith(rel + "/")]:
+            os.close(self._fds.pop(key))
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        os.close(self._root_fd)
 
 
 def _limits(root: str) -> tuple[int, int]:
@@ -258,6 +316,15 @@ def prepare(
     for w in writes:
         _check_folders(tree, w.path, removing, force, checked, out)
         _check_target(tree, w.path, removing, out)
+    # A folder the checkout only deletes from must let it (writes into one that does not are
+    # refused while staging): checked now, or the switch would stop part-way.
+    for folder in sorted({p.rpartition("/")[0] for p in removals}):
+        full = tree.abs(folder) if folder else tree.root
+        if os.path.isdir(full) and not os.path.islink(full) and not os.access(full, os.W_OK | os.X_OK):
+            raise WorktreeError(
+                f"cannot delete files in {folder or '.'}: permission denied",
+                hint=f"make the folder writable (chmod u+w), then run the checkout again; {NOTHING_CHANGED}",
+            )
     return out
 
 
@@ -275,7 +342,9 @@ def _check_folders(tree: _Tree, path: str, removing: set[str], force: bool, chec
                 state = "removed"
             elif statmod.S_ISLNK(st.st_mode):
                 # Even with --force: a link in the way may lead to data elsewhere; the user decides.
-                raise UnsafePathError(path, f"{rel} is a symlink; dsv never writes through symlinks; {NOTHING_CHANGED}")
+                raise UnsafePathError(path, f"{rel} is a symlink; dsv never writes through symlinks").with_hint(
+                    f"replace the link {rel} with a real folder (or move it away), then run the checkout again; {NOTHING_CHANGED}"
+                )
             elif force:
                 state = "cleared"
                 out.clear_files.append(rel)
@@ -359,6 +428,7 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
         tree = _Tree(prepared.root)
         devices: dict[str, int] = {}
         _check_space(tree, prepared, folder, staging_dev, devices)
+        staged.folders = folders = _Folders(tree.root)
         budget = _unnamed_budget(len(prepared.writes))
         no_unnamed: set[int] = set()  # filesystems that refused an unnamed file
         parents: dict[str, os.stat_result | None] = {}  # writes are sorted: a folder's files come together
@@ -379,14 +449,11 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
                 # links it, so the folder changes as git's checkout changes it (unlink, then one
                 # new name), where a temp name cost a create, a rename and a delete of entries
                 # hashed all over a large folder (~1.5-2.5x slower per file on ext4 here).
-                where = tree.abs(parent_rel) if parent_rel else tree.root
-                fd = _open_unnamed(where, w.mode)
+                fd = _open_unnamed(folders.fd(parent_rel), w.mode, tree.abs(w.path))
                 if fd is None:
                     no_unnamed.add(st_parent.st_dev)
                 else:
                     staged.unnamed[w.path] = fd
-                    if staged.link_fd < 0:
-                        staged.link_fd = os.open(tree.root, os.O_RDONLY | os.O_DIRECTORY)
                     _write_content(fd, tree.abs(w.path), w, store)
                     progress.advance(1, w.size)
                     continue
@@ -395,19 +462,23 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
                 # the walk never tracks: a new file's inode is allocated near its folder's (in a
                 # staging folder of its own every allocation was ~4x slower on ext4), the rename
                 # stays in one folder, and status, checkout and gc remove what a kill leaves.
-                tmp = os.path.join(tree.abs(parent_rel) if parent_rel else tree.root, f"{CHECKOUT_TEMP_PREFIX}{os.urandom(8).hex()}")
+                name = f"{CHECKOUT_TEMP_PREFIX}{os.urandom(8).hex()}"
+                tmp = os.path.join(tree.abs(parent_rel) if parent_rel else tree.root, name)
                 staged.beside.append(tmp)
+                _write_staged(name, w, prepared, store, folders.fd(parent_rel), tmp)
+                staged.names[w.path] = tmp
+                progress.advance(1, w.size)
+                continue
+            # Its folder does not exist yet, or something else is in the way that only the
+            # switch removes: staged in .dsv (or beside the nearest folder on another filesystem).
+            dev, _ = _device_of(tree, w.path, devices)
+            if dev == staging_dev:
+                tmp = os.path.join(folder, str(i))
             else:
-                # Its folder does not exist yet, or something else is in the way that only the
-                # switch removes: staged in .dsv (or beside the nearest folder on another filesystem).
-                dev, _ = _device_of(tree, w.path, devices)
-                if dev == staging_dev:
-                    tmp = os.path.join(folder, str(i))
-                else:
-                    _make_folders(tree, w.path, staged.created)
-                    parents.clear()  # folders were created
-                    tmp = os.path.join(os.path.dirname(tree.abs(w.path)), f"{CHECKOUT_TEMP_PREFIX}{os.urandom(8).hex()}")
-                    staged.beside.append(tmp)
+                _make_folders(tree, w.path, staged.created)
+                parents.clear()  # folders were created
+                tmp = os.path.join(os.path.dirname(tree.abs(w.path)), f"{CHECKOUT_TEMP_PREFIX}{os.urandom(8).hex()}")
+                staged.beside.append(tmp)
             _write_staged(tmp, w, prepared, store)
             staged.names[w.path] = tmp
             progress.advance(1, w.size)
@@ -446,6 +517,8 @@ def _check_space(tree: _Tree, prepared: Prepared, folder: str, staging_dev: int,
             fs = os.statvfs(folder if dev == staging_dev else probe)
         except OSError:
             continue
+        if not fs.f_blocks:
+            continue  # no block accounting (ramfs): nothing to check against
         block = fs.f_frsize or fs.f_bsize or 4096
         nbytes = sum(-(-w.size // block) * block for w in writes)
         nbytes += sum(2 * (8 + -(-len(os.fsencode(w.path.rpartition("/")[2])) // 4) * 4) for w in writes if w.path in prepared.absent)
@@ -516,26 +589,29 @@ _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _NO_UNNAMED = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS, errno.ENOTSUP})
 
 
-def _open_unnamed(folder: str, mode: int) -> int | None:
-    """An unnamed file in ``folder`` (``O_TMPFILE``), or None where its filesystem has none."""
+def _open_unnamed(folder_fd: int, mode: int, target: str) -> int | None:
+    """An unnamed file in the folder open at ``folder_fd`` (``O_TMPFILE``), or None where its filesystem has none."""
     try:
-        return os.open(folder, os.O_WRONLY | _O_TMPFILE, 0o755 if mode == MODE_EXEC else 0o644)
+        return os.open(".", os.O_WRONLY | _O_TMPFILE, 0o755 if mode == MODE_EXEC else 0o644, dir_fd=folder_fd)
     except OSError as err:
         if err.errno in _NO_UNNAMED:
             return None
-        raise StorageError("write", folder, err) from err
+        raise StorageError("write", target, err) from err
 
 
-def _write_staged(tmp: str, w: FileWrite, prepared: Prepared, store: ObjectStore) -> None:
+def _write_staged(tmp: str, w: FileWrite, prepared: Prepared, store: ObjectStore, dir_fd: int | None = None, shown: str | None = None) -> None:
+    """Write ``w`` under the temp name ``tmp`` (in the folder open at ``dir_fd``, if given)."""
+    shown = shown or tmp
     try:
         if w.mode == MODE_LINK:
-            os.symlink(os.fsdecode(prepared.link_targets[w.path]), tmp)
+            os.symlink(os.fsdecode(prepared.link_targets[w.path]), tmp, dir_fd=dir_fd)
             return
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o755 if w.mode == MODE_EXEC else 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(tmp, flags, 0o755 if w.mode == MODE_EXEC else 0o644, dir_fd=dir_fd)
     except OSError as err:
-        raise StorageError("write", tmp, err) from err
+        raise StorageError("write", shown, err) from err
     try:
-        _write_content(fd, tmp, w, store)
+        _write_content(fd, shown, w, store)
     finally:
         os.close(fd)
 
@@ -550,48 +626,59 @@ def _write_content(fd: int, where: str, w: FileWrite, store: ObjectStore) -> Non
 
 
 def switch(staged: Staged) -> tuple[dict[str, StatKey], int]:
-    """Delete, clear and rename into place (step 3); return stat keys of written files and files removed.
+    """Delete, clear, link and rename into place (step 3); return stat keys of written files and files removed.
 
-    Only deletes and renames: the slow and fallible work was done by :func:`stage`.
+    Only deletes, links and renames (and creates folders): the slow and fallible
+    work was done by :func:`stage`. Every change goes through a descriptor of
+    its folder (:class:`_Folders`), so none goes through a symlink, even one
+    that replaced a folder while the switch runs.
     """
     prepared = staged.prepared
     tree = _Tree(prepared.root)
-    dirs_ok: set[str] = {""}
-    removed = sum(1 for p in sorted(prepared.removals, reverse=True) if _remove_tracked(tree, p, dirs_ok))
+    if staged.folders is None:
+        staged.folders = _Folders(tree.root)
+    folders = staged.folders
+    removed = sum(1 for p in sorted(prepared.removals, reverse=True) if _remove_tracked(folders, p))
     for rel in prepared.clear_files:
+        parent, _, name = rel.rpartition("/")
         try:
-            os.unlink(tree.abs(rel))
+            os.unlink(name, dir_fd=folders.fd(parent))
         except FileNotFoundError:
             pass
         except OSError as err:
             raise StorageError("delete", tree.abs(rel), err) from err
     for rel in prepared.clear_folders:
         _remove_empty_folders(tree.abs(rel))
+        folders.forget(rel)
     keys: dict[str, StatKey] = {}
     staged.created.clear()  # the folders are part of the new tree now
     for w in prepared.writes:
-        _ensure_parent(tree, w.path, dirs_ok)
+        parent, _, name = w.path.rpartition("/")
+        dir_fd = _folder_for(folders, w.path)
         target = tree.abs(w.path)
         # Unlink, then link or rename onto a free name: renaming over an existing file makes
         # ext4 (auto_da_alloc) flush the new file's data at once, ~5x slower per file and
         # stalling the writes that follow. The old version is in the store (or was discarded
         # on purpose with --force), and .dsv/CHECKOUT records the switch, so an interruption
         # here is finished by re-running the checkout.
-        _clear_target(tree, w.path, target)
+        _clear_target(dir_fd, name, w.path, target)
         fd = staged.unnamed.get(w.path)
         try:
             if fd is not None:
-                _link_unnamed(fd, target, staged.link_fd)
+                _link_unnamed(fd, dir_fd, name)
                 st = os.fstat(fd)  # after the link: its ctime is the one lstat sees
             else:
                 src = staged.names[w.path]
+                src_dir_fd = None
+                if os.path.dirname(src) == os.path.dirname(target):
+                    src, src_dir_fd = os.path.basename(src), dir_fd  # staged beside it: in the same real folder
                 try:
-                    os.replace(src, target)
+                    os.replace(src, name, src_dir_fd=src_dir_fd, dst_dir_fd=dir_fd)
                 except OSError as err:
                     if err.errno != errno.EXDEV:
                         raise
-                    _replace_across_devices(src, target)
-                st = os.lstat(target)
+                    _replace_across_devices(src, dir_fd, name)
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except OSError as err:
             raise StorageError("write", target, err) from err
         keys[w.path] = stat_key(st, w.mode)
@@ -600,47 +687,81 @@ def switch(staged: Staged) -> tuple[dict[str, StatKey], int]:
     return keys, removed
 
 
-def _clear_target(tree: _Tree, path: str, target: str) -> None:
-    """Delete the file at ``target`` if there is one; a folder there stops the switch."""
+def _folder_for(folders: _Folders, path: str) -> int:
+    """The descriptor of ``path``'s folder, creating missing folders one component at a time."""
+    parent = path.rpartition("/")[0]
+    for rel in _folders_above(path) if parent else ():
+        try:
+            folders.fd(rel)
+            continue
+        except FileNotFoundError:
+            pass
+        up, _, name = rel.rpartition("/")
+        try:
+            os.mkdir(name, 0o755, dir_fd=folders.fd(up))
+        except FileExistsError:
+            pass  # made meanwhile (or not a folder: fd() below says which)
+        except OSError as err:
+            raise StorageError("create folder", os.path.join(folders.root, rel), err) from err
+        try:
+            folders.fd(rel)
+        except FileNotFoundError:
+            raise WorktreeError(f"cannot create folder {rel}: it vanished as it was made", hint="run the same checkout again to finish it") from None
+    return folders.fd(parent)
+
+
+def _clear_target(dir_fd: int, name: str, path: str, target: str) -> None:
+    """Delete the file ``name`` in the folder open at ``dir_fd`` if there is one; a folder there stops the switch."""
     try:
-        os.unlink(target)
+        os.unlink(name, dir_fd=dir_fd)
         return
     except FileNotFoundError:
         return
     except OSError as err:
-        st = tree.lstat(path)
-        if st is not None and statmod.S_ISDIR(st.st_mode):
+        try:
+            is_dir = statmod.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        except OSError:
+            is_dir = False
+        if is_dir:
             raise WorktreeError(f"cannot write {path}: a folder appeared in the way", hint="move it away, then run the same checkout again to finish it") from None
         raise StorageError("write", target, err) from err
 
 
-def _link_unnamed(fd: int, target: str, dir_fd: int) -> None:
-    """Give the unnamed file open at ``fd`` the name ``target`` (``linkat`` through ``/proc/self/fd``).
+def _link_unnamed(fd: int, dir_fd: int, name: str) -> None:
+    """Give the unnamed file open at ``fd`` the name ``name`` in the folder open at ``dir_fd``.
 
-    ``src_dir_fd`` only makes Python call ``linkat`` with ``AT_SYMLINK_FOLLOW``
-    (both paths are absolute). Something created at ``target`` since it was
-    cleared is deleted once, as a rename would have replaced it.
+    ``linkat`` of ``/proc/self/fd/<fd>`` with ``AT_SYMLINK_FOLLOW`` (open(2),
+    ``O_TMPFILE``). Something created at the name since it was cleared is
+    deleted once, as a rename would have replaced it.
     """
     source = f"/proc/self/fd/{fd}"
     try:
-        os.link(source, target, src_dir_fd=dir_fd, follow_symlinks=True)
+        os.link(source, name, dst_dir_fd=dir_fd, follow_symlinks=True)
     except FileExistsError:
-        os.unlink(target)
-        os.link(source, target, src_dir_fd=dir_fd, follow_symlinks=True)
+        os.unlink(name, dir_fd=dir_fd)
+        os.link(source, name, dst_dir_fd=dir_fd, follow_symlinks=True)
 
 
-def _replace_across_devices(src: str, target: str) -> None:
-    """A folder of the tree is another filesystem: copy beside the target, then rename."""
-    tmp = os.path.join(os.path.dirname(target), f"{CHECKOUT_TEMP_PREFIX}{os.urandom(8).hex()}")
+def _replace_across_devices(src: str, dir_fd: int, name: str) -> None:
+    """A folder of the tree is another filesystem: copy beside the target (in the folder open at ``dir_fd``), then rename."""
+    tmp = f"{CHECKOUT_TEMP_PREFIX}{os.urandom(8).hex()}"
     try:
         if os.path.islink(src):
-            os.symlink(os.readlink(src), tmp)
+            os.symlink(os.readlink(src), tmp, dir_fd=dir_fd)
         else:
-            shutil.copy2(src, tmp, follow_symlinks=False)
-        os.replace(tmp, target)
+            mode = os.stat(src).st_mode & 0o7777
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dir_fd)
+            try:
+                with open(src, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        write_all(out, chunk)
+                os.fchmod(out, mode)
+            finally:
+                os.close(out)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
         raise
@@ -658,57 +779,35 @@ def _remove_empty_folders(full: str) -> None:
         raise StorageError("remove folder", full, err) from err
 
 
-def _ensure_parent(tree: _Tree, path: str, dirs_ok: set[str]) -> None:
-    for rel in _folders_above(path):
-        if rel in dirs_ok:
-            continue
-        full = tree.abs(rel)
-        st = tree.lstat(rel)
-        if st is None:
-            try:
-                os.mkdir(full, 0o755)
-            except FileExistsError:
-                st = os.lstat(full)
-                if not statmod.S_ISDIR(st.st_mode):
-                    raise WorktreeError(f"cannot create folder {rel}: something else appeared there") from None
-            except OSError as err:
-                raise StorageError("create folder", full, err) from err
-            dirs_ok.add(rel)
-            continue
-        if statmod.S_ISLNK(st.st_mode):
-            raise UnsafePathError(path, f"{rel} is a symlink; dsv never writes through symlinks")
-        if not statmod.S_ISDIR(st.st_mode):
-            raise WorktreeError(f"cannot write {path}: {rel} is a file, not a folder", hint="move that file away, then run the same checkout again")
-        dirs_ok.add(rel)
-
-
-def _remove_tracked(tree: _Tree, path: str, dirs_ok: set[str]) -> bool:
+def _remove_tracked(folders: _Folders, path: str) -> bool:
     """Delete a tracked file (not a folder), then any folders it leaves empty.
 
     Nothing is deleted through a symlinked folder: a tracked folder replaced by
-    a link to elsewhere leaves the link's target untouched.
+    a link to elsewhere (or gone) leaves the link's target untouched, and the
+    file is not counted.
     """
-    for rel in _folders_above(path):
-        st = tree.lstat(rel)
-        if st is None or not statmod.S_ISDIR(st.st_mode):
-            return False
-    full = tree.abs(path)
-    st = tree.lstat(path)
-    if st is None or statmod.S_ISDIR(st.st_mode):
+    parent, _, name = path.rpartition("/")
+    try:
+        dir_fd = folders.fd(parent)
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except (OSError, DsvError):
+        return False
+    if statmod.S_ISDIR(st.st_mode):
         return False
     try:
-        os.unlink(full)
+        os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         return False
     except OSError as err:
-        raise StorageError("delete", full, err) from err
-    parts = path.split("/")[:-1]
+        raise StorageError("delete", os.path.join(folders.root, path), err) from err
+    parts = parent.split("/") if parent else []
     while parts:
+        rel = "/".join(parts)
         try:
-            os.rmdir(tree.abs("/".join(parts)))
-        except OSError:
+            os.rmdir(parts[-1], dir_fd=folders.fd("/".join(parts[:-1])))
+        except (OSError, DsvError):
             break
-        dirs_ok.discard("/".join(parts))
+        folders.forget(rel)
         parts.pop()
     return True
 
