@@ -504,6 +504,8 @@ class Scale:
         """Run commands as one step (summed wall and CPU time, max peak); dsv runs are noted."""
         m = bf.Measurement(seconds=0.0, peak_mb=0.0)
         cpu = 0.0
+        if timed and self.args.settle > 0:
+            time.sleep(self.args.settle)  # any tool's background work after its last command is done
         for argv in commands:
             r = run_measured(self._argv(tool, argv, case, ctx.wt), ctx.wt, ctx.env, ctx.logf,
                              self.timeout, self.use_time)
@@ -980,7 +982,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run dsv with its command server on (dsv server on after init; git stays plain)")
     p.add_argument("--fsmonitor", action="store_true",
                    help="run dsv with its file-system monitor on (dsv fsmonitor on after init; git stays plain)")
+    p.add_argument("--settle", type=float, default=None, metavar="S",
+                   help="pause this long before every timed step of every tool, so that no tool's background work "
+                        "(the command server prepares its next process 0.5 s after a command; the fsmonitor "
+                        "coalesces events) overlaps another's timed command (default: 1.0 with --server, else 0)")
     args = p.parse_args(argv)
+    if args.settle is None:
+        args.settle = 1.0 if args.server else 0.0
     try:
         args.files = parse_files(args.files or ["20000,100000"])
     except (ValueError, argparse.ArgumentTypeError) as exc:
@@ -1048,7 +1056,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(floor, `true`: {facts['rss_floor_mb']} MB); warm page cache; each tool on its own `cp -a` copy; "
         "multi-command steps are summed; cpu s = user + system time of the process tree "
         "(dsv's forked helper included), the figure least changed by other load; tools interleaved "
-        "run by run in status/diff/log/checkout",
+        "run by run in status/diff/log/checkout"
+        + (f"; a {args.settle:g} s pause before every timed step of every tool (`--settle`)" if args.settle else ""),
         "",
     ]
     if args.server:

@@ -88,6 +88,9 @@ class Request:
                 self.env[key] = value
 
 
+PREPARE_IDLE_S = 0.5
+"""A process is prepared once no command has run for this long: commands run back to back (a script)
+are forked as before, and its page copies never overlap the command a user or script runs next."""
 PREPARE_RETRY_S = 1.0
 """After a prepared process died unused, the next is forked this much later (never in a loop)."""
 
@@ -142,7 +145,7 @@ class State:
         self.pending: dict[socket.socket, float] = {}
         self.children: dict[int, Child] = {}
         self.prepared: Prepared | None = None
-        self.prepare_after = 0.0
+        self.prepare_after = time.monotonic() + PREPARE_IDLE_S
         """Not before this (monotonic) time: set when a prepared process died unused."""
 
     def status(self) -> dict[str, object]:
@@ -294,14 +297,18 @@ def _loop(state: State, sock_path: str, sock_id: tuple[int, int] | None) -> str:
     listener = state.listener
     last_command = last_check = time.monotonic()
     while True:
-        if state.prepared is None and not state.children and time.monotonic() >= state.prepare_after:
-            _prepare(state)  # while nothing runs: its page copies never compete with a command of ours
+        timeout = 0.05 if any(c.gone_at is not None for c in state.children.values()) else CHECK_EVERY_S
+        if state.prepared is None and not state.children:
+            wait = state.prepare_after - time.monotonic()
+            if wait <= 0:
+                _prepare(state)  # idle for a while: its page copies compete with nothing of ours
+            else:
+                timeout = min(timeout, wait)
         watched: list[Any] = [listener, state.wake[0], *state.pending]
         watched += [c.conn for c in state.children.values() if c.conn is not None]
         if state.prepared is not None and not state.prepared.ready:
             watched.append(state.prepared.ctl)
-        waiting = any(c.gone_at is not None for c in state.children.values())
-        ready, _, _ = select.select(watched, [], [], 0.05 if waiting else CHECK_EVERY_S)
+        ready, _, _ = select.select(watched, [], [], timeout)
         now = time.monotonic()
         _after_wake(state, ready, now)
         if state.prepared is not None and state.prepared.ctl in ready:
@@ -411,6 +418,8 @@ def _reap(state: State) -> None:
                     pass
         if child.conn is not None:
             child.conn.close()
+        if not state.children:
+            state.prepare_after = max(state.prepare_after, time.monotonic() + PREPARE_IDLE_S)
 
 
 def _why_exit(sock_path: str, sock_id: tuple[int, int] | None, state: State, idle: float) -> str | None:
@@ -473,6 +482,7 @@ def _handle(conn: socket.socket, state: State) -> str:
                 _work(conn, fds, req, state)  # never returns
         state.children[pid] = Child(conn, req.args)
         state.commands += 1
+        state.prepare_after = max(state.prepare_after, time.monotonic() + PREPARE_IDLE_S)
         kept = True
         return "ran"
     except (OSError, ValueError):
