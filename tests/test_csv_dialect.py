@@ -208,7 +208,7 @@ def _model_normalise(data: bytes, quote: bytes, escape: bytes) -> tuple[bytes, s
 def test_normalise_newlines_matches_a_byte_model(data: bytes, dialect: tuple[bytes, bytes], chunk: int) -> None:
     import io
 
-    from dsv.semantic.tables import normalise_newlines
+    from dsv.semantic.table_files import normalise_newlines
 
     out = io.BytesIO()
     kinds = normalise_newlines(io.BytesIO(data), out, *dialect, chunk_size=chunk)

@@ -59,7 +59,7 @@ def _view(con: "duckdb.DuckDBPyConnection", name: str, side: "Side", path: str, 
 def _columns(types_a: dict[str, str], types_b: dict[str, str], skip: set[str]) -> list[Column]:
     """Columns on both sides: numeric where both read as numbers, else categorical as canonical text."""
     from dsv.semantic.engine import q
-    from dsv.semantic.tables import canon
+    from dsv.semantic.column_types import canon
 
     out = []
     for c, tb in types_b.items():
@@ -75,7 +75,7 @@ def _columns(types_a: dict[str, str], types_b: dict[str, str], skip: set[str]) -
 
 def _slices(types_a: dict[str, str], types_b: dict[str, str], names: list[str]) -> list[tuple[str, str, str]]:
     from dsv.semantic.engine import q
-    from dsv.semantic.tables import canon
+    from dsv.semantic.column_types import canon
 
     return [(s, canon(f"a.{q(s)}", types_a[s]), canon(f"b.{q(s)}", types_b[s])) for s in names if s in types_a and s in types_b]
 

@@ -121,8 +121,9 @@ def load_table(
     none), or without ``file`` a 64-bit hash of the row's other columns (not
     key, label, slices), ``NULL`` when all of those are empty.
     """
-    from dsv.semantic.tables import Reading, _json_arrays, check_unique_keys
-    from dsv.semantic.tables import load_table as load_version
+    from dsv.semantic.column_types import Reading, has_json_arrays
+    from dsv.semantic.table_files import load_table as load_version
+    from dsv.semantic.tables import check_unique_keys
 
     view = f"tv_{tag}"
     version = load_version(con, view, disk_path, source, side)
@@ -137,7 +138,7 @@ def load_table(
     check_unique_keys(con, view, source, side)
     r = Reading(source, version, version)
     t = version.types.get(source.label, "VARCHAR")
-    arrays = _json_arrays(con, version, source.label)
+    arrays = has_json_arrays(con, version, source.label)
     multilabel = not version.as_text and (t.endswith("[]") or arrays)
     if multilabel:
         labels = r.labels("a", source.label, arrays)
@@ -573,7 +574,7 @@ def hard_samples(
     its samples with a prediction.
     """
     from dsv.semantic.engine import lit
-    from dsv.semantic.tables import canon
+    from dsv.semantic.column_types import canon
 
     keys = prediction_keys(smp, columns)
     if keys is None:
