@@ -682,3 +682,22 @@ def test_a_stopped_server_leaves_no_prepared_process_and_starts_again(served_roo
     on = dsv_cli("server", "on", "--json", cwd=served_root)
     assert on.returncode == 0 and json.loads(on.stdout)["running"], on.stderr  # no lock left held
     assert _prepared_pid(served_root) != first
+
+
+def test_a_stopped_prepared_process_never_holds_a_command(served_root: Path) -> None:
+    # Found by an outside attack: a prepared process that was SIGSTOPped took the next command
+    # and held it forever. The server now asks it first and forks when it does not answer.
+    first = _prepared_pid(served_root)
+    os.kill(first, signal.SIGSTOP)
+    try:
+        before = served(served_root)
+        res = dsv_cli("log", "--json", cwd=served_root, timeout=30)
+        assert res.returncode == 0, res.stderr
+        assert served(served_root) == before + 1  # still served: forked
+        assert _gone(first), "the stopped prepared process was left behind"
+    finally:
+        try:
+            os.kill(first, signal.SIGCONT)
+        except OSError:
+            pass
+    assert _prepared_pid(served_root) != first

@@ -91,6 +91,8 @@ class Request:
 PREPARE_IDLE_S = 0.5
 """A process is prepared once no command has run for this long: commands run back to back (a script)
 are forked as before, and its page copies never overlap the command a user or script runs next."""
+PREPARED_ANSWER_S = 0.2
+"""How long the prepared process may take to say it is there before a command is handed to it."""
 PREPARE_RETRY_S = 1.0
 """After a prepared process died unused, the next is forked this much later (never in a loop)."""
 
@@ -668,14 +670,19 @@ def _hand_over(state: State, request: bytes, conn: socket.socket, fds: list[int]
     prepared = state.prepared
     if prepared is None or not prepared.ready:
         return None
-    state.prepared = None
     try:
-        socket.send_fds(prepared.ctl, [len(request).to_bytes(8, "little")], [conn.fileno(), *fds])
+        # Is it still there and able to run? (Stopped, frozen or traced, it would hold the
+        # command forever: it is dropped and the command forked instead.)
+        prepared.ctl.settimeout(PREPARED_ANSWER_S)
+        prepared.ctl.sendall(b"?")
+        if prepared.ctl.recv(1) != b"!":
+            raise OSError("no answer")
+        socket.send_fds(prepared.ctl, [b"C" + len(request).to_bytes(8, "little")], [conn.fileno(), *fds])
         prepared.ctl.sendall(request)
     except OSError:
-        state.prepared = prepared
         state.drop_prepared()
         return None
+    state.prepared = None
     prepared.ctl.close()
     return prepared.pid
 
@@ -693,10 +700,19 @@ def _prepared_main(ctl: socket.socket, state: State) -> None:
             _let_go(state)  # first: a stopping server's lock must not outlive it here
             _copy_pages()
             ctl.sendall(b"R")
-            head, fds, _flags, _addr = socket.recv_fds(ctl, 8, client.MAX_FDS + 1)
-            if len(head) < 8 or not fds:
+            while True:  # "?" (still there?) until "C" comes with a command
+                head, fds, _flags, _addr = socket.recv_fds(ctl, 9, client.MAX_FDS + 1)
+                if head != b"?" or fds:
+                    break
+                ctl.sendall(b"!")
+            while 0 < len(head) < 9:
+                more = ctl.recv(9 - len(head))
+                if not more:
+                    break
+                head += more
+            if len(head) < 9 or head[:1] != b"C" or not fds:
                 return  # the server is gone or dropped us
-            size = int.from_bytes(head[:8], "little")
+            size = int.from_bytes(head[1:9], "little")
             chunks = []
             while size > 0:
                 part = ctl.recv(min(size, 1 << 20))
