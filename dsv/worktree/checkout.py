@@ -19,8 +19,10 @@ wrong in advance goes wrong before the first change:
    anyway (a kill, a power cut), the caller has recorded the checkout as in
    progress and running the same checkout again completes it.
 
-Parent folders are created component by component with ``lstat`` checks, so
-nothing is ever written or deleted through a symlink.
+Staging and the switch create, link, rename and delete only through
+descriptors of the folders, each opened from its parent's without following a
+symlink (:class:`_Folders`), so nothing is ever written or deleted through a
+symlink, even one that replaced a folder while the checkout runs.
 """
 
 from __future__ import annotations
