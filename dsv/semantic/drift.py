@@ -248,10 +248,7 @@ def _column(
 
 def _numeric(con: "duckdb.DuckDBPyConnection", bins: int) -> dict[Any, dict[str, Any]]:
     """Per group: PSI over the reference's quantile bins (+ missing) and the KS statistic."""
-    qs = [i / bins for i in range(1, bins)]
-    edges = {
-        g: sorted(set(e or [])) for g, e in con.execute(f"SELECT g, quantile_cont(x, {qs}) FROM dv WHERE side = 0 AND x IS NOT NULL GROUP BY g").fetchall()
-    }
+    edges = _quantile_edges(con, bins)
     out: dict[Any, dict[str, Any]] = {}
     con.execute("CREATE OR REPLACE TEMP TABLE dv_e (g VARCHAR, edges DOUBLE[])")
     if edges:
@@ -281,6 +278,42 @@ def _numeric(con: "duckdb.DuckDBPyConnection", bins: int) -> dict[Any, dict[str,
     ).fetchall():
         out.setdefault(g, {})["ks"] = float(k)
     return out
+
+
+def _quantile_edges(con: "duckdb.DuckDBPyConnection", bins: int) -> dict[Any, list[float]]:
+    """Per group, the reference's quantiles at 1/bins .. (bins-1)/bins (numpy's 'linear' rule), distinct and sorted.
+
+    The two order statistics around each quantile are read from the sorted
+    column and interpolated here as numpy does: DuckDB's list form of
+    ``quantile_cont`` put an edge between two values of 13.5 at
+    13.499999999999998, which split equal values into two bins.
+    """
+    sizes = dict(con.execute("SELECT g, count(*) FROM dv WHERE side = 0 AND x IS NOT NULL GROUP BY g").fetchall())
+    positions: dict[Any, list[tuple[int, int, float]]] = {}
+    for g, n in sizes.items():
+        for i in range(1, bins):
+            h = (n - 1) * (i / bins)
+            lo = math.floor(h)
+            positions.setdefault(g, []).append((lo, min(lo + 1, n - 1), h - lo))
+    con.execute("CREATE OR REPLACE TEMP TABLE dv_p (g VARCHAR, i BIGINT)")
+    wanted = sorted({(g, i) for g, ps in positions.items() for lo, hi, _ in ps for i in (lo, hi)}, key=lambda t: (t[0] is None, t[0] or "", t[1]))
+    if wanted:
+        con.executemany("INSERT INTO dv_p VALUES (?, ?)", wanted)
+    values = {
+        (g, int(i)): float(x)
+        for g, i, x in con.execute(
+            """SELECT r.g, r.i, r.x FROM (
+                   SELECT g, x, row_number() OVER (PARTITION BY g ORDER BY x) - 1 AS i FROM dv WHERE side = 0 AND x IS NOT NULL
+               ) r JOIN dv_p p ON p.g IS NOT DISTINCT FROM r.g AND p.i = r.i"""
+        ).fetchall()
+    }
+    return {g: sorted({_lerp(values[(g, lo)], values[(g, hi)], t) for lo, hi, t in ps}) for g, ps in positions.items()}
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    """numpy's interpolation between neighbours (exact at both ends, and ``a`` when ``a == b``)."""
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
 
 
 def _categorical(con: "duckdb.DuckDBPyConnection") -> dict[Any, dict[str, Any]]:
