@@ -715,14 +715,14 @@ def test_folders_swapped_for_symlinks_during_the_switch_are_never_written_or_del
     real = co._remove_tracked
     swapped: list[str] = []
 
-    def swap_then_remove(folders: object, path: str) -> bool:
+    def swap_then_remove(folders: object, path: str, *rest: object) -> bool:
         if not swapped:  # the switch has begun: swap b and c for links, and put one where n goes
             for d in ("b", "c"):
                 os.rename(root / d, root / f"{d}.moved")
                 os.symlink(outside, root / d)
             os.symlink(outside, root / "n")
             swapped.append("yes")
-        return real(folders, path)  # type: ignore[arg-type]
+        return real(folders, path, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(co, "_remove_tracked", swap_then_remove)
     with pytest.raises(dsv.DsvError) as info:

@@ -14,6 +14,7 @@ from dsv.repository import Repository
 from dsv.store.local import LoadedPack
 from dsv.store.upkeep import chunks_reached, orphan_packs, recheck_quarantined, repack
 from dsv.worktree.checkout import remove_leftovers, sweep_staging
+from dsv.worktree.recycle import empty_recycle
 from dsv.worktree.scan import find_leftovers
 
 
@@ -119,7 +120,7 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
                 report.quarantine_dropped += 1
         report.temp_files_removed = _sweep_temp(store.tmp_dir, cutoff) + _sweep_pack_temps(store.packs_dir, cutoff)
         # Checkout temp and staging files: under the write lock no checkout is live.
-        report.temp_files_removed += remove_leftovers(repo.root, find_leftovers(repo.root)) + sweep_staging(repo.layout.dsv)
+        report.temp_files_removed += remove_leftovers(repo.root, find_leftovers(repo.root)) + sweep_staging(repo.layout.dsv) + empty_recycle(repo.layout.dsv)
     return report
 
 

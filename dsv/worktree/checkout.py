@@ -37,11 +37,13 @@ from dsv.base.errors import DsvError, ObjectNotFoundError, StorageError, UnsafeP
 from dsv.base.filemodes import MODE_EXEC, MODE_LINK, MODES
 from dsv.base.fsio import write_all
 from dsv.base.hashing import from_hex
+from dsv.base.layout import DSV_DIR
 from dsv.base.progress import NullProgress, Progress
 from dsv.base.records import FrozenRecord, Record, init_field
 from dsv.store.base import ObjectStore
 from dsv.worktree.ignore import CHECKOUT_TEMP_PREFIX, CHECKOUT_TEMP_RE
 from dsv.worktree.paths import check_manifest_path
+from dsv.worktree.recycle import Recycle, sweep
 from dsv.worktree.statcache import StatKey, stat_key
 
 NOTHING_CHANGED = "nothing in the working tree was changed"
@@ -108,7 +110,7 @@ class Prepared(Record):
 class Staged(Record):
     """Files written and verified where nobody sees them, ready to be linked or renamed into place."""
 
-    __slots__ = ("prepared", "folder", "names", "beside", "created", "unnamed", "folders")
+    __slots__ = ("prepared", "folder", "names", "beside", "created", "unnamed", "folders", "recycle")
     __hash__ = None  # type: ignore[assignment]
 
     prepared: Prepared
@@ -123,6 +125,8 @@ class Staged(Record):
     """Files staged as unnamed files in their target's folder: path -> open descriptor."""
     folders: _Folders | None
     """Descriptors of the tree's folders that staging and the switch write and delete through."""
+    recycle: Recycle
+    """Where the switch moves what it replaces (dsv.worktree.recycle), emptied as staging creates files."""
 
     def __init__(
         self,
@@ -139,6 +143,7 @@ class Staged(Record):
         self.created = [] if created is None else created
         self.unnamed = {}
         self.folders = None
+        self.recycle = Recycle(None)
 
     def discard(self) -> None:
         """Remove the staging folder, temp files staged beside targets, and folders made for them.
@@ -151,6 +156,7 @@ class Staged(Record):
         if self.folders is not None:
             self.folders.close()
             self.folders = None
+        self.recycle.close()
         shutil.rmtree(self.folder, ignore_errors=True)
         for tmp in self.beside:
             try:
@@ -428,13 +434,22 @@ def stage(prepared: Prepared, store: ObjectStore, folder: str, progress: Progres
         except OSError as err:
             raise StorageError("create", folder, err) from err
         tree = _Tree(prepared.root)
+        dsv_dir = os.path.join(tree.root, DSV_DIR)
+        staged.recycle = recycle = Recycle(dsv_dir if os.path.isdir(dsv_dir) else None)
         devices: dict[str, int] = {}
-        _check_space(tree, prepared, folder, staging_dev, devices)
+        try:
+            _check_space(tree, prepared, folder, staging_dev, devices)
+        except WorktreeError:
+            if not recycle.left:
+                raise
+            recycle.free_all()  # what the last checkout replaced may be the space that is missing
+            _check_space(tree, prepared, folder, staging_dev, devices)
         staged.folders = folders = _Folders(tree.root)
         budget = _unnamed_budget(len(prepared.writes))
         no_unnamed: set[int] = set()  # filesystems that refused an unnamed file
         parents: dict[str, os.stat_result | None] = {}  # writes are sorted: a folder's files come together
         for i, w in enumerate(prepared.writes):
+            recycle.free_one()  # an inode freed just before one is allocated: see dsv.worktree.recycle
             parent_rel = w.path.rpartition("/")[0]
             if parent_rel in parents:
                 st_parent = parents[parent_rel]
@@ -640,7 +655,8 @@ def switch(staged: Staged) -> tuple[dict[str, StatKey], int]:
     if staged.folders is None:
         staged.folders = _Folders(tree.root)
     folders = staged.folders
-    removed = sum(1 for p in sorted(prepared.removals, reverse=True) if _remove_tracked(folders, p))
+    recycle = staged.recycle
+    removed = sum(1 for p in sorted(prepared.removals, reverse=True) if _remove_tracked(folders, p, recycle))
     for rel in prepared.clear_files:
         parent, _, name = rel.rpartition("/")
         try:
@@ -663,7 +679,7 @@ def switch(staged: Staged) -> tuple[dict[str, StatKey], int]:
         # stalling the writes that follow. The old version is in the store (or was discarded
         # on purpose with --force), and .dsv/CHECKOUT records the switch, so an interruption
         # here is finished by re-running the checkout.
-        _clear_target(dir_fd, name, w.path, target)
+        _clear_target(dir_fd, name, w.path, target, recycle)
         fd = staged.unnamed.get(w.path)
         try:
             if fd is not None:
@@ -712,20 +728,17 @@ def _folder_for(folders: _Folders, path: str) -> int:
     return folders.fd(parent)
 
 
-def _clear_target(dir_fd: int, name: str, path: str, target: str) -> None:
-    """Delete the file ``name`` in the folder open at ``dir_fd`` if there is one; a folder there stops the switch."""
+def _clear_target(dir_fd: int, name: str, path: str, target: str, recycle: Recycle) -> None:
+    """Move the file ``name`` in the folder open at ``dir_fd`` to the recycle folder or delete it; a folder there stops the switch."""
     try:
-        os.unlink(name, dir_fd=dir_fd)
-        return
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if statmod.S_ISDIR(st.st_mode):
+            raise WorktreeError(f"cannot write {path}: a folder appeared in the way", hint="move it away, then run the same checkout again to finish it")
+        if not recycle.keep(dir_fd, name, st):
+            os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         return
     except OSError as err:
-        try:
-            is_dir = statmod.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
-        except OSError:
-            is_dir = False
-        if is_dir:
-            raise WorktreeError(f"cannot write {path}: a folder appeared in the way", hint="move it away, then run the same checkout again to finish it") from None
         raise StorageError("write", target, err) from err
 
 
@@ -781,7 +794,7 @@ def _remove_empty_folders(full: str) -> None:
         raise StorageError("remove folder", full, err) from err
 
 
-def _remove_tracked(folders: _Folders, path: str) -> bool:
+def _remove_tracked(folders: _Folders, path: str, recycle: Recycle | None = None) -> bool:
     """Delete a tracked file (not a folder), then any folders it leaves empty.
 
     Nothing is deleted through a symlinked folder: a tracked folder replaced by
@@ -797,7 +810,8 @@ def _remove_tracked(folders: _Folders, path: str) -> bool:
     if statmod.S_ISDIR(st.st_mode):
         return False
     try:
-        os.unlink(name, dir_fd=dir_fd)
+        if recycle is None or not recycle.keep(dir_fd, name, st):
+            os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         return False
     except OSError as err:
@@ -862,24 +876,4 @@ def sweep_staging(dsv_dir: str) -> int:
     Never follows a symlink: a link at ``.dsv/staging`` or inside it is removed
     itself, and ``rmtree`` never descends through links.
     """
-    base = os.path.join(dsv_dir, "staging")
-    try:
-        st = os.lstat(base)
-    except FileNotFoundError:
-        return 0
-    if not statmod.S_ISDIR(st.st_mode):
-        os.unlink(base)
-        return 1
-    removed = 0
-    with os.scandir(base) as it:
-        entries = list(it)
-    for e in entries:
-        try:
-            if e.is_dir(follow_symlinks=False):
-                shutil.rmtree(e.path)
-            else:
-                os.unlink(e.path)
-            removed += 1
-        except OSError:
-            continue
-    return removed
+    return sweep(os.path.join(dsv_dir, "staging"))
