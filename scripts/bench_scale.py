@@ -55,6 +55,21 @@ Targets (issue 9; "ratio" is dsv relative to git):
   status <= 1.5x git; 10-file commit <= 1x git and < 1 MB of new metadata;
   diff and log < 1 s; peak memory < 1 GB for every dsv command.
 
+Work copies deleted by an earlier run (or size) must be ``--age`` seconds
+old (default 400) before new ones are built: the harness records when it
+deletes them (``WORKDIR/runs/.deleted-at``), runs ``sync`` and waits out the
+rest. On ext4 without a journal the inode allocator passes over every free
+inode freed in the last 60 s, or the last 6 minutes while its inode table
+block is dirty (``recently_deleted``); a run started seconds after the last
+one deleted 2 x N files, the copies skipped those inodes and kept their
+blocks dirty, and every tool's checkout then paid 0.12-0.4 ms per new file
+for the harness's own deletions (traced with
+``ext4:ext4_request_inode``/``ext4_allocate_inode``: git's too; 4-14 µs
+after 5 minutes idle; still 30 ms per git checkout after 65 s), so ratios
+swung between 1.0x and 1.9x from run to run. ``--age 0`` for quick runs. Before the rounds of timed cases (and again after the second commits)
+it runs ``sync`` and waits ``--quiesce`` seconds (default 6), so no tool's
+timed command meets the write-back of the set-up.
+
 ``--cases`` selects cases (comma list of first_commit, status, commit2, diff,
 log, checkout); the steps a selected case needs still run, untimed rows are
 simply not reported. DVC is measured unless ``--skip-dvc`` is given, and never
@@ -443,6 +458,27 @@ def run_measured(argv: list[str], cwd: Path, env: dict, log_path: Path, timeout:
     return r
 
 
+DELETED_AT = ".deleted-at"
+
+
+def mark_deleted(runs_dir: Path) -> None:
+    """Record that work copies were just deleted (their inodes are 'recently deleted' for a while)."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    (runs_dir / DELETED_AT).write_text(f"{time.time()}\n")
+
+
+def await_aged(runs_dir: Path, age: float) -> None:
+    """Wait until the last deletion of work copies is ``age`` seconds old (after a sync)."""
+    try:
+        since = time.time() - float((runs_dir / DELETED_AT).read_text())
+    except (OSError, ValueError):
+        return
+    if age > 0 and since < age:
+        log(f"waiting {age - since:.0f} s: work copies deleted {since:.0f} s ago (--age)")
+        os.sync()
+        time.sleep(age - since)
+
+
 class Scale:
     """Runs the sequence for one size and every selected tool."""
 
@@ -687,6 +723,12 @@ class Scale:
         if not m.ok:
             self.fail(tool, "not run: second commit failed")
 
+    def quiesce(self) -> None:
+        """Write back what set-up dirtied and wait, so the timed rounds do not pay for the harness's own deletions."""
+        if self.args.quiesce > 0:
+            os.sync()
+            time.sleep(self.args.quiesce)
+
     def cleanup(self, run_dir: Path) -> None:
         """Stop dsv's monitor daemon; remove a work copy unless --keep."""
         if self.args.fsmonitor and (run_dir / "wt" / ".dsv").is_dir():
@@ -695,6 +737,7 @@ class Scale:
             subprocess.run(self.tools["dsv"] + ["server", "off"], cwd=run_dir / "wt", capture_output=True, env=self.env)
         if not self.args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
+            mark_deleted(self.runs_dir)
 
     def alive(self) -> list[str]:
         """Tools still running the sequence."""
@@ -709,15 +752,22 @@ class Scale:
         train = generate_tree(self.workdir / "data" / f"scale-{self.files}", self.files)
         self.load.append(os.getloadavg()[0])
         for tool in ("git", "dvc", "dsv"):
+            if self.tools.get(tool) and (self.runs_dir / f"{self.files}-{tool}").exists():
+                shutil.rmtree(self.runs_dir / f"{self.files}-{tool}", ignore_errors=True)
+                mark_deleted(self.runs_dir)
+        await_aged(self.runs_dir, self.args.age)
+        for tool in ("git", "dvc", "dsv"):
             if self.tools.get(tool):
                 self.prepare(tool, train)
         self.load.append(os.getloadavg()[0])
+        self.quiesce()
         if "status" in self.needed:
             self.rounds("status", "status")
         if self.needed & {"commit2", "diff", "log", "checkout"}:
             for tool in self.alive():
                 self.second_commit(tool)
             self.load.append(os.getloadavg()[0])
+            self.quiesce()
             for case in ("diff", "log"):
                 if case in self.cases:
                     self.rounds(case, case)
@@ -986,6 +1036,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="pause this long before every timed step of every tool, so that no tool's background work "
                         "(the command server prepares its next process 0.5 s after a command; the fsmonitor "
                         "coalesces events) overlaps another's timed command (default: 1.0 with --server, else 0)")
+    p.add_argument("--age", type=float, default=400.0, metavar="S",
+                   help="build work copies only once those an earlier run deleted are this old (sync, then wait the "
+                        "rest; see above)")
+    p.add_argument("--quiesce", type=float, default=6.0, metavar="S",
+                   help="sync, then pause this long before the rounds of timed cases (after set-up and after the "
+                        "second commits), so that no tool pays for the harness's own mass deletions (see above)")
     args = p.parse_args(argv)
     if args.settle is None:
         args.settle = 1.0 if args.server else 0.0
@@ -1043,6 +1099,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(workdir / "runs", ignore_errors=True)
             (workdir / "runs").mkdir(parents=True, exist_ok=True)
+            mark_deleted(workdir / "runs")
     out = [
         "## dsv scale benchmark (issue 9)",
         "",
@@ -1057,7 +1114,9 @@ def main(argv: list[str] | None = None) -> int:
         "multi-command steps are summed; cpu s = user + system time of the process tree "
         "(dsv's forked helper included), the figure least changed by other load; tools interleaved "
         "run by run in status/diff/log/checkout"
-        + (f"; a {args.settle:g} s pause before every timed step of every tool (`--settle`)" if args.settle else ""),
+        + (f"; a {args.settle:g} s pause before every timed step of every tool (`--settle`)" if args.settle else "")
+        + (f"; `sync` and a {args.quiesce:g} s pause before the rounds of timed cases (`--quiesce`)" if args.quiesce else "")
+        + (f"; work copies built only once those deleted before are {args.age:g} s old (`--age`)" if args.age else ""),
         "",
     ]
     if args.server:
