@@ -112,8 +112,7 @@ def test_what_staging_does_not_pair_stays_and_the_caps_count_the_whole_folder(tm
     kept = _recycled(root)
     assert sum(kept.values()) == 5 and kept[b"3"] == 0
     assert read_tree(root) == {"f0": b"2"}
-    # A name dsv did not give counts as the largest file a checkout keeps.
-    assert rc._size_of("0123456789abcdef.17") == 17 and rc._size_of("junk") == rc.KEEP_FILE_BYTES
+    assert rc._size_of("0123456789abcdef.17") == 17
 
 
 def test_one_kept_file_is_deleted_just_before_each_file_is_staged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,3 +229,96 @@ def test_a_checkout_that_fails_while_staging_keeps_the_tree_and_loses_only_recyc
     monkeypatch.setattr(co, "_write_content", real)
     dsv.Repo(root).checkout(c2)
     assert read_tree(root) == V2
+
+
+def test_only_files_named_as_dsv_names_them_are_ever_deleted_or_counted(tmp_path: Path) -> None:
+    # Found by an outside attack: a folder bind-mounted at .dsv/recycle was emptied by the next
+    # checkout. What dsv did not name (or any folder) in the recycle folder is someone else's.
+    root = tmp_path / "r"
+    c1, c2 = _repo(root)
+    folder = root / ".dsv" / "recycle"
+    folder.mkdir()
+    (folder / "precious.txt").write_bytes(b"mine\n")
+    (folder / "0123456789abcdef.5").mkdir()
+    (folder / "0123456789abcdef.5" / "inside").write_bytes(b"mine too\n")
+    (folder / "0123456789abcdef.99999999999").write_bytes(b"dsv-named: counted by its name\n")
+    ok(run_dsv(root, "checkout", c1))
+    ok(run_dsv(root, "checkout", c2))
+    ok(run_dsv(root, "gc"))
+    assert sorted(p.name for p in folder.iterdir()) == ["0123456789abcdef.5", "precious.txt"]
+    assert (folder / "precious.txt").read_bytes() == b"mine\n" and (folder / "0123456789abcdef.5" / "inside").read_bytes() == b"mine too\n"
+    assert read_tree(root) == V2
+
+
+def test_a_symlink_swapped_in_while_gc_empties_the_folder_leads_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by an outside attack (renameat2 RENAME_EXCHANGE in a loop): gc checked the folder with
+    # lstat, then listed and deleted by path, through a symlink swapped in between: 20 of 30 files
+    # outside the repository were deleted.
+    from dsv.maintenance.gc import gc as run_gc
+
+    root = tmp_path / "r"
+    c1, _c2 = _repo(root)
+    repo = dsv.Repo(root)
+    repo.checkout(c1)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for i in range(5):
+        (outside / f"{i:016x}.3").write_bytes(b"out")
+    (outside / "staging-like").mkdir()
+    real_scandir = os.scandir
+    swapped: list[str] = []
+
+    def swap_then_scandir(target: object) -> object:
+        # The moment gc lists one of the two folders (by path, or by a descriptor of it).
+        if not swapped and (isinstance(target, int) or str(target).endswith((".dsv/recycle", ".dsv/staging"))):
+            for name in ("recycle", "staging"):
+                real = root / ".dsv" / name
+                if real.exists():
+                    real.rename(root / ".dsv" / f"{name}.real")
+                os.symlink(outside, real)
+            swapped.append("yes")
+        return real_scandir(target)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "scandir", swap_then_scandir)
+    (root / ".dsv" / "staging").mkdir(exist_ok=True)
+    run_gc(repo._repo, grace_seconds=0)
+    assert swapped
+    assert sorted(p.name for p in outside.iterdir()) == sorted([f"{i:016x}.3" for i in range(5)] + ["staging-like"])
+
+
+@pytest.mark.parametrize("how", ["replace", "remove"])
+def test_a_folder_that_takes_a_files_place_mid_switch_is_never_moved_to_the_recycle_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # Found by an outside attack: the switch lstat'ed a file, a folder took its place, and the
+    # rename into .dsv/recycle moved the folder (where the unlink it replaced fails on folders);
+    # the next gc deleted it.
+    from dsv.base.errors import WorktreeError
+    from dsv.worktree.recycle import Recycle
+
+    root = tmp_path / "r"
+    c1, c2 = _repo(root)
+    repo = dsv.Repo(root)
+    repo.checkout(c1)  # the recycle folder now exists
+    victim = "a/f0" if how == "replace" else "b/gone"
+    real_keep = Recycle.keep
+
+    def swap_then_keep(self: Recycle, dir_fd: int, name: str, st: os.stat_result) -> bool:
+        if name == victim.rpartition("/")[2]:
+            (root / victim).unlink()
+            (root / victim).mkdir()
+            (root / victim / "precious").write_bytes(b"user data\n")
+        return real_keep(self, dir_fd, name, st)
+
+    monkeypatch.setattr(Recycle, "keep", swap_then_keep)
+    if how == "replace":
+        with pytest.raises(WorktreeError) as info:
+            repo.checkout(c2)
+        assert "a folder appeared in the way" in info.value.message
+    else:
+        repo.checkout(c2)  # the folder is left where it is, as a folder there always was
+    assert (root / victim / "precious").read_bytes() == b"user data\n"
+    assert not any(p.is_dir() for p in (root / ".dsv" / "recycle").iterdir())
+    monkeypatch.setattr(Recycle, "keep", real_keep)
+    ok(run_dsv(root, "gc"))
+    assert (root / victim / "precious").read_bytes() == b"user data\n"

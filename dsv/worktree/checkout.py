@@ -43,7 +43,7 @@ from dsv.base.records import FrozenRecord, Record, init_field
 from dsv.store.base import ObjectStore
 from dsv.worktree.ignore import CHECKOUT_TEMP_PREFIX, CHECKOUT_TEMP_RE
 from dsv.worktree.paths import check_manifest_path
-from dsv.worktree.recycle import Recycle, sweep
+from dsv.worktree.recycle import FolderInTheWay, Recycle, sweep
 from dsv.worktree.statcache import StatKey, stat_key
 
 NOTHING_CHANGED = "nothing in the working tree was changed"
@@ -733,13 +733,27 @@ def _clear_target(dir_fd: int, name: str, path: str, target: str, recycle: Recyc
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if statmod.S_ISDIR(st.st_mode):
-            raise WorktreeError(f"cannot write {path}: a folder appeared in the way", hint="move it away, then run the same checkout again to finish it")
+            raise _folder_in_the_way(path)
         if not recycle.keep(dir_fd, name, st):
             os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         return
+    except IsADirectoryError:
+        raise _folder_in_the_way(path) from None
+    except FolderInTheWay as moved:
+        raise _folder_in_the_way(path, moved.parked) from None
     except OSError as err:
         raise StorageError("write", target, err) from err
+
+
+def _folder_in_the_way(path: str, parked: str | None = None) -> WorktreeError:
+    """A folder took the place of a file the switch replaces (``parked``: where it was moved and left)."""
+    if parked:
+        return WorktreeError(
+            f"cannot write {path}: a folder appeared in the way and was moved to .dsv/{parked}",
+            hint=f"move .dsv/{parked} back to {path} (or elsewhere), then run the same checkout again to finish it",
+        )
+    return WorktreeError(f"cannot write {path}: a folder appeared in the way", hint="move it away, then run the same checkout again to finish it")
 
 
 def _link_unnamed(fd: int, dir_fd: int, name: str) -> None:
@@ -812,7 +826,14 @@ def _remove_tracked(folders: _Folders, path: str, recycle: Recycle | None = None
     try:
         if recycle is None or not recycle.keep(dir_fd, name, st):
             os.unlink(name, dir_fd=dir_fd)
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
+        return False  # a folder took its place: left alone, as a folder there always is
+    except FolderInTheWay as moved:
+        if moved.parked:
+            raise WorktreeError(
+                f"a folder appeared at {path} while the checkout ran and was moved to .dsv/{moved.parked}",
+                hint=f"move it back to {path}, then run the same checkout again to finish it",
+            ) from None
         return False
     except OSError as err:
         raise StorageError("delete", os.path.join(folders.root, path), err) from err
@@ -876,4 +897,4 @@ def sweep_staging(dsv_dir: str) -> int:
     Never follows a symlink: a link at ``.dsv/staging`` or inside it is removed
     itself, and ``rmtree`` never descends through links.
     """
-    return sweep(os.path.join(dsv_dir, "staging"))
+    return sweep(dsv_dir, "staging")

@@ -20,13 +20,16 @@ folder), only when they are on the filesystem of ``.dsv``; anything else is
 deleted at once. What is kept is never read again: ``dsv gc`` empties the
 folder, and a checkout that lacks space empties it before it gives up.
 Each kept file is named ``<16 hex>.<size in bytes>`` so the folder's total is
-known from its listing.
+known from its listing; nothing of another name (or any folder) in it is ever
+deleted or counted, and the folder is listed and emptied through a descriptor
+opened without following a symlink.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import stat as statmod
 
@@ -35,6 +38,19 @@ RECYCLE = "recycle"
 KEEP_FILE_BYTES = 1 << 20
 KEEP_BYTES = 64 << 20
 KEEP_FILES = 65_536
+KEPT_NAME = re.compile(r"[0-9a-f]{16}\.[0-9]+\Z")
+"""What a kept file is called: 16 hex digits, a dot, its size when kept."""
+
+
+class FolderInTheWay(Exception):
+    """A folder took a file's place between its ``lstat`` and its move.
+
+    It was put back; ``parked`` names where it is when that failed.
+    """
+
+    def __init__(self, parked: str | None = None) -> None:
+        super().__init__(parked)
+        self.parked = parked
 
 
 class Recycle:
@@ -57,7 +73,7 @@ class Recycle:
         if self.fd is not None:
             try:
                 self.dev = os.fstat(self.fd).st_dev
-                self.left = os.listdir(self.fd)
+                self.left = [name for name in os.listdir(self.fd) if KEPT_NAME.match(name)]
             except OSError:
                 self.close()
                 self.left = []
@@ -71,7 +87,7 @@ class Recycle:
             try:
                 os.unlink(name, dir_fd=self.fd)
             except OSError:
-                return  # a folder someone put there: gc sweeps it
+                return  # a folder (never deleted here) or gone
             self.kept_files -= 1
             self.kept_bytes -= _size_of(name)
 
@@ -85,7 +101,9 @@ class Recycle:
 
         False when it is not kept (too big, the caps reached, another
         filesystem, a folder, no recycle folder): the caller deletes it.
-        FileNotFoundError when it is gone.
+        FileNotFoundError when it is gone; :class:`FolderInTheWay` when what
+        the rename moved turns out to be a folder (a rename moves folders too,
+        where the unlink it replaces fails on them).
         """
         if (
             self.fd is None
@@ -96,12 +114,23 @@ class Recycle:
             or self.kept_bytes + st.st_size > KEEP_BYTES
         ):
             return False
+        kept = f"{os.urandom(8).hex()}.{st.st_size}"
         try:
-            os.rename(name, f"{os.urandom(8).hex()}.{st.st_size}", src_dir_fd=dir_fd, dst_dir_fd=self.fd)
+            os.rename(name, kept, src_dir_fd=dir_fd, dst_dir_fd=self.fd)
         except FileNotFoundError:
             raise
         except OSError:
             return False  # EXDEV (a bind mount), a full folder: deleted instead
+        try:
+            moved_dir = statmod.S_ISDIR(os.stat(kept, dir_fd=self.fd, follow_symlinks=False).st_mode)
+        except OSError:
+            moved_dir = False
+        if moved_dir:
+            try:
+                os.rename(kept, name, src_dir_fd=self.fd, dst_dir_fd=dir_fd)  # a folder never replaces a file
+            except OSError:
+                raise FolderInTheWay(f"{RECYCLE}/{kept}") from None
+            raise FolderInTheWay()
         self.kept_files += 1
         self.kept_bytes += st.st_size
         return True
@@ -113,9 +142,8 @@ class Recycle:
 
 
 def _size_of(name: str) -> int:
-    """The size a kept file's name gives; a name dsv did not make counts as the largest kept file."""
-    head, _, size = name.partition(".")
-    return int(size) if len(head) == 16 and size.isdigit() else KEEP_FILE_BYTES
+    """The size a kept file's name gives (``name`` matches :data:`KEPT_NAME`)."""
+    return int(name.partition(".")[2])
 
 
 def _open_real_folder(parent: str, name: str) -> int | None:
@@ -144,34 +172,56 @@ def _open_real_folder(parent: str, name: str) -> int | None:
         os.close(parent_fd)
 
 
-def sweep(folder: str) -> int:
-    """Remove everything in ``folder`` (if it is a real folder; a symlink or file there is removed itself).
+def sweep(parent: str, name: str, *, only: re.Pattern[str] | None = None, folders: bool = True) -> int:
+    """Remove what the folder ``name`` in ``parent`` holds; return how many entries went.
 
-    Never follows a symlink: ``rmtree`` does not descend through links.
-    Returns how many entries were removed.
+    The folder is opened without following a symlink and listed and emptied
+    through that descriptor (``rmtree`` with ``dir_fd`` never follows links
+    either), so a symlink swapped in at its name at any moment leads nowhere.
+    A symlink or file at the name is removed itself. ``only``: remove just the
+    entries so named; ``folders=False``: leave folders.
     """
     try:
-        st = os.lstat(folder)
-    except FileNotFoundError:
+        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
         return 0
-    if not statmod.S_ISDIR(st.st_mode):
-        os.unlink(folder)
-        return 1
-    removed = 0
-    with os.scandir(folder) as it:
-        entries = list(it)
-    for e in entries:
+    try:
         try:
-            if e.is_dir(follow_symlinks=False):
-                shutil.rmtree(e.path)
-            else:
-                os.unlink(e.path)
-            removed += 1
-        except OSError:
-            continue
-    return removed
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+        except FileNotFoundError:
+            return 0
+        except OSError as err:
+            if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                return 0
+            try:
+                os.unlink(name, dir_fd=parent_fd)
+            except OSError:
+                return 0
+            return 1
+        try:
+            with os.scandir(fd) as it:
+                entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+            removed = 0
+            for entry, is_dir in entries:
+                if only is not None and not only.match(entry):
+                    continue
+                try:
+                    if is_dir:
+                        if not folders:
+                            continue
+                        shutil.rmtree(entry, dir_fd=fd)
+                    else:
+                        os.unlink(entry, dir_fd=fd)
+                    removed += 1
+                except OSError:
+                    continue
+            return removed
+        finally:
+            os.close(fd)
+    finally:
+        os.close(parent_fd)
 
 
 def empty_recycle(dsv_dir: str) -> int:
     """Delete every file checkouts kept in ``.dsv/recycle`` (caller holds the write lock); return how many."""
-    return sweep(os.path.join(dsv_dir, RECYCLE))
+    return sweep(dsv_dir, RECYCLE, only=KEPT_NAME, folders=False)
