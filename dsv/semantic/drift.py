@@ -296,7 +296,7 @@ def _quantile_edges(con: "duckdb.DuckDBPyConnection", bins: int) -> dict[Any, li
             lo = math.floor(h)
             positions.setdefault(g, []).append((lo, min(lo + 1, n - 1), h - lo))
     con.execute("CREATE OR REPLACE TEMP TABLE dv_p (g VARCHAR, i BIGINT)")
-    wanted = sorted({(g, i) for g, ps in positions.items() for lo, hi, _ in ps for i in (lo, hi)}, key=lambda t: (t[0] is None, t[0] or "", t[1]))
+    wanted = list({(g, i) for g, ps in positions.items() for lo, hi, _ in ps for i in (lo, hi)})
     if wanted:
         con.executemany("INSERT INTO dv_p VALUES (?, ?)", wanted)
     values = {

@@ -746,11 +746,11 @@ def _clear_target(dir_fd: int, name: str, path: str, target: str, recycle: Recyc
         raise StorageError("write", target, err) from err
 
 
-def _folder_in_the_way(path: str, parked: str | None = None) -> WorktreeError:
-    """A folder took the place of a file the switch replaces (``parked``: where it was moved and left)."""
+def _folder_in_the_way(path: str, parked: str | None = None, verb: str = "write") -> WorktreeError:
+    """A folder took the place of a file the switch replaces or deletes (``parked``: where it was moved and left)."""
     if parked:
         return WorktreeError(
-            f"cannot write {path}: a folder appeared in the way and was moved to .dsv/{parked}",
+            f"cannot {verb} {path}: a folder appeared in the way and was moved to .dsv/{parked}",
             hint=f"move .dsv/{parked} back to {path} (or elsewhere), then run the same checkout again to finish it",
         )
     return WorktreeError(f"cannot write {path}: a folder appeared in the way", hint="move it away, then run the same checkout again to finish it")
@@ -830,10 +830,7 @@ def _remove_tracked(folders: _Folders, path: str, recycle: Recycle | None = None
         return False  # a folder took its place: left alone, as a folder there always is
     except FolderInTheWay as moved:
         if moved.parked:
-            raise WorktreeError(
-                f"a folder appeared at {path} while the checkout ran and was moved to .dsv/{moved.parked}",
-                hint=f"move it back to {path}, then run the same checkout again to finish it",
-            ) from None
+            raise _folder_in_the_way(path, moved.parked, "delete") from None
         return False
     except OSError as err:
         raise StorageError("delete", os.path.join(folders.root, path), err) from err

@@ -66,9 +66,6 @@ class Recycle:
         self.dev = -1
         self.left: list[str] = []
         """Files kept by earlier checkouts, not deleted yet."""
-        self.kept_files = 0
-        self.kept_bytes = 0
-        """What the folder holds (its files and their bytes, by their names)."""
         if dsv_dir is not None:
             self.fd = _open_real_folder(dsv_dir, RECYCLE)
         if self.fd is not None:
@@ -80,6 +77,7 @@ class Recycle:
                 self.left = []
         self.kept_files = len(self.left)
         self.kept_bytes = sum(_size_of(name) for name in self.left)
+        """What the folder holds (its files and their bytes, by their names)."""
 
     def free_one(self) -> None:
         """Delete one file an earlier checkout kept (called just before a file is created)."""
