@@ -498,3 +498,44 @@ def test_zstd_content_size_without_a_declared_size_and_on_garbage() -> None:
     frame = compress(b"x" * 1000)
     with pytest.raises(ValueError, match="says 1099511627776 bytes"):
         decompress(frame, 1 << 40)
+
+
+def test_a_copy_found_once_is_forgotten_when_it_turns_out_corrupt(tmp_path: Path) -> None:
+    """The store remembers where it found an id (a checkout asks for each file it writes, then reads
+    it); a copy set aside as corrupt is not returned from that memory: the other copy is read."""
+    import shutil
+    import signal
+
+    store = _local(tmp_path)
+    other = LocalObjectStore.create(str(tmp_path / "other"))
+    data = b"the same bytes in two packs\n" * 10
+    for s in (store, other):
+        w = s.begin_write()
+        oid = w.add_bytes(data)
+        w.add_bytes(f"filler {s.root}".encode())  # the two packs differ, so their names do
+        w.commit()
+    for name in os.listdir(other.packs_dir):
+        shutil.copy(os.path.join(other.packs_dir, name), os.path.join(store.packs_dir, name))
+    fresh = LocalObjectStore(store.root)
+    assert fresh.has(oid)  # found (and remembered) in one of the packs
+    slot, row = fresh._locate(bytes.fromhex(oid))  # noqa: SLF001
+    pack = fresh.packs()[slot]
+    off, length = pack.index.offsets[row], pack.index.lengths[row]
+    os.chmod(pack.pack_path, 0o644)
+    with open(pack.pack_path, "r+b") as f:
+        f.seek(off + length - 2)
+        byte = f.read(1)
+        f.seek(off + length - 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    def never_ends(signum: int, frame: object) -> None:
+        raise TimeoutError("the read kept returning the copy set aside")
+
+    previous = signal.signal(signal.SIGALRM, never_ends)
+    signal.alarm(20)  # a read that kept returning the remembered copy would never end
+    try:
+        assert fresh.read(oid) == data
+        assert b"".join(fresh.iter_chunks(oid)) == data
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert fresh._locate(bytes.fromhex(oid))[0] != slot  # noqa: SLF001

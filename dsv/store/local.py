@@ -52,6 +52,9 @@ from dsv.store.pack import (
 LOOSE_THRESHOLD = CHUNKED_THRESHOLD
 """Objects at least this large are stored as chunks (format 1 stored them as loose files)."""
 
+# How many ids found by search a store remembers before it stops adding (the dict over
+# every pack, built once lookups are many, takes over well before).
+_FOUND_MAX = 4096
 QUARANTINE_HINT = "the damaged copy was set aside: commit a file with these bytes again, or run 'dsv fsck --repair'"
 
 
@@ -130,6 +133,9 @@ class LocalObjectStore:
         self._quarantined: set[tuple[str, bytes]] = set()
         # id -> (pack slot, row), built only once lookups are many (see _locate).
         self._where: dict[bytes, tuple[int, int]] | None = None
+        # Until then, the ids already found: a checkout asks for each file it writes
+        # (has) and reads it (iter_chunks, read): one search, not three.
+        self._found: dict[bytes, tuple[int, int]] = {}
         self._lookups = 0
         self._total_ids: int | None = None
         self._lock = threading.RLock()
@@ -164,7 +170,7 @@ class LocalObjectStore:
                 self._packs = packs
                 self._damaged = damaged
                 self._quarantined = self._load_quarantine()
-                self._where = None
+                self._forget_locations()
                 self._lookups = 0
                 self._total_ids = None
             return self._packs
@@ -223,10 +229,20 @@ class LocalObjectStore:
                 return self._search(packs, raw)
         return where.get(raw)
 
+    def _forget_locations(self) -> None:
+        """Drop every remembered ``(slot, row)``: packs were reloaded or removed, or a copy quarantined."""
+        self._where = None
+        self._found = {}
+
     def _search(self, packs: list[LoadedPack], raw: bytes) -> tuple[int, int] | None:
+        found = self._found.get(raw)
+        if found is not None:
+            return found
         for slot in range(len(packs) - 1, -1, -1):
             i = packs[slot].index.find(raw)
             if i >= 0 and not self._is_quarantined(slot, i):
+                if len(self._found) < _FOUND_MAX:
+                    self._found[raw] = (slot, i)
                 return slot, i
         return None
 
@@ -251,7 +267,7 @@ class LocalObjectStore:
                 if p.fd >= 0:
                     os.close(p.fd)
             self._packs = None
-            self._where = None
+            self._forget_locations()
 
     def close(self) -> None:
         """Close open pack files."""
@@ -297,7 +313,7 @@ class LocalObjectStore:
         with self._lock:
             if self._packs is not None and pack in self._packs:
                 self._packs.remove(pack)
-                self._where = None
+                self._forget_locations()
             if all(path != pack.pack_path for path, _ in self._damaged):
                 self._damaged.append((pack.pack_path, problem))
 
@@ -693,7 +709,7 @@ class LocalObjectStore:
             except (OSError, DsvError) as err:
                 logger(__name__).warning("cannot quarantine %s in %s: %s", oid, pack.name, err)
             self._quarantined.add(key)
-            self._where = None
+            self._forget_locations()
 
     def _quarantine_loose(self, oid: str) -> None:
         path = self._loose_path(oid)
@@ -714,7 +730,7 @@ class LocalObjectStore:
             raise StorageError("delete", q.path, err) from err
         with self._lock:
             self._quarantined.discard((q.origin, from_hex(q.oid)))
-            self._where = None
+            self._forget_locations()
 
     # -- repair --------------------------------------------------------------------
 

@@ -203,7 +203,7 @@ class _WordView(Sequence[int]):
             yield (w >> shift) & mask
 
 
-KEYED_LOOKUPS = 512
+KEYED_LOOKUPS = 64
 """A pack index searches an integer array of its ids' prefixes from this many lookups on (or 1 per 128 ids)."""
 
 
