@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import enum
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -184,10 +186,54 @@ def diff_tables(old: pa.Table, new: pa.Table, *, detect_moves: bool = True) -> F
 
 
 def diff_manifests(old: Manifest | None, new: Manifest | None, *, detect_moves: bool = True) -> FileDiff:
-    """Compare two stored manifests, reading only the chunks they do not share."""
+    """Compare two stored manifests, reading only the chunks they do not share.
+
+    Chunks end at content-defined paths, so an edit that adds or removes no file
+    leaves its chunk's first and last path and row count as they were: such pairs
+    are compared row by row (:func:`_diff_aligned`, no hash lookups) once their
+    paths are checked equal; only the rest goes through :func:`diff_tables`.
+    """
     old_ids = old.chunk_ids() if old else []
     new_ids = new.chunk_ids() if new else []
     shared = set(old_ids) & set(new_ids)
+    pairs = _same_bounds(old, new, shared) if old and new else []
+    modified: tuple[FileChange, ...] = ()
+    if pairs and old and new:
+        a = old.table(chunks=[o for o, _, _ in pairs])
+        b = new.table(chunks=[n for _, n, _ in pairs])
+        same = pc.equal(a.column("path"), b.column("path"))
+        if not pc.all_true(same):
+            # Some pairs gained as many paths as they lost: those go the general way.
+            ends = list(itertools.accumulate(rows for _, _, rows in pairs))
+            off = {bisect.bisect_right(ends, i) for i in pc.indices_nonzero(pc.invert(same)).to_pylist()}
+            pairs = [p for i, p in enumerate(pairs) if i not in off]
+            a = old.table(chunks=[o for o, _, _ in pairs])
+            b = new.table(chunks=[n for _, n, _ in pairs])
+        if pairs:
+            modified = _diff_aligned(a, b).changes
+            shared |= {o for o, _, _ in pairs} | {n for _, n, _ in pairs}
     a = old.table(chunks=[c for c in old_ids if c not in shared]) if old else empty_entries()
     b = new.table(chunks=[c for c in new_ids if c not in shared]) if new else empty_entries()
-    return diff_tables(a, b, detect_moves=detect_moves)
+    rest = diff_tables(a, b, detect_moves=detect_moves)
+    if not modified:
+        return rest
+    # The order diff_tables gives: added, removed, modified (by path), moved.
+    kinds = (ChangeKind.ADDED, ChangeKind.REMOVED)
+    mods = sorted([c for c in rest.changes if c.kind is ChangeKind.MODIFIED] + list(modified), key=lambda c: c.path)
+    return FileDiff(
+        tuple([c for c in rest.changes if c.kind in kinds] + mods + [c for c in rest.changes if c.kind is ChangeKind.MOVED])
+    )
+
+
+def _same_bounds(old: Manifest, new: Manifest, shared: set[str]) -> list[tuple[str, str, int]]:
+    """``(old chunk, new chunk, rows)``, neither shared, that start and end at the same paths with as many rows, in path order."""
+    def keyed(m: Manifest) -> dict[tuple[str, str, int], str]:
+        root = m.root
+        return {
+            (f, last, n): c
+            for c, f, last, n in zip(m.chunk_ids(), root.column("first").to_pylist(), root.column("last").to_pylist(), root.column("files").to_pylist())
+            if c not in shared
+        }
+
+    theirs = keyed(new)
+    return [(c, theirs[k], k[2]) for k, c in keyed(old).items() if k in theirs]
