@@ -715,3 +715,31 @@ def test_commands_allocate_arrow_memory_from_the_system_allocator(served_root: P
                             env={**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}, capture_output=True, text=True).stdout.strip()
     reply = command_server.request(str(served_root / ".dsv"), b"status")
     assert reply is not None and reply["arrow_pool"] == chosen  # what Arrow makes of the user's choice, untouched
+
+
+_FAULTS_PROBE = """
+import os, resource, sys
+from dsv.cli import servedchild
+if sys.argv[1] == "reserve":
+    servedchild._reserve_heap(sys.argv[2])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+blobs = [b"x" * (1 << 20) for _ in range(8)]  # what a command allocates: 8 MiB in blocks of 1 MiB
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_a_prepared_process_has_heap_faulted_in_for_the_command(tmp_path: Path) -> None:
+    """The prepared process reserves heap (servedchild._reserve_heap): the command's large
+    allocations then take no page faults; a user's own malloc tuning is left alone."""
+    (tmp_path / "statcache").write_bytes(b"\0" * (1 << 20))
+
+    def faults(*args: str, env: dict[str, str] | None = None) -> int:
+        proc = subprocess.run([sys.executable, "-c", _FAULTS_PROBE, *args], capture_output=True, text=True, env=env, check=True)
+        return int(proc.stdout)
+
+    pages = (8 << 20) // 4096
+    assert faults("plain", str(tmp_path)) > pages // 2  # fresh memory: a fault per page
+    assert faults("reserve", str(tmp_path)) < pages // 10
+    tuned = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    assert faults("reserve", str(tmp_path), env=tuned) > pages // 2
