@@ -60,11 +60,13 @@ def checkout(
             cache = repo.load_statcache(head.commit)
             ignore = repo.ignore_rules()
             target_manifest = api._manifest(target.commit)
-            if rel is None:
-                _refuse_malformed(target_manifest, rev)
             head_manifest = api._manifest(api._repo.history.commit(head.commit)) if head.commit else None
+            switching = rel is None and not force and pending is None
+            if rel is None:
+                # A switch writes only what differs from HEAD: chunks HEAD holds too need no check.
+                _refuse_malformed(target_manifest, rev, head_manifest if switching else None)
             monitor = None
-            if rel is None and not force and pending is None:
+            if switching:
                 # The common switch: only the paths HEAD and the target disagree on are looked at.
                 plan = plan_switch(api.root, cache, head_manifest, target_manifest)
                 # Asked before the switch writes anything; what it reports stays pending (below).
@@ -82,7 +84,7 @@ def checkout(
                     plan = plan_full(api.root, cache, status, head_manifest, target_manifest, force=force, pending=pending_manifest, ignore=ignore)
             if plan.conflicts:
                 raise UncommittedChangesError(sorted(plan.conflicts))
-            clash = file_folder_clashes(target_manifest, plan.writes)
+            clash = file_folder_clashes(target_manifest, plan.writes, checked=rel is None)
             if clash:
                 from dsv.base.errors import UnsafePathError
 
@@ -146,12 +148,15 @@ def checkout(
     )
 
 
-def _refuse_malformed(manifest: "Manifest", rev: str) -> None:
-    """A forged or damaged snapshot (paths repeated or unsorted, unknown modes) is never written."""
-    from dsv.base.errors import CorruptMetadataError
-    from dsv.manifest import row_problems
+def _refuse_malformed(manifest: "Manifest", rev: str, trusted: "Manifest | None" = None) -> None:
+    """A forged or damaged snapshot (paths repeated or unsorted, unknown modes) is never written.
 
-    problems = row_problems(manifest.table())
+    ``trusted``: HEAD's manifest in a switch, whose shared chunks are not read again.
+    """
+    from dsv.base.errors import CorruptMetadataError
+    from dsv.manifest import manifest_problems
+
+    problems = manifest_problems(manifest, trusted)
     if problems:
         raise CorruptMetadataError(
             f"the snapshot of {rev}", problems[0], hint="run 'dsv fsck'; nothing in the working tree was changed"

@@ -373,12 +373,14 @@ def plan_paths(root: str, cache: StatCache, status: WorktreeStatus, target: Mani
     return plan
 
 
-def file_folder_clashes(target: Manifest, writes: list[FileWrite]) -> tuple[str, str] | None:
+def file_folder_clashes(target: Manifest, writes: list[FileWrite], *, checked: bool = False) -> tuple[str, str] | None:
     """A written path with a folder above it that ``target`` also holds as a file: ``(file, path)``.
 
     A malformed (forged) manifest can hold both ``a`` and ``a/x``; writing it
     would put one through the other. Checked against the whole target, before
-    any change.
+    any change: ``checked`` (its chunks were found to lie within the bounds its
+    root records, :func:`dsv.manifest.manifest_problems`) lets only the chunks
+    that could hold those folders be read.
     """
     above: dict[str, str] = {}
     for w in writes:
@@ -387,7 +389,7 @@ def file_folder_clashes(target: Manifest, writes: list[FileWrite]) -> tuple[str,
             above.setdefault("/".join(parts[:i]), w.path)
     if not above:
         return None
-    clash = sorted(target_paths(target, set(above)))
+    clash = sorted(target.holding(above) if checked else target_paths(target, set(above)))
     return (clash[0], above[clash[0]]) if clash else None
 
 

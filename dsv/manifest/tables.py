@@ -16,6 +16,8 @@ library versions), compressed by the store as a storage detail.
 
 from __future__ import annotations
 
+import bisect
+
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -35,7 +37,7 @@ BOUNDARY_MASK = (1 << BOUNDARY_BITS) - 1
 MAX_CHUNK_ROWS = 16 * 1024
 
 __all__ = ["BOUNDARY_BITS", "ENTRY_SCHEMA", "MAX_CHUNK_ROWS", "MODES", "MODE_EXEC", "MODE_FILE", "MODE_LINK", "ROOT_SCHEMA", "Manifest",
-           "empty_entries", "entries_table", "read_manifest", "row_problems", "write_manifest", "write_manifest_patch"]
+           "empty_entries", "entries_table", "manifest_problems", "read_manifest", "row_problems", "write_manifest", "write_manifest_patch"]
 
 
 def empty_entries() -> pa.Table:
@@ -293,6 +295,33 @@ class Manifest(FrozenRecord):
             return empty_entries()
         return pa.concat_tables(tables)
 
+    def holding(self, paths: Iterable[str]) -> set[str]:
+        """Which of ``paths`` the manifest holds, reading only the chunks whose recorded bounds could.
+
+        Trusts the root's bounds (checked for a checkout by :func:`manifest_problems`);
+        bounds that do not increase mean the whole manifest is read.
+        """
+        wanted = sorted(set(paths))
+        if not wanted:
+            return set()
+        firsts = self.root.column("first").to_pylist()
+        lasts = self.root.column("last").to_pylist()
+        ids = self.chunk_ids()
+        if all(f <= last for f, last in zip(firsts, lasts)) and all(last < f for last, f in zip(lasts, firsts[1:])):
+            rows = set()
+            for p in wanted:
+                i = bisect.bisect_right(firsts, p) - 1
+                if i >= 0 and p <= lasts[i]:
+                    rows.add(i)
+            chosen = [ids[i] for i in sorted(rows)]
+        else:
+            chosen = ids
+        if not chosen:
+            return set()
+        table = self.table(chunks=chosen)
+        mask = pc.is_in(table.column("path"), pa.array(wanted, pa.string()))
+        return set(pc.filter_rows(table, mask).column("path").to_pylist())
+
     def under(self, prefix: str) -> pa.Table:
         """Entries at or under ``prefix`` (a file path or a folder), reading only chunks that can hold them."""
         prefix = prefix.strip("/")
@@ -323,6 +352,35 @@ def row_problems(table: pa.Table) -> list[str]:
         out.append("has an unknown file mode")
     if n and pc.min_of(table.column("size")) < 0:
         out.append("has a negative size")
+    return out
+
+
+def manifest_problems(manifest: Manifest, trusted: Manifest | None = None) -> list[str]:
+    """:func:`row_problems` of a whole manifest, reading only the chunks ``trusted`` does not hold.
+
+    A chunk ``trusted`` holds too is taken as checked (a switch from HEAD writes
+    nothing from it). The others are checked row by row, together (rows of
+    chunks in order are a subsequence of the whole: sorted if it is), and each
+    must begin and end at the paths the root records for it; the root's bounds
+    must increase. Then the whole manifest is sorted with no path twice.
+    """
+    ids = manifest.chunk_ids()
+    skip = set(trusted.chunk_ids()) if trusted is not None else set()
+    check = [c for c in ids if c not in skip]
+    if len(check) == len(ids):
+        return row_problems(manifest.table())
+    out = row_problems(manifest.table(chunks=check))
+    firsts = manifest.root.column("first").to_pylist()
+    lasts = manifest.root.column("last").to_pylist()
+    ordered = all(f <= last for f, last in zip(firsts, lasts)) and all(last < f for last, f in zip(lasts, firsts[1:]))
+    for c, f, last in zip(ids, firsts, lasts):
+        if c in skip or not ordered:
+            continue
+        paths = manifest.load_chunk(c).column("path")
+        if len(paths) and (paths[0].as_py() != f or paths[-1].as_py() != last):
+            ordered = False
+    if not ordered and "is not sorted by path or repeats a path" not in out:
+        out.insert(0, "is not sorted by path or repeats a path")
     return out
 
 
