@@ -30,7 +30,7 @@ least:
 2. ``first_commit``: commit the tree as v1. git: ``git add -A`` + ``git
    commit``; dvc: ``dvc add train`` + ``git add train.dvc .gitignore`` + ``git
    commit``; dsv: ``dsv commit -m v1`` (then ``dsv tag v1``);
-3. ``status``: no-op status, one warm-up run then 3 timed runs, median:
+3. ``status``: no-op status, one warm-up run then ``--runs`` (3) timed runs, median:
    ``git status --porcelain``, ``dvc status``, ``dsv status``;
 4. change the tree (untimed, identical bytes for every tool, then ``sync``):
    up to 100,000 files, 1% of the files modified in place (new random bytes,
@@ -38,11 +38,11 @@ least:
 5. ``commit2``: commit that as v2, same commands as (2). For dsv the growth
    of ``.dsv/objects`` minus the bytes of the new file contents is reported as
    the commit's new metadata;
-6. ``diff``: file-level diff of v1 and v2, warm-up + median of 3:
+6. ``diff``: file-level diff of v1 and v2, warm-up + median of ``--runs`` (3):
    ``git diff --stat HEAD~1 HEAD``, ``dvc diff HEAD~1 HEAD``, ``dsv diff v1 v2``;
-7. ``log``: history of the two versions, warm-up + median of 3: ``git log``,
+7. ``log``: history of the two versions, warm-up + median of ``--runs`` (3): ``git log``,
    ``dsv log``;
-8. ``checkout``: check out v1, median of 3 (after each timed run the tool is
+8. ``checkout``: check out v1, median of ``--runs`` (3) (after each timed run the tool is
    returned to v2, untimed): ``git checkout -q HEAD~1`` / ``git checkout -q
    main``; dvc: the same plus ``dvc checkout``; ``dsv checkout v1`` / ``dsv
    checkout main``.
@@ -850,14 +850,15 @@ class Scale:
 
     def title(self, case: str, tool: str) -> str:
         """Row title: the case and, for peers, their command."""
+        n = self.args.runs
         t = {
             "first_commit": f"first commit (v1), {self.files:,} files",
-            "status": "no-op status (median of 3 after warm-up)",
+            "status": f"no-op status (median of {n} after warm-up)",
             "commit2": f"second commit (v2: {self.plan.describe()})",
             "metadata": "new metadata of the second commit",
-            "diff": "diff v1 v2, file level (median of 3)",
-            "log": "log of the two versions (median of 3)",
-            "checkout": "checkout v1 from v2 (median of 3)",
+            "diff": f"diff v1 v2, file level (median of {n})",
+            "log": f"log of the two versions (median of {n})",
+            "checkout": f"checkout v1 from v2 (median of {n})",
             "peak_mem": "peak memory, every dsv command (max)",
         }[case]
         return t
