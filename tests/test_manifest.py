@@ -328,71 +328,64 @@ def _forged_root(store: MemoryObjectStore, base: m.Manifest, k: int, rows: pa.Ta
     return root
 
 
-def test_manifest_problems_reads_only_chunks_head_lacks_and_still_finds_forgeries() -> None:
+@pytest.fixture
+def chunked(monkeypatch: pytest.MonkeyPatch) -> tuple[MemoryObjectStore, str]:
+    """A stored manifest of 120 rows cut into many small chunks (a boundary every ~4 paths)."""
+    import dsv.manifest.tables as t
+
+    monkeypatch.setattr(t, "BOUNDARY_MASK", 0b11)
+    return _store(_table({f"d{i:03d}": bytes([i % 7]) * 16 for i in range(120)}))
+
+
+def test_manifest_problems_reads_only_chunks_head_lacks_and_still_finds_forgeries(chunked: tuple[MemoryObjectStore, str]) -> None:
     """A switch checks only the target's chunks HEAD does not hold: a forged chunk among shared ones
     (a path twice, rows outside the bounds the root records for it, bounds out of order) is found."""
-    import dsv.manifest.tables as t
-
-    old_mask = t.BOUNDARY_MASK
-    t.BOUNDARY_MASK = 0b11
-    try:
-        entries = {f"d{i:03d}": bytes([i % 7]) * 16 for i in range(120)}
-        store, root = _store(_table(entries))
-        head = m.read_manifest(store, root)
-        ids = head.chunk_ids()
-        assert len(ids) > 6
-        k = len(ids) // 2
-        chunk = head.load_chunk(ids[k])
-        n = chunk.num_rows
-        assert m.manifest_problems(head, head) == [] and m.manifest_problems(head) == []
-        # A path twice inside the one chunk HEAD lacks.
-        twice = pa.concat_tables([chunk.slice(0, 1), chunk.slice(0, n)])
-        forged = m.read_manifest(store, _forged_root(store, head, k, twice))
-        assert m.manifest_problems(forged, head) == ["is not sorted by path or repeats a path"]
-        # Rows that belong to the next chunk's range, under the bounds the root recorded.
-        nxt = head.load_chunk(ids[k + 1])
-        stolen = pa.concat_tables([chunk, nxt.slice(0, 1)])
-        fp, lp = chunk.column("path")[0].as_py(), chunk.column("path")[n - 1].as_py()
-        forged = m.read_manifest(store, _forged_root(store, head, k, stolen, fp, lp))
-        assert "is not sorted by path or repeats a path" in m.manifest_problems(forged, head)
-        # Honest rows, bounds that overlap the next chunk's.
-        forged = m.read_manifest(store, _forged_root(store, head, k, stolen))
-        assert "is not sorted by path or repeats a path" in m.manifest_problems(forged, head)
-        # An unknown mode in the chunk HEAD lacks.
-        odd = chunk.set_column(chunk.schema.get_field_index("mode"), "mode", pa.array([0o100777] * n, pa.int32()))
-        forged = m.read_manifest(store, _forged_root(store, head, k, odd))
-        assert m.manifest_problems(forged, head) == ["has an unknown file mode"]
-        # The shared chunks are not read: a head whose chunks are all in the store but never loaded.
-        fresh = m.read_manifest(store, _forged_root(store, head, k, odd))
-        m.manifest_problems(fresh, head)
-        assert set(fresh._chunks) == {fresh.chunk_ids()[k]}  # noqa: SLF001
-    finally:
-        t.BOUNDARY_MASK = old_mask
+    store, root = chunked
+    head = m.read_manifest(store, root)
+    ids = head.chunk_ids()
+    assert len(ids) > 6
+    k = len(ids) // 2
+    chunk = head.load_chunk(ids[k])
+    n = chunk.num_rows
+    assert m.manifest_problems(head, head) == [] and m.manifest_problems(head) == []
+    # A path twice inside the one chunk HEAD lacks.
+    twice = pa.concat_tables([chunk.slice(0, 1), chunk.slice(0, n)])
+    forged = m.read_manifest(store, _forged_root(store, head, k, twice))
+    assert m.manifest_problems(forged, head) == ["is not sorted by path or repeats a path"]
+    # Rows that belong to the next chunk's range, under the bounds the root recorded.
+    nxt = head.load_chunk(ids[k + 1])
+    stolen = pa.concat_tables([chunk, nxt.slice(0, 1)])
+    fp, lp = chunk.column("path")[0].as_py(), chunk.column("path")[n - 1].as_py()
+    forged = m.read_manifest(store, _forged_root(store, head, k, stolen, fp, lp))
+    assert "is not sorted by path or repeats a path" in m.manifest_problems(forged, head)
+    # Honest rows, bounds that overlap the next chunk's.
+    forged = m.read_manifest(store, _forged_root(store, head, k, stolen))
+    assert "is not sorted by path or repeats a path" in m.manifest_problems(forged, head)
+    # An unknown mode in the chunk HEAD lacks.
+    odd = chunk.set_column(chunk.schema.get_field_index("mode"), "mode", pa.array([0o100777] * n, pa.int32()))
+    forged = m.read_manifest(store, _forged_root(store, head, k, odd))
+    assert m.manifest_problems(forged, head) == ["has an unknown file mode"]
+    # The shared chunks are not read: a head whose chunks are all in the store but never loaded.
+    fresh = m.read_manifest(store, _forged_root(store, head, k, odd))
+    m.manifest_problems(fresh, head)
+    assert set(fresh._chunks) == {fresh.chunk_ids()[k]}  # noqa: SLF001
 
 
-def test_holding_reads_only_the_chunks_whose_bounds_could_hold_the_paths() -> None:
-    import dsv.manifest.tables as t
+def test_holding_reads_only_the_chunks_whose_bounds_could_hold_the_paths(chunked: tuple[MemoryObjectStore, str]) -> None:
+    store, root = chunked
+    man = m.read_manifest(store, root)
+    ask = {"d000", "d057", "d119", "d0575", "a", "z", "d05"}
+    assert man.holding(ask) == {"d000", "d057", "d119"}
+    assert len(man._chunks) <= 3 < len(man.chunk_ids())  # noqa: SLF001
+    assert m.read_manifest(store, root).holding(set()) == set()
+    # Bounds out of order: the whole manifest is read, and the answer is still right.
+    ids, firsts, lasts = man.chunk_ids(), man.root.column("first").to_pylist(), man.root.column("last").to_pylist()
+    from dsv.manifest.tables import _write_root
 
-    old_mask = t.BOUNDARY_MASK
-    t.BOUNDARY_MASK = 0b11
-    try:
-        entries = {f"d{i:03d}": bytes([i % 7]) * 16 for i in range(120)}
-        store, root = _store(_table(entries))
-        man = m.read_manifest(store, root)
-        ask = {"d000", "d057", "d119", "d0575", "a", "z", "d05"}
-        assert man.holding(ask) == {"d000", "d057", "d119"}
-        assert len(man._chunks) <= 3 < len(man.chunk_ids())  # noqa: SLF001
-        assert m.read_manifest(store, root).holding(set()) == set()
-        # Bounds out of order: the whole manifest is read, and the answer is still right.
-        ids, firsts, lasts = man.chunk_ids(), man.root.column("first").to_pylist(), man.root.column("last").to_pylist()
-        from dsv.manifest.tables import _write_root
-
-        w = store.begin_write()
-        rows = [(bytes.fromhex(c), f, la, 1, 1) for c, f, la in zip(ids, firsts, lasts)]
-        rows[0], rows[1] = rows[1], rows[0]
-        forged_root = _write_root(rows, w)
-        w.commit()
-        forged = m.read_manifest(store, forged_root)
-        assert forged.holding(ask) == {"d000", "d057", "d119"}
-    finally:
-        t.BOUNDARY_MASK = old_mask
+    w = store.begin_write()
+    rows = [(bytes.fromhex(c), f, la, 1, 1) for c, f, la in zip(ids, firsts, lasts)]
+    rows[0], rows[1] = rows[1], rows[0]
+    forged_root = _write_root(rows, w)
+    w.commit()
+    forged = m.read_manifest(store, forged_root)
+    assert forged.holding(ask) == {"d000", "d057", "d119"}
