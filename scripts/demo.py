@@ -7,7 +7,7 @@ mislabeled image to its right class, drop a duplicate, add edge cases, inspect
 status and diff, tag the version an experiment used, go back to it, and verify
 the repository. Every step runs the real ``dsv`` command line.
 
-Usage: python scripts/demo.py [--dir FOLDER] [--keep]
+Usage: .venv/bin/python scripts/demo.py [--dir FOLDER] [--keep]
 """
 
 from __future__ import annotations
@@ -109,9 +109,21 @@ def main() -> None:
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
-            print(f"\nDeleted {root}; run 'python scripts/demo.py --keep' to keep the dataset and try dsv on it yourself.")
+            print(f"\nDeleted {root}; run '{_python()} scripts/demo.py --keep' to keep the dataset and try dsv on it yourself.")
         else:
-            print(f"\nThe dataset is in {root}: cd there and try dsv yourself.")
+            print(f"\nThe dataset is in {root}: cd there and try {_dsv()} yourself (its dsv.toml declares the class folders and labels.csv).")
+
+
+def _python() -> str:
+    """This interpreter as the user would type it from here (``.venv/bin/python``)."""
+    rel = os.path.relpath(sys.executable)
+    return shlex.quote(rel if not rel.startswith("..") else sys.executable)
+
+
+def _dsv() -> str:
+    """The ``dsv`` command next to this interpreter (the venv's), as the user would type it."""
+    exe = os.path.join(os.path.dirname(sys.executable), "dsv")
+    return shlex.quote(exe) if os.path.exists(exe) else "dsv"
 
 
 if __name__ == "__main__":

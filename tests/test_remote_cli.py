@@ -73,6 +73,10 @@ def test_push_fetch_pull_clone_json_shapes_over_a_folder(work: Path, tmp_path: P
     assert json.loads(shallow.stdout)["paths"] == ["dir"] and sorted(read_tree(tmp_path / "part")) == ["dir/b.bin"]
     listing = dsv_cmd("remote", "list", "-v", cwd=tmp_path / "part")
     assert "(promisor)" in listing.stdout
+    # As git: a bare 'remote' lists them, '-v' with their URLs.
+    assert dsv_cmd("remote", "-v", cwd=tmp_path / "part").stdout == listing.stdout
+    bare = dsv_cmd("remote", cwd=tmp_path / "part")
+    assert bare.returncode == 0 and bare.stdout == dsv_cmd("remote", "list", cwd=tmp_path / "part").stdout == "origin\n"
     gone = dsv_cmd("remote", "remove", "origin", cwd=work)
     assert gone.returncode == 0 and dsv_cmd("remote", "list", cwd=work).stdout == ""
 

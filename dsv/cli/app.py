@@ -506,7 +506,7 @@ def checkout(ctx: click.Context, args: tuple[str, ...], force: bool, as_json: bo
     except UnknownRevisionError as err:
         # `dsv checkout labels.csv`: a path where a revision goes, as git users type it.
         if n_before is None and not paths and rev is not None and err.rev == rev and _names_a_path(repo, rev):
-            raise err.with_hint(f"did you mean 'dsv checkout -- {rev}'? (paths come after --)") from None
+            raise err.with_hint(f"did you mean 'dsv checkout -- {rev}'? paths come after --") from None
         raise
     except WorktreeError as err:
         # The planner speaks of "that revision or HEAD"; name the revision (HEAD alone when it is HEAD).

@@ -64,9 +64,16 @@ class _PathsAfterDashDash(click.Command):
 def register(cli: click.Group, repo_of: Any, progress_of: Any, json_option: Any) -> None:
     """Add the remote commands to ``cli`` (helpers passed in to avoid an import cycle with app)."""
 
-    @cli.group()
-    def remote() -> None:
-        """Manage remotes: fsspec URLs (a folder, file://, memory://, s3://, gs://, az://...)."""
+    @cli.group(invoke_without_command=True)
+    @click.option("-v", "--verbose", is_flag=True, help="With no subcommand: list remotes with their URLs (as 'remote list -v').")
+    @click.pass_context
+    def remote(ctx: click.Context, verbose: bool) -> None:
+        """Manage remotes: fsspec URLs (a folder, file://, memory://, s3://, gs://, az://...).
+
+        With no subcommand, lists them (as git remote does).
+        """
+        if ctx.invoked_subcommand is None:
+            ctx.invoke(remote_list, verbose=verbose, as_json=False)
 
     @remote.command("add")
     @click.argument("name")
