@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -500,11 +501,9 @@ def test_zstd_content_size_without_a_declared_size_and_on_garbage() -> None:
         decompress(frame, 1 << 40)
 
 
-def test_a_copy_found_once_is_forgotten_when_it_turns_out_corrupt(tmp_path: Path) -> None:
-    """The store remembers where it found an id (a checkout asks for each file it writes, then reads
-    it); a copy set aside as corrupt is not returned from that memory: the other copy is read."""
+def _two_copies(tmp_path: Path) -> tuple[LocalObjectStore, str, bytes]:
+    """A store holding one object in two packs, and (fresh) the store, its id and bytes."""
     import shutil
-    import signal
 
     store = _local(tmp_path)
     other = LocalObjectStore.create(str(tmp_path / "other"))
@@ -516,26 +515,68 @@ def test_a_copy_found_once_is_forgotten_when_it_turns_out_corrupt(tmp_path: Path
         w.commit()
     for name in os.listdir(other.packs_dir):
         shutil.copy(os.path.join(other.packs_dir, name), os.path.join(store.packs_dir, name))
-    fresh = LocalObjectStore(store.root)
-    assert fresh.has(oid)  # found (and remembered) in one of the packs
-    slot, row = fresh._locate(bytes.fromhex(oid))  # noqa: SLF001
-    pack = fresh.packs()[slot]
-    off, length = pack.index.offsets[row], pack.index.lengths[row]
-    os.chmod(pack.pack_path, 0o644)
-    with open(pack.pack_path, "r+b") as f:
+    return LocalObjectStore(store.root), oid, data
+
+
+def _corrupt_copy(pack: object, row: int) -> None:
+    off, length = pack.index.offsets[row], pack.index.lengths[row]  # type: ignore[attr-defined]
+    os.chmod(pack.pack_path, 0o644)  # type: ignore[attr-defined]
+    with open(pack.pack_path, "r+b") as f:  # type: ignore[attr-defined]
         f.seek(off + length - 2)
         byte = f.read(1)
         f.seek(off + length - 2)
         f.write(bytes([byte[0] ^ 0xFF]))
+
+
+@contextlib.contextmanager
+def _must_end(seconds: int = 20) -> Iterator[None]:
+    """A read that kept returning a remembered corrupt copy would never end: fail instead."""
+    import signal
+
     def never_ends(signum: int, frame: object) -> None:
         raise TimeoutError("the read kept returning the copy set aside")
 
     previous = signal.signal(signal.SIGALRM, never_ends)
-    signal.alarm(20)  # a read that kept returning the remembered copy would never end
+    signal.alarm(seconds)
     try:
-        assert fresh.read(oid) == data
-        assert b"".join(fresh.iter_chunks(oid)) == data
+        yield
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-    assert fresh._locate(bytes.fromhex(oid))[0] != slot  # noqa: SLF001
+
+
+def test_a_copy_found_once_is_forgotten_when_it_turns_out_corrupt(tmp_path: Path) -> None:
+    """The store remembers where it found an id (a checkout asks for each file it writes, then reads
+    it); a copy set aside as corrupt is not returned from that memory: the other copy is read."""
+    fresh, oid, data = _two_copies(tmp_path)
+    assert fresh.has(oid)  # found (and remembered) in one of the packs
+    pack, row = fresh._find_packed(bytes.fromhex(oid))  # noqa: SLF001
+    _corrupt_copy(pack, row)
+    with _must_end():
+        assert fresh.read(oid) == data
+        assert b"".join(fresh.iter_chunks(oid)) == data
+    assert fresh._find_packed(bytes.fromhex(oid))[0] is not pack  # noqa: SLF001
+
+
+def test_a_location_remembered_while_another_thread_quarantined_it_is_not_believed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in one thread, quarantined by another before the first remembers it: the stale memory
+    is checked on use (the read goes to the other copy; it used to spin for ever)."""
+    fresh, oid, data = _two_copies(tmp_path)
+    raw = bytes.fromhex(oid)
+    pack, row = fresh._find_packed(raw)  # noqa: SLF001
+    _corrupt_copy(pack, row)
+    fresh = LocalObjectStore(fresh.root)
+    real_locate = fresh._locate  # noqa: SLF001
+
+    def locate_then_quarantine(r: bytes) -> tuple[int, int] | None:
+        loc = real_locate(r)
+        if loc is not None and r == raw:
+            found = fresh.packs()[loc[0]]
+            fresh._quarantine_packed(oid, found, loc[1])  # noqa: SLF001  (the other thread)
+        return loc
+
+    monkeypatch.setattr(fresh, "_locate", locate_then_quarantine)
+    assert fresh._find_packed(raw) is not None  # noqa: SLF001  (remembered after the quarantine)
+    monkeypatch.setattr(fresh, "_locate", real_locate)
+    with _must_end():
+        assert fresh.read(oid) == data

@@ -134,8 +134,8 @@ class LocalObjectStore:
         # id -> (pack slot, row), built only once lookups are many (see _locate).
         self._where: dict[bytes, tuple[int, int]] | None = None
         # Until then, the ids already found: a checkout asks for each file it writes
-        # (has) and reads it (iter_chunks, read): one search, not three.
-        self._found: dict[bytes, tuple[int, int]] = {}
+        # (has) and reads it (iter_chunks, read): one search, not three (_find_packed).
+        self._found: dict[bytes, tuple[LoadedPack, int]] = {}
         self._lookups = 0
         self._total_ids: int | None = None
         self._lock = threading.RLock()
@@ -235,14 +235,9 @@ class LocalObjectStore:
         self._found = {}
 
     def _search(self, packs: list[LoadedPack], raw: bytes) -> tuple[int, int] | None:
-        found = self._found.get(raw)
-        if found is not None:
-            return found
         for slot in range(len(packs) - 1, -1, -1):
             i = packs[slot].index.find(raw)
             if i >= 0 and not self._is_quarantined(slot, i):
-                if len(self._found) < _FOUND_MAX:
-                    self._found[raw] = (slot, i)
                 return slot, i
         return None
 
@@ -277,10 +272,25 @@ class LocalObjectStore:
         return os.path.join(self.loose_dir, oid[:2], oid[2:])
 
     def _find_packed(self, raw: bytes) -> tuple[LoadedPack, int] | None:
-        hit = self._locate(raw)
-        if hit is None:
+        """The pack and row of a good copy of ``raw``, or None.
+
+        Remembered as ``(pack, row)`` (a pack's rows never move), and trusted again
+        only while that pack is still loaded and the copy not quarantined: a hit
+        stored by a thread that raced a quarantine or a reload is checked, not believed.
+        """
+        memo = self._found
+        hit = memo.get(raw)
+        if hit is not None:
+            pack, _row = hit
+            if any(p is pack for p in self._packs or ()) and not (self._quarantined and (pack.name, raw) in self._quarantined):
+                return hit
+        loc = self._locate(raw)
+        if loc is None:
             return None
-        return self._load_packs()[hit[0]], hit[1]
+        found = (self._load_packs()[loc[0]], loc[1])
+        if self._where is None and len(memo) < _FOUND_MAX:
+            memo[raw] = found  # the dict of this generation: one dropped meanwhile takes the entry with it
+        return found
 
     def _pack_fd(self, pack: LoadedPack) -> int:
         if pack.fd < 0:
@@ -330,7 +340,7 @@ class LocalObjectStore:
         searched: small objects are never written loose, so the hot path of a
         commit costs no ``stat`` per object.
         """
-        if self._locate(raw) is not None:
+        if self._find_packed(raw) is not None:
             return True
         if size is not None and size < LOOSE_THRESHOLD:
             return False
@@ -701,6 +711,7 @@ class LocalObjectStore:
         with self._lock:
             key = (pack.name, raw)
             if key in self._quarantined:
+                self._forget_locations()
                 return
             try:
                 stored, _, _ = self._stored_record(pack, row)
