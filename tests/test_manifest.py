@@ -389,3 +389,49 @@ def test_holding_reads_only_the_chunks_whose_bounds_could_hold_the_paths(chunked
     w.commit()
     forged = m.read_manifest(store, forged_root)
     assert forged.holding(ask) == {"d000", "d057", "d119"}
+
+
+def _root_of(store: MemoryObjectStore, rows: list[tuple[str, str, str, int]]) -> m.Manifest:
+    """A manifest whose root lists ``(chunk id, first, last, files)`` as given (a forged root)."""
+    from dsv.manifest.tables import _write_root
+
+    w = store.begin_write()
+    root = _write_root([(bytes.fromhex(c), f, la, n, 1) for c, f, la, n in rows], w)
+    w.commit()
+    return m.read_manifest(store, root)
+
+
+def test_a_root_that_lies_about_chunks_head_holds_is_found(chunked: tuple[MemoryObjectStore, str]) -> None:
+    """Outside attack: a forged root reusing HEAD's chunks under other bounds, or twice, or with
+    another row count, checked out as if sorted (the switch trusted shared chunks)."""
+    store, root = chunked
+    head = m.read_manifest(store, root)
+    rows = list(zip(head.chunk_ids(), *(head.root.column(c).to_pylist() for c in ("first", "last", "files"))))
+    c0, f0, l0, n0 = rows[0]
+    bad = {
+        "listed twice under made-up bounds": [(c0, " ", " ", n0), (c0, "  ", "  ", n0), *rows[1:]],
+        "moved after another chunk": [rows[1], (c0, rows[1][2] + "z", rows[1][2] + "zz", n0), *rows[2:]],
+        "another row count": [(c0, f0, l0, n0 + 1), *rows[1:]],
+    }
+    for why, forged_rows in bad.items():
+        forged = _root_of(store, forged_rows)
+        for trusted in (head, None):  # a switch, and checkout -f (nothing trusted)
+            assert "is not sorted by path or repeats a path" in m.manifest_problems(forged, trusted), (why, trusted)
+    assert m.manifest_problems(_root_of(store, rows), head) == []
+
+
+def test_a_root_with_a_wrong_row_count_diffs_without_crashing(chunked: tuple[MemoryObjectStore, str]) -> None:
+    """Outside attack: chunks paired by their recorded row counts crashed the diff when a root lied."""
+    store, root = chunked
+    head = m.read_manifest(store, root)
+    rows = list(zip(head.chunk_ids(), *(head.root.column(c).to_pylist() for c in ("first", "last", "files"))))
+    k = len(rows) // 2
+    chunk = head.load_chunk(rows[k][0])
+    w = store.begin_write()
+    shorter = w.add_bytes(m.encode_chunk(chunk.slice(1)), compress=True)  # one row fewer...
+    w.commit()
+    c, f, la, n = rows[k]
+    forged = _root_of(store, [*rows[:k], (shorter, f, la, n), *rows[k + 1:]])  # ...recorded as before
+    got = m.diff_manifests(head, forged)
+    assert got.changes == m.diff_tables(head.table(), forged.table()).changes
+    assert [ch.path for ch in got.changes] == [chunk.column("path")[0].as_py()]

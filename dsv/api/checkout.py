@@ -62,9 +62,8 @@ def checkout(
             target_manifest = api._manifest(target.commit)
             head_manifest = api._manifest(api._repo.history.commit(head.commit)) if head.commit else None
             switching = rel is None and not force and pending is None
-            if rel is None:
-                # A switch writes only what differs from HEAD: chunks HEAD holds too need no check.
-                _refuse_malformed(target_manifest, rev, head_manifest if switching else None)
+            # A switch writes only what differs from HEAD: chunks HEAD holds too need no check.
+            _refuse_malformed(target_manifest, rev, head_manifest if switching else None)
             monitor = None
             if switching:
                 # The common switch: only the paths HEAD and the target disagree on are looked at.
@@ -84,7 +83,7 @@ def checkout(
                     plan = plan_full(api.root, cache, status, head_manifest, target_manifest, force=force, pending=pending_manifest, ignore=ignore)
             if plan.conflicts:
                 raise UncommittedChangesError(sorted(plan.conflicts))
-            clash = file_folder_clashes(target_manifest, plan.writes, checked=rel is None)
+            clash = file_folder_clashes(target_manifest, plan.writes, checked=True)
             if clash:
                 from dsv.base.errors import UnsafePathError
 

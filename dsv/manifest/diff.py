@@ -199,6 +199,8 @@ def diff_manifests(old: Manifest | None, new: Manifest | None, *, detect_moves: 
     pairs = _same_bounds(old, new, shared) if old and new else []
     modified: tuple[FileChange, ...] = ()
     if pairs and old and new:
+        # The row counts the chunks really hold (a forged root may record others).
+        pairs = [(o, n, rows) for o, n, rows in pairs if old.load_chunk(o).num_rows == new.load_chunk(n).num_rows == rows]
         a = old.table(chunks=[o for o, _, _ in pairs])
         b = new.table(chunks=[n for _, n, _ in pairs])
         same = pc.equal(a.column("path"), b.column("path"))

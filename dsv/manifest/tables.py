@@ -356,29 +356,37 @@ def row_problems(table: pa.Table) -> list[str]:
 
 
 def manifest_problems(manifest: Manifest, trusted: Manifest | None = None) -> list[str]:
-    """:func:`row_problems` of a whole manifest, reading only the chunks ``trusted`` does not hold.
+    """:func:`row_problems` of a whole manifest, and its root's agreement with its chunks,
+    reading only the chunks ``trusted`` does not hold.
 
     A chunk ``trusted`` holds too is taken as checked (a switch from HEAD writes
-    nothing from it). The others are checked row by row, together (rows of
-    chunks in order are a subsequence of the whole: sorted if it is), and each
-    must begin and end at the paths the root records for it; the root's bounds
-    must increase. Then the whole manifest is sorted with no path twice.
+    nothing from it) when the root records it as ``trusted``'s root does. The
+    others are checked row by row, together (rows of chunks in order are a
+    subsequence of the whole: sorted if it is), and each must hold as many rows
+    as its root entry says, beginning and ending at the paths recorded there. No
+    chunk may be listed twice and the recorded bounds must increase. Then the
+    whole manifest is sorted with no path twice, and :meth:`Manifest.holding`
+    may trust the bounds.
     """
     ids = manifest.chunk_ids()
-    skip = set(trusted.chunk_ids()) if trusted is not None else set()
-    check = [c for c in ids if c not in skip]
-    if len(check) == len(ids):
-        return row_problems(manifest.table())
-    out = row_problems(manifest.table(chunks=check))
     firsts = manifest.root.column("first").to_pylist()
     lasts = manifest.root.column("last").to_pylist()
-    ordered = all(f <= last for f, last in zip(firsts, lasts)) and all(last < f for last, f in zip(lasts, firsts[1:]))
-    for c, f, last in zip(ids, firsts, lasts):
-        if c in skip or not ordered:
+    counts = manifest.root.column("files").to_pylist()
+    known: dict[str, tuple[str, str, int]] = {}
+    if trusted is not None:
+        known = dict(zip(trusted.chunk_ids(), zip(*(trusted.root.column(c).to_pylist() for c in ("first", "last", "files")))))
+    check = [c for c in ids if c not in known]
+    out = row_problems(manifest.table() if len(check) == len(ids) else manifest.table(chunks=check))
+    ordered = len(set(ids)) == len(ids)
+    ordered = ordered and all(f <= last for f, last in zip(firsts, lasts)) and all(last < f for last, f in zip(lasts, firsts[1:]))
+    for c, f, last, n in zip(ids, firsts, lasts, counts):
+        if not ordered:
+            break
+        if c in known:
+            ordered = known[c] == (f, last, n)
             continue
         paths = manifest.load_chunk(c).column("path")
-        if len(paths) and (paths[0].as_py() != f or paths[-1].as_py() != last):
-            ordered = False
+        ordered = len(paths) == n and (n == 0 or (paths[0].as_py() == f and paths[-1].as_py() == last))
     if not ordered and "is not sorted by path or repeats a path" not in out:
         out.insert(0, "is not sorted by path or repeats a path")
     return out
