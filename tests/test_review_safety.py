@@ -166,10 +166,11 @@ def test_forged_manifests_are_refused_before_any_change(tmp_path: Path, entries:
     make_repo(root, {"f1": b"v1\n", "f2": b"v1\n"})
     _forge(root, "evil", [("f1", b"changed\n", 0o100644), ("f2", b"changed\n", 0o100644), *entries])
     before = read_tree(root)
-    res = run_dsv(root, "checkout", "evil")
-    assert_one_line_error(res.stderr, res.returncode)
-    assert read_tree(root) == before
-    assert not (root / ".dsv" / "CHECKOUT").exists()
+    for args in (["checkout", "evil"], ["checkout", "-f", "evil"], ["checkout", "evil", "--", "."]):  # paths too (outside attack)
+        res = run_dsv(root, *args)
+        assert_one_line_error(res.stderr, res.returncode)
+        assert read_tree(root) == before, args
+        assert not (root / ".dsv" / "CHECKOUT").exists()
 
 
 # -- checkout obstacles ----------------------------------------------------------------------------------
@@ -378,3 +379,20 @@ def test_a_record_left_after_the_switch_finished_is_cleared(tmp_path: Path, monk
     ok(run_dsv(root, "checkout", c2))  # another revision, no --force needed: the first one had finished
     assert read_tree(root) == {"f": b"v2\n"}
     assert not (root / ".dsv" / "CHECKOUT").exists()
+
+
+def test_a_file_deleted_here_that_the_target_removes_too_leaves_no_phantom(tmp_path: Path) -> None:
+    """Outside attack: the switch skipped a removal already done by hand and kept its stat-cache
+    row, so status reported 'removed' on a clean tree and the next commit recorded it."""
+    root = tmp_path / "repo"
+    make_repo(root, {"init.txt": b"i\n", "keep.txt": b"k\n"})
+    ok(run_dsv(root, "branch", "other"))
+    ok(run_dsv(root, "checkout", "other"))
+    (root / "init.txt").unlink()
+    ok(run_dsv(root, "commit", "-m", "drop init"))
+    ok(run_dsv(root, "checkout", "main"))
+    (root / "init.txt").unlink()  # deleted by hand; the target removes it too
+    ok(run_dsv(root, "checkout", "other"))
+    status = json.loads(ok(run_dsv(root, "status", "--json")).stdout)
+    assert status["removed"] == [] and status["added"] == [] and status["modified"] == [], status
+    assert read_tree(root) == {"keep.txt": b"k\n"}

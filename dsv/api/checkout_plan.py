@@ -291,8 +291,11 @@ def plan_switch(root: str, cache: StatCache, head: Manifest | None, target: Mani
                 f"cannot {verb} {path}: its path is longer than this system allows", hint=f"check it out in a shallower folder; {NOTHING_CHANGED}"
             ) from None
         if c.kind is ChangeKind.REMOVED:
-            if st is None or (statmod.S_ISDIR(st.st_mode)):
-                continue  # already gone
+            if st is None:
+                plan.removals.append(path)  # deleted here already: its stat-cache row goes too
+                continue
+            if statmod.S_ISDIR(st.st_mode):
+                continue  # a folder in its place: left alone
             if row is not None and not _locally_changed(full, st, cache, row):
                 plan.removals.append(path)
             else:
