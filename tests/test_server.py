@@ -154,9 +154,9 @@ def test_what_is_not_forwarded(served_root: Path) -> None:
     assert command_server._forwardable(["-q", "log"]) and not command_server._forwardable(["-q", "-Cx", "log"])
 
 
-@pytest.mark.parametrize("var", ["PYTHONIOENCODING", "PYTHONUNBUFFERED", "LC_ALL", "ARROW_IO_THREADS"])
+@pytest.mark.parametrize("var", ["PYTHONIOENCODING", "PYTHONUNBUFFERED", "LC_ALL", "ARROW_IO_THREADS", "GLIBC_TUNABLES"])
 def test_an_environment_read_at_start_up_that_differs_runs_in_process(served_root: Path, var: str) -> None:
-    value = {"PYTHONIOENCODING": "latin-1", "LC_ALL": "C", "ARROW_IO_THREADS": "3"}.get(var, os.environ.get(var, "") + "1")
+    value = {"PYTHONIOENCODING": "latin-1", "LC_ALL": "C", "ARROW_IO_THREADS": "3", "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4096"}.get(var, os.environ.get(var, "") + "1")
     before = served(served_root)
     alone = dsv_cli("log", cwd=served_root, env={"DSV_NO_SERVER": "1", var: value})
     through = dsv_cli("log", cwd=served_root, env={var: value})

@@ -57,7 +57,7 @@ READ_TIMEOUT_S = 1.0
 """How long the server spends, in total, reading one request once it is readable (and waiting for ``go``)."""
 MAX_PENDING = 64
 """Connections waiting to send their request; beyond this the oldest is closed."""
-IMPORT_TIME_ENV = (b"PYTHON", b"LC_", b"LANG", b"ARROW_", b"OMP_", b"MALLOC_", b"JEMALLOC", b"MIMALLOC")
+IMPORT_TIME_ENV = (b"PYTHON", b"LC_", b"LANG", b"ARROW_", b"OMP_", b"MALLOC_", b"GLIBC_TUNABLES", b"JEMALLOC", b"MIMALLOC")
 """Prefixes of environment variables read while modules load: a command whose values differ runs in-process."""
 
 
