@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -188,22 +187,6 @@ def test_real_subprocess_user_path(tmp_path: Path) -> None:
 def test_console_script_is_installed() -> None:
     exe = shutil.which("dsv") or str(Path(os.sys.executable).parent / "dsv")
     assert Path(exe).exists()
-
-
-def test_dsv_command_starts_without_importing_re(tmp_path: Path) -> None:
-    """The `dsv` command imports nothing before dsv.cli.run but sys (pip's console-script
-    wrapper imports `re`: ~7 ms on every command, even one the command server runs)."""
-    script = Path(__file__).resolve().parents[1] / "scripts" / "dsv"
-    installed = Path(os.sys.executable).parent / "dsv"
-    assert installed.read_bytes().split(b"\n", 1)[1] == script.read_bytes().split(b"\n", 1)[1]  # what pip installed
-    probe = (
-        "import sys, dsv.cli\n"
-        "dsv.cli.run = lambda: print(sorted({'re', 'enum', 'functools', 'click'} & set(sys.modules))) or 0\n"
-        f"exec(compile(open({str(script)!r}).read(), 'dsv', 'exec'), {{'__name__': '__main__'}})\n"
-    )
-    proc = subprocess.run([os.sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
 
 
 def test_progress_bar_draws_only_when_enabled() -> None:
