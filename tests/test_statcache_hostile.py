@@ -57,3 +57,29 @@ def test_load_refuses_what_is_not_a_regular_file_without_reading_it(tmp_path: Pa
     assert statcache.load(str(fifo)) is None  # would block forever in open() or read()
     assert statcache.load("/dev/zero") is None
     assert statcache.load(str(tmp_path)) is None
+
+
+def test_a_cache_read_ahead_is_given_once_and_only_while_its_file_is_unchanged(tmp_path: Path) -> None:
+    """The server's prepared process reads the stat cache ahead (statcache.load_ahead); its command
+    gets that object only if the file is still the one read, and only once."""
+    from array import array
+
+    path = str(tmp_path / "statcache")
+    first = statcache.StatCache("c1", "m1", ["a", "b"], None, array("q", [1, 2]), array("i", [0o100644] * 2), None, oid_blob=b"\1" * 32, key_blob=bytearray(statcache.KEY.size * 2))
+    statcache.save(path, first)
+    statcache.load_ahead(path)
+    got = statcache.load(path)
+    assert got is not None and got.paths == ["a", "b"] and got._index is not None  # noqa: SLF001 (indexed ahead)
+    again = statcache.load(path)
+    assert again is not None and again is not got  # given once: the next load reads the file
+    # Saved again in between (a new file): the read-ahead copy is stale and not used.
+    statcache.load_ahead(path)
+    second = statcache.StatCache("c2", "m2", ["a"], None, array("q", [1]), array("i", [0o100644]), None, oid_blob=b"\2" * 16, key_blob=bytearray(statcache.KEY.size))
+    statcache.save(path, second)
+    fresh = statcache.load(path)
+    assert fresh is not None and fresh.commit == "c2" and fresh.paths == ["a"]
+    # Another path: not given.
+    statcache.load_ahead(path)
+    other = str(tmp_path / "other")
+    assert statcache.load(other) is None
+    assert statcache.load(path) is not None and statcache._ahead is None  # noqa: SLF001

@@ -158,6 +158,7 @@ def prepared_main(ctl: socket.socket, state: State) -> None:
             let_go(state)  # first: a stopping server's lock must not outlive it here
             _copy_pages()
             _reserve_heap(state.dsv_dir)
+            _read_ahead(state.dsv_dir)
             ctl.sendall(b"R")
             while True:  # "?" (still there?) until "C" comes with a command
                 head, fds, _flags, _addr = socket.recv_fds(ctl, 9, client.MAX_FDS + 1)
@@ -269,6 +270,25 @@ def _reserve_heap(dsv_dir: str) -> None:
     finally:
         for block in blocks:
             free(block)
+
+
+READ_AHEAD_MAX = 32 << 20
+"""A stat cache larger than this (~400,000 files) is not read ahead: the waiting process would hold it."""
+
+
+def _read_ahead(dsv_dir: str) -> None:
+    """Read the repository's stat cache now, so the command starts with it (best effort;
+    :func:`dsv.worktree.statcache.load_ahead` hands it over only if the file is unchanged)."""
+    path = os.path.join(dsv_dir, "statcache")
+    try:
+        st = os.stat(path, follow_symlinks=False)
+        if st.st_size > READ_AHEAD_MAX:
+            return
+        from dsv.worktree import statcache
+
+        statcache.load_ahead(path)
+    except Exception:  # noqa: BLE001 - nothing read ahead: the command reads it itself
+        return
 
 
 def _signals(ignored: list[int]) -> None:

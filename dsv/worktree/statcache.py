@@ -388,6 +388,46 @@ def _expected_size(head: bytes) -> int | None:
     return _HEAD.size + 4 + hlen + 16 + blen + n * (16 + 8 + 4 + KEY.size) + DIGEST_SIZE
 
 
+_ahead: tuple[tuple[int, int, int, int], StatCache] | None = None
+"""A cache read by :func:`load_ahead`, keyed by its file's device, inode, size and mtime."""
+
+
+def load_ahead(path: str) -> None:
+    """Read the cache at ``path`` now (and index it), for the next :func:`load`.
+
+    For the command server's prepared process (docs/server.md): its command then
+    starts with the cache in memory, if the file is still the one read (same
+    device, inode, size and modification time; a save always makes a new file).
+    """
+    global _ahead
+    _ahead = None
+    cache = load(path)
+    if cache is None or cache.identity is None:
+        return
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return
+    if (st.st_size, st.st_mtime_ns, st.st_ino) == cache.identity:
+        cache.index  # noqa: B018 - built now, not in the command
+        _ahead = ((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), cache)
+
+
+def _read_ahead(path: str) -> StatCache | None:
+    """The cache :func:`load_ahead` read, if ``path`` is still that file (given once)."""
+    global _ahead
+    ahead, _ahead = _ahead, None
+    if ahead is None:
+        return None
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat_module.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != ahead[0]:
+        return None
+    return ahead[1]
+
+
 def load(path: str) -> StatCache | None:
     """Read the cache file at ``path``; ``None`` when missing or invalid.
 
@@ -395,6 +435,9 @@ def load(path: str) -> StatCache | None:
     whose header does not match its size) is never read: it counts as no
     cache, which costs a re-hash, and :func:`save` replaces it.
     """
+    ready = _read_ahead(path)
+    if ready is not None:
+        return ready
     try:
         # Not following a symlink, not waiting on a FIFO's writer.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
