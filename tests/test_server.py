@@ -721,7 +721,7 @@ _FAULTS_PROBE = """
 import os, resource, sys
 from dsv.cli import servedchild
 if sys.argv[1] == "reserve":
-    servedchild._reserve_heap(sys.argv[2])
+    servedchild._reserve_heap(servedchild._size_of(sys.argv[2] + "/statcache"))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 blobs = [b"x" * (1 << 20) for _ in range(8)]  # what a command allocates: 8 MiB in blocks of 1 MiB
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)

@@ -83,7 +83,7 @@ def checkout(
                     plan = plan_full(api.root, cache, status, head_manifest, target_manifest, force=force, pending=pending_manifest, ignore=ignore)
             if plan.conflicts:
                 raise UncommittedChangesError(sorted(plan.conflicts))
-            clash = file_folder_clashes(target_manifest, plan.writes, checked=True)
+            clash = file_folder_clashes(target_manifest, plan.writes)
             if clash:
                 from dsv.base.errors import UnsafePathError
 

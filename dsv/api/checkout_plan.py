@@ -367,7 +367,7 @@ def plan_paths(root: str, cache: StatCache, status: WorktreeStatus, target: Mani
                 continue
             if current is not None:
                 plan.overwritten.add(p)
-    in_target = target_paths(target, tracked)
+    in_target = target.holding(tracked)  # the snapshot was checked (manifest_problems) before planning
     for p in sorted(tracked - in_target):
         if p in local and os.path.lexists(os.path.join(root, *p.split("/"))):
             plan.overwritten.add(p)
@@ -376,14 +376,14 @@ def plan_paths(root: str, cache: StatCache, status: WorktreeStatus, target: Mani
     return plan
 
 
-def file_folder_clashes(target: Manifest, writes: list[FileWrite], *, checked: bool = False) -> tuple[str, str] | None:
+def file_folder_clashes(target: Manifest, writes: list[FileWrite]) -> tuple[str, str] | None:
     """A written path with a folder above it that ``target`` also holds as a file: ``(file, path)``.
 
     A malformed (forged) manifest can hold both ``a`` and ``a/x``; writing it
     would put one through the other. Checked against the whole target, before
-    any change: ``checked`` (its chunks were found to lie within the bounds its
-    root records, :func:`dsv.manifest.manifest_problems`) lets only the chunks
-    that could hold those folders be read.
+    any change, once :func:`dsv.manifest.manifest_problems` found its chunks
+    within the bounds its root records: only the chunks that could hold those
+    folders are read (:meth:`Manifest.holding`).
     """
     above: dict[str, str] = {}
     for w in writes:
@@ -392,18 +392,5 @@ def file_folder_clashes(target: Manifest, writes: list[FileWrite], *, checked: b
             above.setdefault("/".join(parts[:i]), w.path)
     if not above:
         return None
-    clash = sorted(target.holding(above) if checked else target_paths(target, set(above)))
+    clash = sorted(target.holding(above))
     return (clash[0], above[clash[0]]) if clash else None
-
-
-def target_paths(target: Manifest, candidates: set[str]) -> set[str]:
-    """Which of ``candidates`` exist in ``target``."""
-    if not candidates:
-        return set()
-    import pyarrow as pa
-
-    from dsv.base import compute as pc
-
-    table = target.table()
-    mask = pc.is_in(table.column("path"), pa.array(sorted(candidates), pa.string()))
-    return set(pc.filter_rows(table, mask).column("path").to_pylist())

@@ -157,8 +157,11 @@ def prepared_main(ctl: socket.socket, state: State) -> None:
                 signal.signal(sig, signal.SIG_DFL)
             let_go(state)  # first: a stopping server's lock must not outlive it here
             _copy_pages()
-            _reserve_heap(state.dsv_dir)
-            _read_ahead(state.dsv_dir)
+            cache_path = os.path.join(state.dsv_dir, "statcache")
+            cache_size = _size_of(cache_path)
+            _reserve_heap(cache_size)
+            if cache_size <= READ_AHEAD_MAX:
+                _read_ahead(cache_path)
             ctl.sendall(b"R")
             while True:  # "?" (still there?) until "C" comes with a command
                 head, fds, _flags, _addr = socket.recv_fds(ctl, 9, client.MAX_FDS + 1)
@@ -223,7 +226,15 @@ def _copy_pages() -> None:
                     return
 
 
-def _reserve_heap(dsv_dir: str) -> None:
+def _size_of(path: str) -> int:
+    """The size of the file at ``path`` (not followed), 0 when there is none."""
+    try:
+        return os.stat(path, follow_symlinks=False).st_size
+    except OSError:
+        return 0
+
+
+def _reserve_heap(cache_size: int) -> None:
     """Fault in now heap memory the command will allocate (best effort, glibc).
 
     A fresh process pays a page fault (~3.8 us in this VM) for every page of
@@ -239,11 +250,7 @@ def _reserve_heap(dsv_dir: str) -> None:
     """
     if "GLIBC_TUNABLES" in os.environ or any(k.startswith("MALLOC_") for k in os.environ):
         return
-    try:
-        size = os.stat(os.path.join(dsv_dir, "statcache")).st_size
-    except OSError:
-        size = 0
-    want = min(RESERVE_MAX, 4 * size + RESERVE_MIN)
+    want = min(RESERVE_MAX, 4 * cache_size + RESERVE_MIN)
     try:
         import ctypes
 
@@ -276,14 +283,10 @@ READ_AHEAD_MAX = 32 << 20
 """A stat cache larger than this (~400,000 files) is not read ahead: the waiting process would hold it."""
 
 
-def _read_ahead(dsv_dir: str) -> None:
+def _read_ahead(path: str) -> None:
     """Read the repository's stat cache now, so the command starts with it (best effort;
     :func:`dsv.worktree.statcache.load_ahead` hands it over only if the file is unchanged)."""
-    path = os.path.join(dsv_dir, "statcache")
     try:
-        st = os.stat(path, follow_symlinks=False)
-        if st.st_size > READ_AHEAD_MAX:
-            return
         from dsv.worktree import statcache
 
         statcache.load_ahead(path)

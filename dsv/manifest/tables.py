@@ -17,7 +17,6 @@ library versions), compressed by the store as a storage detail.
 from __future__ import annotations
 
 import bisect
-
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -307,7 +306,7 @@ class Manifest(FrozenRecord):
         firsts = self.root.column("first").to_pylist()
         lasts = self.root.column("last").to_pylist()
         ids = self.chunk_ids()
-        if all(f <= last for f, last in zip(firsts, lasts)) and all(last < f for last, f in zip(lasts, firsts[1:])):
+        if _bounds_increase(firsts, lasts):
             rows = set()
             for p in wanted:
                 i = bisect.bisect_right(firsts, p) - 1
@@ -355,6 +354,11 @@ def row_problems(table: pa.Table) -> list[str]:
     return out
 
 
+def _bounds_increase(firsts: list[str], lasts: list[str]) -> bool:
+    """Whether a root's recorded chunk bounds are in order: each chunk's first <= last < the next one's first."""
+    return all(f <= last for f, last in zip(firsts, lasts)) and all(last < f for last, f in zip(lasts, firsts[1:]))
+
+
 def manifest_problems(manifest: Manifest, trusted: Manifest | None = None) -> list[str]:
     """:func:`row_problems` of a whole manifest, and its root's agreement with its chunks,
     reading only the chunks ``trusted`` does not hold.
@@ -377,8 +381,7 @@ def manifest_problems(manifest: Manifest, trusted: Manifest | None = None) -> li
         known = dict(zip(trusted.chunk_ids(), zip(*(trusted.root.column(c).to_pylist() for c in ("first", "last", "files")))))
     check = [c for c in ids if c not in known]
     out = row_problems(manifest.table() if len(check) == len(ids) else manifest.table(chunks=check))
-    ordered = len(set(ids)) == len(ids)
-    ordered = ordered and all(f <= last for f, last in zip(firsts, lasts)) and all(last < f for last, f in zip(lasts, firsts[1:]))
+    ordered = len(set(ids)) == len(ids) and _bounds_increase(firsts, lasts)
     for c, f, last, n in zip(ids, firsts, lasts, counts):
         if not ordered:
             break
