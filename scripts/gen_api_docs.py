@@ -64,7 +64,7 @@ revision or path raises `FileNotFoundError` naming the revision, a folder
 opened as a file `IsADirectoryError`. Within a process, filesystems share what
 they have verified (small files, chunks and the parts of chunks reads asked for, up to 64 MiB), decoded manifest
 chunks and opened repositories, all keyed by content id or path (a new commit
-is still seen: a store re-reads its indexes when an id is missing, and a `dsv://BRANCH/...` URL resolves the branch each time it is opened: filesystems are not cached by fsspec);
+is still seen: a store re-reads its indexes when an id is missing or when `dsv gc` in another process removed a pack it had listed, and a `dsv://BRANCH/...` URL resolves the branch each time it is opened: filesystems are not cached by fsspec);
 `dsv.api.fs.clear_cache()` forgets them.
 
 A process that opened `dsv://` files pauses 0.1 s at exit: pyarrow releases a

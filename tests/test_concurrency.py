@@ -322,3 +322,80 @@ def test_commit_waits_for_a_lock_released_in_time(tmp_path: Path) -> None:
     assert code == 0, err
     assert time.monotonic() - t0 >= 0.8
     assert len(log_ids(root)) == 2
+
+
+# -- a long-lived reader while gc runs in another process ----------------------------------------
+
+
+def _pack_names(root: Path) -> set[str]:
+    return {p.name[:-4] for p in (root / ".dsv" / "objects" / "packs").glob("pack-*.idx")}
+
+
+def _reader_with_a_pack_gc_will_rewrite(tmp_path: Path) -> tuple[Path, dict[str, bytes], "dsv.Repo", set[str]]:
+    """A repository where one pack holds a live file and garbage, and an open ``dsv.Repo`` that
+    has loaded the pack list without opening that pack (gc then rewrites and removes it)."""
+    rng = random.Random(64)
+    root = tmp_path / "repo"
+    root.mkdir()
+    write_files(root, {"a.txt": b"first file\n"})
+    dsv.Repo.init(root)
+    ok(run_dsv(root, "-q", "commit", "-m", "one"))
+    first = _pack_names(root)
+    ok(run_dsv(root, "branch", "side"))
+    ok(run_dsv(root, "-q", "checkout", "side"))
+    keep = {f"keep/{i}.bin": rng.randbytes(300 + i) for i in range(5)}
+    keep["keep/big.bin"] = rng.randbytes(BIG + 17)  # stored as chunks: the chunk list and its chunks move too
+    write_files(root, {**keep, "junk.bin": rng.randbytes(500)})
+    ok(run_dsv(root, "-q", "commit", "-m", "side"))
+    side_packs = _pack_names(root) - first
+    ok(run_dsv(root, "-q", "checkout", "main"))
+    write_files(root, keep)
+    ok(run_dsv(root, "-q", "commit", "-m", "the same contents on main"))
+    ok(run_dsv(root, "branch", "-d", "side"))
+    reader = dsv.Repo(root)
+    assert reader.read_file("main", "a.txt") == b"first file\n"  # loads the pack list, opens main's packs
+    return root, keep, reader, side_packs
+
+
+def test_long_lived_reader_reads_on_after_gc_in_another_process_removed_its_packs(tmp_path: Path) -> None:
+    root, keep, reader, side_packs = _reader_with_a_pack_gc_will_rewrite(tmp_path)
+    report = json.loads(ok(run_dsv(root, "gc", "--grace", "0", "--json")).stdout)
+    assert report["objects_removed"] > 0 and not side_packs & _pack_names(root), "gc removed no pack: the test exercises nothing"
+    for path, data in sorted(keep.items()):
+        assert reader.read_file("main", path) == data
+        assert b"".join(reader.open_file("main", path)) == data
+    assert [f.size for f in reader.ls("main", "keep")] == [len(keep[p]) for p in sorted(keep)]
+
+
+def test_long_lived_dsv_filesystem_reads_on_after_gc(tmp_path: Path) -> None:
+    import fsspec
+
+    root, keep, _reader, _before = _reader_with_a_pack_gc_will_rewrite(tmp_path)
+    fs = fsspec.filesystem("dsv", repo=str(root), rev="main")
+    assert fs.cat_file("a.txt") == b"first file\n"
+    ok(run_dsv(root, "gc", "--grace", "0"))
+    for path, data in sorted(keep.items()):
+        with fs.open(path, "rb") as f:
+            f.seek(7)
+            assert f.read(100) == data[7:107]
+        assert fs.cat_file(path) == data
+
+
+def test_pack_file_deleted_by_hand_is_reported_not_looped_on(tmp_path: Path) -> None:
+    root, keep, reader, side_packs = _reader_with_a_pack_gc_will_rewrite(tmp_path)
+    for name in side_packs:  # the side commit's packs: their indexes stay, their data is gone
+        (root / ".dsv" / "objects" / "packs" / f"{name}.pack").unlink()
+    with pytest.raises(dsv.DsvError) as err:
+        reader.read_file("main", "keep/0.bin")
+    assert "fsck" in (err.value.hint or ""), err.value
+    res = run_dsv(root, "cat", "main:keep/0.bin")
+    assert_one_line_error(res.stderr, res.returncode, contains=["fsck"])
+    res = run_dsv(root, "fsck")
+    assert res.returncode == 1 and "its pack file is missing" in res.stdout, res.stdout + res.stderr
+    # Nothing to rebuild from: repair sets the index aside and restores the files from the working tree.
+    report = json.loads(run_dsv(root, "fsck", "--repair", "--json").stdout)
+    assert sorted(Path(p).name for p in report["indexes_set_aside"]) == sorted(f"{n}.idx" for n in side_packs)
+    assert report["ok"], report["problems"]
+    assert not side_packs & _pack_names(root)
+    assert ok(run_dsv(root, "cat", "main:keep/0.bin", text=False)).stdout == keep["keep/0.bin"]
+    assert_fsck_clean(root)

@@ -638,6 +638,8 @@ def fsck(ctx: click.Context, repair: bool, as_json: bool) -> None:
     else:
         for idx in report.indexes_rebuilt:
             click.echo(f"rebuilt pack index {idx}")
+        for idx in report.indexes_set_aside:
+            click.echo(f"set aside pack index {idx} (its pack file is missing: its objects are lost)")
         for r in report.repaired:
             click.echo(f"repaired {r.oid} from {r.source}")
         if report.quarantined:

@@ -5,7 +5,8 @@ its pack skipped, a corrupt copy is quarantined (set aside so it counts as
 missing) and reported with every commit and path that needs it.
 
 Repair, like git's and restic's, restores only from bytes that hash to the id:
-damaged pack indexes are rebuilt from their packs (each record verified), and a
+damaged pack indexes are rebuilt from their packs (each record verified; the
+index of a pack whose file is missing is set aside), and a
 missing or corrupt file object is stored again from any working-tree file whose
 content hashes to it. What cannot be restored is reported as lost, naming the
 commits and paths that need it.
@@ -21,6 +22,7 @@ from dsv.base.errors import DsvError
 from dsv.base.progress import NullProgress, Progress
 from dsv.maintenance.reach import Problem, walk_reachable
 from dsv.repository import Repository
+from dsv.store.repair import set_aside_index
 from dsv.store.upkeep import chunk_owners, orphan_packs, recheck_quarantined, verify_copy
 from dsv.worktree.content import hash_path, store_path
 from dsv.worktree.scan import scan
@@ -48,6 +50,8 @@ class FsckReport:
     problems: list[Problem] = field(default_factory=list)
     repaired: list[Repaired] = field(default_factory=list)
     indexes_rebuilt: list[str] = field(default_factory=list)
+    indexes_set_aside: list[str] = field(default_factory=list)
+    """Indexes of packs whose file is missing, moved to ``quarantine/packs/`` (with repair)."""
     quarantined: int = 0
     sizes: dict[str, int] = field(default_factory=dict, repr=False)
     """Sizes of the damaged file objects (from their manifests), for repair."""
@@ -67,6 +71,7 @@ class FsckReport:
             "problems": [p.to_dict() for p in self.problems],
             "repaired": [r.to_dict() for r in self.repaired],
             "indexes_rebuilt": list(self.indexes_rebuilt),
+            "indexes_set_aside": list(self.indexes_set_aside),
             "quarantined": self.quarantined,
         }
 
@@ -83,7 +88,7 @@ def fsck(repo: Repository, progress: Progress | None = None, *, repair: bool = F
             _rebuild_indexes(repo, report)
             checked = _check(repo, progress, report)
             _restore_from_worktree(repo, checked, report)
-            final = _check(repo, progress, FsckReport(repaired=report.repaired, indexes_rebuilt=report.indexes_rebuilt))
+            final = _check(repo, progress, FsckReport(repaired=report.repaired, indexes_rebuilt=report.indexes_rebuilt, indexes_set_aside=report.indexes_set_aside))
             final.quarantined += checked.quarantined
             return final
     return _check(repo, progress, FsckReport())
@@ -95,6 +100,12 @@ def _rebuild_indexes(repo: Repository, report: FsckReport) -> None:
     _touch_every_pack(repo)
     targets = [path for path, _ in store.damaged_indexes()] + orphan_packs(store, )
     for path in targets:
+        if path.endswith(".pack") and not os.path.exists(path):  # nothing left to rebuild from
+            try:
+                report.indexes_set_aside.append(set_aside_index(store, path))
+            except DsvError as err:
+                report.problems.append(Problem("bad-metadata", None, str(err), location=path))
+            continue
         try:
             store.rebuild_index(path)
         except (DsvError, OSError) as err:

@@ -27,6 +27,7 @@ import bisect
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError
 from dsv.base.fsio import atomic_write_bytes, fsync_dir
@@ -49,6 +50,8 @@ from dsv.store.pack import (
 )
 
 
+_T = TypeVar("_T")
+
 LOOSE_THRESHOLD = CHUNKED_THRESHOLD
 """Objects at least this large are stored as chunks (format 1 stored them as loose files)."""
 
@@ -56,6 +59,20 @@ LOOSE_THRESHOLD = CHUNKED_THRESHOLD
 # every pack, built once lookups are many, takes over well before).
 _FOUND_MAX = 4096
 QUARANTINE_HINT = "the damaged copy was set aside: commit a file with these bytes again, or run 'dsv fsck --repair'"
+MISSING_PACK = "its pack file is missing (deleted or lost): its objects count as missing"
+
+
+class PackGoneError(StorageError):
+    """A pack this store had listed is no longer there: ``dsv gc`` in another process removed it
+    (its objects moved to a new pack), or it was deleted by hand.
+
+    The store has re-read the pack list when this is raised; every read retries
+    once it is caught, so a long-lived reader follows a gc without noticing.
+    """
+
+    def __init__(self, path: str, error: OSError) -> None:
+        super().__init__("open", path, error)
+        self.hint = "another process (dsv gc) removed it while this one read: run the command again; if it persists, run 'dsv fsck'"
 
 
 class LoadedPack(Record):
@@ -129,6 +146,7 @@ class LocalObjectStore:
         self.tmp_dir = os.path.join(root, "tmp")
         self.quarantine_dir = os.path.join(root, "quarantine")
         self._packs: list[LoadedPack] | None = None
+        self._retired: list[LoadedPack] = []  # dropped from the list while open (_pack_vanished)
         self._damaged: list[tuple[str, str]] = []
         self._quarantined: set[tuple[str, bytes]] = set()
         # id -> (pack slot, row), built only once lookups are many (see _locate).
@@ -154,26 +172,55 @@ class LocalObjectStore:
     def _load_packs(self) -> list[LoadedPack]:
         with self._lock:
             if self._packs is None:
-                packs: list[LoadedPack] = []
-                damaged: list[tuple[str, str]] = []
-                try:
-                    names = sorted(n for n in os.listdir(self.packs_dir) if n.endswith(".idx") and n.startswith("pack-"))
-                except FileNotFoundError:
-                    names = []
-                for n in names:
-                    try:
-                        self._add_pack_locked(packs, None, n[:-4])
-                    except DsvError as err:
-                        # One damaged index must not stop the store: its objects count as missing.
-                        damaged.append((os.path.join(self.packs_dir, n), err.message))
-                        logger(__name__).warning("skipping %s: %s", n, err.message)
-                self._packs = packs
-                self._damaged = damaged
-                self._quarantined = self._load_quarantine()
-                self._forget_locations()
-                self._lookups = 0
-                self._total_ids = None
+                self._list_packs_locked({}, [])
+                assert self._packs is not None
             return self._packs
+
+    def _list_packs_locked(self, reuse: dict[str, LoadedPack], damaged: list[tuple[str, str]]) -> None:
+        """List the packs on disk: those named in ``reuse`` keep their loaded index and open file,
+        ``damaged`` are known bad (skipped and reported while their index is there)."""
+        packs: list[LoadedPack] = []
+        found: list[tuple[str, str]] = []
+        known_bad = {os.path.basename(path).rsplit(".", 1)[0]: (path, problem) for path, problem in damaged}
+        try:
+            names = sorted(n for n in os.listdir(self.packs_dir) if n.endswith(".idx") and n.startswith("pack-"))
+        except FileNotFoundError:
+            names = []
+        for n in names:
+            base = n[:-4]
+            if base in known_bad:
+                found.append(known_bad[base])
+            elif base in reuse:
+                packs.append(reuse[base])
+            else:
+                try:
+                    self._add_pack_locked(packs, None, base)
+                except DsvError as err:
+                    # One damaged index must not stop the store: its objects count as missing.
+                    found.append((os.path.join(self.packs_dir, n), err.message))
+                    logger(__name__).warning("skipping %s: %s", n, err.message)
+        self._packs = packs
+        self._damaged = found
+        self._quarantined = self._load_quarantine()
+        self._forget_locations()
+        self._lookups = 0
+        self._total_ids = None
+
+    def _pack_vanished(self, pack: LoadedPack) -> None:
+        """``pack``'s file is gone: list the packs again (gc in another process moved its objects
+        to a new one), keeping every other loaded pack and its open file."""
+        with self._lock:
+            if self._packs is None or not any(p is pack for p in self._packs):
+                return  # another thread listed them again already
+            reuse = {p.name: p for p in self._packs if p is not pack}
+            damaged = [(path, problem) for path, problem in self._damaged if path.endswith(".pack")]
+            if os.path.exists(pack.idx_path):  # its index is still there: deleted by hand, or lost
+                damaged.append((pack.pack_path, MISSING_PACK))
+            self._list_packs_locked(reuse, damaged)
+            listed = {p.name for p in self._packs or ()}
+            # Packs that went too but whose file this store holds open: closed with the store
+            # (another thread may be reading them now).
+            self._retired.extend(p for p in reuse.values() if p.name not in listed and p.fd >= 0)
 
     def _load_quarantine(self) -> set[tuple[str, bytes]]:
         out: set[tuple[str, bytes]] = set()
@@ -258,10 +305,12 @@ class LocalObjectStore:
     def refresh(self) -> None:
         """Forget the cached pack index (other processes may have added packs)."""
         with self._lock:
-            for p in self._packs or []:
+            for p in [*(self._packs or []), *self._retired]:
                 if p.fd >= 0:
                     os.close(p.fd)
+                    p.fd = -1
             self._packs = None
+            self._retired = []
             self._forget_locations()
 
     def close(self) -> None:
@@ -292,10 +341,28 @@ class LocalObjectStore:
             memo[raw] = found  # the dict of this generation: one dropped meanwhile takes the entry with it
         return found
 
+    def _on_packed_copy(self, raw: bytes, use: Callable[[LoadedPack, int], _T]) -> _T | None:
+        """``use(pack, row)`` on a good packed copy of ``raw``, or ``None`` if none is packed.
+
+        If the pack has gone meanwhile (gc in another process), the store lists the
+        packs again and finds the copy where gc moved it.
+        """
+        while True:
+            found = self._find_packed(raw)
+            if found is None:
+                return None
+            try:
+                return use(*found)
+            except PackGoneError:
+                continue  # the pack list was read again: look where the copy is now
+
     def _pack_fd(self, pack: LoadedPack) -> int:
         if pack.fd < 0:
             try:
                 fd = os.open(pack.pack_path, os.O_RDONLY)
+            except FileNotFoundError as err:
+                self._pack_vanished(pack)
+                raise PackGoneError(pack.pack_path, err) from err
             except OSError as err:
                 raise StorageError("open", pack.pack_path, err) from err
             try:
@@ -397,8 +464,8 @@ class LocalObjectStore:
                     return b"".join(self.iter_chunks(oid))
                 try:
                     return self._decoded(oid, pack, row)
-                except CorruptMetadataError:
-                    continue  # the pack's header is damaged: it was set aside, look elsewhere
+                except (CorruptMetadataError, PackGoneError):
+                    continue  # the pack's header is damaged (set aside) or the pack has gone: look elsewhere
                 except CorruptObjectError as err:
                     self._quarantine_packed(oid, pack, row)
                     if self._find_packed(raw) is None and not os.path.exists(self._loose_path(oid)):
@@ -413,7 +480,8 @@ class LocalObjectStore:
                 if refreshed:
                     missing = ObjectNotFoundError(oid)
                     if self._damaged:
-                        missing.hint = f"a pack index is damaged ({os.path.basename(self._damaged[0][0])}); run 'dsv fsck --repair'"
+                        what = "pack" if self._damaged[0][0].endswith(".pack") else "pack index"
+                        missing.hint = f"a {what} is damaged or missing ({os.path.basename(self._damaged[0][0])}); run 'dsv fsck --repair'"
                     raise missing from None
                 self.refresh()  # another process may have published a pack meanwhile
                 refreshed = True
@@ -461,9 +529,8 @@ class LocalObjectStore:
 
     def size(self, oid: str) -> int:
         """Size of ``oid`` without reading (or, for a compressed copy, decompressing) it."""
-        found = self._find_packed(from_hex(oid))
-        if found is not None:
-            pack, row = found
+
+        def packed_size(pack: LoadedPack, row: int) -> int:
             if pack.version == 1:
                 return pack.index.lengths[row]
             try:
@@ -473,6 +540,10 @@ class LocalObjectStore:
             if len(blob) < TRAILER.size:
                 raise CorruptObjectError(oid, "<truncated>", location=pack.pack_path)
             return int(TRAILER.unpack(blob)[0])
+
+        size = self._on_packed_copy(from_hex(oid), packed_size)
+        if size is not None:
+            return size
         try:
             return os.stat(self._loose_path(oid)).st_size
         except FileNotFoundError:
@@ -480,25 +551,30 @@ class LocalObjectStore:
 
     def chunk_list(self, oid: str) -> list[tuple[str, int]] | None:
         """``(chunk id, length)`` of a chunked object, in order; ``None`` if ``oid`` is stored whole."""
-        found = self._find_packed(from_hex(oid))
-        if found is None or found[0].encoding(found[1]) != Encoding.CHUNKED:
-            return None
-        return [(raw.hex(), n) for raw, n in self._chunks_of(oid, *found)]
+
+        def listed(pack: LoadedPack, row: int) -> list[tuple[str, int]] | None:
+            if pack.encoding(row) != Encoding.CHUNKED:
+                return None
+            return [(raw.hex(), n) for raw, n in self._chunks_of(oid, pack, row)]
+
+        return self._on_packed_copy(from_hex(oid), listed)
 
     def chunk_map(self, oid: str) -> ChunkMap | None:
         """:meth:`chunk_list` as a :class:`ChunkMap` (no Python object per chunk: random access to a big file)."""
-        found = self._find_packed(from_hex(oid))
-        if found is None or found[0].encoding(found[1]) != Encoding.CHUNKED:
-            return None
-        pack, row = found
-        stored, size, _ = self._stored_record(pack, row, view=True)  # kept by the map: no copy of a ~300 KB list
-        try:
-            if size < 0:
-                raise ValueError("truncated")
-            return ChunkMap(stored, size)
-        except ValueError:
-            self._quarantine_packed(oid, pack, row)
-            raise CorruptObjectError(oid, "<bad chunk list>", location=pack.pack_path).with_hint(QUARANTINE_HINT) from None
+
+        def mapped(pack: LoadedPack, row: int) -> ChunkMap | None:
+            if pack.encoding(row) != Encoding.CHUNKED:
+                return None
+            stored, size, _ = self._stored_record(pack, row, view=True)  # kept by the map: no copy of a ~300 KB list
+            try:
+                if size < 0:
+                    raise ValueError("truncated")
+                return ChunkMap(stored, size)
+            except ValueError:
+                self._quarantine_packed(oid, pack, row)
+                raise CorruptObjectError(oid, "<bad chunk list>", location=pack.pack_path).with_hint(QUARANTINE_HINT) from None
+
+        return self._on_packed_copy(from_hex(oid), mapped)
 
     def has_many(self, oids: Iterable[str]) -> set[str]:
         """The subset of ``oids`` held."""
@@ -516,8 +592,8 @@ class LocalObjectStore:
             pack, row = found
             try:
                 stored, size, encoding = self._stored_record(pack, row)
-            except CorruptMetadataError:
-                continue  # the pack's header is damaged: it was set aside, look elsewhere
+            except (CorruptMetadataError, PackGoneError):
+                continue  # the pack's header is damaged (set aside) or the pack has gone: look elsewhere
             record = StoredRecord(raw, stored, size, encoding)
             try:
                 if size < 0:
@@ -560,10 +636,11 @@ class LocalObjectStore:
             self._quarantine_packed(oid, pack, row)
             raise CorruptObjectError(oid, "<bad chunk list>", location=pack.pack_path).with_hint(QUARANTINE_HINT) from None
 
-    def _stream_chunked(self, oid: str, pack: LoadedPack, row: int) -> Iterator[bytes]:
-        """Each chunk verified as it is read, then the whole object's id at the end."""
+    def _stream_chunked(self, oid: str, pack: LoadedPack, row: int, chunks: list[tuple[bytes, int]]) -> Iterator[bytes]:
+        """Each of ``chunks`` (``oid``'s list, stored at ``row`` of ``pack``) verified as it is
+        read, then the whole object's id at the end."""
         hasher = Hasher()
-        for raw, n in self._chunks_of(oid, pack, row):
+        for raw, n in chunks:
             try:
                 data = self.read(raw.hex())
             except ObjectNotFoundError:
@@ -581,12 +658,16 @@ class LocalObjectStore:
 
     def iter_chunks(self, oid: str) -> Iterator[bytes]:
         """Stream ``oid``; raises :class:`CorruptObjectError` at the end if it does not verify."""
-        found = self._find_packed(from_hex(oid))
+        def located(pack: LoadedPack, row: int) -> tuple[LoadedPack, int, list[tuple[bytes, int]] | None]:
+            return pack, row, (self._chunks_of(oid, pack, row) if pack.encoding(row) == Encoding.CHUNKED else None)
+
+        found = self._on_packed_copy(from_hex(oid), located)
         if found is not None:
-            if found[0].encoding(found[1]) == Encoding.CHUNKED:
-                yield from self._stream_chunked(oid, *found)
-            else:
+            pack, row, chunks = found
+            if chunks is None:
                 yield self.read(oid)
+            else:
+                yield from self._stream_chunked(oid, pack, row, chunks)
             return
         path = self._loose_path(oid)
         try:
@@ -779,8 +860,8 @@ class LocalObjectStore:
         try:
             self._decoded(raw.hex(), pack, row)
             return True
-        except CorruptMetadataError:
-            return self.has_good_copy(raw, size)  # that pack was set aside; another copy may exist
+        except (CorruptMetadataError, PackGoneError):
+            return self.has_good_copy(raw, size)  # that pack was set aside or has gone; another copy may exist
         except CorruptObjectError:
             self._quarantine_packed(raw.hex(), pack, row)
             return self._find_packed(raw) is not None and self.has_good_copy(raw, size)

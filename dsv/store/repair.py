@@ -113,3 +113,25 @@ def _verified_records(fd: int, records: Iterator[ScannedRecord]) -> tuple[list[t
         good.append((rec.raw_id, rec.offset, rec.stored_length, rec.encoding))
         payloads.append((rec.raw_id, stored, rec.size, rec.encoding))
     return good, payloads, dropped
+
+
+def set_aside_index(store: LocalObjectStore, path: str) -> str:
+    """Move the index of a pack whose file is missing to ``quarantine/packs/`` and return where it went.
+
+    Nothing can be rebuilt from a pack that is gone; its objects count as missing
+    (fsck lists who needs them), and the index is kept as the record of what was lost.
+    """
+    store._prepare_write()
+    base = os.path.basename(path).rsplit(".", 1)[0]
+    idx_path = os.path.join(store.packs_dir, base + ".idx")
+    damaged_dir = os.path.join(store.quarantine_dir, "packs")
+    target = os.path.join(damaged_dir, base + ".idx")
+    try:
+        os.makedirs(damaged_dir, exist_ok=True)
+        os.replace(idx_path, target)
+        fsync_dir(store.packs_dir)
+        fsync_dir(damaged_dir)
+    except OSError as err:
+        raise StorageError("move", idx_path, err) from err
+    store.refresh()
+    return target
