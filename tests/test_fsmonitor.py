@@ -499,3 +499,61 @@ def test_answers_keep_coming_while_events_stream_in_and_stay_right(monitored: tu
         t.join()
     assert written
     assert _monitored_status(root) == _full_status(root)
+
+
+def _daemons_of(root: Path) -> list[int]:
+    """Pids of every monitor daemon process serving ``root`` (from their command lines)."""
+    out = []
+    want = os.path.realpath(root).encode()
+    for pid in os.listdir("/proc"):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"dsv.worktree.fsmonitor" in cmd and want in cmd:
+            out.append(int(pid))
+    return out
+
+
+def test_on_twice_then_off_leaves_no_daemon(monitored: tuple[Path, dsv.Repo]) -> None:
+    # A second 'on' used to start a second daemon that waited for the lock and took over,
+    # unwanted, once 'off' had stopped the first (found by a new user).
+    root, _ = monitored
+    assert run_cli(root, "fsmonitor", "on")[0] == 0
+    assert run_cli(root, "fsmonitor", "on")[0] == 0
+    assert len(_daemons_of(root)) == 1, "a second 'on' started another daemon"
+    assert run_cli(root, "fsmonitor", "off")[0] == 0
+    deadline = time.monotonic() + 3 * fsmonitor.CHECK_EVERY_S + 2
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fsmonitor.request(str(root / ".dsv"), "status") is None, "a daemon answers after 'off'"
+    assert _daemons_of(root) == []
+
+
+def test_a_daemon_started_while_another_runs_exits_when_the_monitor_is_off(monitored: tuple[Path, dsv.Repo]) -> None:
+    # Two commands may each start a daemon at once: the one that waits for the lock must not
+    # take over after 'off' stopped the other.
+    root, _ = monitored
+    import subprocess
+
+    first = _daemons_of(root)
+    subprocess.run([sys.executable, "-m", "dsv.worktree.fsmonitor", os.path.realpath(root)], check=True)  # detaches
+    deadline = time.monotonic() + 10
+    while len(_daemons_of(root)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(_daemons_of(root)) == 2, "the second daemon did not start"
+    dsv.Repo(root).fsmonitor_off()  # while the second waits (up to 3 s) for the first's lock
+    deadline = time.monotonic() + 3 * fsmonitor.CHECK_EVERY_S + 5
+    while _daemons_of(root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _daemons_of(root) == [], f"still running after 'off': {_daemons_of(root)} (first: {first})"
+    assert fsmonitor.request(str(root / ".dsv"), "status") is None
+
+
+def test_off_then_on_at_once_runs_a_daemon(monitored: tuple[Path, dsv.Repo]) -> None:
+    root, _ = monitored
+    assert run_cli(root, "fsmonitor", "off")[0] == 0
+    assert run_cli(root, "fsmonitor", "on")[0] == 0
+    time.sleep(3 * fsmonitor.CHECK_EVERY_S + 1)
+    assert fsmonitor.request(str(root / ".dsv"), "status") is not None
+    assert len(_daemons_of(root)) == 1

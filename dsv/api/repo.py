@@ -688,14 +688,21 @@ class Repo(RemoteCommands):
         from dsv.worktree import fsmonitor
 
         repo = self._repo
-        try:
-            fsmonitor.start(self.root, repo.layout.dsv)
-        except fsmonitor.MonitorUnavailable as err:
-            raise WorktreeError(f"cannot use a file-system monitor here: {err}", hint="status and commit keep walking the tree") from None
-        if not fsmonitor.wait_until_running(repo.layout.dsv):
-            log = os.path.join(fsmonitor.monitor_dir(repo.layout.dsv), fsmonitor.LOG)
-            raise WorktreeError("the file-system monitor did not start", hint=f"its log is {log}; status and commit keep walking the tree")
+        before = repo.settings.fsmonitor
+        # On first: a daemon that has to wait for a stopping one's lock checks the setting once it has it.
         repo.set_config({"core.fsmonitor": True})
+        try:
+            try:
+                fsmonitor.start(self.root, repo.layout.dsv)
+            except fsmonitor.MonitorUnavailable as err:
+                raise WorktreeError(f"cannot use a file-system monitor here: {err}", hint="status and commit keep walking the tree") from None
+            if not fsmonitor.wait_until_running(repo.layout.dsv):
+                log = os.path.join(fsmonitor.monitor_dir(repo.layout.dsv), fsmonitor.LOG)
+                raise WorktreeError("the file-system monitor did not start", hint=f"its log is {log}; status and commit keep walking the tree")
+        except BaseException:
+            if not before:
+                repo.set_config({"core.fsmonitor": False})
+            raise
         return self.fsmonitor_status()
 
     def fsmonitor_off(self) -> dict[str, object]:

@@ -247,6 +247,8 @@ def start(root: str, dsv_dir: str) -> None:
     folder = monitor_dir(dsv_dir)
     os.makedirs(folder, exist_ok=True)
     _socket_address(os.path.join(folder, SOCKET))
+    if request(dsv_dir, "status", timeout=0.5) is not None:
+        return  # one runs (a second would wait for its lock, and outlive it)
     with open(os.path.join(folder, LOG), "ab") as log:
         subprocess.Popen(
             [sys.executable, "-m", "dsv.worktree.fsmonitor", os.path.realpath(root)],
@@ -613,6 +615,7 @@ def serve(root: str) -> int:
 
     lock_fd = os.open(os.path.join(folder, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     deadline = time.monotonic() + 3 * CHECK_EVERY_S
+    waited = False
     while True:
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -622,7 +625,10 @@ def serve(root: str) -> int:
             # (it checks every CHECK_EVERY_S): wait a little for the second case.
             if time.monotonic() > deadline:
                 return 0
+            waited = True
             time.sleep(0.1)
+    if waited and not _wanted(root):
+        return 0  # the daemon before was stopped by 'off' ('on' sets the setting before starting one)
     sock_path = os.path.join(folder, SOCKET)
     for name in os.listdir(folder):
         if name.startswith(COOKIE_PREFIX):
@@ -679,6 +685,20 @@ def serve(root: str) -> int:
         server.close()
         unlink_if_same(sock_path, sock_id)  # ours: a newer daemon's socket is left alone
     return 0
+
+
+def _wanted(root: str) -> bool:
+    """Whether ``core.fsmonitor`` is on; True when the config cannot be read (the commands will say why)."""
+    from dsv.base.errors import DsvError
+    from dsv.base.layout import RepoLayout
+    from dsv.settings import read_settings
+
+    path = RepoLayout(root).config
+    try:
+        with open(path, "rb") as f:
+            return read_settings(f.read(), what=f"config {path}").fsmonitor
+    except (OSError, DsvError):
+        return True
 
 
 def _handle(monitor: Monitor, conn: socket.socket) -> bool:
