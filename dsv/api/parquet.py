@@ -108,6 +108,11 @@ def write_parquet(
     column is best; default: every column). Other keyword arguments go to
     :class:`pyarrow.parquet.ParquetWriter` (``compression``, ...).
 
+    Writing takes ~4-5x as long as :func:`pyarrow.parquet.write_table` (the
+    boundaries are found by hashing the key, and many small row groups are
+    written); in exchange, inserting 1% of the rows stores a few percent, not
+    half the file again (docs/benchmarks.md).
+
     >>> import pyarrow as pa, tempfile, os
     >>> t = pa.table({"id": list(range(1000)), "label": ["cat", "dog"] * 500})
     >>> path = os.path.join(tempfile.mkdtemp(), "train.parquet")
