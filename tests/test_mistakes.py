@@ -202,3 +202,19 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error(repo_dir: Path, args: lis
     proc = subprocess.run([sys.executable.encode(), b"-m", b"dsv", *args], cwd=repo_dir, capture_output=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count(b"\n") == 1 and b"is not valid UTF-8" in proc.stderr
+
+
+# -- revisions typed the way git users type them ---------------------------------------------
+
+
+def test_commit_ids_resolve_in_either_letter_case(two: dsv.Repo) -> None:
+    full = two.resolve("HEAD").commit_id
+    assert two.resolve(full.upper()).commit_id == full
+    assert two.resolve(full[:8].upper()).commit_id == full
+    assert two.resolve(full[:8].upper() + "~1").commit_id == two.resolve("HEAD~1").commit_id
+
+
+@pytest.mark.parametrize(("rev", "needle"), [("HEAD~1..HEAD", "two arguments"), ("main..", "two arguments"), ("abc", "at least 4 hex digits")])
+def test_a_range_or_a_short_prefix_gets_a_hint(two: dsv.Repo, repo_dir: Path, rev: str, needle: str) -> None:
+    line = _one_line_error(run_dsv("diff", rev, cwd=repo_dir), 2)
+    assert f"unknown revision '{rev}'" in line and needle in line

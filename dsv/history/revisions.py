@@ -103,14 +103,23 @@ class History:
         if remote:
             oid, tag = self._peel(remote, name)
             return oid, tag, None
-        if _HEX.fullmatch(name):
-            found = self._by_prefix(name)
+        hex_name = name.lower()  # ids are written in lowercase; typed (or pasted) in either case, as git reads them
+        if is_object_id(hex_name):
+            oid, tag = self._peel(hex_name, name)
+            return oid, tag, None
+        if _HEX.fullmatch(hex_name):
+            found = self._by_prefix(hex_name)
             if len(found) > 1:
                 raise AmbiguousRevisionError(name, found)
             if found:
                 oid, tag = self._peel(found[0], name)
                 return oid, tag, None
-        raise UnknownRevisionError(name)
+        unknown = UnknownRevisionError(name)
+        if ".." in name:
+            unknown.hint = "give the two revisions as two arguments ('dsv diff A B'); only 'dsv changelog' reads A..B"
+        elif re.fullmatch(r"[0-9a-fA-F]{1,3}", name):
+            unknown.hint = "a commit id prefix needs at least 4 hex digits"
+        raise unknown
 
     def resolve(self, rev: str) -> Resolved:
         """Resolve a revision expression to a commit."""
