@@ -46,6 +46,16 @@ def find_root(start: str) -> str:
         path = parent
 
 
+_EXPECTED = {
+    "core.fsmonitor": "true or false",
+    "core.server": "true or false",
+    "core.lock_timeout": "a number of seconds, 0 or more",
+    "user.name": "any text",
+    "user.email": "any text",
+}
+"""What each setting accepts, for the error a bad value gets."""
+
+
 class Repository:
     """An open repository: layout, config, object store, refs and history.
 
@@ -214,7 +224,14 @@ class Repository:
             try:
                 new = RepoConfig.model_validate(data, strict=False)
             except ValidationError as err:
-                raise UsageError(f"invalid value: {err.errors()[0]['msg']}") from err
+                key, value = next(iter(updates.items())) if len(updates) == 1 else ("", None)
+                what = _EXPECTED.get(key)
+                if what is None:
+                    raise UsageError(f"invalid value: {err.errors()[0]['msg']}") from err
+                raise UsageError(f"invalid value {value!r} for {key}", hint=f"{key} takes {what}") from None
+            timeout = new.core.lock_timeout
+            if not 0 <= timeout < float("inf"):  # (NaN fails this too; JSON has no infinity)
+                raise UsageError(f"invalid value {updates.get('core.lock_timeout')!r} for core.lock_timeout", hint=f"core.lock_timeout takes {_EXPECTED['core.lock_timeout']}")
             self._write_config(new)
         self._config = new
         self._config_bytes = new.to_json_bytes()

@@ -92,3 +92,40 @@ def test_a_damaged_config_stops_a_commit_with_one_line(tmp_path: Any) -> None:
     with pytest.raises(dsv.DsvError) as info:
         dsv.Repo(tmp_path).commit("m")
     assert "core.lock_timeout" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("core.fsmonitor", "maybe", "true or false"),
+        ("core.server", "2", "true or false"),
+        ("core.lock_timeout", "abc", "number of seconds"),
+        ("core.lock_timeout", "-5", "number of seconds"),
+        ("core.lock_timeout", "nan", "number of seconds"),
+        ("core.lock_timeout", "inf", "number of seconds"),  # used to be written as null: every command then failed
+        ("core.lock_timeout", "1e400", "number of seconds"),
+    ],
+)
+def test_a_bad_config_value_names_the_key_and_what_it_takes_and_changes_nothing(tmp_path: Any, key: str, value: str, expected: str) -> None:
+    from conftest import run_dsv
+
+    import dsv
+
+    dsv.Repo.init(tmp_path)
+    before = (tmp_path / ".dsv" / "config.json").read_bytes()
+    proc = run_dsv("config", key, value, cwd=tmp_path)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and err.count("\n") == 1, err
+    assert f"invalid value '{value}' for {key}" in err and expected in err, err
+    assert (tmp_path / ".dsv" / "config.json").read_bytes() == before
+    assert run_dsv("status", cwd=tmp_path).returncode == 0
+
+
+def test_a_good_lock_timeout_is_kept(tmp_path: Any) -> None:
+    from conftest import run_dsv
+
+    import dsv
+
+    dsv.Repo.init(tmp_path)
+    assert run_dsv("config", "core.lock_timeout", "0.5", cwd=tmp_path, check=True).returncode == 0
+    assert run_dsv("config", "core.lock_timeout", cwd=tmp_path, check=True).stdout.decode().strip() == "0.5"

@@ -704,7 +704,7 @@ def gc(ctx: click.Context, grace: str, remote_name: str | None, as_json: bool) -
     )
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})  # a value may start with '-' (and is then refused by its check)
 @click.argument("key")
 @click.argument("value", required=False)
 @json_option
