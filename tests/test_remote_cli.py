@@ -77,6 +77,11 @@ def test_push_fetch_pull_clone_json_shapes_over_a_folder(work: Path, tmp_path: P
     assert dsv_cmd("remote", "-v", cwd=tmp_path / "part").stdout == listing.stdout
     bare = dsv_cmd("remote", cwd=tmp_path / "part")
     assert bare.returncode == 0 and bare.stdout == dsv_cmd("remote", "list", cwd=tmp_path / "part").stdout == "origin\n"
+    as_json = dsv_cmd("remote", "--json", cwd=tmp_path / "part")
+    assert as_json.returncode == 0 and as_json.stdout == dsv_cmd("remote", "list", "--json", cwd=tmp_path / "part").stdout
+    assert [r["name"] for r in json.loads(as_json.stdout)] == ["origin"]
+    misplaced = dsv_cmd("remote", "--json", "remove", "origin", cwd=tmp_path / "part")
+    assert misplaced.returncode == 2 and "'dsv remote remove --json'" in misplaced.stderr
     gone = dsv_cmd("remote", "remove", "origin", cwd=work)
     assert gone.returncode == 0 and dsv_cmd("remote", "list", cwd=work).stdout == ""
 

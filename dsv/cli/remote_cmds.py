@@ -66,14 +66,17 @@ def register(cli: click.Group, repo_of: Any, progress_of: Any, json_option: Any)
 
     @cli.group(invoke_without_command=True)
     @click.option("-v", "--verbose", is_flag=True, help="With no subcommand: list remotes with their URLs (as 'remote list -v').")
+    @json_option
     @click.pass_context
-    def remote(ctx: click.Context, verbose: bool) -> None:
+    def remote(ctx: click.Context, verbose: bool, as_json: bool) -> None:
         """Manage remotes: fsspec URLs (a folder, file://, memory://, s3://, gs://, az://...).
 
         With no subcommand, lists them (as git remote does).
         """
         if ctx.invoked_subcommand is None:
-            ctx.invoke(remote_list, verbose=verbose, as_json=False)
+            ctx.invoke(remote_list, verbose=verbose, as_json=as_json)
+        elif as_json:
+            raise click.UsageError(f"--json goes after the subcommand: 'dsv remote {ctx.invoked_subcommand} --json'")
 
     @remote.command("add")
     @click.argument("name")
