@@ -116,6 +116,8 @@ def test_diff_exit_code_and_cat(data: Path) -> None:
         (["gc", "--grace", "soon"], 2, "cannot read duration"),
         (["branch", "bad name"], 2, "invalid name"),
         (["checkout", "HEAD", "../outside"], 3, "outside the working tree"),
+        (["ls", "HEAD", "/etc"], 3, "outside the working tree (give a path inside "),
+        (["ls", "HEAD", ".dsv"], 3, "points inside .dsv (dsv's own files are not part of any version)"),
         (["ls", "HEAD", "nothing/here"], 2, "matches no file"),
         (["commit", "-m", "again"], 1, "nothing to commit"),
         (["config", "user.nickname", "x"], 2, "unknown setting"),

@@ -278,8 +278,8 @@ class UnsafePathError(WorktreeError):
 
     exit_code = 3
 
-    def __init__(self, path: str, why: str) -> None:
-        super().__init__(f"unsafe path {path!r}: {why}", hint="the manifest or argument is malformed or malicious; nothing was written")
+    def __init__(self, path: str, why: str, *, hint: str | None = None) -> None:
+        super().__init__(f"unsafe path {path!r}: {why}", hint=hint or "the manifest or argument is malformed or malicious; nothing was written")
         self.path = path
         self.why = why
 

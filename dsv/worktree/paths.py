@@ -63,8 +63,8 @@ def to_repo_path(root: str, user_path: str, cwd: str | None = None) -> str:
     if rel == ".":
         return ""
     if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
-        raise UnsafePathError(user_path, "outside the working tree")
+        raise UnsafePathError(user_path, "outside the working tree", hint=f"give a path inside {root_abs}; paths are taken from the current folder")
     rel = rel.replace(os.sep, "/")
     if any(part.lower() == DSV_DIR for part in rel.split("/")):
-        raise UnsafePathError(user_path, "points inside .dsv")
+        raise UnsafePathError(user_path, "points inside .dsv", hint="dsv's own files are not part of any version")
     return rel
