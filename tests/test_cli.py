@@ -111,7 +111,8 @@ def test_diff_exit_code_and_cat(data: Path) -> None:
     [
         (["show", "nope"], 2, "unknown revision 'nope'"),
         (["log", "HEAD~5"], 2, "unknown revision"),
-        (["cat", "HEAD:missing.txt"], 1, "does not exist"),
+        (["cat", "HEAD:missing.txt"], 1, "does not exist at HEAD (see 'dsv ls HEAD'; paths here start at the repository root)"),
+        (["cat", "HEAD:"], 1, "no file path given after 'HEAD:' (name a file, as in HEAD:labels.csv"),
         (["tag", "x", "--meta", "novalue"], 2, "KEY=VALUE"),
         (["gc", "--grace", "soon"], 2, "cannot read duration"),
         (["branch", "bad name"], 2, "invalid name"),

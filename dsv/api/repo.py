@@ -256,8 +256,10 @@ class Repo(RemoteCommands):
         rows = [i for i, p in enumerate(table.column("path").to_pylist()) if p == path]
         if not rows:
             if table.num_rows:
+                if not path:
+                    raise WorktreeError(f"no file path given after '{rev}:'", hint=f"name a file, as in {rev}:labels.csv; 'dsv ls {rev}' lists them")
                 raise WorktreeError(f"'{path}' is a folder at {rev}", hint=f"use 'dsv ls {rev} {path}'")
-            raise WorktreeError(f"'{path}' does not exist at {rev}", hint=f"see 'dsv ls {rev}'")
+            raise WorktreeError(f"'{path}' does not exist at {rev}", hint=f"see 'dsv ls {rev}'; paths here start at the repository root")
         oid = table.column("oid")[rows[0]].as_py().hex()
         store = self._repo.store
         if store.size(oid) > (64 << 20):
