@@ -72,3 +72,32 @@ def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
         dsv.write_parquet(t, tmp_path / "x.parquet", rows_per_group=1000)
     assert dsv.write_parquet(t.slice(0, 0), tmp_path / "empty.parquet") == 1
     assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_half_written_one(tmp_path: Path) -> None:
+    # pyarrow cannot write a dictionary of nulls: the writer used to leave an unreadable file behind.
+    bad = pa.table({"id": [1], "label": pa.array([None]).dictionary_encode()})
+    target = tmp_path / "x.parquet"
+    with pytest.raises(pa.ArrowNotImplementedError):
+        dsv.write_parquet(bad, target, key="id")
+    assert not target.exists()
+    good = pa.table({"id": [1, 2], "label": ["a", "b"]})
+    dsv.write_parquet(good, target, key="id")
+    with pytest.raises(pa.ArrowNotImplementedError):
+        dsv.write_parquet(bad, target, key="id")
+    assert pq.read_table(target).equals(good)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet"]
+
+
+@pytest.mark.parametrize("rows_per_group", [4, 64])
+def test_row_groups_stay_within_the_documented_bounds(tmp_path: Path, rows_per_group: int) -> None:
+    from dsv.api.parquet import MAX_GROUP_FACTOR, MIN_GROUP_FACTOR
+
+    ids = random.Random(7).sample(range(10**9), 20_000)
+    path = tmp_path / "t.parquet"
+    dsv.write_parquet(pa.table({"id": ids}), path, key="id", rows_per_group=rows_per_group)
+    meta = pq.ParquetFile(path).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert max(sizes) <= rows_per_group * MAX_GROUP_FACTOR
+    assert min(sizes[:-1]) >= max(1, int(rows_per_group * MIN_GROUP_FACTOR))  # (the last one ends with the table)
+    assert sum(sizes) == len(ids)

@@ -7,8 +7,9 @@ every later group is re-encoded. Measured in docs/benchmarks.md. This writer
 keeps inserts local by cutting in two content-defined ways:
 
 * **row groups** end after a row whose key hash has its low bits all zero (on
-  average every ``rows_per_group`` rows, at least a quarter and at most four
-  times that), so a boundary depends on the row at it, not on its position;
+  average every ``rows_per_group`` rows, at least a quarter and at most eight
+  times that: a forced cut at eight times is rare, e^-8 of the gaps), so a
+  boundary depends on the row at it, not on its position;
 * **data pages** inside each column chunk are cut by Arrow's content-defined
   chunking (``use_content_defined_chunking``, 32-128 KiB pages), so a changed
   value re-encodes only the pages around it;
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
 DEFAULT_ROWS_PER_GROUP = 64 * 1024
 PAGE_CHUNKING = {"min_chunk_size": 32 * 1024, "max_chunk_size": 128 * 1024}
 DICTIONARY_MAX_DISTINCT = 0.10
+MIN_GROUP_FACTOR = 0.25
+"""A row group (but the last) holds at least this many times ``rows_per_group`` rows..."""
+MAX_GROUP_FACTOR = 8
+"""...and at most this many times."""
 
 
 def row_group_bounds(table: "pa.Table", key: Sequence[str], rows_per_group: int) -> list[tuple[int, int]]:
@@ -56,7 +61,7 @@ def row_group_bounds(table: "pa.Table", key: Sequence[str], rows_per_group: int)
     finally:
         con.close()
     candidates = pc.indices_nonzero(cut.column(0)).to_pylist()
-    lo, hi = rows_per_group // 4, rows_per_group * 8
+    lo, hi = int(rows_per_group * MIN_GROUP_FACTOR), rows_per_group * MAX_GROUP_FACTOR
     bounds = []
     start = 0
     for c in candidates:
@@ -108,6 +113,9 @@ def write_parquet(
     column is best; default: every column). Other keyword arguments go to
     :class:`pyarrow.parquet.ParquetWriter` (``compression``, ...).
 
+    The file is written beside ``path`` and renamed onto it when complete: a
+    write that fails leaves whatever was at ``path`` as it was.
+
     Writing takes ~4-5x as long as :func:`pyarrow.parquet.write_table` (the
     boundaries are found by hashing the key, and many small row groups are
     written); in exchange, inserting 1% of the rows stores a few percent, not
@@ -125,10 +133,22 @@ def write_parquet(
     bounds = row_group_bounds(table, keys, rows_per_group) or [(0, 0)]
     options = {"use_content_defined_chunking": PAGE_CHUNKING, "use_dictionary": _dictionary_columns(table), **parquet_options}
     target = os.fspath(path)
+    # Written beside the target and renamed onto it once complete: a reader never sees half a
+    # file, and a write that fails (a type the writer refuses, a full disk) leaves what was there.
+    folder, name = os.path.split(os.path.abspath(target))
+    tmp = os.path.join(folder, f".{name}.tmp-{os.urandom(6).hex()}")
     try:
-        with pq.ParquetWriter(target, table.schema, **options) as writer:
-            for start, stop in bounds:
-                writer.write_table(table.slice(start, stop - start), row_group_size=max(1, stop - start))
+        try:
+            with pq.ParquetWriter(tmp, table.schema, **options) as writer:
+                for start, stop in bounds:
+                    writer.write_table(table.slice(start, stop - start), row_group_size=max(1, stop - start))
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
     except OSError as err:
         raise StorageError("write", target, err) from err
     return len(bounds)
