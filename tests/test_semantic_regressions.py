@@ -131,3 +131,35 @@ def test_metrics_changelog_knows_classes_of_sources_the_step_did_not_change(repo
     repo.add_metrics("HEAD", tmp_path / "m.json", name="r2")
     [(_, _, comp), _] = repo.metrics_changelog()
     assert all(c.in_data for c in comp.classes) and {c.cls: c.samples_after for c in comp.classes} == {"a": 1, "b": 1}
+
+
+def test_an_inferred_integer_width_is_no_schema_change(repo: dsv.Repo, repo_dir: Path) -> None:
+    # DuckDB reads a JSONL integer column mixing signs as HUGEINT, one of one sign as BIGINT
+    # (found by an independent recompute): text declares no width, so no type changed.
+    _two(
+        repo, repo_dir,
+        {"t.jsonl": '{"id":1,"label":"a","n":-878838}\n'},
+        {"t.jsonl": '{"id":1,"label":"a","n":-878838}\n{"id":2,"label":"a","n":437205}\n'},
+    )
+    src = repo.semantic_diff("HEAD~1", "HEAD", declaration=_table("t.jsonl")).sources[0]
+    assert not src.schema and src.totals.added == 1
+    # A real change of type is still one.
+    write_tree(repo_dir, {"t.jsonl": '{"id":1,"label":"a","n":"x"}\n{"id":2,"label":"a","n":437205}\n'})
+    repo.commit("c")
+    src = repo.semantic_diff("HEAD~1", "HEAD", declaration=_table("t.jsonl")).sources[0]
+    assert [(c.column, c.change, c.old_type, c.new_type) for c in src.schema] == [("n", "type_changed", "BIGINT", "JSON")]
+
+
+def test_a_parquet_integer_width_change_is_still_reported(repo: dsv.Repo, repo_dir: Path) -> None:
+    def pq_bytes(t: pa.Table) -> bytes:
+        sink = pa.BufferOutputStream()
+        pq.write_table(t, sink)
+        return sink.getvalue().to_pybytes()
+
+    _two(
+        repo, repo_dir,
+        {"t.parquet": pq_bytes(pa.table({"id": [1], "label": ["a"], "n": pa.array([1], pa.int32())}))},
+        {"t.parquet": pq_bytes(pa.table({"id": [1], "label": ["a"], "n": pa.array([1], pa.int64())}))},
+    )
+    src = repo.semantic_diff("HEAD~1", "HEAD", declaration=_table("t.parquet")).sources[0]
+    assert [(c.column, c.old_type, c.new_type) for c in src.schema] == [("n", "INTEGER", "BIGINT")]
