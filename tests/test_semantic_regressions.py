@@ -163,3 +163,10 @@ def test_a_parquet_integer_width_change_is_still_reported(repo: dsv.Repo, repo_d
     )
     src = repo.semantic_diff("HEAD~1", "HEAD", declaration=_table("t.parquet")).sources[0]
     assert [(c.column, c.old_type, c.new_type) for c in src.schema] == [("n", "INTEGER", "BIGINT")]
+
+
+def test_an_integer_label_read_wider_is_no_type_warning(repo: dsv.Repo, repo_dir: Path) -> None:
+    _two(repo, repo_dir, {"t.jsonl": '{"id":1,"label":3}\n'}, {"t.jsonl": '{"id":1,"label":3}\n{"id":2,"label":-3}\n'})
+    src = repo.semantic_diff("HEAD~1", "HEAD", declaration=_table("t.jsonl")).sources[0]
+    assert not src.warnings and not src.schema
+    assert {(c.cls, c.before, c.after) for c in src.classes} == {("3", 1, 1), ("-3", 0, 1)}

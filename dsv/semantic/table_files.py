@@ -64,9 +64,6 @@ def _reader(path: str, source: TableSource, *, as_text: bool = False, compressed
     return f"read_csv({lit(path)}, auto_detect=true, {_csv_options(source, compressed=compressed)}{text})"
 
 
-_INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"})
-
-
 def _open(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, source: TableSource, *, compressed: bool | None, table: bool) -> tuple[dict[str, str], dict[str, str], int]:
     """(types as the file reads on its own, columns of the view, rows); ``table``: materialise (the file is temporary)."""
     as_text = source.resolved_format == "csv"
@@ -77,10 +74,6 @@ def _open(con: "duckdb.DuckDBPyConnection", view: str, disk_path: str, source: T
     cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE {q(view)}").fetchall()}
     if not as_text:
         types = cols
-    if source.resolved_format != "parquet":
-        # Text declares no integer width: DuckDB infers one per file (BIGINT, or HUGEINT for a
-        # JSONL column mixing signs or past 2^63), which is no schema change of the data.
-        types = {c: "BIGINT" if t in _INTEGER_TYPES else t for c, t in types.items()}
     # Surfaces parse errors now, with their line; free for Parquet (metadata), and the
     # row count lets the key check run inside the join (see diff_table).
     (rows,) = con.execute(f"SELECT count(*) FROM {q(view)}").fetchall()[0]

@@ -90,6 +90,19 @@ def check_unique_keys(con: "duckdb.DuckDBPyConnection", view: str, source: Table
         raise SampleSourceError(f"{source.path} at {side}: key {', '.join(source.key)} is not unique: {shown}", hint="a key must identify one sample")
 
 
+_INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"})
+
+
+def shown_types(source: TableSource, types: dict[str, str]) -> dict[str, str]:
+    """Column types as the schema section and type warnings name them: a CSV or JSONL integer
+    column is ``BIGINT`` whatever width DuckDB inferred (text declares none: a JSONL column mixing
+    signs reads as ``HUGEINT``), Parquet's declared types as they are. (Comparisons use the
+    types DuckDB read: see :mod:`dsv.semantic.column_types`.)"""
+    if source.resolved_format == "parquet":
+        return types
+    return {c: "BIGINT" if t in _INTEGER_TYPES else t for c, t in types.items()}
+
+
 def schema_changes(cols_a: dict[str, str], cols_b: dict[str, str]) -> list[SchemaChange]:
     """Columns added, removed and retyped between two versions."""
     out = [SchemaChange(c, "removed", t, None) for c, t in cols_a.items() if c not in cols_b]
@@ -128,7 +141,7 @@ def diff_table(
         a = empty_like(con, va, b)
     if b is None:
         b = empty_like(con, vb, a)
-    schema = schema_changes(a.types, b.types) if path_a and path_b else []
+    schema = schema_changes(shown_types(source, a.types), shown_types(source, b.types)) if path_a and path_b else []
     for c in [source.label, *source.slices, *([source.file] if source.file else [])]:
         if c not in a.types and c not in b.types:
             raise SampleSourceError(
@@ -218,8 +231,9 @@ def _type_warnings(source: TableSource, a: Version, b: Version, side_a: str, sid
     """A type change of a label or slice column: said once, since it often means a stray value."""
     out = []
     roles = [(source.label, "label")] + [(s, "slice") for s in source.slices]
+    types_a, types_b = shown_types(source, a.types), shown_types(source, b.types)
     for col, role in roles:
-        ta, tb = a.types.get(col), b.types.get(col)
+        ta, tb = types_a.get(col), types_b.get(col)
         if ta is None or tb is None or ta == tb or col in source.types:
             continue
         how = "as the file writes them" if a.as_text else "as text"
