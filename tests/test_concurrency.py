@@ -399,3 +399,59 @@ def test_pack_file_deleted_by_hand_is_reported_not_looped_on(tmp_path: Path) -> 
     assert not side_packs & _pack_names(root)
     assert ok(run_dsv(root, "cat", "main:keep/0.bin", text=False)).stdout == keep["keep/0.bin"]
     assert_fsck_clean(root)
+
+
+def test_threads_sharing_one_repo_read_right_while_it_commits(tmp_path: Path) -> None:
+    # Found by an outside attack: a commit (or any read miss) re-listed the packs under the
+    # readers, closing the files they were reading and renumbering the packs their lookups
+    # pointed at: wrong "missing" and "corrupt" verdicts, and good copies set aside on disk.
+    import threading
+    import traceback
+
+    rng = random.Random(65)
+    root = tmp_path / "repo"
+    root.mkdir()
+    dsv.Repo.init(root)
+    expected: dict[str, bytes] = {}
+    for c in range(12):  # one pack per commit
+        files = {f"d{c}/f{i}.bin": rng.randbytes(rng.randint(1000, 100_000)) for i in range(30)}
+        write_files(root, files)
+        expected.update(files)
+        dsv.Repo(root).commit(f"c{c}")
+    dsv.Repo(root).create_tag("v1")
+    repo = dsv.Repo(root)
+    deadline = time.monotonic() + 6
+    errors: list[str] = []
+    reads = [0]
+    paths = sorted(expected)
+
+    def reader(seed: int) -> None:
+        r = random.Random(seed)
+        while time.monotonic() < deadline and len(errors) < 20:
+            p = r.choice(paths)
+            try:
+                if repo.read_file("v1", p) != expected[p]:
+                    errors.append(f"wrong bytes for {p}")
+                reads[0] += 1
+            except Exception as err:  # noqa: BLE001 - every failure is the finding
+                errors.append(f"{type(err).__name__}: {err} " + traceback.format_exc()[-1500:])
+
+    def committer() -> None:
+        n = 0
+        while time.monotonic() < deadline and len(errors) < 20:
+            n += 1
+            (root / "new.bin").write_bytes(rng.randbytes(3000))
+            try:
+                repo.commit(f"n{n}")
+            except Exception as err:  # noqa: BLE001
+                errors.append(f"commit: {type(err).__name__}: {err}")
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)] + [threading.Thread(target=committer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, f"{len(errors)} failures after {reads[0]} good reads, e.g. {errors[:3]}"
+    assert reads[0] > 100
+    assert not (root / ".dsv" / "objects" / "quarantine").exists(), "good copies were set aside as corrupt"
+    assert_fsck_clean(root)

@@ -12,7 +12,7 @@ import pytest
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, ObjectNotFoundError
 from dsv.base.hashing import hash_bytes
 from dsv.store import LocalObjectStore, MemoryObjectStore
-from dsv.store.local import LOOSE_THRESHOLD
+from dsv.store.local import LOOSE_THRESHOLD, LoadedPack
 from dsv.store.pack import decode_index, encode_index
 from dsv.store.upkeep import repack
 
@@ -568,11 +568,10 @@ def test_a_location_remembered_while_another_thread_quarantined_it_is_not_believ
     fresh = LocalObjectStore(fresh.root)
     real_locate = fresh._locate  # noqa: SLF001
 
-    def locate_then_quarantine(r: bytes) -> tuple[int, int] | None:
+    def locate_then_quarantine(r: bytes) -> tuple[LoadedPack, int] | None:
         loc = real_locate(r)
         if loc is not None and r == raw:
-            found = fresh.packs()[loc[0]]
-            fresh._quarantine_packed(oid, found, loc[1])  # noqa: SLF001  (the other thread)
+            fresh._quarantine_packed(oid, loc[0], loc[1])  # noqa: SLF001  (the other thread)
         return loc
 
     monkeypatch.setattr(fresh, "_locate", locate_then_quarantine)

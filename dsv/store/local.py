@@ -135,6 +135,17 @@ class QuarantinedCopy(FrozenRecord):
         init_field(self, "path", path)
 
 
+def _same_file(pack: LoadedPack) -> bool:
+    """Whether a loaded pack's open file (if any) is still the one at its path (repair may replace it)."""
+    if pack.fd < 0:
+        return True
+    try:
+        st, now = os.fstat(pack.fd), os.stat(pack.pack_path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
+
+
 class LocalObjectStore:
     """Object store on a local filesystem rooted at ``root`` (``.dsv/objects``)."""
 
@@ -145,12 +156,18 @@ class LocalObjectStore:
         self.loose_dir = os.path.join(root, "loose")
         self.tmp_dir = os.path.join(root, "tmp")
         self.quarantine_dir = os.path.join(root, "quarantine")
+        # The packs, as an immutable snapshot: a new list replaces it, so a thread holding the
+        # old one (or a (pack, row) from it) stays consistent while another lists them again.
         self._packs: list[LoadedPack] | None = None
-        self._retired: list[LoadedPack] = []  # dropped from the list while open (_pack_vanished)
+        # Loaded packs kept across a refresh (their index and open file are still right: packs
+        # are named by content), and packs dropped from the list while open: a thread may be
+        # reading them, so their files are closed only by close().
+        self._reusable: dict[str, LoadedPack] = {}
+        self._retired: list[LoadedPack] = []
         self._damaged: list[tuple[str, str]] = []
         self._quarantined: set[tuple[str, bytes]] = set()
-        # id -> (pack slot, row), built only once lookups are many (see _locate).
-        self._where: dict[bytes, tuple[int, int]] | None = None
+        # id -> (pack, row), built only once lookups are many (see _locate).
+        self._where: dict[bytes, tuple[LoadedPack, int]] | None = None
         # Until then, the ids already found: a checkout asks for each file it writes
         # (has) and reads it (iter_chunks, read): one search, not three (_find_packed).
         self._found: dict[bytes, tuple[LoadedPack, int]] = {}
@@ -172,7 +189,8 @@ class LocalObjectStore:
     def _load_packs(self) -> list[LoadedPack]:
         with self._lock:
             if self._packs is None:
-                self._list_packs_locked({}, [])
+                reuse, self._reusable = self._reusable, {}
+                self._list_packs_locked(reuse, [])
                 assert self._packs is not None
             return self._packs
 
@@ -188,17 +206,23 @@ class LocalObjectStore:
             names = []
         for n in names:
             base = n[:-4]
+            old = reuse.pop(base, None)
             if base in known_bad:
                 found.append(known_bad[base])
-            elif base in reuse:
-                packs.append(reuse[base])
+            elif old is not None and _same_file(old):
+                packs.append(old)
+                continue
             else:
                 try:
-                    self._add_pack_locked(packs, None, base)
+                    packs.append(self._read_pack(base))
                 except DsvError as err:
                     # One damaged index must not stop the store: its objects count as missing.
                     found.append((os.path.join(self.packs_dir, n), err.message))
                     logger(__name__).warning("skipping %s: %s", n, err.message)
+            if old is not None:
+                reuse[base] = old  # not used again: retired below
+        # Packs no longer listed (or replaced by repair) whose file is open: a thread may be reading it.
+        self._retired.extend(p for p in reuse.values() if p.fd >= 0)
         self._packs = packs
         self._damaged = found
         self._quarantined = self._load_quarantine()
@@ -217,10 +241,6 @@ class LocalObjectStore:
             if os.path.exists(pack.idx_path):  # its index is still there: deleted by hand, or lost
                 damaged.append((pack.pack_path, MISSING_PACK))
             self._list_packs_locked(reuse, damaged)
-            listed = {p.name for p in self._packs or ()}
-            # Packs that went too but whose file this store holds open: closed with the store
-            # (another thread may be reading them now).
-            self._retired.extend(p for p in reuse.values() if p.name not in listed and p.fd >= 0)
 
     def _load_quarantine(self) -> set[tuple[str, bytes]]:
         out: set[tuple[str, bytes]] = set()
@@ -238,12 +258,8 @@ class LocalObjectStore:
         """Whether one packed copy has been set aside as corrupt."""
         return bool(self._quarantined) and (pack.name, pack.index.ids[row]) in self._quarantined
 
-    def _is_quarantined(self, slot: int, row: int) -> bool:
-        packs = self._packs or []
-        return bool(self._quarantined) and (packs[slot].name, packs[slot].index.ids[row]) in self._quarantined
-
-    def _locate(self, raw: bytes) -> tuple[int, int] | None:
-        """``(pack slot, row)`` of a good packed copy of an id, or ``None``.
+    def _locate(self, raw: bytes) -> tuple[LoadedPack, int] | None:
+        """``(pack, row)`` of a good packed copy of an id, or ``None``.
 
         A few lookups (a small commit, a checkout of some files) binary-search each
         pack's sorted index; past a couple of thousand lookups, or with many packs,
@@ -259,36 +275,38 @@ class LocalObjectStore:
             self._total_ids = total
             if len(packs) > 8 or self._lookups > max(2048, total // 4):
                 with self._lock:
-                    if self._where is None:
-                        built: dict[bytes, tuple[int, int]] = {}
-                        for slot, pack in enumerate(packs):
-                            built.update(zip(pack.index.ids, zip([slot] * len(pack.index), range(len(pack.index)))))
+                    if self._where is None and packs is self._packs:
+                        built: dict[bytes, tuple[LoadedPack, int]] = {}
+                        for pack in packs:
+                            built.update(zip(pack.index.ids, zip([pack] * len(pack.index), range(len(pack.index)))))
                         for name, qraw in self._quarantined:
                             hit = built.get(qraw)
-                            if hit is not None and packs[hit[0]].name == name:
+                            if hit is not None and hit[0].name == name:
                                 del built[qraw]
                                 alt = self._search(packs, qraw)
                                 if alt is not None:
                                     built[qraw] = alt
                         self._where = built
                     where = self._where
+                if where is None:  # the packs were listed again meanwhile: this lookup searches
+                    return self._search(packs, raw)
             else:
                 return self._search(packs, raw)
         return where.get(raw)
 
     def _forget_locations(self) -> None:
-        """Drop every remembered ``(slot, row)``: packs were reloaded or removed, or a copy quarantined."""
+        """Drop every remembered ``(pack, row)``: packs were listed again or removed, or a copy quarantined."""
         self._where = None
         self._found = {}
 
-    def _search(self, packs: list[LoadedPack], raw: bytes) -> tuple[int, int] | None:
-        for slot in range(len(packs) - 1, -1, -1):
-            i = packs[slot].index.find(raw)
-            if i >= 0 and not self._is_quarantined(slot, i):
-                return slot, i
+    def _search(self, packs: list[LoadedPack], raw: bytes) -> tuple[LoadedPack, int] | None:
+        for pack in reversed(packs):
+            i = pack.index.find(raw)
+            if i >= 0 and not self.is_quarantined(pack, i):
+                return pack, i
         return None
 
-    def _add_pack_locked(self, packs: list[LoadedPack], where: dict[bytes, tuple[int, int]] | None, base: str) -> None:
+    def _read_pack(self, base: str) -> LoadedPack:
         idx_path = os.path.join(self.packs_dir, base + ".idx")
         try:
             with open(idx_path, "rb") as f:
@@ -296,26 +314,31 @@ class LocalObjectStore:
         except OSError as err:
             raise StorageError("read", idx_path, err) from err
         index = decode_index(data, what=f"pack index {idx_path}")
-        slot = len(packs)
-        packs.append(LoadedPack(base, os.path.join(self.packs_dir, base + ".pack"), idx_path, index))
-        if where is not None:
-            for i, raw in enumerate(index.ids):
-                where[raw] = (slot, i)
+        return LoadedPack(base, os.path.join(self.packs_dir, base + ".pack"), idx_path, index)
 
     def refresh(self) -> None:
-        """Forget the cached pack index (other processes may have added packs)."""
+        """List the packs again on next use (other processes may have added or removed some).
+
+        Packs still listed keep their loaded index and open file; those gone are
+        retired, not closed: another thread may be reading them (closing a file
+        under a reader made it read whatever file got the descriptor next).
+        """
         with self._lock:
-            for p in [*(self._packs or []), *self._retired]:
-                if p.fd >= 0:
-                    os.close(p.fd)
-                    p.fd = -1
+            if self._packs is not None:
+                self._reusable.update((p.name, p) for p in self._packs)
             self._packs = None
-            self._retired = []
             self._forget_locations()
 
     def close(self) -> None:
-        """Close open pack files."""
-        self.refresh()
+        """Close every pack file this store opened (call it once no thread reads through it)."""
+        with self._lock:
+            packs = [*(self._packs or []), *self._reusable.values(), *self._retired]
+            self._packs, self._reusable, self._retired = None, {}, []
+            self._forget_locations()
+        for p in packs:
+            if p.fd >= 0:
+                os.close(p.fd)
+                p.fd = -1
 
     def _loose_path(self, oid: str) -> str:
         return os.path.join(self.loose_dir, oid[:2], oid[2:])
@@ -333,10 +356,9 @@ class LocalObjectStore:
             pack, _row = hit
             if any(p is pack for p in self._packs or ()) and not (self._quarantined and (pack.name, raw) in self._quarantined):
                 return hit
-        loc = self._locate(raw)
-        if loc is None:
+        found = self._locate(raw)
+        if found is None:
             return None
-        found = (self._load_packs()[loc[0]], loc[1])
         if self._where is None and len(memo) < _FOUND_MAX:
             memo[raw] = found  # the dict of this generation: one dropped meanwhile takes the entry with it
         return found
@@ -388,8 +410,8 @@ class LocalObjectStore:
     def _mark_broken(self, pack: LoadedPack, problem: str) -> None:
         """Stop using a pack whose file is damaged (its objects count as missing; fsck --repair rescues them)."""
         with self._lock:
-            if self._packs is not None and pack in self._packs:
-                self._packs.remove(pack)
+            if self._packs is not None and any(p is pack for p in self._packs):
+                self._packs = [p for p in self._packs if p is not pack]  # a new list: see __init__
                 self._forget_locations()
             if all(path != pack.pack_path for path, _ in self._damaged):
                 self._damaged.append((pack.pack_path, problem))
@@ -721,9 +743,9 @@ class LocalObjectStore:
     def copies(self) -> Iterator[StoredCopy]:
         """Every stored copy of every object, with its location (quarantined copies excluded)."""
         packs = self._load_packs()
-        for slot, pack in enumerate(packs):
+        for pack in packs:
             for row, (raw, length) in enumerate(zip(pack.index.ids, pack.index.lengths)):
-                if self._quarantined and self._is_quarantined(slot, row):
+                if self._quarantined and self.is_quarantined(pack, row):
                     continue
                 yield StoredCopy(raw.hex(), "pack", pack.pack_path, length, pack.encoding(row))
         yield from self.loose_copies()
@@ -869,7 +891,11 @@ class LocalObjectStore:
     def _published_pack(self, base: str) -> None:
         with self._lock:
             if self._packs is not None:
-                self._add_pack_locked(self._packs, self._where, base)
+                pack = self._read_pack(base)
+                self._packs = [*self._packs, pack]  # a new list: see __init__
+                if self._where is not None:
+                    self._where.update(zip(pack.index.ids, zip([pack] * len(pack.index), range(len(pack.index)))))
+                self._total_ids = None
 
     def _publish_pack(self, tmp: str, index_bytes: bytes) -> str:
         """Move a finished (fsynced) pack into place, then its index; return its base name.
@@ -894,7 +920,7 @@ class LocalObjectStore:
             os.unlink(pack.pack_path)
         except FileNotFoundError:
             pass
-        self.refresh()
+        self.refresh()  # (an open file of it is retired: its space is freed when the store closes)
 
 
 # The write transaction lives in its own module; imported here last (it needs this one) and re-exported.

@@ -82,12 +82,12 @@ def chunk_owners(store: LocalObjectStore, chunks: set[bytes]) -> dict[bytes, lis
 def chunks_reached(store: LocalObjectStore, raws: set[bytes]) -> set[bytes]:
     """Chunk ids of the chunked objects among ``raws`` (gc keeps them alive)."""
     out: set[bytes] = set()
-    for slot, pack in enumerate(store._load_packs()):
+    for pack in store._load_packs():
         encodings = pack.index.encodings
         if encodings is None:
             continue
         for row, enc in enumerate(encodings):
-            if enc == Encoding.CHUNKED and pack.index.ids[row] in raws and not store._is_quarantined(slot, row):
+            if enc == Encoding.CHUNKED and pack.index.ids[row] in raws and not store.is_quarantined(pack, row):
                 stored, size, _ = store._stored_record(pack, row)
                 try:
                     out.update(raw for raw, _ in decode_chunk_list(stored, size))
@@ -159,9 +159,8 @@ def repack(store: LocalObjectStore, packs: list[LoadedPack], keep: set[bytes]) -
     bad = 0
     try:
         for pack in packs:
-            slot = store._load_packs().index(pack)
             for row, raw in enumerate(pack.index.ids):
-                if raw not in keep or raw in copied or store._is_quarantined(slot, row):
+                if raw not in keep or raw in copied or store.is_quarantined(pack, row):
                     continue
                 stored, size, encoding = store._stored_record(pack, row)
                 ok = size >= 0
