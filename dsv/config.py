@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from dsv.base.formats import REPOSITORY_FORMAT
 from dsv.base.ondisk import OnDiskModel
@@ -28,7 +28,7 @@ class CoreConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    lock_timeout: float = 30.0
+    lock_timeout: float = Field(default=30.0, allow_inf_nan=False)
     """Seconds a writing command waits for another one to finish."""
     fsmonitor: bool = False
     """Ask a file-system monitor daemon what changed instead of walking the tree (docs/fsmonitor.md)."""

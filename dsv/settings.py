@@ -13,6 +13,7 @@ remotes go through the model.
 from __future__ import annotations
 
 import json
+import math
 
 from dsv.base.errors import CorruptMetadataError
 from dsv.base.records import FrozenRecord, init_field
@@ -86,6 +87,8 @@ def read_settings(data: bytes, *, what: str) -> Settings:
         timeout = core.get("lock_timeout", 30.0)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
             raise _Bad("core.lock_timeout", "Input should be a valid number")
+        if not math.isfinite(timeout):  # NaN would make every wait for a lock last for ever
+            raise _Bad("core.lock_timeout", "Input should be a finite number")
         monitor = core.get("fsmonitor", False)
         if not isinstance(monitor, bool):
             raise _Bad("core.fsmonitor", "Input should be a valid boolean")

@@ -392,6 +392,11 @@ def test_pack_file_deleted_by_hand_is_reported_not_looped_on(tmp_path: Path) -> 
     assert_one_line_error(res.stderr, res.returncode, contains=["fsck"])
     res = run_dsv(root, "fsck")
     assert res.returncode == 1 and "its pack file is missing" in res.stdout, res.stdout + res.stderr
+    # Status says so, and gc refuses, even before anything opened the pack (outside attack).
+    res = run_dsv(root, "status")
+    assert res.returncode == 0 and "its pack file is missing" in res.stderr and "fsck --repair" in res.stderr, res.stderr
+    res = run_dsv(root, "gc", "--grace", "0")
+    assert_one_line_error(res.stderr, res.returncode, contains=["its pack file is missing", "gc stopped without deleting anything"])
     # Nothing to rebuild from: repair sets the index aside and restores the files from the working tree.
     report = json.loads(run_dsv(root, "fsck", "--repair", "--json").stdout)
     assert sorted(Path(p).name for p in report["indexes_set_aside"]) == sorted(f"{n}.idx" for n in side_packs)

@@ -27,7 +27,7 @@ VALID: list[dict[str, Any]] = [
     {"format": 2, "core": {"fsmonitor": True, "lock_timeout": 1}},
     {"format": 2, "core": {"fsmonitor": False}},
 ]
-BAD_VALUES: list[Any] = [None, True, False, 0, 1, 2.5, -3, "", "x", "1", [], {}, ["a"], {"x": 1}, {"url": "u"}, {"url": 1}]
+BAD_VALUES: list[Any] = [None, True, False, 0, 1, 2.5, -3, float("nan"), float("inf"), "", "x", "1", [], {}, ["a"], {"x": 1}, {"url": "u"}, {"url": 1}]
 
 
 def _variants() -> list[tuple[str, dict[str, Any]]]:
@@ -129,3 +129,18 @@ def test_a_good_lock_timeout_is_kept(tmp_path: Any) -> None:
     dsv.Repo.init(tmp_path)
     assert run_dsv("config", "core.lock_timeout", "0.5", cwd=tmp_path, check=True).returncode == 0
     assert run_dsv("config", "core.lock_timeout", cwd=tmp_path, check=True).stdout.decode().strip() == "0.5"
+
+
+@pytest.mark.parametrize("text", ["{x", "[]", '{"format": "2"}', '{"format": 2, "core": {"lock_timeout": NaN}}'])
+def test_a_malformed_config_says_to_fix_it_by_hand_not_to_run_fsck(tmp_path: Any, text: str) -> None:
+    from conftest import run_dsv
+
+    import dsv
+
+    dsv.Repo.init(tmp_path)
+    (tmp_path / ".dsv" / "config.json").write_text(text)
+    for cmd in (["status"], ["fsck"]):
+        proc = run_dsv(*cmd, cwd=tmp_path)
+        err = proc.stderr.decode()
+        assert proc.returncode == 3 and err.count("\n") == 1 and "fix .dsv/config.json by hand" in err, err
+        assert "run 'dsv fsck'" not in err

@@ -18,6 +18,7 @@ import os
 
 from dsv.base.records import FrozenRecord, Record, init_field
 from dsv.repository import Repository
+from dsv.store.local import damaged_what
 from dsv.worktree.status import worktree_status
 
 TYPE_CHECKING = False
@@ -137,7 +138,7 @@ def repository_status(repo: Repository, progress: "Progress | None" = None) -> S
     for p in st.changed_while_reading:
         warn(f"{p} changed while it was being read")
     for path, problem in repo.store.damaged_indexes():
-        warn(f"pack index {os.path.basename(path)} is damaged ({problem}): run 'dsv fsck --repair'")
+        warn(f"{damaged_what(path)} is damaged: {problem}; run 'dsv fsck --repair'")
     pending = pending_checkout(repo)
     return StatusResult(
         head.branch,

@@ -130,6 +130,9 @@ class CorruptMetadataError(DsvError):
     default_hint = "run 'dsv fsck' to see what else is damaged"
 
     def __init__(self, what: str, detail: str, *, hint: str | None = None) -> None:
+        if hint is None and what.startswith("config"):
+            # Every command reads the config first, fsck included: only an edit can mend it.
+            hint = "no command runs until it reads, fsck included: fix .dsv/config.json by hand; the smallest valid one is {\"format\": 2}, the rest is in docs/format.md"
         super().__init__(f"{what} is malformed: {detail}", hint=hint)
         self.what = what
         self.detail = detail

@@ -11,7 +11,7 @@ from dsv.base.errors import CorruptMetadataError, StorageError
 from dsv.base.hashing import from_hex
 from dsv.maintenance.reach import walk_reachable
 from dsv.repository import Repository
-from dsv.store.local import LoadedPack
+from dsv.store.local import LoadedPack, damaged_what
 from dsv.store.upkeep import chunks_reached, orphan_packs, recheck_quarantined, repack
 from dsv.worktree.checkout import remove_leftovers, sweep_staging
 from dsv.worktree.recycle import empty_recycle
@@ -64,7 +64,7 @@ def gc(repo: Repository, grace_seconds: float) -> GcReport:
         damaged = store.damaged_indexes()
         if damaged:
             raise CorruptMetadataError(
-                f"pack index {os.path.basename(damaged[0][0])}", damaged[0][1], hint="gc stopped without deleting anything; run 'dsv fsck --repair' first"
+                damaged_what(damaged[0][0]), damaged[0][1], hint="gc stopped without deleting anything; run 'dsv fsck --repair' first"
             )
         reach = walk_reachable(repo)
         if reach.problems:

@@ -59,7 +59,7 @@ LOOSE_THRESHOLD = CHUNKED_THRESHOLD
 # every pack, built once lookups are many, takes over well before).
 _FOUND_MAX = 4096
 QUARANTINE_HINT = "the damaged copy was set aside: commit a file with these bytes again, or run 'dsv fsck --repair'"
-MISSING_PACK = "its pack file is missing (deleted or lost): its objects count as missing"
+MISSING_PACK = "its pack file is missing, deleted or lost; its objects count as missing"
 
 
 class PackGoneError(StorageError):
@@ -133,6 +133,11 @@ class QuarantinedCopy(FrozenRecord):
         init_field(self, "oid", oid)
         init_field(self, "origin", origin)
         init_field(self, "path", path)
+
+
+def damaged_what(path: str) -> str:
+    """``pack`` or ``pack index`` and the file's name, for a path :meth:`LocalObjectStore.damaged_indexes` lists."""
+    return f"{'pack' if path.endswith('.pack') else 'pack index'} {os.path.basename(path)}"
 
 
 def _same_file(pack: LoadedPack) -> bool:
@@ -250,8 +255,11 @@ class LocalObjectStore:
         return out
 
     def damaged_indexes(self) -> list[tuple[str, str]]:
-        """``(index path, problem)`` of every pack index that could not be read."""
-        self._load_packs()
+        """``(index or pack path, problem)`` of every pack index that could not be read, and of
+        every pack whose file is missing (one ``stat`` per pack not opened yet)."""
+        for pack in self._load_packs():
+            if pack.fd < 0 and not os.path.exists(pack.pack_path):
+                self._pack_vanished(pack)
         return list(self._damaged)
 
     def is_quarantined(self, pack: LoadedPack, row: int) -> bool:
