@@ -446,3 +446,64 @@ def test_a_filesystem_without_block_accounting_is_not_refused(tmp_path: Path, mo
                                                                      "f_files": 0, "f_favail": 0, "f_flag": real(p).f_flag})())
     materialize(str(root), store, [FileWrite("d/f", oids["d/f"], 4, MODE_FILE)], [], staging=str(tmp_path / "s"))
     assert (root / "d" / "f").read_bytes() == b"new\n"
+
+
+def _glob_reference(pattern: str, path: str) -> bool:
+    """An independent matcher for the subset the property test draws (literals, '*', '?'):
+    dynamic programming over characters, '*' and '?' never matching '/'."""
+    p, s = pattern, path
+    m, n = len(p), len(s)
+    dp = [[False] * (n + 1) for _ in range(m + 1)]
+    dp[0][0] = True
+    for i in range(1, m + 1):
+        for j in range(0, n + 1):
+            c = p[i - 1]
+            if c == "*":
+                dp[i][j] = dp[i - 1][j] or (j > 0 and s[j - 1] != "/" and dp[i][j - 1])
+            elif j > 0 and (c == s[j - 1] or (c == "?" and s[j - 1] != "/")):
+                dp[i][j] = dp[i - 1][j - 1]
+    return dp[m][n]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    pattern=st.text(alphabet="ab*?/", min_size=1, max_size=12).filter(lambda p: "**" not in p and not p.startswith("/") and not p.endswith("/")),
+    path=st.text(alphabet="ab/", min_size=1, max_size=14).filter(lambda s: "//" not in s and not s.startswith("/") and not s.endswith("/")),
+)
+def test_ignore_patterns_match_as_an_independent_matcher_does(pattern: str, path: str) -> None:
+    rules = IgnoreRules(["/" + pattern])  # anchored: the whole path against the whole pattern
+    assert rules.ignores_file(path) is _glob_reference(pattern, path), (pattern, path)
+
+
+def test_a_pattern_of_many_stars_does_not_backtrack_for_ever(tmp_path: Path) -> None:
+    # Found by an outside attack: '*a*a*a*a*a*a*a*a*b' against a 100-character name took
+    # minutes (a backtracking regex); git answers at once.
+    import subprocess
+    import sys
+
+    code = (
+        "from dsv.worktree.ignore import IgnoreRules\n"
+        "r = IgnoreRules(['*a*a*a*a*a*a*a*a*b', '!keep', 'x*a*a*a*a*a*a*a*a*/'])\n"
+        "assert not r.ignores_file('a' * 100)\n"
+        "assert r.ignores_file('a' * 99 + 'b')\n"
+        "assert r.ignores_dir('x' + 'a' * 100) and not r.ignores_dir('x' + 'a' * 7 + 'b' * 100)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
+def test_a_dsvignore_that_is_not_a_file_is_a_clear_error_not_a_hang(tmp_path: Path, kind: str) -> None:
+    from conftest import run_dsv
+
+    (tmp_path / "a.txt").write_text("a")
+    dsv.Repo.init(tmp_path)
+    target = tmp_path / ".dsvignore"
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "folder":
+        target.mkdir()
+    else:
+        target.symlink_to("/dev/zero")
+    proc = run_dsv("status", cwd=tmp_path)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and err.count("\n") == 1 and ".dsvignore is not a regular file" in err, err

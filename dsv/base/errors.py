@@ -32,6 +32,7 @@ maps the tree to a one-line message and an exit code in a single place
     │   └── NothingToCommitError
     ├── UsageError                    a bad argument value (durations, key=value)
     ├── StorageError                  the filesystem refused a read or write
+    │   └── PackGoneError             a pack the store had listed was removed (gc elsewhere): reads retry
     ├── RemoteError                   a remote repository (fsspec URL) failed us
     │   ├── UnknownRemoteError        no remote of that name is configured
     │   ├── RemoteUnreachableError    endpoint down, DNS, timeout
@@ -339,6 +340,19 @@ class StorageError(DsvError):
         self.path = path
         self.errno = error.errno
         self.published = False
+
+
+class PackGoneError(StorageError):
+    """A pack the object store had listed is no longer there: ``dsv gc`` in another process
+    removed it (its objects moved to a new pack), or it was deleted by hand.
+
+    The store has listed the packs again when this is raised; every read retries
+    once it is caught, so a long-lived reader follows a gc without noticing.
+    """
+
+    def __init__(self, path: str, error: OSError) -> None:
+        super().__init__("open", path, error)
+        self.hint = "another process (dsv gc) removed it while this one read: run the command again; if it persists, run 'dsv fsck'"
 
 
 def _storage_hint(code: int | None) -> str:

@@ -14,6 +14,7 @@ Syntax (gitignore's, path components separated by ``/``):
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 
@@ -21,51 +22,81 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 """A ``{name}`` placeholder of a folder pattern."""
 
 
+_ATOMIC_NAMES = itertools.count()
+
+
 def translate(glob: str, placeholder: Callable[[str], str] | None = None) -> str:
     """Regex source for one glob, without anchors.
+
+    A run of ``*`` and fixed text between two ``*`` within a component matches
+    the fixed text's leftmost occurrence, atomically (the lookahead and
+    back-reference trick of :func:`fnmatch.translate`): a plain ``[^/]*a[^/]*a...``
+    backtracks through every split, minutes for ``*a*a*a*a*a*a*a*a*b`` against a
+    100-character name. Taking the leftmost occurrence loses no match there,
+    since the ``*`` after it absorbs any text the ``*`` before it would have
+    (neither crosses a ``/``, and the fixed text holds none).
 
     Args:
         glob: the pattern.
         placeholder: when given, ``{name}`` is replaced by ``placeholder(name)``;
             otherwise braces are literal characters.
     """
-    out = []
+    # (kind, regex source): kind "star" for '*', "fixed" for text that never matches '/',
+    # "other" for the rest (a '/', '**', a class that might match '/', a placeholder).
+    tokens: list[tuple[str, str]] = []
     i, n = 0, len(glob)
     while i < n:
         c = glob[i]
         if c == "{" and placeholder is not None:
             m = PLACEHOLDER.match(glob, i)
             if m:
-                out.append(placeholder(m.group(1)))
+                tokens.append(("other", placeholder(m.group(1))))
                 i = m.end()
                 continue
         if c == "*":
             if glob.startswith("**", i):
                 # "**/" matches zero or more directories; a trailing "**" everything.
                 if glob.startswith("**/", i):
-                    out.append("(?:.*/)?")
+                    tokens.append(("other", "(?:.*/)?"))
                     i += 3
                     continue
-                out.append(".*")
+                tokens.append(("other", ".*"))
                 i += 2
                 continue
-            out.append("[^/]*")
+            tokens.append(("star", "[^/]*"))
         elif c == "?":
-            out.append("[^/]")
+            tokens.append(("fixed", "[^/]"))
         elif c == "[":
             j = glob.find("]", i + 2 if glob.startswith("[!", i) or glob.startswith("[^", i) else i + 1)
             if j == -1:
-                out.append(re.escape(c))
+                tokens.append(("fixed", re.escape(c)))
             else:
                 body = glob[i + 1 : j]
-                if body.startswith(("!", "^")):
+                negated = body.startswith(("!", "^"))
+                if negated:
                     body = "^/" + body[1:]  # a negated class never matches the separator
-                out.append("[" + body.replace("\\", "\\\\") + "]")
+                tokens.append(("other" if "/" in body[negated * 2 :] else "fixed", "[" + body.replace("\\", "\\\\") + "]"))
                 i = j
         elif c == "\\" and i + 1 < n:
             i += 1
-            out.append(re.escape(glob[i]))
+            tokens.append(("other" if glob[i] == "/" else "fixed", re.escape(glob[i])))
         else:
-            out.append(re.escape(c))
+            tokens.append(("other" if c == "/" else "fixed", re.escape(c)))
         i += 1
+    out = []
+    k = 0
+    while k < len(tokens):
+        kind, src = tokens[k]
+        if kind == "star":
+            j = k + 1
+            while j < len(tokens) and tokens[j][0] == "fixed":
+                j += 1
+            if j > k + 1 and j < len(tokens) and tokens[j][0] == "star":
+                name = f"_a{next(_ATOMIC_NAMES)}"
+                fixed = "".join(t[1] for t in tokens[k + 1 : j])
+                out.append(f"(?=(?P<{name}>[^/]*?{fixed}))(?P={name})")
+                k = j  # the next '*' starts the next run
+                continue
+        out.append(src)
+        k += 1
     return "".join(out)

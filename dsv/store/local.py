@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, StorageError
+from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, PackGoneError, StorageError
 from dsv.base.fsio import atomic_write_bytes, fsync_dir
 from dsv.base.log import logger
 from dsv.base.records import FrozenRecord, Record, init_field
@@ -60,19 +60,6 @@ LOOSE_THRESHOLD = CHUNKED_THRESHOLD
 _FOUND_MAX = 4096
 QUARANTINE_HINT = "the damaged copy was set aside: commit a file with these bytes again, or run 'dsv fsck --repair'"
 MISSING_PACK = "its pack file is missing, deleted or lost; its objects count as missing"
-
-
-class PackGoneError(StorageError):
-    """A pack this store had listed is no longer there: ``dsv gc`` in another process removed it
-    (its objects moved to a new pack), or it was deleted by hand.
-
-    The store has re-read the pack list when this is raised; every read retries
-    once it is caught, so a long-lived reader follows a gc without noticing.
-    """
-
-    def __init__(self, path: str, error: OSError) -> None:
-        super().__init__("open", path, error)
-        self.hint = "another process (dsv gc) removed it while this one read: run the command again; if it persists, run 'dsv fsck'"
 
 
 class LoadedPack(Record):

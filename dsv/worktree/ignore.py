@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 
 from dsv.base.globs import translate as _translate
 from dsv.base.records import FrozenRecord, init_field
@@ -121,11 +122,38 @@ class IgnoreRules:
         return self._dir_re is not None and self._dir_re.match(path) is not None
 
 
+IGNORE_MAX_BYTES = 16 << 20
+"""A ``.dsvignore`` larger than this is refused (a symlink to a huge file would fill memory)."""
+
+
 def load_ignore(root: str) -> IgnoreRules | None:
-    """Rules from ``root/.dsvignore``, or ``None`` when there is none."""
+    """Rules from ``root/.dsvignore``, or ``None`` when there is none.
+
+    Opened without blocking and read only if it is a regular file (a symlink to
+    one is followed): a FIFO, a device or a folder there is a usage error, not a
+    hang or an endless read.
+    """
+    from dsv.base.errors import StorageError, UsageError
+
+    path = os.path.join(root, IGNORE_FILE)
     try:
-        with open(os.path.join(root, IGNORE_FILE), encoding="utf-8", errors="surrogateescape") as f:
-            rules = IgnoreRules(f.read().splitlines())
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return None
+    except OSError as err:
+        raise StorageError("read", path, err) from err
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{IGNORE_FILE} is not a regular file", hint=f"make {path} a text file of patterns, or remove it")
+        if st.st_size > IGNORE_MAX_BYTES:
+            raise UsageError(f"{IGNORE_FILE} is {st.st_size} bytes, more than a file of patterns holds", hint=f"check {path}")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    except OSError as err:
+        raise StorageError("read", path, err) from err
+    finally:
+        os.close(fd)
+    rules = IgnoreRules(b"".join(chunks).decode("utf-8", "surrogateescape").splitlines())
     return rules or None
