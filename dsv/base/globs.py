@@ -41,8 +41,8 @@ def translate(glob: str, placeholder: Callable[[str], str] | None = None) -> str
         placeholder: when given, ``{name}`` is replaced by ``placeholder(name)``;
             otherwise braces are literal characters.
     """
-    # (kind, regex source): kind "star" for '*', "fixed" for text that never matches '/',
-    # "other" for the rest (a '/', '**', a class that might match '/', a placeholder).
+    # (kind, regex source): "star" '*', "dstar" '**', "dirs" '**/', "slash" '/', "fixed" text
+    # that never matches '/', "other" the rest (a class that might match '/', a placeholder).
     tokens: list[tuple[str, str]] = []
     i, n = 0, len(glob)
     while i < n:
@@ -57,10 +57,10 @@ def translate(glob: str, placeholder: Callable[[str], str] | None = None) -> str
             if glob.startswith("**", i):
                 # "**/" matches zero or more directories; a trailing "**" everything.
                 if glob.startswith("**/", i):
-                    tokens.append(("other", "(?:.*/)?"))
+                    tokens.append(("dirs", "(?:.*/)?"))
                     i += 3
                     continue
-                tokens.append(("other", ".*"))
+                tokens.append(("dstar", ".*"))
                 i += 2
                 continue
             tokens.append(("star", "[^/]*"))
@@ -79,24 +79,43 @@ def translate(glob: str, placeholder: Callable[[str], str] | None = None) -> str
                 i = j
         elif c == "\\" and i + 1 < n:
             i += 1
-            tokens.append(("other" if glob[i] == "/" else "fixed", re.escape(glob[i])))
+            tokens.append(("slash" if glob[i] == "/" else "fixed", re.escape(glob[i])))
         else:
-            tokens.append(("other" if c == "/" else "fixed", re.escape(c)))
+            tokens.append(("slash" if c == "/" else "fixed", re.escape(c)))
         i += 1
     out = []
     k = 0
     while k < len(tokens):
         kind, src = tokens[k]
-        if kind == "star":
+        if kind in _LAZY:
             j = k + 1
-            while j < len(tokens) and tokens[j][0] == "fixed":
+            while j < len(tokens) and tokens[j][0] in ("fixed", "slash"):
                 j += 1
-            if j > k + 1 and j < len(tokens) and tokens[j][0] == "star":
+            if j > k + 1 and j < len(tokens) and _leftmost_is_enough(kind, tokens[k + 1 : j], tokens[j][0]):
                 name = f"_a{next(_ATOMIC_NAMES)}"
                 fixed = "".join(t[1] for t in tokens[k + 1 : j])
-                out.append(f"(?=(?P<{name}>[^/]*?{fixed}))(?P={name})")
-                k = j  # the next '*' starts the next run
+                out.append(f"(?=(?P<{name}>{_LAZY[kind]}{fixed}))(?P={name})")
+                k = j  # the next wildcard starts the next run
                 continue
         out.append(src)
         k += 1
     return "".join(out)
+
+
+_LAZY = {"star": "[^/]*?", "dstar": ".*?", "dirs": "(?:.*?/)??"}
+"""Each wildcard's lazy form, which finds the leftmost place the fixed text after it matches."""
+
+
+def _leftmost_is_enough(before: str, fixed: list[tuple[str, str]], after: str) -> bool:
+    """Whether the leftmost match of ``fixed`` after the wildcard ``before`` loses no match,
+    given the wildcard ``after`` it: the later wildcard must absorb the text between the
+    leftmost match and any later one. ``**`` absorbs anything; ``**/`` any text ending in
+    ``/`` (so ``fixed`` must end with one); ``*`` text without ``/`` (so ``before`` must
+    be ``*`` too and ``fixed`` hold no ``/``)."""
+    if after == "dstar":
+        return True
+    if after == "dirs":
+        return fixed[-1][0] == "slash"
+    if after == "star":
+        return before == "star" and all(kind == "fixed" for kind, _ in fixed)
+    return False
