@@ -515,3 +515,45 @@ def test_a_dsvignore_that_is_not_a_file_is_a_clear_error_not_a_hang(tmp_path: Pa
     proc = run_dsv("status", cwd=tmp_path)
     err = proc.stderr.decode()
     assert proc.returncode == 2 and err.count("\n") == 1 and ".dsvignore is not a regular file" in err, err
+
+
+def test_on_a_whole_second_filesystem_recent_keys_are_saved_as_unknown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by an outside attack on a 1-second-timestamp ext4: a file checkout wrote, then
+    # edited in the same second (same size), kept size, times and inode: status missed the
+    # edit and the next checkout overwrote it. A key taken in the second its file was
+    # written is not trusted there.
+    import time
+
+    monkeypatch.setattr(statcache, "_coarse_timestamps", lambda folder: True)
+    now = time.time_ns()
+    second = now - now % 1_000_000_000
+    old = statcache.KEY.pack(5, second - 10_000_000_000, second - 10_000_000_000, 11, 0o100644)
+    fresh = statcache.KEY.pack(5, second, second, 12, 0o100644)  # written this second
+    cache = StatCache("c", "m", ["a", "b"], [b"\0" * 16, b"\1" * 16], [5, 5], [0o100644, 0o100644], [old, fresh])
+    path = str(tmp_path / "statcache")
+    statcache.save(path, cache)
+    loaded = statcache.load(path)
+    assert loaded is not None
+    assert loaded.key(loaded.index["a"]) == old
+    assert loaded.key(loaded.index["b"]) == statcache.UNKNOWN_KEY
+    # With finer timestamps nothing is forgotten at save (the load-time rule covers a tick).
+    monkeypatch.setattr(statcache, "_coarse_timestamps", lambda folder: False)
+    cache = StatCache("c", "m", ["a", "b"], [b"\0" * 16, b"\1" * 16], [5, 5], [0o100644, 0o100644], [old, fresh])
+    statcache.save(path, cache)
+    os.utime(path, ns=(second + 5_000_000_000, second + 5_000_000_000))  # the cache file is newer than both rows
+    loaded = statcache.load(path)
+    assert loaded is not None and loaded.key(loaded.index["b"]) == fresh
+
+
+def test_a_checkout_on_a_whole_second_filesystem_leaves_its_files_to_be_rehashed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(statcache, "_coarse_timestamps", lambda folder: True)
+    write_tree(tmp_path, {"x.txt": "AAAA", "y.txt": "keep"})
+    repo = dsv.Repo.init(tmp_path)
+    repo.commit("a")
+    (tmp_path / "x.txt").write_text("BBBB")
+    repo.commit("b")
+    repo.checkout("HEAD~1")
+    cache = statcache.load(str(tmp_path / ".dsv" / "statcache"))
+    assert cache is not None and cache.key(cache.index["x.txt"]) == statcache.UNKNOWN_KEY
+    (tmp_path / "x.txt").write_text("MINE")  # same size, same second: found because the key is unknown
+    assert dsv.Repo(tmp_path).status().modified == ("x.txt",)

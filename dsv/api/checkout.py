@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -101,6 +102,7 @@ def checkout(
                     branch = head.branch  # 'dsv checkout -f HEAD' discards changes; it does not leave the branch
                 elif re.fullmatch(r"[^~^]+", rev) and repo.refs.read(f"{HEADS}/{rev}") is not None:
                     branch = rev
+            writing_from_ns = time.time_ns()  # the stat keys of the files written are taken after this
             prepared = prepare(api.root, repo.store, plan.writes, plan.removals, force=force)
             staged = stage(prepared, repo.store, staging_folder(api.root), progress)
             # The record names what re-running means: the branch, or the commit (never 'HEAD~1').
@@ -124,6 +126,7 @@ def checkout(
                 staged.discard()
             if rel is None:
                 new_cache = plan.new_cache(keys, target.commit_id, target.commit.manifest)
+                new_cache.opened_ns = min(new_cache.opened_ns, writing_from_ns)
                 repo.save_statcache(new_cache)
                 if monitor is not None and monitor.changed is not None:
                     # The switch looked only at what it wrote: every other path the monitor

@@ -27,7 +27,6 @@ import bisect
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
 
 from dsv.base.errors import CorruptMetadataError, CorruptObjectError, DsvError, ObjectNotFoundError, PackGoneError, StorageError
 from dsv.base.fsio import atomic_write_bytes, fsync_dir
@@ -50,7 +49,11 @@ from dsv.store.pack import (
 )
 
 
-_T = TypeVar("_T")
+TYPE_CHECKING = False  # (typing itself is not imported: status starts without it)
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
 
 LOOSE_THRESHOLD = CHUNKED_THRESHOLD
 """Objects at least this large are stored as chunks (format 1 stored them as loose files)."""

@@ -37,6 +37,7 @@ import os
 import stat as stat_module
 import struct
 import sys
+import time
 from array import array
 
 
@@ -107,6 +108,8 @@ class StatCache:
         self._index: dict[str, int] | None = None
         self.identity: FileIdentity | None = None
         """``(size, mtime_ns, inode)`` of the file it was loaded from (``None``: not from a file)."""
+        self.opened_ns = time.time_ns()
+        """When it was made or loaded: every key it records later was taken after this (see :func:`save`)."""
 
     def __len__(self) -> int:
         return self._count if self._path_blob is not None and self._count is not None else len(self._paths)
@@ -233,7 +236,9 @@ class StatCache:
                 sizes.append(size)
                 modes.append(mode)
                 keys += UNKNOWN_KEY if key is None else key
-        return StatCache(commit, manifest, paths, None, sizes, modes, None, oid_blob=bytes(oid_blob), key_blob=keys)
+        patched = StatCache(commit, manifest, paths, None, sizes, modes, None, oid_blob=bytes(oid_blob), key_blob=keys)
+        patched.opened_ns = self.opened_ns  # the keys added were taken since this cache was opened
+        return patched
 
 
 class NewRows:
@@ -467,22 +472,60 @@ def load(path: str) -> StatCache | None:
     return cache
 
 
+COARSE_CLOCK_NS = 2_000_000_000
+"""The coarsest file timestamp granularity dsv allows for: 2 s (FAT); ext4 with small inodes, HFS+ and some network filesystems have 1 s."""
+
+
 def save(path: str, cache: StatCache) -> FileIdentity | None:
     """Write the cache atomically (not fsynced: losing it costs a re-hash, never data); return the file's identity.
 
     An empty folder in its place (the rename cannot replace it) is removed first.
+
+    On a filesystem whose timestamps are whole seconds, a row whose mtime or ctime
+    is not older than the granule in which the cache was opened is written as
+    unknown (re-hashed next time): its key may have been taken in the second the
+    file was written, and an edit later in that second would leave size, times
+    and inode as they were. (With finer timestamps the window is a clock tick, and
+    the rows newer than the cache file itself are re-hashed when it is loaded, as
+    git does for its index.)
     """
     if os.path.isdir(path) and not os.path.islink(path):
         try:
             os.rmdir(path)
         except OSError:
             pass
+    if len(cache) and _coarse_timestamps(os.path.dirname(path) or "."):
+        _forget_recent_keys(cache, cache.opened_ns - cache.opened_ns % COARSE_CLOCK_NS)
     atomic_write_bytes(path, encode_parts(cache), durable=False)
     try:
         st = os.stat(path)
     except OSError:
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _coarse_timestamps(folder: str) -> bool:
+    """Whether the filesystem holding ``folder`` (``.dsv``, changed by every save) keeps whole seconds only."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return False
+    return st.st_mtime_ns % 1_000_000_000 == 0 and st.st_ctime_ns % 1_000_000_000 == 0
+
+
+def _forget_recent_keys(cache: StatCache, since_ns: int) -> None:
+    """Make unknown the keys of rows whose mtime or ctime is at or after ``since_ns``."""
+    blob = cache.key_blob
+    if not len(cache) or _newest_ns(blob) < since_ns:
+        return
+    words = array("q")
+    words.frombytes(bytes(blob))
+    if sys.byteorder != "little":
+        words.byteswap()
+    size = KEY.size
+    for i in range(len(cache)):
+        if words[5 * i + 1] >= since_ns or words[5 * i + 2] >= since_ns:
+            blob[size * i : size * (i + 1)] = UNKNOWN_KEY
 
 
 def cache_from_table(commit: str | None, manifest: str | None, table: "pa.Table") -> StatCache:
