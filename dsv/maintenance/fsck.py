@@ -14,6 +14,7 @@ commits and paths that need it.
 
 from __future__ import annotations
 
+import bisect
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,7 @@ def fsck(repo: Repository, progress: Progress | None = None, *, repair: bool = F
             _rebuild_indexes(repo, report)
             checked = _check(repo, progress, report)
             _restore_from_worktree(repo, checked, report)
+            _restore_manifest_chunks(repo, checked, report)
             final = _check(repo, progress, FsckReport(repaired=report.repaired, indexes_rebuilt=report.indexes_rebuilt, indexes_set_aside=report.indexes_set_aside))
             final.quarantined += checked.quarantined
             return final
@@ -242,3 +244,52 @@ def _restore_from_worktree(repo: Repository, checked: FsckReport, report: FsckRe
         writer.abort()
         raise
     report.repaired.extend(stored)
+
+
+def _restore_manifest_chunks(repo: Repository, checked: FsckReport, report: FsckReport) -> None:
+    """Store again every missing or corrupt manifest chunk of HEAD whose rows the stat cache holds.
+
+    The stat cache mirrors HEAD's manifest (path, id, size, mode per file): the rows
+    between a chunk's bounds, encoded again, are the chunk's bytes, which is checked
+    by their hash before anything is stored. (A chunk of an older commit, or one the
+    cache no longer mirrors, stays reported.)
+    """
+    lost = {p.oid for p in checked.problems if p.kind in ("missing-object", "corrupt-object") and p.oid}
+    head = repo.refs.head().commit
+    if not lost or head is None:
+        return
+    from dsv.base.hashing import hash_bytes
+    from dsv.manifest import entries_table, read_manifest
+    from dsv.manifest.encoding import encode_chunk
+    from dsv.worktree import statcache
+
+    try:
+        manifest = read_manifest(repo.store, repo.history.commit(head).manifest)
+    except DsvError:
+        return
+    wanted = [(i, c) for i, c in enumerate(manifest.chunk_ids()) if c in lost]
+    cache = statcache.load(repo.layout.statcache) if wanted else None
+    if cache is None or cache.manifest != manifest.oid:
+        return
+    order = sorted(range(len(cache)), key=cache.paths.__getitem__)
+    paths = [cache.paths[r] for r in order]
+    firsts, lasts = manifest.root.column("first").to_pylist(), manifest.root.column("last").to_pylist()
+    found: list[tuple[str, bytes]] = []
+    for i, chunk in wanted:
+        lo, hi = bisect.bisect_left(paths, firsts[i]), bisect.bisect_right(paths, lasts[i])
+        rows = order[lo:hi]
+        table = entries_table([cache.paths[r] for r in rows], [cache.oid(r) for r in rows], [cache.sizes[r] for r in rows], [cache.modes[r] for r in rows])
+        data = encode_chunk(table)
+        if hash_bytes(data) == chunk:
+            found.append((chunk, data))
+    if not found:
+        return
+    writer = repo.store.begin_write()
+    try:
+        for _, data in found:
+            writer.add_bytes(data, compress=True)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    report.repaired.extend(Repaired(chunk, "the stat cache (HEAD's manifest rows)") for chunk, _ in found)
