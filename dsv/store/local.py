@@ -51,7 +51,7 @@ from dsv.store.pack import (
 
 TYPE_CHECKING = False  # (typing itself is not imported: status starts without it)
 if TYPE_CHECKING:
-    from typing import TypeVar
+    from typing import Any, TypeVar
 
     _T = TypeVar("_T")
 
@@ -585,14 +585,8 @@ class LocalObjectStore:
         def mapped(pack: LoadedPack, row: int) -> ChunkMap | None:
             if pack.encoding(row) != Encoding.CHUNKED:
                 return None
-            stored, size, _ = self._stored_record(pack, row, view=True)  # kept by the map: no copy of a ~300 KB list
-            try:
-                if size < 0:
-                    raise ValueError("truncated")
-                return ChunkMap(stored, size)
-            except ValueError:
-                self._quarantine_packed(oid, pack, row)
-                raise CorruptObjectError(oid, "<bad chunk list>", location=pack.pack_path).with_hint(QUARANTINE_HINT) from None
+            # A view of what was read, kept by the map: no copy of a ~300 KB list.
+            return self._chunk_list_record(oid, pack, row, ChunkMap, view=True)
 
         return self._on_packed_copy(from_hex(oid), mapped)
 
@@ -647,11 +641,16 @@ class LocalObjectStore:
         """Nothing to do: a local store is complete."""
 
     def _chunks_of(self, oid: str, pack: LoadedPack, row: int) -> list[tuple[bytes, int]]:
-        stored, size, _ = self._stored_record(pack, row)
+        return self._chunk_list_record(oid, pack, row, decode_chunk_list)
+
+    def _chunk_list_record(self, oid: str, pack: LoadedPack, row: int, decode: "Callable[[Any, int], _T]", *, view: bool = False) -> "_T":
+        """``decode(stored bytes, size)`` of the chunk list at ``row`` of ``pack``; one that does
+        not decode (``ValueError``) is quarantined and reported corrupt."""
+        stored, size, _ = self._stored_record(pack, row, view=view)
         try:
             if size < 0:
                 raise ValueError("truncated")
-            return decode_chunk_list(stored, size)
+            return decode(stored, size)
         except ValueError:
             self._quarantine_packed(oid, pack, row)
             raise CorruptObjectError(oid, "<bad chunk list>", location=pack.pack_path).with_hint(QUARANTINE_HINT) from None
