@@ -130,6 +130,11 @@ def damaged_what(path: str) -> str:
     return f"{'pack' if path.endswith('.pack') else 'pack index'} {os.path.basename(path)}"
 
 
+def _locations(pack: LoadedPack) -> "Iterator[tuple[bytes, tuple[LoadedPack, int]]]":
+    """``(id, (pack, row))`` for every row of ``pack``, to fill a store's dict of locations."""
+    return zip(pack.index.ids, zip([pack] * len(pack.index), range(len(pack.index))))
+
+
 def _same_file(pack: LoadedPack) -> bool:
     """Whether a loaded pack's open file (if any) is still the one at its path (repair may replace it)."""
     if pack.fd < 0:
@@ -201,12 +206,11 @@ class LocalObjectStore:
             names = []
         for n in names:
             base = n[:-4]
-            old = reuse.pop(base, None)
+            old = reuse.get(base)
             if base in known_bad:
                 found.append(known_bad[base])
             elif old is not None and _same_file(old):
-                packs.append(old)
-                continue
+                packs.append(reuse.pop(base))
             else:
                 try:
                     packs.append(self._read_pack(base))
@@ -214,9 +218,8 @@ class LocalObjectStore:
                     # One damaged index must not stop the store: its objects count as missing.
                     found.append((os.path.join(self.packs_dir, n), err.message))
                     logger(__name__).warning("skipping %s: %s", n, err.message)
-            if old is not None:
-                reuse[base] = old  # not used again: retired below
-        # Packs no longer listed (or replaced by repair) whose file is open: a thread may be reading it.
+        # What is left of reuse is no longer listed (or was replaced by repair): a thread may be
+        # reading an open one.
         self._retired.extend(p for p in reuse.values() if p.fd >= 0)
         self._packs = packs
         self._damaged = found
@@ -276,7 +279,7 @@ class LocalObjectStore:
                     if self._where is None and packs is self._packs:
                         built: dict[bytes, tuple[LoadedPack, int]] = {}
                         for pack in packs:
-                            built.update(zip(pack.index.ids, zip([pack] * len(pack.index), range(len(pack.index)))))
+                            built.update(_locations(pack))
                         for name, qraw in self._quarantined:
                             hit = built.get(qraw)
                             if hit is not None and hit[0].name == name:
@@ -500,8 +503,7 @@ class LocalObjectStore:
                 if refreshed:
                     missing = ObjectNotFoundError(oid)
                     if self._damaged:
-                        what = "pack" if self._damaged[0][0].endswith(".pack") else "pack index"
-                        missing.hint = f"a {what} is damaged or missing ({os.path.basename(self._damaged[0][0])}); run 'dsv fsck --repair'"
+                        missing.hint = f"{damaged_what(self._damaged[0][0])} is damaged or missing; run 'dsv fsck --repair'"
                     raise missing from None
                 self.refresh()  # another process may have published a pack meanwhile
                 refreshed = True
@@ -891,7 +893,7 @@ class LocalObjectStore:
                 pack = self._read_pack(base)
                 self._packs = [*self._packs, pack]  # a new list: see __init__
                 if self._where is not None:
-                    self._where.update(zip(pack.index.ids, zip([pack] * len(pack.index), range(len(pack.index)))))
+                    self._where.update(_locations(pack))
                 self._total_ids = None
 
     def _publish_pack(self, tmp: str, index_bytes: bytes) -> str:

@@ -365,14 +365,7 @@ def decode(data: bytes, racy_after_ns: int) -> StatCache | None:
         # records the newest mtime/ctime, so a settled cache needs no pass over its rows.
         newest = header.get("newest_ns")
         if n and (not isinstance(newest, int) or newest >= racy_after_ns):
-            words = array("q")
-            words.frombytes(bytes(key_blob))
-            if sys.byteorder != "little":
-                words.byteswap()
-            mt, ct = words[1::5], words[2::5]
-            for i in range(n):
-                if mt[i] >= racy_after_ns or ct[i] >= racy_after_ns:
-                    key_blob[ksize * i : ksize * (i + 1)] = UNKNOWN_KEY
+            _forget_keys_since(key_blob, n, racy_after_ns)
         return StatCache.with_path_blob(
             header.get("commit"), header.get("manifest"), path_text, n, sizes=sizes, modes=modes, oid_blob=oid_blob, key_blob=key_blob
         )
@@ -515,16 +508,20 @@ def _coarse_timestamps(folder: str) -> bool:
 
 def _forget_recent_keys(cache: StatCache, since_ns: int) -> None:
     """Make unknown the keys of rows whose mtime or ctime is at or after ``since_ns``."""
-    blob = cache.key_blob
-    if not len(cache) or _newest_ns(blob) < since_ns:
-        return
+    if len(cache) and _newest_ns(cache.key_blob) >= since_ns:
+        _forget_keys_since(cache.key_blob, len(cache), since_ns)
+
+
+def _forget_keys_since(blob: bytearray, n: int, since_ns: int) -> None:
+    """In ``n`` packed keys, make unknown those whose mtime or ctime is at or after ``since_ns``."""
     words = array("q")
     words.frombytes(bytes(blob))
     if sys.byteorder != "little":
         words.byteswap()
     size = KEY.size
-    for i in range(len(cache)):
-        if words[5 * i + 1] >= since_ns or words[5 * i + 2] >= since_ns:
+    mt, ct = words[1::5], words[2::5]
+    for i in range(n):
+        if mt[i] >= since_ns or ct[i] >= since_ns:
             blob[size * i : size * (i + 1)] = UNKNOWN_KEY
 
 
